@@ -1,0 +1,546 @@
+//! The hub: which agent links this replica holds, which callers wait for which results, and the
+//! pump that moves queued commands from the store down each link.
+//!
+//! **Invariant:** every command a caller submits ends in exactly one final result in the store
+//! (completed, failed or timeout), and the waiting caller is woken with it no later than its
+//! deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use kubeline_shared::api::{CommandResult, ResultStatus, Truncation};
+use kubeline_shared::protocol::{BrokerMessage, Done, Execute, OutputChunk};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken as CancelToken;
+use tracing::{debug, info, warn};
+
+use crate::store::{ClusterRecord, QueuedCommand, Store, StoreEvent, StoreResult};
+
+/// How many commands the pump takes from the store at once.
+const TAKE_BATCH: usize = 64;
+
+/// Tunables of the hub.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// How often the broker pings each agent and refreshes its presence.
+    pub ping_interval: Duration,
+    /// How long a link may stay silent before it is considered dead.
+    pub link_timeout: Duration,
+    /// Lifetime of a presence claim that is not refreshed.
+    pub presence_ttl: Duration,
+    /// How long results are kept.
+    pub result_ttl: Duration,
+    /// How long a command taken by another replica may go without keep-alive before this
+    /// replica takes it over.
+    pub abandoned_after: Duration,
+    /// How often each pump looks at its queue without being rung.
+    pub poll_interval: Duration,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(5),
+            link_timeout: Duration::from_secs(15),
+            presence_ttl: Duration::from_secs(20),
+            result_ttl: Duration::from_secs(3600),
+            abandoned_after: Duration::from_secs(15),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a submitted command produced no result for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The hub of one broker replica.
+pub struct Hub {
+    broker_id: String,
+    store: Arc<dyn Store>,
+    settings: HubSettings,
+    links: Mutex<HashMap<String, Arc<LinkState>>>,
+    waiters: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
+    next_link: AtomicU64,
+    draining: CancelToken,
+}
+
+/// Hub-side state of one live agent link.
+pub struct LinkState {
+    id: u64,
+    cluster_id: String,
+    /// Frames to send to the agent.
+    outbound: mpsc::Sender<BrokerMessage>,
+    /// Wakes the pump.
+    bell: Notify,
+    /// Commands sent down the link and not yet done.
+    in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Cancelled when the link must close (replaced, revoked, broker draining).
+    closing: CancelToken,
+    last_seen: Mutex<Instant>,
+}
+
+struct InFlight {
+    command: QueuedCommand,
+    output: String,
+    dropped: u64,
+}
+
+impl LinkState {
+    /// Cluster this link serves.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Resolves when the link must close.
+    pub async fn closing(&self) {
+        self.closing.cancelled().await;
+    }
+
+    /// Records that the agent was heard from.
+    pub fn saw_agent(&self) {
+        *self.last_seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Time since the agent was last heard from.
+    pub fn silence(&self) -> Duration {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of commands running on the agent.
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight().len()
+    }
+}
+
+impl Hub {
+    /// A hub for replica `broker_id` over `store`; call [`Hub::run_events`] to start it.
+    pub fn new(broker_id: String, store: Arc<dyn Store>, settings: HubSettings) -> Arc<Self> {
+        Arc::new(Self {
+            broker_id,
+            store,
+            settings,
+            links: Mutex::default(),
+            waiters: Mutex::default(),
+            next_link: AtomicU64::new(1),
+            draining: CancelToken::new(),
+        })
+    }
+
+    /// This replica's id.
+    pub fn broker_id(&self) -> &str {
+        &self.broker_id
+    }
+
+    /// The store behind the hub.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The hub's settings.
+    pub fn settings(&self) -> &HubSettings {
+        &self.settings
+    }
+
+    /// Subscribes to store events and dispatches them until the store's channel closes.
+    pub async fn start(self: &Arc<Self>) -> StoreResult<()> {
+        let (tx, mut rx) = mpsc::channel(4096);
+        self.store.subscribe(&self.broker_id, tx).await?;
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let Some(hub) = hub.upgrade() else { return };
+                match event {
+                    StoreEvent::Queued(cluster) => hub.ring(&cluster),
+                    StoreEvent::Result(result) => hub.wake(*result),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LinkState>>> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<CommandResult>>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this replica holds the link of `cluster_id`.
+    pub fn holds_link(&self, cluster_id: &str) -> bool {
+        self.links().contains_key(cluster_id)
+    }
+
+    /// Whether `link` is the link this replica uses for its cluster (not replaced).
+    pub fn is_current(&self, link: &LinkState) -> bool {
+        self.links()
+            .get(&link.cluster_id)
+            .is_some_and(|l| l.id == link.id)
+    }
+
+    /// Number of agent links this replica holds.
+    pub fn link_count(&self) -> usize {
+        self.links().len()
+    }
+
+    fn ring(&self, cluster_id: &str) {
+        if let Some(link) = self.links().get(cluster_id) {
+            link.bell.notify_one();
+        }
+    }
+
+    fn wake(&self, result: CommandResult) {
+        if let Some(waiter) = self.waiters().remove(&result.result_id) {
+            let _ = waiter.send(result);
+        }
+    }
+
+    // === impl Hub: callers ===
+
+    /// Queues `command` and waits until its result is final or its deadline passes.
+    ///
+    /// On a deadline the result is recorded as `timeout` (unless a real result won the race,
+    /// which is then returned).
+    pub async fn submit(&self, command: QueuedCommand) -> Result<CommandResult, SubmitError> {
+        let pending = pending_result(&command);
+        let (tx, rx) = oneshot::channel();
+        self.waiters().insert(command.result_id.clone(), tx);
+        let local = self.links().get(&command.cluster_id).cloned();
+        let queued = self
+            .store
+            .enqueue(&command, &pending, self.settings.result_ttl, local.is_none())
+            .await;
+        if let Err(e) = queued {
+            self.waiters().remove(&command.result_id);
+            return Err(e.into());
+        }
+        if let Some(link) = local {
+            link.bell.notify_one();
+        }
+        let wait = (command.deadline - Utc::now()).to_std().unwrap_or_default();
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(result)) => Ok(result),
+            // The sender is only dropped by `wake`, which always sends; treat it as a timeout.
+            Ok(Err(_)) | Err(_) => {
+                self.waiters().remove(&command.result_id);
+                let timeout = timeout_result(&command);
+                if self
+                    .store
+                    .finish_result(&timeout, self.settings.result_ttl, None)
+                    .await?
+                {
+                    return Ok(timeout);
+                }
+                Ok(self
+                    .store
+                    .get_result(&command.result_id)
+                    .await?
+                    .unwrap_or(timeout))
+            }
+        }
+    }
+
+    // === impl Hub: links ===
+
+    /// Registers a new link for `record.cluster_id`, replacing (and closing) any older link of
+    /// that cluster on this replica, and starts its pump.
+    pub async fn attach(
+        self: &Arc<Self>,
+        record: ClusterRecord,
+        outbound: mpsc::Sender<BrokerMessage>,
+    ) -> StoreResult<Arc<LinkState>> {
+        let link = Arc::new(LinkState {
+            id: self.next_link.fetch_add(1, Ordering::Relaxed),
+            cluster_id: record.cluster_id.clone(),
+            outbound,
+            bell: Notify::new(),
+            in_flight: Mutex::default(),
+            closing: self.draining.child_token(),
+            last_seen: Mutex::new(Instant::now()),
+        });
+        self.store.watch_cluster(&record.cluster_id).await?;
+        self.store
+            .link_cluster(&record, self.settings.presence_ttl)
+            .await?;
+        if let Some(old) = self.links().insert(record.cluster_id.clone(), link.clone()) {
+            info!(cluster = %record.cluster_id, "a new agent link replaces the old one");
+            old.closing.cancel();
+        }
+        tokio::spawn(self.clone().pump(link.clone()));
+        Ok(link)
+    }
+
+    /// Forgets a link that closed: fails its in-flight commands and drops its presence claim.
+    pub async fn detach(&self, link: &Arc<LinkState>, reason: &str) {
+        link.closing.cancel();
+        let still_current = {
+            let mut links = self.links();
+            let current = links.get(&link.cluster_id).is_some_and(|l| l.id == link.id);
+            if current {
+                links.remove(&link.cluster_id);
+            }
+            current
+        };
+        let orphans: Vec<InFlight> = link.in_flight().drain().map(|(_, f)| f).collect();
+        for orphan in orphans {
+            let mut result = pending_result(&orphan.command);
+            result.status = ResultStatus::Failed;
+            // No exit code: the command never ran to an end on the agent.
+            result.exit_code = None;
+            result.output = orphan.output;
+            result.error = Some(format!(
+                "the agent link of cluster {} was lost while the command was running ({reason}); \
+                 retry once the agent is connected again",
+                link.cluster_id
+            ));
+            self.finish(&orphan.command, result).await;
+        }
+        if still_current {
+            let now = Utc::now();
+            if let Err(e) = self.store.unwatch_cluster(&link.cluster_id).await {
+                warn!(cluster = %link.cluster_id, error = %e, "could not stop watching the queue");
+            }
+            if let Err(e) = self
+                .store
+                .unlink_cluster(&link.cluster_id, &self.broker_id, now)
+                .await
+            {
+                warn!(cluster = %link.cluster_id, error = %e, "could not clear presence");
+            }
+        }
+    }
+
+    /// Appends output the agent streamed for a command.
+    pub fn output(&self, link: &LinkState, chunk: OutputChunk) {
+        let mut in_flight = link.in_flight();
+        let Some(entry) = in_flight.get_mut(&chunk.result_id) else {
+            debug!(result_id = %chunk.result_id, "output for a command no longer in flight");
+            return;
+        };
+        // The agent enforces the budget; this guards the broker against an agent that does not.
+        let budget = entry.command.max_output_bytes as usize;
+        let room = budget.saturating_sub(entry.output.len());
+        if chunk.data.len() <= room {
+            entry.output.push_str(&chunk.data);
+        } else {
+            let cut = floor_char_boundary(&chunk.data, room);
+            entry.output.push_str(&chunk.data[..cut]);
+            entry.dropped += (chunk.data.len() - cut) as u64;
+        }
+    }
+
+    /// Completes a command the agent finished.
+    pub async fn done(&self, link: &LinkState, done: Done) {
+        let Some(entry) = link.in_flight().remove(&done.result_id) else {
+            debug!(result_id = %done.result_id, "done for a command no longer in flight");
+            return;
+        };
+        let mut result = pending_result(&entry.command);
+        result.status = done.status;
+        result.exit_code = Some(done.exit_code);
+        result.error = done.error;
+        result.execution_time_ms = done.execution_time_ms;
+        result.output = entry.output;
+        let omitted = done.truncated.map_or(0, |t| t.omitted_bytes) + entry.dropped;
+        if omitted > 0 {
+            result.truncated = Some(Truncation {
+                omitted_bytes: omitted,
+                limit_bytes: entry.command.max_output_bytes,
+            });
+        }
+        self.finish(&entry.command, result).await;
+    }
+
+    /// Records a final result, removes the command from the queue and wakes its caller.
+    async fn finish(&self, command: &QueuedCommand, result: CommandResult) {
+        let won = match self
+            .store
+            .finish_result(&result, self.settings.result_ttl, Some(&command.entry_id))
+            .await
+        {
+            Ok(won) => won,
+            Err(e) => {
+                warn!(result_id = %result.result_id, error = %e, "could not store result");
+                // The caller still deserves the outcome even if the store hiccuped.
+                true
+            }
+        };
+        if !won {
+            return;
+        }
+        if command.reply_to == self.broker_id {
+            self.wake(result);
+        } else if let Err(e) = self.store.deliver_result(&command.reply_to, &result).await {
+            warn!(result_id = %result.result_id, error = %e, "could not hand result to its replica");
+        }
+    }
+
+    /// Moves commands from the store to the link until it closes.
+    async fn pump(self: Arc<Self>, link: Arc<LinkState>) {
+        let mut tick = tokio::time::interval(self.settings.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since_heartbeat = Instant::now();
+        loop {
+            let periodic = tokio::select! {
+                () = link.closing.cancelled() => return,
+                () = link.bell.notified() => false,
+                _ = tick.tick() => true,
+            };
+            if periodic {
+                self.maintain(&link, &mut since_heartbeat).await;
+            }
+            loop {
+                let taken = self
+                    .store
+                    .take(&link.cluster_id, &self.broker_id, TAKE_BATCH)
+                    .await;
+                match taken {
+                    Ok(batch) if batch.is_empty() => break,
+                    Ok(batch) => {
+                        let full = batch.len() == TAKE_BATCH;
+                        self.dispatch(&link, batch).await;
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(cluster = %link.cluster_id, error = %e, "cannot read the command queue");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Periodic work of a pump: take over abandoned commands, keep ours alive, refresh presence.
+    async fn maintain(&self, link: &Arc<LinkState>, since_heartbeat: &mut Instant) {
+        let cluster = &link.cluster_id;
+        match self
+            .store
+            .reclaim(cluster, &self.broker_id, TAKE_BATCH, self.settings.abandoned_after)
+            .await
+        {
+            Ok(batch) if !batch.is_empty() => {
+                info!(cluster = %cluster, count = batch.len(), "took over commands left by another replica");
+                self.dispatch(link, batch).await;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(cluster = %cluster, error = %e, "cannot reclaim abandoned commands"),
+        }
+        let ids: Vec<String> = link
+            .in_flight()
+            .values()
+            .map(|f| f.command.entry_id.clone())
+            .collect();
+        if let Err(e) = self.store.keep_alive(cluster, &self.broker_id, &ids).await {
+            warn!(cluster = %cluster, error = %e, "cannot refresh in-flight commands");
+        }
+        if since_heartbeat.elapsed() >= self.settings.ping_interval {
+            *since_heartbeat = Instant::now();
+            let last_seen = Utc::now()
+                - chrono::Duration::from_std(link.silence()).unwrap_or_default();
+            if let Err(e) = self
+                .store
+                .touch_cluster(cluster, &self.broker_id, last_seen, self.settings.presence_ttl)
+                .await
+            {
+                warn!(cluster = %cluster, error = %e, "cannot refresh presence");
+            }
+        }
+    }
+
+    async fn dispatch(&self, link: &Arc<LinkState>, batch: Vec<QueuedCommand>) {
+        let now = Utc::now();
+        for command in batch {
+            let remaining = (command.deadline - now).num_milliseconds();
+            if remaining <= 0 {
+                self.finish(&command, timeout_result(&command)).await;
+                continue;
+            }
+            let message = BrokerMessage::Execute(Execute {
+                result_id: command.result_id.clone(),
+                session_id: command.session_id.clone(),
+                command_type: command.command_type.clone(),
+                args: command.args.clone(),
+                timeout_ms: remaining as u64,
+                max_output_bytes: command.max_output_bytes,
+                correlation_id: command.correlation_id.clone(),
+            });
+            link.in_flight().insert(
+                command.result_id.clone(),
+                InFlight {
+                    command,
+                    output: String::new(),
+                    dropped: 0,
+                },
+            );
+            if link.outbound.send(message).await.is_err() {
+                // The link is closing; `detach` fails whatever is in flight.
+                return;
+            }
+        }
+    }
+
+    // === impl Hub: shutdown ===
+
+    /// Stops pumping new commands, waits up to `grace` for in-flight ones, then closes every
+    /// link so agents reconnect to another replica.
+    pub async fn drain(&self, grace: Duration) {
+        let links: Vec<Arc<LinkState>> = self.links().values().cloned().collect();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && links.iter().any(|l| l.in_flight_count() > 0) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.draining.cancel();
+    }
+}
+
+/// The placeholder stored while a command is queued or running.
+pub fn pending_result(command: &QueuedCommand) -> CommandResult {
+    CommandResult {
+        result_id: command.result_id.clone(),
+        session_id: command.session_id.clone(),
+        cluster_id: command.cluster_id.clone(),
+        status: ResultStatus::Pending,
+        output: String::new(),
+        error: None,
+        exit_code: None,
+        execution_time_ms: 0,
+        executed_at: command.executed_at,
+        correlation_id: command.correlation_id.clone(),
+        truncated: None,
+    }
+}
+
+fn timeout_result(command: &QueuedCommand) -> CommandResult {
+    let waited = (command.deadline - command.executed_at).num_milliseconds().max(0);
+    let mut result = pending_result(command);
+    result.status = ResultStatus::Timeout;
+    result.error = Some(format!(
+        "the command did not finish within its timeout of {:.1}s",
+        waited as f64 / 1000.0
+    ));
+    result
+}
+
+fn floor_char_boundary(s: &str, mut at: usize) -> usize {
+    while at > 0 && !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}

@@ -1,0 +1,215 @@
+//! The agent link endpoint: `GET /agent/v1/connect` upgraded to a WebSocket.
+//!
+//! The agent authenticates the upgrade with `Authorization: Bearer <token>` and names its cluster
+//! in `X-Kubeline-Cluster`; a wrong token is refused before any WebSocket exists. The first frame
+//! must be a [`Hello`] for the same cluster. From then on the broker pings, sends commands, and
+//! collects output until the link closes or goes silent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use kubeline_shared::protocol::{
+    AgentMessage, BrokerMessage, CLOSE_BAD_HELLO, CLOSE_GOING_AWAY, CLOSE_REPLACED, Hello,
+    PROTOCOL_VERSION, Ping, Reconnect, Welcome,
+};
+use rand::Rng;
+use tokio::sync::mpsc;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::hub::{Hub, LinkState};
+use crate::store::ClusterRecord;
+
+/// Header in which the agent names its cluster on the upgrade request.
+pub const CLUSTER_HEADER: &str = "x-kubeline-cluster";
+/// How long the broker waits for the hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames queued towards one agent before the pump waits.
+const OUTBOUND_QUEUE: usize = 256;
+
+/// Handles the upgrade request.
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let cluster = headers
+        .get(CLUSTER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if cluster.is_empty() {
+        warn!("agent link refused: no X-Kubeline-Cluster header");
+        return ApiError::unauthorized().into_response();
+    }
+    if !state.credentials.agent_token_valid(&cluster, token) {
+        warn!(cluster = %cluster, "agent link refused: invalid agent token");
+        return ApiError::agent_unauthorized(&cluster).into_response();
+    }
+    let hub = state.hub.clone();
+    ws.on_upgrade(move |socket| {
+        let span = info_span!("agent_link", cluster = %cluster);
+        serve(hub, cluster, socket).instrument(span)
+    })
+}
+
+async fn serve(hub: Arc<Hub>, cluster: String, mut socket: WebSocket) {
+    let hello = match read_hello(&mut socket).await {
+        Ok(hello) if hello.cluster_id != cluster => {
+            let reason = format!(
+                "hello names cluster {} but the token belongs to {cluster}",
+                hello.cluster_id
+            );
+            return close(socket, CLOSE_BAD_HELLO, &reason).await;
+        }
+        Ok(hello) if hello.protocol != PROTOCOL_VERSION => {
+            let reason = format!(
+                "protocol {} is not supported; this broker speaks {PROTOCOL_VERSION}",
+                hello.protocol
+            );
+            return close(socket, CLOSE_BAD_HELLO, &reason).await;
+        }
+        Ok(hello) => hello,
+        Err(reason) => return close(socket, CLOSE_BAD_HELLO, &reason).await,
+    };
+    let welcome = BrokerMessage::Welcome(Welcome {
+        protocol: PROTOCOL_VERSION,
+        broker_id: hub.broker_id().to_owned(),
+        ping_interval_ms: hub.settings().ping_interval.as_millis() as u64,
+    });
+    if send(&mut socket, &welcome).await.is_err() {
+        return;
+    }
+    let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let record = ClusterRecord {
+        cluster_id: cluster.clone(),
+        broker_id: Some(hub.broker_id().to_owned()),
+        agent_version: Some(hello.agent_version.clone()),
+        kubernetes_version: Some(hello.kubernetes_version.clone()).filter(|v| !v.is_empty()),
+        last_seen: Some(Utc::now()),
+    };
+    let link = match hub.attach(record, outbound).await {
+        Ok(link) => link,
+        Err(e) => {
+            warn!(error = %e, "cannot record the agent link in the store");
+            return close(socket, CLOSE_GOING_AWAY, "broker store unavailable; retry").await;
+        }
+    };
+    info!(agent_version = %hello.agent_version, kubernetes = %hello.kubernetes_version, "agent linked");
+    let reason = run(&hub, &link, socket, rx).await;
+    info!(%reason, "agent link closed");
+    hub.detach(&link, &reason).await;
+}
+
+/// Reads and checks the first frame.
+async fn read_hello(socket: &mut WebSocket) -> Result<Hello, String> {
+    let frame = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
+        .await
+        .map_err(|_| "no hello within 10s".to_owned())?;
+    match frame {
+        Some(Ok(Message::Text(text))) => match serde_json::from_str::<AgentMessage>(&text) {
+            Ok(AgentMessage::Hello(hello)) => Ok(hello),
+            Ok(_) => Err("the first frame must be a hello".to_owned()),
+            Err(e) => Err(format!("unreadable hello: {e}")),
+        },
+        Some(Ok(_)) => Err("the first frame must be a JSON text hello".to_owned()),
+        Some(Err(e)) => Err(format!("link error before hello: {e}")),
+        None => Err("link closed before hello".to_owned()),
+    }
+}
+
+/// Runs a live link until it ends; returns why it ended.
+async fn run(
+    hub: &Arc<Hub>,
+    link: &Arc<LinkState>,
+    mut socket: WebSocket,
+    mut outbound: mpsc::Receiver<BrokerMessage>,
+) -> String {
+    let settings = hub.settings().clone();
+    let mut ping = tokio::time::interval(settings.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    loop {
+        tokio::select! {
+            frame = socket.recv() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None => return "agent closed the link".into(),
+                    Some(Ok(_)) => { link.saw_agent(); continue; }
+                    Some(Err(e)) => return format!("link error: {e}"),
+                };
+                link.saw_agent();
+                match serde_json::from_str::<AgentMessage>(&text) {
+                    Ok(AgentMessage::Output(chunk)) => hub.output(link, chunk),
+                    Ok(AgentMessage::Done(done)) => {
+                        let (hub, link) = (hub.clone(), link.clone());
+                        tokio::spawn(async move { hub.done(&link, done).await });
+                    }
+                    Ok(AgentMessage::Pong(_)) => {}
+                    Ok(AgentMessage::Hello(_)) => warn!("ignoring a second hello"),
+                    Err(e) => warn!(error = %e, "ignoring an unreadable frame"),
+                }
+            }
+            msg = outbound.recv() => {
+                let Some(msg) = msg else { return "link dropped by the broker".into() };
+                if send(&mut socket, &msg).await.is_err() {
+                    return "cannot write to the agent".into();
+                }
+            }
+            _ = ping.tick() => {
+                if link.silence() > settings.link_timeout {
+                    let reason = format!("agent silent for {}s", link.silence().as_secs());
+                    let _ = socket.send(Message::Close(None)).await;
+                    return reason;
+                }
+                seq += 1;
+                if send(&mut socket, &BrokerMessage::Ping(Ping { seq })).await.is_err() {
+                    return "cannot write to the agent".into();
+                }
+            }
+            () = link.closing() => {
+                let replaced = !hub.is_current(link);
+                let (code, reason) = if replaced {
+                    (CLOSE_REPLACED, "a newer link for this cluster replaced this one")
+                } else {
+                    (CLOSE_GOING_AWAY, "broker shutting down")
+                };
+                if !replaced {
+                    // Spread reconnects out so a restarted fleet does not arrive all at once.
+                    let after_ms = rand::rng().random_range(0..=5_000);
+                    let msg = BrokerMessage::Reconnect(Reconnect { after_ms, reason: reason.into() });
+                    let _ = send(&mut socket, &msg).await;
+                }
+                close(socket, code, reason).await;
+                return reason.into();
+            }
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, msg: &BrokerMessage) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(msg).expect("broker messages always serialize");
+    socket.send(Message::Text(text.into())).await
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    if code != CLOSE_GOING_AWAY {
+        warn!(code, %reason, "closing agent link");
+    }
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason.to_owned()),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}

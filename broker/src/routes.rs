@@ -1,0 +1,483 @@
+//! REST handlers, field for field as the contract describes them.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use kubeline_shared::api::{
+    ClusterList, ClusterStatus, ClusterStatusInfo, ClusterSummary, CommandResult,
+    CreateSessionRequest, ExecuteRequest, Health, ResultStatus, SessionClosed, SessionCreated,
+    SessionInfo, SessionList, SessionStatus, SessionSummary,
+};
+use kubeline_shared::command;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tracing::info;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::middleware::RequestContext;
+use crate::store::{ClusterRecord, QueuedCommand, SessionRecord};
+
+/// Longest `cluster_id` accepted.
+const MAX_ID_LEN: usize = 128;
+/// Default and largest page of `GET /debug/sessions`.
+const DEFAULT_LIST_LIMIT: usize = 50;
+const MAX_LIST_LIMIT: usize = 1000;
+
+/// Parses a JSON body, answering 400 with serde's reason when it is not valid.
+fn json_body<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            format!("Request body is not valid JSON for this endpoint: {e}"),
+            json!({ "code": "invalid_json", "line": e.line(), "column": e.column() }),
+        )
+    })
+}
+
+fn required(value: Option<String>, field: &str) -> ApiResult<String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ApiError::missing_field(field)),
+    }
+}
+
+fn valid_cluster_id(id: String) -> ApiResult<String> {
+    let ok = id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(id)
+    } else {
+        Err(ApiError::invalid_field(
+            "cluster_id",
+            format!(
+                "Invalid cluster_id {id:?}: use at most {MAX_ID_LEN} letters, digits, '-', '_' or '.'"
+            ),
+        ))
+    }
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+// === health ===
+
+/// `GET /health`: public; 503 with a reason when the store does not answer.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.hub.store().ping()).await;
+    let reason = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("store unavailable: {e}")),
+        Err(_) => Some("store unavailable: no answer within 2s".to_owned()),
+    };
+    let body = Health {
+        status: if reason.is_none() { "healthy" } else { "unhealthy" }.to_owned(),
+        version: kubeline_shared::VERSION.to_owned(),
+        timestamp: Utc::now(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        reason,
+    };
+    let status = if body.reason.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+// === sessions ===
+
+/// `POST /debug/session`.
+pub async fn create_session(
+    State(state): State<AppState>,
+    _caller: Caller,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
+    let req: CreateSessionRequest = json_body(&body)?;
+    let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
+    ensure_cluster_known(&state, &cluster_id).await?;
+    let now = Utc::now();
+    let record = SessionRecord {
+        session_id: new_id("sess"),
+        cluster_id,
+        created_at: now,
+        expires_at: now + state.settings.session_ttl,
+        closed_at: None,
+        last_activity: now,
+        commands_executed: 0,
+        metadata: req.metadata.map(|m| serde_json::Value::Object(m).to_string()),
+    };
+    state
+        .hub
+        .store()
+        .create_session(&record, state.settings.session_retention)
+        .await?;
+    info!(session_id = %record.session_id, cluster = %record.cluster_id, "session created");
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated {
+            session_id: record.session_id,
+            cluster_id: record.cluster_id,
+            status: SessionStatus::Active,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        }),
+    ))
+}
+
+async fn ensure_cluster_known(state: &AppState, cluster_id: &str) -> ApiResult<ClusterRecord> {
+    let record = state.hub.store().get_cluster(cluster_id).await?;
+    match record {
+        Some(r) => Ok(r),
+        None if state.credentials.knows_cluster(cluster_id) => Ok(ClusterRecord {
+            cluster_id: cluster_id.to_owned(),
+            broker_id: None,
+            agent_version: None,
+            kubernetes_version: None,
+            last_seen: None,
+        }),
+        None => Err(ApiError::not_found(format!("Cluster not found: {cluster_id}"))),
+    }
+}
+
+async fn load_session(state: &AppState, session_id: &str) -> ApiResult<SessionRecord> {
+    state
+        .hub
+        .store()
+        .get_session(session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))
+}
+
+/// `GET /debug/session/{session_id}`.
+pub async fn get_session(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<SessionInfo>> {
+    let s = load_session(&state, &session_id).await?;
+    Ok(Json(SessionInfo {
+        status: s.status(Utc::now()),
+        session_id: s.session_id,
+        cluster_id: s.cluster_id,
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        last_activity: s.last_activity,
+        commands_executed: s.commands_executed,
+    }))
+}
+
+/// `DELETE /debug/session/{session_id}`.
+pub async fn delete_session(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<SessionClosed>> {
+    let s = state
+        .hub
+        .store()
+        .close_session(&session_id, Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))?;
+    info!(session_id = %s.session_id, "session closed");
+    Ok(Json(SessionClosed {
+        session_id: s.session_id,
+        status: SessionStatus::Closed,
+        closed_at: s.closed_at.unwrap_or_else(Utc::now),
+    }))
+}
+
+/// Query of `GET /debug/sessions`.
+#[derive(Debug, serde::Deserialize)]
+pub struct SessionQuery {
+    cluster_id: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /debug/sessions` (admin).
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<SessionQuery>,
+) -> ApiResult<Json<SessionList>> {
+    caller.require_admin()?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(SessionStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid_field(
+                "status",
+                format!("Invalid status {s:?}: use active, closed or expired"),
+            )
+        })?),
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => DEFAULT_LIST_LIMIT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "limit",
+                    format!("Invalid limit {l:?}: use a whole number from 1 to {MAX_LIST_LIMIT}"),
+                )
+            })?,
+    };
+    let now = Utc::now();
+    let mut sessions: Vec<SessionRecord> = state.hub.store().list_sessions().await?;
+    sessions.retain(|s| {
+        q.cluster_id.as_deref().is_none_or(|c| c.is_empty() || s.cluster_id == c)
+            && status.is_none_or(|st| s.status(now) == st)
+    });
+    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    sessions.truncate(limit);
+    let sessions: Vec<SessionSummary> = sessions
+        .into_iter()
+        .map(|s| SessionSummary {
+            status: s.status(now),
+            session_id: s.session_id,
+            cluster_id: s.cluster_id,
+            created_at: s.created_at,
+            last_activity: s.last_activity,
+        })
+        .collect();
+    Ok(Json(SessionList {
+        total: sessions.len(),
+        sessions,
+    }))
+}
+
+// === execute and results ===
+
+/// `POST /debug/execute`.
+pub async fn execute(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: ExecuteRequest = json_body(&body)?;
+    let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
+    let session_id = required(req.session_id, "session_id")?;
+    let command_type = required(req.command_type, "command_type")?;
+    let args = req.args.ok_or_else(|| ApiError::missing_field("args"))?;
+    let timeout = request_timeout(&state, req.timeout, &headers)?;
+    if let Err(e) = command::parse(&command_type, &args) {
+        return Err(ApiError::bad_request(
+            format!("Command refused: {}", e.message),
+            json!({ "code": e.code, "argument": e.argument, "command_type": command_type }),
+        ));
+    }
+    let session = load_session(&state, &session_id).await?;
+    if session.cluster_id != cluster_id {
+        return Err(ApiError::bad_request(
+            format!(
+                "Session {session_id} belongs to cluster {}, not {cluster_id}",
+                session.cluster_id
+            ),
+            json!({ "field": "cluster_id", "code": "session_cluster_mismatch" }),
+        ));
+    }
+    let now = Utc::now();
+    match session.status(now) {
+        SessionStatus::Active => {}
+        status => {
+            return Err(ApiError::bad_request(
+                format!(
+                    "Session {session_id} is {}; create a new session to run commands",
+                    status.as_str()
+                ),
+                json!({ "field": "session_id", "code": format!("session_{}", status.as_str()) }),
+            ));
+        }
+    }
+    if !state.hub.holds_link(&cluster_id) {
+        let record = state.hub.store().get_cluster(&cluster_id).await?;
+        if record.as_ref().is_none_or(|r| r.broker_id.is_none()) {
+            return Err(ApiError::service_unavailable(
+                "Cluster agent is not connected",
+                json!({
+                    "cluster_id": cluster_id,
+                    "last_seen": record.and_then(|r| r.last_seen).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                }),
+            ));
+        }
+    }
+    let command = QueuedCommand {
+        entry_id: String::new(),
+        result_id: new_id("res"),
+        session_id,
+        cluster_id,
+        command_type,
+        args,
+        executed_at: now,
+        deadline: now + timeout,
+        max_output_bytes: state.settings.max_output_bytes,
+        correlation_id: ctx.correlation_id.clone(),
+        reply_to: state.hub.broker_id().to_owned(),
+    };
+    info!(
+        result_id = %command.result_id,
+        session_id = %command.session_id,
+        cluster = %command.cluster_id,
+        command_type = %command.command_type,
+        args = ?command.args,
+        correlation_id = %ctx.correlation_id,
+        service = ctx.service_identity.as_deref().unwrap_or("-"),
+        "execute"
+    );
+    let result = state
+        .hub
+        .submit(command)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    info!(result_id = %result.result_id, status = ?result.status, ms = result.execution_time_ms, "executed");
+    result_response(result)
+}
+
+fn result_response(result: CommandResult) -> ApiResult<Response> {
+    match result.status {
+        ResultStatus::Timeout => Err(ApiError::timeout(
+            result.error.clone().unwrap_or_else(|| "command timed out".to_owned()),
+            json!({ "result_id": result.result_id, "cluster_id": result.cluster_id, "status": "timeout" }),
+        )),
+        // A failure without an exit code never ran to an end on the agent (its link was lost).
+        ResultStatus::Failed if result.exit_code.is_none() => {
+            Err(ApiError::service_unavailable(
+                result.error.clone().unwrap_or_default(),
+                json!({ "result_id": result.result_id, "cluster_id": result.cluster_id }),
+            ))
+        }
+        _ => Ok(Json(result).into_response()),
+    }
+}
+
+fn request_timeout(
+    state: &AppState,
+    body: Option<f64>,
+    headers: &HeaderMap,
+) -> ApiResult<chrono::Duration> {
+    let (seconds, field) = match body {
+        Some(t) => (t, "timeout"),
+        None => match headers.get("x-request-timeout") {
+            Some(v) => (
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid_field(
+                            "X-Request-Timeout",
+                            "Invalid X-Request-Timeout header: give the timeout in seconds",
+                        )
+                    })?,
+                "X-Request-Timeout",
+            ),
+            None => (state.settings.default_timeout.as_secs_f64(), "timeout"),
+        },
+    };
+    let max = state.settings.max_timeout.as_secs_f64();
+    if !(seconds > 0.0 && seconds <= max) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("Invalid {field} {seconds}: give seconds greater than 0 and at most {max}"),
+        ));
+    }
+    Ok(chrono::Duration::milliseconds((seconds * 1000.0) as i64))
+}
+
+/// `GET /debug/result/{result_id}`.
+pub async fn get_result(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(result_id): Path<String>,
+) -> ApiResult<Json<CommandResult>> {
+    state
+        .hub
+        .store()
+        .get_result(&result_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("Result not found: {result_id}")))
+}
+
+// === clusters ===
+
+/// `GET /clusters` (admin).
+pub async fn list_clusters(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ClusterList>> {
+    caller.require_admin()?;
+    let mut records = state.hub.store().list_clusters().await?;
+    for configured in state.credentials.clusters() {
+        if !records.iter().any(|r| r.cluster_id == configured) {
+            records.push(ClusterRecord {
+                cluster_id: configured.to_owned(),
+                broker_id: None,
+                agent_version: None,
+                kubernetes_version: None,
+                last_seen: None,
+            });
+        }
+    }
+    records.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
+    let clusters = records
+        .into_iter()
+        .map(|r| ClusterSummary {
+            name: r.cluster_id.clone(),
+            status: link_status(&r),
+            cluster_id: r.cluster_id,
+            agent_version: r.agent_version,
+            last_seen: r.last_seen,
+        })
+        .collect();
+    Ok(Json(ClusterList { clusters }))
+}
+
+fn link_status(r: &ClusterRecord) -> ClusterStatus {
+    if r.broker_id.is_some() {
+        ClusterStatus::Connected
+    } else {
+        ClusterStatus::Disconnected
+    }
+}
+
+/// `GET /clusters/{cluster_id}/status`.
+pub async fn cluster_status(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(cluster_id): Path<String>,
+) -> ApiResult<Json<ClusterStatusInfo>> {
+    let record = ensure_cluster_known(&state, &cluster_id).await?;
+    let store = state.hub.store();
+    let now = Utc::now();
+    let active_sessions = store
+        .list_sessions()
+        .await?
+        .iter()
+        .filter(|s| s.cluster_id == cluster_id && s.status(now) == SessionStatus::Active)
+        .count() as u64;
+    let queue_depth = store.queue_depth(&cluster_id).await?;
+    Ok(Json(ClusterStatusInfo {
+        status: link_status(&record),
+        cluster_id,
+        agent_version: record.agent_version,
+        last_seen: record.last_seen,
+        active_sessions,
+        queue_depth,
+        kubernetes_version: record.kubernetes_version,
+    }))
+}

@@ -1,0 +1,374 @@
+//! The embedded store: everything in this process, for a single broker.
+//!
+//! Used by `kubeline dev` and by a broker started without `--redis-url`. It keeps the same
+//! semantics as the Redis store (final results win once, abandoned commands are reclaimed,
+//! records expire), so the behavioural tests hold for both.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kubeline_shared::api::{CommandResult, ResultStatus};
+use tokio::sync::mpsc;
+
+use super::{
+    ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
+};
+
+/// How many writes between sweeps of expired records.
+const SWEEP_EVERY: u64 = 1024;
+
+/// In-process [`Store`].
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    events: Option<mpsc::Sender<StoreEvent>>,
+    watched: HashSet<String>,
+    sessions: HashMap<String, (SessionRecord, DateTime<Utc>)>,
+    clusters: HashMap<String, (ClusterRecord, Option<Instant>)>,
+    queues: HashMap<String, Queue>,
+    results: HashMap<String, (CommandResult, Instant)>,
+    next_entry: u64,
+    writes: u64,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<QueuedCommand>,
+    taken: HashMap<String, Taken>,
+}
+
+struct Taken {
+    command: QueuedCommand,
+    consumer: String,
+    since: Instant,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind, never a broken invariant
+        // that later readers could trip on, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn wrote(&mut self) {
+        self.writes += 1;
+        if self.writes % SWEEP_EVERY == 0 {
+            let now = Instant::now();
+            let wall = Utc::now();
+            self.results.retain(|_, (_, until)| *until > now);
+            self.sessions.retain(|_, (_, until)| *until > wall);
+        }
+    }
+
+    fn emit(&self, event: StoreEvent) {
+        if let Some(events) = &self.events {
+            // A full channel means the broker is already behind on this kind of event; the
+            // periodic queue poll picks up anything a dropped bell would have announced.
+            let _ = events.try_send(event);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        _broker_id: &str,
+        events: mpsc::Sender<StoreEvent>,
+    ) -> StoreResult<()> {
+        self.lock().events = Some(events);
+        Ok(())
+    }
+
+    async fn watch_cluster(&self, cluster_id: &str) -> StoreResult<()> {
+        self.lock().watched.insert(cluster_id.to_owned());
+        Ok(())
+    }
+
+    async fn unwatch_cluster(&self, cluster_id: &str) -> StoreResult<()> {
+        self.lock().watched.remove(cluster_id);
+        Ok(())
+    }
+
+    async fn create_session(&self, session: &SessionRecord, retain: Duration) -> StoreResult<()> {
+        let mut state = self.lock();
+        let until = session.expires_at + retain;
+        state
+            .sessions
+            .insert(session.session_id.clone(), (session.clone(), until));
+        state.wrote();
+        Ok(())
+    }
+
+    async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
+        let state = self.lock();
+        Ok(state
+            .sessions
+            .get(session_id)
+            .filter(|(_, until)| *until > Utc::now())
+            .map(|(s, _)| s.clone()))
+    }
+
+    async fn close_session(
+        &self,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let mut state = self.lock();
+        let Some((session, until)) = state.sessions.get_mut(session_id) else {
+            return Ok(None);
+        };
+        if *until <= Utc::now() {
+            return Ok(None);
+        }
+        session.closed_at.get_or_insert(at);
+        Ok(Some(session.clone()))
+    }
+
+    async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        let now = Utc::now();
+        let state = self.lock();
+        Ok(state
+            .sessions
+            .values()
+            .filter(|(_, until)| *until > now)
+            .map(|(s, _)| s.clone())
+            .collect())
+    }
+
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()> {
+        let mut state = self.lock();
+        state.clusters.insert(
+            record.cluster_id.clone(),
+            (record.clone(), Some(Instant::now() + ttl)),
+        );
+        Ok(())
+    }
+
+    async fn touch_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        if let Some((record, lease)) = state.clusters.get_mut(cluster_id) {
+            record.last_seen = Some(last_seen);
+            if record.broker_id.as_deref() == Some(broker_id) {
+                *lease = Some(Instant::now() + ttl);
+            }
+        }
+        Ok(())
+    }
+
+    async fn unlink_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        if let Some((record, lease)) = state.clusters.get_mut(cluster_id) {
+            record.last_seen = Some(last_seen);
+            if record.broker_id.as_deref() == Some(broker_id) {
+                record.broker_id = None;
+                *lease = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
+        let state = self.lock();
+        Ok(state.clusters.get(cluster_id).map(live_record))
+    }
+
+    async fn list_clusters(&self) -> StoreResult<Vec<ClusterRecord>> {
+        let state = self.lock();
+        Ok(state.clusters.values().map(live_record).collect())
+    }
+
+    async fn enqueue(
+        &self,
+        command: &QueuedCommand,
+        pending: &CommandResult,
+        result_ttl: Duration,
+        ring: bool,
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        state.next_entry += 1;
+        let mut command = command.clone();
+        command.entry_id = state.next_entry.to_string();
+        state.results.insert(
+            pending.result_id.clone(),
+            (pending.clone(), Instant::now() + result_ttl),
+        );
+        if let Some((session, _)) = state.sessions.get_mut(&command.session_id) {
+            session.commands_executed += 1;
+            session.last_activity = command.executed_at;
+        }
+        let cluster_id = command.cluster_id.clone();
+        state
+            .queues
+            .entry(cluster_id.clone())
+            .or_default()
+            .waiting
+            .push_back(command);
+        if ring && state.watched.contains(&cluster_id) {
+            state.emit(StoreEvent::Queued(cluster_id));
+        }
+        state.wrote();
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        let mut state = self.lock();
+        let Some(queue) = state.queues.get_mut(cluster_id) else {
+            return Ok(Vec::new());
+        };
+        let now = Instant::now();
+        let n = max.min(queue.waiting.len());
+        let out: Vec<QueuedCommand> = queue.waiting.drain(..n).collect();
+        for command in &out {
+            queue.taken.insert(
+                command.entry_id.clone(),
+                Taken {
+                    command: command.clone(),
+                    consumer: consumer.to_owned(),
+                    since: now,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    async fn reclaim(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+        abandoned_after: Duration,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        let mut state = self.lock();
+        let Some(queue) = state.queues.get_mut(cluster_id) else {
+            return Ok(Vec::new());
+        };
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for taken in queue.taken.values_mut() {
+            if out.len() == max {
+                break;
+            }
+            if taken.consumer != consumer && now.duration_since(taken.since) >= abandoned_after {
+                taken.consumer = consumer.to_owned();
+                taken.since = now;
+                out.push(taken.command.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn keep_alive(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        entry_ids: &[String],
+    ) -> StoreResult<()> {
+        let mut state = self.lock();
+        if let Some(queue) = state.queues.get_mut(cluster_id) {
+            let now = Instant::now();
+            for id in entry_ids {
+                if let Some(taken) = queue.taken.get_mut(id) {
+                    if taken.consumer == consumer {
+                        taken.since = now;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn queue_depth(&self, cluster_id: &str) -> StoreResult<u64> {
+        let state = self.lock();
+        Ok(state
+            .queues
+            .get(cluster_id)
+            .map_or(0, |q| (q.waiting.len() + q.taken.len()) as u64))
+    }
+
+    async fn finish_result(
+        &self,
+        result: &CommandResult,
+        ttl: Duration,
+        entry_id: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut state = self.lock();
+        if let Some(entry_id) = entry_id {
+            if let Some(queue) = state.queues.get_mut(&result.cluster_id) {
+                queue.taken.remove(entry_id);
+            }
+        }
+        let now = Instant::now();
+        let won = match state.results.get(&result.result_id) {
+            Some((existing, until)) => {
+                existing.status == ResultStatus::Pending || *until <= now
+            }
+            None => true,
+        };
+        if won {
+            state
+                .results
+                .insert(result.result_id.clone(), (result.clone(), now + ttl));
+            state.wrote();
+        }
+        Ok(won)
+    }
+
+    async fn get_result(&self, result_id: &str) -> StoreResult<Option<CommandResult>> {
+        let state = self.lock();
+        Ok(state
+            .results
+            .get(result_id)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(r, _)| r.clone()))
+    }
+
+    async fn deliver_result(&self, _broker_id: &str, result: &CommandResult) -> StoreResult<()> {
+        self.lock()
+            .emit(StoreEvent::Result(Box::new(result.clone())));
+        Ok(())
+    }
+}
+
+/// A cluster record with its link claim dropped if the lease ran out.
+fn live_record((record, lease): &(ClusterRecord, Option<Instant>)) -> ClusterRecord {
+    let mut record = record.clone();
+    if lease.is_none_or(|until| until <= Instant::now()) {
+        record.broker_id = None;
+    }
+    record
+}

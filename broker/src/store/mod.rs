@@ -1,0 +1,249 @@
+//! The store: sessions, the per-cluster command queues, results, and agent presence.
+//!
+//! One interface, two implementations: [`redis::RedisStore`] for production (several broker
+//! replicas share it) and [`memory::MemoryStore`], embedded in the process, for a single broker
+//! on a laptop or in CI. The behavioural test suite in `tests/store.rs` runs against both.
+//!
+//! **Invariant:** a result is final once written: the first final result for a `result_id`
+//! wins, so a late agent answer can never overwrite a reported timeout, and vice versa.
+
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kubeline_shared::api::{CommandResult, SessionStatus};
+use tokio::sync::mpsc;
+
+/// Failure to reach or use the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The Redis server could not be reached or refused a command.
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A stored record could not be read back.
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt {
+        /// Key of the record.
+        key: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A debug session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// `sess_…` identifier.
+    pub session_id: String,
+    /// Cluster the session debugs.
+    pub cluster_id: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry time.
+    pub expires_at: DateTime<Utc>,
+    /// Set once closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Time of the last command.
+    pub last_activity: DateTime<Utc>,
+    /// Commands run in it.
+    pub commands_executed: u64,
+    /// Caller metadata as a JSON object, if any.
+    pub metadata: Option<String>,
+}
+
+impl SessionRecord {
+    /// State at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> SessionStatus {
+        if self.closed_at.is_some() {
+            SessionStatus::Closed
+        } else if now >= self.expires_at {
+            SessionStatus::Expired
+        } else {
+            SessionStatus::Active
+        }
+    }
+}
+
+/// What the store knows about a cluster's agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRecord {
+    /// Cluster identifier.
+    pub cluster_id: String,
+    /// Broker replica holding the link; `None` when no agent is linked.
+    pub broker_id: Option<String>,
+    /// Version of the (last) linked agent.
+    pub agent_version: Option<String>,
+    /// Kubernetes version the agent reported.
+    pub kubernetes_version: Option<String>,
+    /// Last time the broker heard from the agent.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A command waiting in a cluster's queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedCommand {
+    /// Queue entry id, assigned by the store on enqueue (empty before).
+    pub entry_id: String,
+    /// Result it will produce.
+    pub result_id: String,
+    /// Session it belongs to.
+    pub session_id: String,
+    /// Target cluster.
+    pub cluster_id: String,
+    /// kubectl command type.
+    pub command_type: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// When the broker accepted it.
+    pub executed_at: DateTime<Utc>,
+    /// After this the command is not worth running.
+    pub deadline: DateTime<Utc>,
+    /// Output budget in bytes.
+    pub max_output_bytes: u64,
+    /// Correlation id of the request.
+    pub correlation_id: String,
+    /// Broker replica whose caller waits for the result.
+    pub reply_to: String,
+}
+
+/// Something another replica (or this one) wants this broker to know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreEvent {
+    /// New commands were queued for a cluster this broker watches.
+    Queued(String),
+    /// A result this broker's caller is waiting for.
+    Result(Box<CommandResult>),
+}
+
+/// The shared state behind every broker replica.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the store answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Starts delivering [`StoreEvent`]s addressed to `broker_id` (results it waits for, and
+    /// queue bells of the clusters it watches) to `events`, until `events` is dropped.
+    async fn subscribe(&self, broker_id: &str, events: mpsc::Sender<StoreEvent>)
+    -> StoreResult<()>;
+
+    /// Rings this broker's bell for new commands of `cluster_id` from now on.
+    async fn watch_cluster(&self, cluster_id: &str) -> StoreResult<()>;
+
+    /// Stops ringing for `cluster_id`.
+    async fn unwatch_cluster(&self, cluster_id: &str) -> StoreResult<()>;
+
+    // --- sessions ---
+
+    /// Stores a new session; it is kept `retain` past its expiry so callers can still read it.
+    async fn create_session(&self, session: &SessionRecord, retain: Duration) -> StoreResult<()>;
+
+    /// Reads a session.
+    async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>>;
+
+    /// Marks a session closed at `at` and returns it; `None` if it does not exist.
+    async fn close_session(
+        &self,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>>;
+
+    /// Every stored session.
+    async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
+
+    // --- clusters ---
+
+    /// Records that this broker holds the link of `record.cluster_id`; the claim lapses after
+    /// `ttl` unless refreshed by [`Store::touch_cluster`].
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()>;
+
+    /// Refreshes the link claim and `last_seen`.
+    async fn touch_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<()>;
+
+    /// Drops the link claim if `broker_id` still holds it.
+    async fn unlink_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// What is known of one cluster.
+    async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>>;
+
+    /// Every cluster that has ever linked.
+    async fn list_clusters(&self) -> StoreResult<Vec<ClusterRecord>>;
+
+    // --- queue ---
+
+    /// Records `pending` as the result's provisional state, counts the command against its
+    /// session, and queues it for its cluster; with `ring`, also rings the bell of the replica
+    /// holding the link (a replica that holds the link itself wakes its pump directly).
+    async fn enqueue(
+        &self,
+        command: &QueuedCommand,
+        pending: &CommandResult,
+        result_ttl: Duration,
+        ring: bool,
+    ) -> StoreResult<()>;
+
+    /// Takes up to `max` new commands of `cluster_id` for `consumer`.
+    async fn take(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>>;
+
+    /// Takes over up to `max` commands of `cluster_id` that another consumer took and left
+    /// unacknowledged (no [`Store::keep_alive`]) for longer than `abandoned_after`, as happens
+    /// when a broker replica dies.
+    async fn reclaim(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+        abandoned_after: Duration,
+    ) -> StoreResult<Vec<QueuedCommand>>;
+
+    /// Tells the store that `consumer` is still working on these entries, so they are not
+    /// considered abandoned.
+    async fn keep_alive(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        entry_ids: &[String],
+    ) -> StoreResult<()>;
+
+    /// Commands queued or running for `cluster_id`.
+    async fn queue_depth(&self, cluster_id: &str) -> StoreResult<u64>;
+
+    // --- results ---
+
+    /// Writes a final result unless one exists, and removes its command (queue entry
+    /// `entry_id` of the result's cluster, if given) from the queue; returns whether this write
+    /// won.
+    async fn finish_result(
+        &self,
+        result: &CommandResult,
+        ttl: Duration,
+        entry_id: Option<&str>,
+    ) -> StoreResult<bool>;
+
+    /// Reads a result: the final one, or the pending placeholder.
+    async fn get_result(&self, result_id: &str) -> StoreResult<Option<CommandResult>>;
+
+    /// Hands a result to the caller waiting on broker replica `broker_id`.
+    async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()>;
+}

@@ -1,0 +1,697 @@
+//! The Redis store, shared by every broker replica.
+//!
+//! Keys (per-cluster keys carry the cluster in a `{hash tag}` so Redis Cluster keeps each
+//! cluster's keys in one slot):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `kl:{C}:q` | stream, group `kl` | commands queued for cluster C; an entry leaves on ack |
+//! | `kl:{C}:link` | string with TTL | broker replica holding C's agent link (presence) |
+//! | `kl:{C}:info` | hash | agent version, Kubernetes version, last seen |
+//! | `kl:clusters` | set | every cluster that ever linked |
+//! | `kl:session:ID` | hash with expiry | a session |
+//! | `kl:sessions` | sorted set | session ids by creation time, for listing |
+//! | `kl:result:ID` / `kl:pending:ID` | string with TTL | final result / pending placeholder |
+//!
+//! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
+//! `kl:reply:B` carries finished results to the replica B whose caller waits.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
+use kubeline_shared::api::CommandResult;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, Client, RedisError, Value};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{
+    ClusterRecord, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent, StoreResult,
+};
+
+const GROUP: &str = "kl";
+const SESSIONS: &str = "kl:sessions";
+const CLUSTERS: &str = "kl:clusters";
+/// Delay between attempts to re-establish the subscription after Redis went away.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+
+fn queue_key(cluster: &str) -> String {
+    format!("kl:{{{cluster}}}:q")
+}
+fn link_key(cluster: &str) -> String {
+    format!("kl:{{{cluster}}}:link")
+}
+fn info_key(cluster: &str) -> String {
+    format!("kl:{{{cluster}}}:info")
+}
+fn session_key(id: &str) -> String {
+    format!("kl:session:{id}")
+}
+fn result_key(id: &str) -> String {
+    format!("kl:result:{id}")
+}
+fn pending_key(id: &str) -> String {
+    format!("kl:pending:{id}")
+}
+fn bell_channel(cluster: &str) -> String {
+    format!("kl:bell:{cluster}")
+}
+fn reply_channel(broker: &str) -> String {
+    format!("kl:reply:{broker}")
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// [`Store`] on a Redis server.
+pub struct RedisStore {
+    client: Client,
+    conn: ConnectionManager,
+    /// Clusters whose bell this replica listens to; replayed after a reconnect.
+    watched: Arc<Mutex<HashSet<String>>>,
+    /// Tells the subscription task to (un)subscribe a channel.
+    control: Mutex<Option<mpsc::UnboundedSender<Control>>>,
+}
+
+enum Control {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`). Fails if the server cannot be reached now;
+    /// later outages are survived by reconnecting.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let client = Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Self {
+            client,
+            conn,
+            watched: Arc::default(),
+            control: Mutex::new(None),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    fn send(&self, control: Control) {
+        let guard = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = guard.as_ref() {
+            let _ = tx.send(control);
+        }
+    }
+
+    async fn ensure_group(&self, cluster_id: &str) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let created: Result<(), RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(queue_key(cluster_id))
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs the subscription: forwards bells and replies, resubscribing after outages.
+async fn run_subscription(
+    client: Client,
+    broker_id: String,
+    watched: Arc<Mutex<HashSet<String>>>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    events: mpsc::Sender<StoreEvent>,
+) {
+    let reply = reply_channel(&broker_id);
+    loop {
+        let pubsub = match client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "redis subscription unavailable; retrying");
+                tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let mut channels = vec![reply.clone()];
+        channels.extend(
+            watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|c| bell_channel(c)),
+        );
+        if let Err(e) = sink.subscribe(&channels).await {
+            warn!(error = %e, "redis subscribe failed; retrying");
+            tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+            continue;
+        }
+        // Commands may have been queued while we were not listening: ring every bell once.
+        for cluster in channels.iter().filter_map(|c| c.strip_prefix("kl:bell:")) {
+            let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
+        }
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    let channel = msg.get_channel_name();
+                    if let Some(cluster) = channel.strip_prefix("kl:bell:") {
+                        let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
+                    } else if channel == reply {
+                        match serde_json::from_slice::<CommandResult>(msg.get_payload_bytes()) {
+                            Ok(result) => {
+                                if events.send(StoreEvent::Result(Box::new(result))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => warn!(error = %e, "unreadable result on reply channel"),
+                        }
+                    }
+                }
+                ctl = control.recv() => {
+                    let outcome = match ctl {
+                        None => return,
+                        Some(Control::Subscribe(c)) => sink.subscribe(c).await,
+                        Some(Control::Unsubscribe(c)) => sink.unsubscribe(c).await,
+                    };
+                    if let Err(e) = outcome {
+                        warn!(error = %e, "redis (un)subscribe failed; resubscribing");
+                        break;
+                    }
+                }
+                () = events.closed() => return,
+            }
+        }
+        warn!("redis subscription lost; resubscribing");
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+fn field<T: redis::FromRedisValue>(entry: &StreamId, name: &str) -> StoreResult<T> {
+    entry.get(name).ok_or_else(|| StoreError::Corrupt {
+        key: entry.id.clone(),
+        reason: format!("missing field {name}"),
+    })
+}
+
+fn decode_command(cluster_id: &str, entry: &StreamId) -> StoreResult<QueuedCommand> {
+    let args: String = field(entry, "args")?;
+    let args = serde_json::from_str(&args).map_err(|e| StoreError::Corrupt {
+        key: entry.id.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(QueuedCommand {
+        entry_id: entry.id.clone(),
+        result_id: field(entry, "result")?,
+        session_id: field(entry, "session")?,
+        cluster_id: cluster_id.to_owned(),
+        command_type: field(entry, "type")?,
+        args,
+        executed_at: from_ms(field(entry, "at")?),
+        deadline: from_ms(field(entry, "deadline")?),
+        max_output_bytes: field(entry, "budget")?,
+        correlation_id: field(entry, "corr")?,
+        reply_to: field(entry, "reply")?,
+    })
+}
+
+fn decode_session(id: &str, map: HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
+    if map.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        key: session_key(id),
+        reason: reason.to_owned(),
+    };
+    let int = |name: &str| -> StoreResult<i64> {
+        map.get(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| corrupt(name))
+    };
+    Ok(Some(SessionRecord {
+        session_id: id.to_owned(),
+        cluster_id: map.get("cluster").cloned().ok_or_else(|| corrupt("cluster"))?,
+        created_at: from_ms(int("created")?),
+        expires_at: from_ms(int("expires")?),
+        closed_at: map.get("closed").and_then(|v| v.parse().ok()).map(from_ms),
+        last_activity: from_ms(int("activity")?),
+        commands_executed: map.get("commands").and_then(|v| v.parse().ok()).unwrap_or(0),
+        metadata: map.get("metadata").cloned(),
+    }))
+}
+
+fn decode_result(key: &str, raw: &str) -> StoreResult<CommandResult> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn to_json(result: &CommandResult) -> String {
+    serde_json::to_string(result).expect("a CommandResult always serializes")
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        broker_id: &str,
+        events: mpsc::Sender<StoreEvent>,
+    ) -> StoreResult<()> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        tokio::spawn(run_subscription(
+            self.client.clone(),
+            broker_id.to_owned(),
+            self.watched.clone(),
+            rx,
+            events,
+        ));
+        Ok(())
+    }
+
+    async fn watch_cluster(&self, cluster_id: &str) -> StoreResult<()> {
+        self.ensure_group(cluster_id).await?;
+        let added = self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cluster_id.to_owned());
+        if added {
+            self.send(Control::Subscribe(bell_channel(cluster_id)));
+        }
+        Ok(())
+    }
+
+    async fn unwatch_cluster(&self, cluster_id: &str) -> StoreResult<()> {
+        let removed = self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(cluster_id);
+        if removed {
+            self.send(Control::Unsubscribe(bell_channel(cluster_id)));
+        }
+        Ok(())
+    }
+
+    async fn create_session(&self, session: &SessionRecord, retain: Duration) -> StoreResult<()> {
+        let key = session_key(&session.session_id);
+        let mut fields: Vec<(&str, String)> = vec![
+            ("cluster", session.cluster_id.clone()),
+            ("created", ms(session.created_at).to_string()),
+            ("expires", ms(session.expires_at).to_string()),
+            ("activity", ms(session.last_activity).to_string()),
+            ("commands", session.commands_executed.to_string()),
+        ];
+        if let Some(metadata) = &session.metadata {
+            fields.push(("metadata", metadata.clone()));
+        }
+        let keep_until = ms(session.expires_at) + retain.as_millis() as i64;
+        let mut conn = self.conn();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(keep_until)
+            .ignore()
+            .zadd(SESSIONS, &session.session_id, ms(session.created_at))
+            .ignore()
+            .exec_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
+        let mut conn = self.conn();
+        let map: HashMap<String, String> = conn.hgetall(session_key(session_id)).await?;
+        decode_session(session_id, map)
+    }
+
+    async fn close_session(
+        &self,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let mut conn = self.conn();
+        // Keeps the first close time, and never creates a hash for an unknown session.
+        let script = redis::Script::new(
+            r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+              redis.call('HSETNX', KEYS[1], 'closed', ARGV[1])
+              return 1",
+        );
+        let exists: i64 = script
+            .key(session_key(session_id))
+            .arg(ms(at))
+            .invoke_async(&mut conn)
+            .await?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        self.get_session(session_id).await
+    }
+
+    async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        let mut conn = self.conn();
+        let ids: Vec<String> = conn.zrevrange(SESSIONS, 0, -1).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(session_key(id));
+        }
+        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut gone = Vec::new();
+        for (id, map) in ids.iter().zip(maps) {
+            match decode_session(id, map)? {
+                Some(s) => out.push(s),
+                None => gone.push(id.clone()),
+            }
+        }
+        if !gone.is_empty() {
+            let _: () = conn.zrem(SESSIONS, gone).await?;
+        }
+        Ok(out)
+    }
+
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()> {
+        let cluster = &record.cluster_id;
+        let broker = record.broker_id.clone().unwrap_or_default();
+        let mut fields = vec![("broker", broker.clone())];
+        if let Some(v) = &record.agent_version {
+            fields.push(("agent_version", v.clone()));
+        }
+        if let Some(v) = &record.kubernetes_version {
+            fields.push(("kubernetes_version", v.clone()));
+        }
+        if let Some(t) = record.last_seen {
+            fields.push(("last_seen", ms(t).to_string()));
+        }
+        let mut conn = self.conn();
+        redis::pipe()
+            .cmd("SET")
+            .arg(link_key(cluster))
+            .arg(&broker)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .ignore()
+            .hset_multiple(info_key(cluster), &fields)
+            .ignore()
+            .sadd(CLUSTERS, cluster)
+            .ignore()
+            .exec_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn touch_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn();
+        // Re-assert the claim only if this replica still holds it (or it lapsed while the
+        // link stayed up); a newer link on another replica keeps its claim.
+        let script = redis::Script::new(
+            r"local cur = redis.call('GET', KEYS[1])
+              if cur == false or cur == ARGV[1] then
+                redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              end
+              redis.call('HSET', KEYS[2], 'last_seen', ARGV[3])
+              return 1",
+        );
+        let _: i64 = script
+            .key(link_key(cluster_id))
+            .key(info_key(cluster_id))
+            .arg(broker_id)
+            .arg(ttl.as_millis() as u64)
+            .arg(ms(last_seen))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn unlink_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let script = redis::Script::new(
+            r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+                redis.call('DEL', KEYS[1])
+              end
+              redis.call('HSET', KEYS[2], 'last_seen', ARGV[2])
+              return 1",
+        );
+        let _: i64 = script
+            .key(link_key(cluster_id))
+            .key(info_key(cluster_id))
+            .arg(broker_id)
+            .arg(ms(last_seen))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
+        let mut conn = self.conn();
+        let (link, info): (Option<String>, HashMap<String, String>) = redis::pipe()
+            .get(link_key(cluster_id))
+            .hgetall(info_key(cluster_id))
+            .query_async(&mut conn)
+            .await?;
+        if link.is_none() && info.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ClusterRecord {
+            cluster_id: cluster_id.to_owned(),
+            broker_id: link,
+            agent_version: info.get("agent_version").cloned(),
+            kubernetes_version: info.get("kubernetes_version").cloned(),
+            last_seen: info
+                .get("last_seen")
+                .and_then(|v| v.parse().ok())
+                .map(from_ms),
+        }))
+    }
+
+    async fn list_clusters(&self) -> StoreResult<Vec<ClusterRecord>> {
+        let mut conn = self.conn();
+        let mut ids: Vec<String> = conn.smembers(CLUSTERS).await?;
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.get_cluster(&id).await? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn enqueue(
+        &self,
+        command: &QueuedCommand,
+        pending: &CommandResult,
+        result_ttl: Duration,
+        ring: bool,
+    ) -> StoreResult<()> {
+        let args = serde_json::to_string(&command.args).expect("strings always serialize");
+        let fields: [(&str, String); 10] = [
+            ("result", command.result_id.clone()),
+            ("session", command.session_id.clone()),
+            ("type", command.command_type.clone()),
+            ("args", args),
+            ("at", ms(command.executed_at).to_string()),
+            ("deadline", ms(command.deadline).to_string()),
+            ("budget", command.max_output_bytes.to_string()),
+            ("corr", command.correlation_id.clone()),
+            ("reply", command.reply_to.clone()),
+            ("v", "1".to_owned()),
+        ];
+        let session = session_key(&command.session_id);
+        let mut pipe = redis::pipe();
+        pipe.set_ex(
+                pending_key(&pending.result_id),
+                to_json(pending),
+                result_ttl.as_secs().max(1),
+            )
+            .ignore()
+            .hincr(&session, "commands", 1)
+            .ignore()
+            .hset(&session, "activity", ms(command.executed_at))
+            .ignore()
+            .xadd(queue_key(&command.cluster_id), "*", &fields)
+            .ignore();
+        if ring {
+            pipe.publish(bell_channel(&command.cluster_id), "").ignore();
+        }
+        let mut conn = self.conn();
+        pipe.exec_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        let key = queue_key(cluster_id);
+        let opts = StreamReadOptions::default().group(GROUP, consumer).count(max);
+        let mut conn = self.conn();
+        let reply: Result<StreamReadReply, RedisError> =
+            conn.xread_options(&[&key], &[">"], &opts).await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group(cluster_id).await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        reply
+            .keys
+            .iter()
+            .flat_map(|stream| &stream.ids)
+            .map(|entry| decode_command(cluster_id, entry))
+            .collect()
+    }
+
+    async fn reclaim(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+        abandoned_after: Duration,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        let mut conn = self.conn();
+        let claimed: Result<StreamAutoClaimReply, RedisError> = redis::cmd("XAUTOCLAIM")
+            .arg(queue_key(cluster_id))
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(abandoned_after.as_millis() as u64)
+            .arg("0")
+            .arg("COUNT")
+            .arg(max)
+            .query_async(&mut conn)
+            .await;
+        match claimed {
+            Ok(reply) => reply
+                .claimed
+                .iter()
+                .map(|entry| decode_command(cluster_id, entry))
+                .collect(),
+            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn keep_alive(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        entry_ids: &[String],
+    ) -> StoreResult<()> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let _: Value = redis::cmd("XCLAIM")
+            .arg(queue_key(cluster_id))
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(0)
+            .arg(entry_ids)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn queue_depth(&self, cluster_id: &str) -> StoreResult<u64> {
+        let mut conn = self.conn();
+        Ok(conn.xlen(queue_key(cluster_id)).await?)
+    }
+
+    async fn finish_result(
+        &self,
+        result: &CommandResult,
+        ttl: Duration,
+        entry_id: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(result_key(&result.result_id))
+            .arg(to_json(result))
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl.as_secs().max(1));
+        if let Some(entry_id) = entry_id {
+            let key = queue_key(&result.cluster_id);
+            pipe.xack(&key, GROUP, &[entry_id])
+                .ignore()
+                .xdel(&key, &[entry_id])
+                .ignore();
+        }
+        let mut conn = self.conn();
+        let (won,): (Option<String>,) = pipe.query_async(&mut conn).await?;
+        Ok(won.is_some())
+    }
+
+    async fn get_result(&self, result_id: &str) -> StoreResult<Option<CommandResult>> {
+        let mut conn = self.conn();
+        let (done, pending): (Option<String>, Option<String>) = redis::pipe()
+            .get(result_key(result_id))
+            .get(pending_key(result_id))
+            .query_async(&mut conn)
+            .await?;
+        match (done, pending) {
+            (Some(raw), _) => decode_result(&result_key(result_id), &raw).map(Some),
+            (None, Some(raw)) => decode_result(&pending_key(result_id), &raw).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let _: i64 = conn
+            .publish(reply_channel(broker_id), to_json(result))
+            .await?;
+        Ok(())
+    }
+}
