@@ -3,25 +3,60 @@
 //! [`parse`] turns a `command_type` and its `args` into a [`Command`] or a [`CommandError`] that
 //! names the offending argument. The broker parses before enqueueing and the agent parses again
 //! before running, with this same code, so nothing is ever matched as a substring.
+//!
+//! The policy lives here too:
+//! - only read-only command types exist; write verbs are refused with `forbidden_command`;
+//! - each command has an allowlist of flags; anything else is `unknown_flag`;
+//! - flags that would change who the agent is, where it connects, or make it read files or run
+//!   templates are `forbidden_flag`, whatever the command;
+//! - output formats that are not implemented yet are `unsupported_output`.
+//!
+//! Resource *types* stay strings here: resolving `po`, `deploy`, `Pod` or `widgets.testbed.dev`
+//! needs the cluster's discovery data, which only the agent has.
+
+mod cluster_info;
+mod flags;
+mod get;
+mod version;
 
 use std::fmt;
 
+pub use cluster_info::ClusterInfo;
+pub use get::{Get, GetOutput, ResourceName, Targets};
+pub use version::{Version, VersionOutput};
+
 /// A command the agent knows how to run, with its arguments parsed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `version`
-    Version,
+    /// `get`: list or fetch objects and print them as kubectl does.
+    Get(Get),
+    /// `version`: the API server's version.
+    Version(Version),
+    /// `cluster-info`: where the control plane and cluster services run.
+    ClusterInfo(ClusterInfo),
 }
 
 /// Why a request was refused. Turned into a 400 `invalid_request` by the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandError {
-    /// Machine-readable reason, for `details.code`.
+    /// Machine-readable reason, for `details.code`: one of `unsupported_command`,
+    /// `forbidden_command`, `unknown_flag`, `forbidden_flag`, `missing_flag_value`,
+    /// `unsupported_output`, `missing_argument`, `invalid_argument`, `unexpected_argument`.
     pub code: &'static str,
     /// The argument that was refused, for `details.argument`.
     pub argument: Option<String>,
     /// What was wrong and what to do instead.
     pub message: String,
+}
+
+impl CommandError {
+    pub(crate) fn new(code: &'static str, argument: Option<String>, message: String) -> Self {
+        Self {
+            code,
+            argument,
+            message,
+        }
+    }
 }
 
 impl fmt::Display for CommandError {
@@ -32,14 +67,138 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
+/// The command types kubeline runs today, in the order they are listed to users.
+pub const SUPPORTED_COMMANDS: &[&str] = &["get", "version", "cluster-info"];
+
+/// Read-only command types of the contract that are not implemented yet.
+const PLANNED_COMMANDS: &[&str] = &[
+    "describe",
+    "logs",
+    "events",
+    "top",
+    "explain",
+    "api-resources",
+    "api-versions",
+    "rollout",
+    "auth",
+];
+
+/// kubectl commands that change the cluster, open a channel into it, or act on the local machine.
+/// kubeline refuses them outright.
+const WRITE_COMMANDS: &[&str] = &[
+    "create",
+    "apply",
+    "delete",
+    "patch",
+    "edit",
+    "replace",
+    "scale",
+    "autoscale",
+    "exec",
+    "attach",
+    "cp",
+    "port-forward",
+    "proxy",
+    "run",
+    "expose",
+    "debug",
+    "label",
+    "annotate",
+    "set",
+    "drain",
+    "cordon",
+    "uncordon",
+    "taint",
+    "certificate",
+    "wait",
+    "kustomize",
+    "plugin",
+    "config",
+    "diff",
+    "completion",
+    "alpha",
+];
+
 /// Parses a command type and its arguments.
+///
+/// The same function runs in the broker (before anything is queued) and in the agent (before
+/// anything is run), so both sides agree on what a command means.
 pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandError> {
     match command_type {
-        "version" if args.is_empty() => Ok(Command::Version),
-        other => Err(CommandError {
-            code: "unsupported_command",
-            argument: None,
-            message: format!("command type `{other}` is not supported"),
-        }),
+        "get" => get::parse(args).map(Command::Get),
+        "version" => version::parse(args).map(Command::Version),
+        "cluster-info" => cluster_info::parse(args).map(Command::ClusterInfo),
+        other if PLANNED_COMMANDS.contains(&other) => Err(CommandError::new(
+            "unsupported_command",
+            None,
+            format!(
+                "command type `{other}` is not supported yet; supported: {}",
+                SUPPORTED_COMMANDS.join(", ")
+            ),
+        )),
+        other if WRITE_COMMANDS.contains(&other) => Err(forbidden_command(other)),
+        other => Err(CommandError::new(
+            "unsupported_command",
+            None,
+            format!(
+                "unknown command type `{other}`; supported: {}",
+                SUPPORTED_COMMANDS.join(", ")
+            ),
+        )),
     }
 }
+
+fn forbidden_command(command_type: &str) -> CommandError {
+    CommandError::new(
+        "forbidden_command",
+        None,
+        format!(
+            "command type `{command_type}` is forbidden: kubeline is read-only and never changes a \
+             cluster or opens a channel into it; supported: {}",
+            SUPPORTED_COMMANDS.join(", ")
+        ),
+    )
+}
+
+/// Refuses positional arguments for commands that take none.
+fn no_positionals(command: &str, positionals: &[String]) -> Result<(), CommandError> {
+    match positionals.first() {
+        None => Ok(()),
+        Some(p) => Err(CommandError::new(
+            "unexpected_argument",
+            Some(p.clone()),
+            format!("`{command}` takes no arguments, got `{p}`"),
+        )),
+    }
+}
+
+/// Whether `s` is an RFC 1123 label, the form every namespace name has.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks a `-n/--namespace` value. It ends up in a URL path on the agent, so only real
+/// namespace names pass.
+fn namespace_value(flag: &flags::Flag) -> Result<String, CommandError> {
+    if is_dns_label(&flag.value) {
+        Ok(flag.value.clone())
+    } else {
+        Err(CommandError::new(
+            "invalid_argument",
+            Some(flag.raw.clone()),
+            format!(
+                "invalid namespace {:?}: a namespace is a lowercase RFC 1123 label (a-z, 0-9 and \
+                 '-', at most 63 characters)",
+                flag.value
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

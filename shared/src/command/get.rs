@@ -1,0 +1,387 @@
+//! `get`: list or fetch objects.
+//!
+//! The arguments follow kubectl's rules (`ResourceTypeOrNameArgs` in cli-runtime): either every
+//! positional is `type/name`, or the first positional is one or more comma-separated types and the
+//! rest are names. `get pods,svc a b` means the pairs `pods/a pods/b svc/a svc/b`, as in kubectl.
+
+use super::flags::{self, FlagSpec, Scanned};
+use super::{CommandError, namespace_value};
+
+/// The flags `get` accepts.
+const FLAGS: &[FlagSpec] = &[
+    FlagSpec::value("namespace", Some('n')),
+    FlagSpec::switch("all-namespaces", Some('A')),
+    FlagSpec::value("selector", Some('l')),
+    FlagSpec::value("field-selector", None),
+    FlagSpec::value("output", Some('o')),
+    FlagSpec::switch("show-labels", None),
+    FlagSpec::value("label-columns", Some('L')),
+    FlagSpec::switch("no-headers", None),
+    FlagSpec::switch("show-kind", None),
+    FlagSpec::switch("show-managed-fields", None),
+    FlagSpec::switch("ignore-not-found", None),
+    FlagSpec::value("chunk-size", None),
+    FlagSpec::value("limit", None),
+];
+
+/// kubectl's default `--chunk-size`.
+pub const DEFAULT_CHUNK_SIZE: u32 = 500;
+
+/// A parsed `get`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Get {
+    /// What to fetch.
+    pub targets: Targets,
+    /// `-n/--namespace`; `None` means the agent's default namespace (`default`).
+    pub namespace: Option<String>,
+    /// `-A/--all-namespaces`; wins over `--namespace`, as in kubectl.
+    pub all_namespaces: bool,
+    /// `-l/--selector`, trimmed; `None` when absent or blank.
+    pub label_selector: Option<String>,
+    /// `--field-selector`, trimmed; `None` when absent or blank.
+    pub field_selector: Option<String>,
+    /// `-o/--output`.
+    pub output: GetOutput,
+    /// `--show-labels`: a LABELS column at the end of tables.
+    pub show_labels: bool,
+    /// `-L/--label-columns`: one column per label key (repeatable, comma-separated).
+    pub label_columns: Vec<String>,
+    /// `--no-headers`.
+    pub no_headers: bool,
+    /// `--show-kind`: `kind.group/name` in the NAME column even for a single type.
+    pub show_kind: bool,
+    /// `--show-managed-fields`: keep `metadata.managedFields` in json/yaml (kubectl drops them).
+    pub show_managed_fields: bool,
+    /// `--ignore-not-found`: a named object that does not exist is not an error.
+    pub ignore_not_found: bool,
+    /// `--chunk-size`: page size of list requests; 0 fetches everything in one request.
+    pub chunk_size: u32,
+    /// `--limit` (a kubeline extension, not a kubectl flag): at most this many objects per
+    /// resource type, in one page; the agent says on stderr when more were left out.
+    pub limit: Option<u32>,
+}
+
+impl Get {
+    /// Whether kubectl would print one object rather than a `List` for `-o json|yaml`: exactly
+    /// one object was asked for by name.
+    pub fn single_item_implied(&self) -> bool {
+        match &self.targets {
+            Targets::Types(_) => false,
+            Targets::Names { names, .. } => names.len() == 1,
+            Targets::Pairs(pairs) => pairs.len() == 1,
+        }
+    }
+}
+
+/// What `get` was asked to fetch. Resource types are kept as written; the agent resolves them
+/// through discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// Every object of each type, narrowed by the selectors: `get pods,svc`.
+    Types(Vec<String>),
+    /// Named objects of one type: `get pod a b`.
+    Names {
+        /// The resource type as written (`pod`, `po`, `deployments.apps`, ...).
+        resource: String,
+        /// The object names, in order (repeats kept, as kubectl keeps them).
+        names: Vec<String>,
+    },
+    /// `type/name` pairs: `get pod/a svc/b`, and `get pods,svc a` (which kubectl turns into
+    /// `pods/a svc/a`).
+    Pairs(Vec<ResourceName>),
+}
+
+/// One `type/name` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceName {
+    /// The resource type as written.
+    pub resource: String,
+    /// The object name.
+    pub name: String,
+}
+
+/// The `-o` formats `get` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GetOutput {
+    /// The server's table (the default).
+    #[default]
+    Table,
+    /// `-o wide`: the server's table including its priority columns.
+    Wide,
+    /// `-o name`: `kind.group/name` per object.
+    Name,
+    /// `-o json`.
+    Json,
+    /// `-o yaml`.
+    Yaml,
+}
+
+pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
+    let scanned = flags::scan("get", args, FLAGS)?;
+    let output = match scanned.last("output") {
+        None => GetOutput::Table,
+        Some(f) => parse_output(&f.value, &f.raw)?,
+    };
+    let namespace = scanned.last("namespace").map(namespace_value).transpose()?;
+    let label_selector = selector(&scanned, "selector")?;
+    let field_selector = selector(&scanned, "field-selector")?;
+    let mut label_columns = Vec::new();
+    for f in scanned.all("label-columns") {
+        for key in f.value.split(',') {
+            let key = key.trim();
+            if key.is_empty() || key.chars().any(char::is_control) {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    Some(f.raw.clone()),
+                    format!("invalid label column list {:?}", f.value),
+                ));
+            }
+            label_columns.push(key.to_string());
+        }
+    }
+    let chunk_size = match scanned.last("chunk-size") {
+        None => DEFAULT_CHUNK_SIZE,
+        Some(f) => number(&f.value, &f.raw, "--chunk-size")?,
+    };
+    let limit = match scanned.last("limit") {
+        None => None,
+        Some(f) => match number(&f.value, &f.raw, "--limit")? {
+            0 => {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    Some(f.raw.clone()),
+                    "`--limit` must be at least 1".to_string(),
+                ));
+            }
+            n => Some(n),
+        },
+    };
+    let targets = targets(&scanned.positionals)?;
+    if label_selector.is_some() || field_selector.is_some() {
+        match &targets {
+            Targets::Types(_) => {}
+            Targets::Names { .. } => {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    scanned.positionals.get(1).cloned(),
+                    "name cannot be provided when a selector is specified".to_string(),
+                ));
+            }
+            Targets::Pairs(_) => {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    scanned.positionals.first().cloned(),
+                    "selectors cannot be used when passing resource/name arguments".to_string(),
+                ));
+            }
+        }
+    }
+    Ok(Get {
+        targets,
+        namespace,
+        all_namespaces: scanned.switch("all-namespaces")?,
+        label_selector,
+        field_selector,
+        output,
+        show_labels: scanned.switch("show-labels")?,
+        label_columns,
+        no_headers: scanned.switch("no-headers")?,
+        show_kind: scanned.switch("show-kind")?,
+        show_managed_fields: scanned.switch("show-managed-fields")?,
+        ignore_not_found: scanned.switch("ignore-not-found")?,
+        chunk_size,
+        limit,
+    })
+}
+
+fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
+    let format = value.split_once('=').map_or(value, |(f, _)| f);
+    match value {
+        "" => Ok(GetOutput::Table),
+        "wide" => Ok(GetOutput::Wide),
+        "name" => Ok(GetOutput::Name),
+        "json" => Ok(GetOutput::Json),
+        "yaml" => Ok(GetOutput::Yaml),
+        _ => Err(match format {
+            "go-template" | "go-template-file" | "template" | "templatefile" => CommandError::new(
+                "forbidden_flag",
+                Some(raw.to_string()),
+                format!(
+                    "output format `{format}` is forbidden: Go templates run arbitrary template code \
+                     on the agent; use -o json, -o yaml, -o wide or -o name"
+                ),
+            ),
+            "jsonpath-file" | "custom-columns-file" => CommandError::new(
+                "forbidden_flag",
+                Some(raw.to_string()),
+                format!(
+                    "output format `{format}` is forbidden: it reads a file on the agent; use \
+                     -o json, -o yaml, -o wide or -o name"
+                ),
+            ),
+            "jsonpath" | "jsonpath-as-json" | "custom-columns" | "kyaml" => CommandError::new(
+                "unsupported_output",
+                Some(raw.to_string()),
+                format!(
+                    "output format `{format}` is not supported yet; supported: json, yaml, wide, name"
+                ),
+            ),
+            _ => CommandError::new(
+                "unsupported_output",
+                Some(raw.to_string()),
+                format!("unknown output format {value:?}; supported: json, yaml, wide, name"),
+            ),
+        }),
+    }
+}
+
+fn selector(scanned: &Scanned, long: &str) -> Result<Option<String>, CommandError> {
+    let Some(f) = scanned.last(long) else {
+        return Ok(None);
+    };
+    let value = f.value.trim();
+    if value.chars().any(char::is_control) {
+        return Err(CommandError::new(
+            "invalid_argument",
+            Some(f.raw.clone()),
+            format!("`--{long}` contains control characters"),
+        ));
+    }
+    Ok((!value.is_empty()).then(|| value.to_string()))
+}
+
+fn number(value: &str, raw: &str, flag: &str) -> Result<u32, CommandError> {
+    value.parse::<u32>().map_err(|_| {
+        CommandError::new(
+            "invalid_argument",
+            Some(raw.to_string()),
+            format!("`{flag}` needs a non-negative whole number, got {value:?}"),
+        )
+    })
+}
+
+/// A resource type as written: `pods`, `po`, `Pod`, `deployments.apps`, `deployments.v1.apps`.
+fn resource_type(s: &str) -> Result<String, CommandError> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !s.starts_with('.')
+        && !s.ends_with('.');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(CommandError::new(
+            "invalid_argument",
+            Some(s.to_string()),
+            format!(
+                "invalid resource type {s:?}: use a resource name, short name or kind, optionally \
+                 with its group (e.g. `pods`, `po`, `deployments.apps`)"
+            ),
+        ))
+    }
+}
+
+/// An object name. Names end up in URL paths on the agent, so path tricks are refused here.
+fn object_name(s: &str) -> Result<String, CommandError> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '%', '?', '#'])
+        && !s.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(CommandError::new(
+            "invalid_argument",
+            Some(s.to_string()),
+            format!("invalid object name {s:?}"),
+        ))
+    }
+}
+
+/// kubectl's `SplitResourceArgument`: split on commas, drop repeats, keep order.
+fn split_types(arg: &str) -> Result<Vec<String>, CommandError> {
+    let mut out: Vec<String> = Vec::new();
+    for t in arg.split(',') {
+        let t = resource_type(t)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+fn targets(positionals: &[String]) -> Result<Targets, CommandError> {
+    let Some(first) = positionals.first() else {
+        return Err(CommandError::new(
+            "missing_argument",
+            None,
+            "you must specify the type of resource to get, e.g. `get pods`, `get deploy -A` or \
+             `get pod/NAME`"
+                .to_string(),
+        ));
+    };
+    let slashed = positionals.iter().filter(|p| p.contains('/')).count();
+    if slashed > 0 {
+        if slashed != positionals.len() {
+            let plain = positionals.iter().find(|p| !p.contains('/')).cloned();
+            return Err(CommandError::new(
+                "invalid_argument",
+                plain,
+                "there is no need to specify a resource type as a separate argument when passing \
+                 arguments in resource/name form (e.g. 'get resource/<resource_name>' instead of \
+                 'get resource resource/<resource_name>')"
+                    .to_string(),
+            ));
+        }
+        let mut pairs = Vec::new();
+        for p in positionals {
+            let parts: Vec<&str> = p.split('/').collect();
+            if parts.len() != 2 {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    Some(p.clone()),
+                    "arguments in resource/name form may not have more than one slash".to_string(),
+                ));
+            }
+            if parts[0].contains(',') || parts[0].is_empty() || parts[1].is_empty() {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    Some(p.clone()),
+                    "arguments in resource/name form must have a single resource and name"
+                        .to_string(),
+                ));
+            }
+            pairs.push(ResourceName {
+                resource: resource_type(parts[0])?,
+                name: object_name(parts[1])?,
+            });
+        }
+        return Ok(Targets::Pairs(pairs));
+    }
+    let types = split_types(first)?;
+    let names = positionals[1..]
+        .iter()
+        .map(|n| object_name(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(match (types.len(), names.is_empty()) {
+        (_, true) => Targets::Types(types),
+        (1, false) => Targets::Names {
+            resource: types.into_iter().next().unwrap_or_default(),
+            names,
+        },
+        (_, false) => Targets::Pairs(
+            types
+                .iter()
+                .flat_map(|t| {
+                    names.iter().map(move |n| ResourceName {
+                        resource: t.clone(),
+                        name: n.clone(),
+                    })
+                })
+                .collect(),
+        ),
+    })
+}

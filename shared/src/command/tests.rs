@@ -1,0 +1,555 @@
+//! Table-driven tests of the parser and its policy.
+
+use super::*;
+
+fn args(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn get(s: &str) -> Get {
+    match parse("get", &args(s)) {
+        Ok(Command::Get(g)) => g,
+        other => panic!("get {s}: {other:?}"),
+    }
+}
+
+fn base(targets: Targets) -> Get {
+    Get {
+        targets,
+        namespace: None,
+        all_namespaces: false,
+        label_selector: None,
+        field_selector: None,
+        output: GetOutput::Table,
+        show_labels: false,
+        label_columns: vec![],
+        no_headers: false,
+        show_kind: false,
+        show_managed_fields: false,
+        ignore_not_found: false,
+        chunk_size: get::DEFAULT_CHUNK_SIZE,
+        limit: None,
+    }
+}
+
+fn types(ts: &[&str]) -> Targets {
+    Targets::Types(ts.iter().map(|t| t.to_string()).collect())
+}
+
+fn pair(r: &str, n: &str) -> ResourceName {
+    ResourceName {
+        resource: r.into(),
+        name: n.into(),
+    }
+}
+
+#[test]
+fn accepted_get_commands() {
+    let cases: Vec<(&str, Get)> = vec![
+        ("pods", base(types(&["pods"]))),
+        (
+            "pods -A",
+            Get {
+                all_namespaces: true,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods --all-namespaces",
+            Get {
+                all_namespaces: true,
+                ..base(types(&["pods"]))
+            },
+        ),
+        ("pods --all-namespaces=false", base(types(&["pods"]))),
+        (
+            "pods -n credit-service",
+            Get {
+                namespace: Some("credit-service".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -ncredit-service",
+            Get {
+                namespace: Some("credit-service".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -n=credit-service",
+            Get {
+                namespace: Some("credit-service".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "--namespace=credit-service pods",
+            Get {
+                namespace: Some("credit-service".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods --namespace credit-service",
+            Get {
+                namespace: Some("credit-service".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -l app=cluster-autoscaler",
+            Get {
+                label_selector: Some("app=cluster-autoscaler".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods --field-selector status.phase=Running",
+            Get {
+                field_selector: Some("status.phase=Running".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -o wide",
+            Get {
+                output: GetOutput::Wide,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -owide",
+            Get {
+                output: GetOutput::Wide,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods --output=json",
+            Get {
+                output: GetOutput::Json,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -o yaml",
+            Get {
+                output: GetOutput::Yaml,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -o name",
+            Get {
+                output: GetOutput::Name,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -Ao wide",
+            Get {
+                all_namespaces: true,
+                output: GetOutput::Wide,
+                ..base(types(&["pods"]))
+            },
+        ),
+        ("pods,svc,deploy", base(types(&["pods", "svc", "deploy"]))),
+        ("pods,pods", base(types(&["pods"]))),
+        (
+            "pod credit-api-0",
+            base(Targets::Names {
+                resource: "pod".into(),
+                names: vec!["credit-api-0".into()],
+            }),
+        ),
+        (
+            "pod/a svc/b",
+            base(Targets::Pairs(vec![pair("pod", "a"), pair("svc", "b")])),
+        ),
+        (
+            "pods,svc a",
+            base(Targets::Pairs(vec![pair("pods", "a"), pair("svc", "a")])),
+        ),
+        // Resource names that look like verbs or dangerous flags' names are just names.
+        (
+            "deployments delete",
+            base(Targets::Names {
+                resource: "deployments".into(),
+                names: vec!["delete".into()],
+            }),
+        ),
+        ("exec", base(types(&["exec"]))),
+        (
+            "widgets.testbed.kubeline.dev",
+            base(types(&["widgets.testbed.kubeline.dev"])),
+        ),
+        (
+            "pods --show-labels --no-headers --show-kind",
+            Get {
+                show_labels: true,
+                no_headers: true,
+                show_kind: true,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -L app -L tier,env",
+            Get {
+                label_columns: vec!["app".into(), "tier".into(), "env".into()],
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods --chunk-size=50",
+            Get {
+                chunk_size: 50,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods --chunk-size 0",
+            Get {
+                chunk_size: 0,
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -A --limit=10",
+            Get {
+                all_namespaces: true,
+                limit: Some(10),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods -- -weird",
+            base(Targets::Names {
+                resource: "pods".into(),
+                names: vec!["-weird".into()],
+            }),
+        ),
+        (
+            "pods -n default -n credit-service",
+            Get {
+                namespace: Some("credit-service".into()),
+                ..base(types(&["pods"]))
+            },
+        ),
+        (
+            "pods --ignore-not-found",
+            Get {
+                ignore_not_found: true,
+                ..base(types(&["pods"]))
+            },
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(get(input), want, "get {input}");
+    }
+}
+
+#[test]
+fn refused_commands() {
+    // (command_type, args, code, argument)
+    let cases: &[(&str, &str, &str, Option<&str>)] = &[
+        ("describe", "pods", "unsupported_command", None),
+        ("logs", "x", "unsupported_command", None),
+        ("rollout", "status deploy/x", "unsupported_command", None),
+        ("delete", "pods --all", "forbidden_command", None),
+        ("apply", "-f x.yaml", "forbidden_command", None),
+        ("exec", "x -- sh", "forbidden_command", None),
+        ("port-forward", "svc/x 80", "forbidden_command", None),
+        ("cordon", "node-1", "forbidden_command", None),
+        ("frobnicate", "", "unsupported_command", None),
+        (
+            "get",
+            "pods --raw=/api/v1/secrets",
+            "forbidden_flag",
+            Some("--raw=/api/v1/secrets"),
+        ),
+        ("get", "--raw /api", "forbidden_flag", Some("--raw")),
+        (
+            "get",
+            "pods --as=system:admin",
+            "forbidden_flag",
+            Some("--as=system:admin"),
+        ),
+        (
+            "get",
+            "pods --as-group system:masters",
+            "forbidden_flag",
+            Some("--as-group"),
+        ),
+        ("get", "pods --as-uid 0", "forbidden_flag", Some("--as-uid")),
+        (
+            "get",
+            "pods --kubeconfig /etc/kubernetes/admin.conf",
+            "forbidden_flag",
+            Some("--kubeconfig"),
+        ),
+        (
+            "get",
+            "pods --context prod",
+            "forbidden_flag",
+            Some("--context"),
+        ),
+        (
+            "get",
+            "pods --cluster=x",
+            "forbidden_flag",
+            Some("--cluster=x"),
+        ),
+        ("get", "pods --user=x", "forbidden_flag", Some("--user=x")),
+        (
+            "get",
+            "pods --token=abc",
+            "forbidden_flag",
+            Some("--token=abc"),
+        ),
+        (
+            "get",
+            "pods --server https://evil",
+            "forbidden_flag",
+            Some("--server"),
+        ),
+        ("get", "pods -s https://evil", "forbidden_flag", Some("-s")),
+        (
+            "get",
+            "pods --insecure-skip-tls-verify",
+            "forbidden_flag",
+            Some("--insecure-skip-tls-verify"),
+        ),
+        (
+            "get",
+            "pods --certificate-authority=/x",
+            "forbidden_flag",
+            Some("--certificate-authority=/x"),
+        ),
+        (
+            "get",
+            "pods --client-key=/x",
+            "forbidden_flag",
+            Some("--client-key=/x"),
+        ),
+        (
+            "get",
+            "pods --client-certificate /x",
+            "forbidden_flag",
+            Some("--client-certificate"),
+        ),
+        ("get", "-f pod.yaml", "forbidden_flag", Some("-f")),
+        (
+            "get",
+            "--filename=pod.yaml",
+            "forbidden_flag",
+            Some("--filename=pod.yaml"),
+        ),
+        ("get", "-k dir", "forbidden_flag", Some("-k")),
+        ("get", "pods -Af x", "forbidden_flag", Some("-f")),
+        (
+            "get",
+            "pods -o go-template={{.}}",
+            "forbidden_flag",
+            Some("-o"),
+        ),
+        (
+            "get",
+            "pods -o=go-template-file=/etc/passwd",
+            "forbidden_flag",
+            Some("-o=go-template-file=/etc/passwd"),
+        ),
+        (
+            "get",
+            "pods --template={{.}}",
+            "forbidden_flag",
+            Some("--template={{.}}"),
+        ),
+        (
+            "get",
+            "pods -o jsonpath={.items}",
+            "unsupported_output",
+            Some("-o"),
+        ),
+        (
+            "get",
+            "pods -o custom-columns=N:.metadata.name",
+            "unsupported_output",
+            Some("-o"),
+        ),
+        ("get", "pods -o kyaml", "unsupported_output", Some("-o")),
+        ("get", "pods -o tablez", "unsupported_output", Some("-o")),
+        ("get", "pods --watch", "unknown_flag", Some("--watch")),
+        ("get", "pods -w", "unknown_flag", Some("-w")),
+        (
+            "get",
+            "pods --frobnicate",
+            "unknown_flag",
+            Some("--frobnicate"),
+        ),
+        ("get", "pods -Z", "unknown_flag", Some("-Z")),
+        (
+            "get",
+            "pods --sort-by=.metadata.name",
+            "unknown_flag",
+            Some("--sort-by=.metadata.name"),
+        ),
+        ("get", "pods -n", "missing_flag_value", Some("-n")),
+        ("get", "pods -n -A", "missing_flag_value", Some("-n")),
+        ("get", "pods -l", "missing_flag_value", Some("-l")),
+        (
+            "get",
+            "pods -n ../../secrets",
+            "invalid_argument",
+            Some("-n"),
+        ),
+        ("get", "pods -n Default", "invalid_argument", Some("-n")),
+        ("get", "", "missing_argument", None),
+        ("get", "pod/a/b", "invalid_argument", Some("pod/a/b")),
+        ("get", "pod a/b", "invalid_argument", Some("pod")),
+        ("get", "pods,svc/a", "invalid_argument", Some("pods,svc/a")),
+        ("get", "pod ..", "invalid_argument", Some("..")),
+        ("get", "pod x%2F..", "invalid_argument", Some("x%2F..")),
+        ("get", "pods/", "invalid_argument", Some("pods/")),
+        ("get", "pods,", "invalid_argument", Some("")),
+        ("get", "po?x", "invalid_argument", Some("po?x")),
+        ("get", "pod x -l app=a", "invalid_argument", Some("x")),
+        (
+            "get",
+            "pod/x --field-selector a=b",
+            "invalid_argument",
+            Some("pod/x"),
+        ),
+        (
+            "get",
+            "pods --chunk-size=-1",
+            "invalid_argument",
+            Some("--chunk-size=-1"),
+        ),
+        (
+            "get",
+            "pods --limit=0",
+            "invalid_argument",
+            Some("--limit=0"),
+        ),
+        (
+            "get",
+            "pods --show-labels=maybe",
+            "invalid_argument",
+            Some("--show-labels=maybe"),
+        ),
+        ("version", "--client", "unknown_flag", Some("--client")),
+        ("version", "-o wide", "unsupported_output", Some("-o")),
+        ("version", "extra", "unexpected_argument", Some("extra")),
+        (
+            "version",
+            "--kubeconfig=/x",
+            "forbidden_flag",
+            Some("--kubeconfig=/x"),
+        ),
+        ("cluster-info", "dump", "unsupported_command", Some("dump")),
+        ("cluster-info", "--as admin", "forbidden_flag", Some("--as")),
+        ("cluster-info", "-A", "unknown_flag", Some("-A")),
+    ];
+    for &(command, input, code, argument) in cases {
+        let err = parse(command, &args(input)).expect_err(&format!("{command} {input} parsed"));
+        assert_eq!(err.code, code, "{command} {input}: {err:?}");
+        assert_eq!(
+            err.argument.as_deref(),
+            argument,
+            "{command} {input}: {err:?}"
+        );
+        assert!(!err.message.is_empty());
+    }
+}
+
+#[test]
+fn messages_say_why() {
+    let err = parse("describe", &args("pods")).unwrap_err();
+    assert_eq!(
+        err.message,
+        "command type `describe` is not supported yet; supported: get, version, cluster-info"
+    );
+    let err = parse("delete", &args("pod x")).unwrap_err();
+    assert!(err.message.contains("read-only"), "{}", err.message);
+    let err = parse("get", &args("pods --as=admin")).unwrap_err();
+    assert!(err.message.contains("impersonation"), "{}", err.message);
+    let err = parse("get", &args("pods --kubeconfig=/x")).unwrap_err();
+    assert!(err.message.contains("credentials"), "{}", err.message);
+    let err = parse("get", &args("pods --frobnicate")).unwrap_err();
+    assert!(err.message.contains("--frobnicate") && err.message.contains("-n/--namespace"));
+}
+
+#[test]
+fn values_are_never_inspected_as_flags() {
+    // A value is a value, whatever it looks like.
+    let g = get("pods -l app=kubeconfig,token=raw -n as");
+    assert_eq!(
+        g.label_selector.as_deref(),
+        Some("app=kubeconfig,token=raw")
+    );
+    assert_eq!(g.namespace.as_deref(), Some("as"));
+    let with_spaces: Vec<String> = ["pods", "-l", "app in (a,b), tier!=db", "--selector="]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // The last -l wins, and a blank selector means none, as in kubectl.
+    assert!(matches!(
+        parse("get", &with_spaces),
+        Ok(Command::Get(Get {
+            label_selector: None,
+            ..
+        }))
+    ));
+    let with_spaces: Vec<String> = ["pods", "-l", " app in (a,b), tier!=db "]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match parse("get", &with_spaces) {
+        Ok(Command::Get(g)) => {
+            assert_eq!(g.label_selector.as_deref(), Some("app in (a,b), tier!=db"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let g = get("pods --field-selector=metadata.name=--raw");
+    assert_eq!(g.field_selector.as_deref(), Some("metadata.name=--raw"));
+}
+
+#[test]
+fn version_and_cluster_info() {
+    assert_eq!(
+        parse("version", &[]),
+        Ok(Command::Version(Version::default()))
+    );
+    assert_eq!(
+        parse("version", &args("-o json")),
+        Ok(Command::Version(Version {
+            output: VersionOutput::Json
+        }))
+    );
+    assert_eq!(
+        parse("version", &args("--output=yaml")),
+        Ok(Command::Version(Version {
+            output: VersionOutput::Yaml
+        }))
+    );
+    assert_eq!(
+        parse("cluster-info", &[]),
+        Ok(Command::ClusterInfo(ClusterInfo::default()))
+    );
+    assert_eq!(
+        parse("cluster-info", &args("-n kube-public")),
+        Ok(Command::ClusterInfo(ClusterInfo {
+            namespace: Some("kube-public".into())
+        }))
+    );
+}
+
+#[test]
+fn single_item_implied_follows_kubectl() {
+    assert!(get("pod a").single_item_implied());
+    assert!(get("pod/a").single_item_implied());
+    assert!(!get("pod a b").single_item_implied());
+    assert!(!get("pods,svc a").single_item_implied());
+    assert!(!get("pods").single_item_implied());
+}
