@@ -1,1 +1,202 @@
-fn main() {}
+//! `kubeline`: the broker, the agent, and `kubeline dev` (both in one process) behind one binary.
+
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kubeline_agent::link::LinkConfig;
+use kubeline_agent::{AgentArgs, exec::Executor};
+use kubeline_broker::auth::Credential;
+use kubeline_broker::{Broker, BrokerArgs, DEFAULT_LISTEN};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// A safe, fast line into every Kubernetes cluster of a fleet.
+#[derive(Debug, Parser)]
+#[command(name = "kubeline", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELINE_LOG_FORMAT",
+        default_value = "plain"
+    )]
+    log_format: telemetry::Format,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker: REST API for callers, link endpoint for agents.
+    Broker(BrokerArgs),
+    /// Run the agent in a cluster: dial out to the broker and run its commands.
+    Agent(AgentArgs),
+    /// Run a broker (embedded store) and an agent for one kubeconfig in this process.
+    Dev(DevArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DevArgs {
+    /// Address to serve the REST API on.
+    #[arg(long, env = "KUBELINE_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// Kubeconfig of the cluster to debug (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "KUBELINE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Cluster id to serve it as (default: the kubeconfig's current context name).
+    #[arg(long, env = "KUBELINE_CLUSTER_ID")]
+    cluster_id: Option<String>,
+
+    /// Admin API key to accept (default: generated and printed).
+    #[arg(long, env = "KUBELINE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let shutdown = shutdown_on_signal();
+    match cli.command {
+        Command::Broker(args) => {
+            let broker = Broker::bind(&args).await?;
+            broker
+                .serve(async move { shutdown.cancelled().await })
+                .await
+        }
+        Command::Agent(args) => {
+            let client = kubeline_agent::kube_client(args.kubeconfig.as_deref()).await?;
+            let config = LinkConfig {
+                broker_url: args.broker_url,
+                cluster_id: args.cluster_id,
+                token: args.token,
+                max_concurrency: args.max_concurrency,
+            };
+            config
+                .connect_url()
+                .map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
+            kubeline_agent::link::run(config, Executor::new(client), shutdown).await;
+            Ok(())
+        }
+        Command::Dev(args) => dev(args, shutdown).await,
+    }
+}
+
+async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let kubeconfig = match args.kubeconfig {
+        Some(path) => path,
+        None => default_kubeconfig().context(
+            "no kubeconfig: pass --kubeconfig or set KUBECONFIG (or create ~/.kube/config)",
+        )?,
+    };
+    let cluster_id = match args.cluster_id {
+        Some(id) => id,
+        None => kubeline_agent::current_context(&kubeconfig)?
+            .context("the kubeconfig has no current context; pass --cluster-id")?,
+    };
+    let api_key = args
+        .api_key
+        .unwrap_or_else(|| format!("kl_{}", uuid::Uuid::new_v4().simple()));
+    let agent_token = uuid::Uuid::new_v4().simple().to_string();
+    let client = kubeline_agent::kube_client(Some(&kubeconfig)).await?;
+    let broker_args = BrokerArgs::for_dev(
+        args.listen,
+        format!("admin={api_key}")
+            .parse::<Credential>()
+            .map_err(anyhow::Error::msg)?,
+        format!("{cluster_id}={agent_token}")
+            .parse::<Credential>()
+            .map_err(anyhow::Error::msg)?,
+    );
+    let broker = Broker::bind(&broker_args).await?;
+    let url = format!("http://{}", broker.local_addr());
+    let link = LinkConfig {
+        broker_url: url.clone(),
+        cluster_id: cluster_id.clone(),
+        token: agent_token,
+        max_concurrency: 16,
+    };
+    let agent = tokio::spawn(kubeline_agent::link::run(
+        link,
+        Executor::new(client),
+        shutdown.child_token(),
+    ));
+    println!(
+        "kubeline dev: broker at {url}, cluster {cluster_id:?} from {}",
+        kubeconfig.display()
+    );
+    println!("API key: {api_key}");
+    println!("Try:");
+    println!(
+        "  SID=$(curl -s -X POST {url}/debug/session -H 'Authorization: Bearer {api_key}' \
+         -H 'Content-Type: application/json' -d '{{\"cluster_id\":\"{cluster_id}\"}}' | \
+         python3 -c 'import sys,json;print(json.load(sys.stdin)[\"session_id\"])')"
+    );
+    println!(
+        "  curl -s -X POST {url}/debug/execute -H 'Authorization: Bearer {api_key}' \
+         -H 'Content-Type: application/json' -d '{{\"cluster_id\":\"{cluster_id}\",\
+         \"session_id\":\"'$SID'\",\"command_type\":\"get\",\"args\":[\"pods\",\"-A\"]}}'"
+    );
+    let token = shutdown.clone();
+    broker.serve(async move { token.cancelled().await }).await?;
+    let _ = agent.await;
+    Ok(())
+}
+
+fn default_kubeconfig() -> Option<PathBuf> {
+    if let Some(first) = std::env::var_os("KUBECONFIG")
+        .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()))
+    {
+        return Some(first);
+    }
+    let home = std::env::var_os("HOME")?;
+    let path = PathBuf::from(home).join(".kube").join("config");
+    path.exists().then_some(path)
+}
+
+/// Cancels the returned token on the first SIGINT or SIGTERM; exits at once on the second.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        for n in 0.. {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if n == 0 {
+                info!("shutting down; send the signal again to exit at once");
+                trigger.cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    token
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

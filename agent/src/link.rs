@@ -1,1 +1,492 @@
-//! placeholder
+//! The agent's side of the link: dial out to the broker, say hello, run what it sends.
+//!
+//! Reconnects use exponential backoff with full jitter (0.8 s doubling to 30 s, reset once a
+//! link is accepted); a broker that is going away may name the delay itself. Several commands
+//! run at once, each under its own deadline; output leaves in chunks through one writer so a big
+//! result never holds up heartbeats or other commands.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use kubeline_shared::api::{ResultStatus, Truncation};
+use kubeline_shared::command;
+use kubeline_shared::protocol::{
+    AgentMessage, BrokerMessage, CLOSE_UNAUTHORIZED, CONNECT_PATH, Done, Execute, Hello,
+    MAX_CHUNK_BYTES, OutputChunk, PROTOCOL_VERSION, Pong,
+};
+use rand::Rng;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::exec::{Executor, Outcome};
+
+/// First reconnect delay.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(800);
+/// Largest reconnect delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Largest standard error kept for one command.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+/// How long to wait for the broker's welcome.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the agent reaches its broker.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// Broker base URL: `http(s)://host:port` or `ws(s)://host:port`.
+    pub broker_url: String,
+    /// This cluster's id, as the broker knows it.
+    pub cluster_id: String,
+    /// This cluster's agent token.
+    pub token: String,
+    /// Commands run at once; more wait their turn.
+    pub max_concurrency: usize,
+}
+
+impl LinkConfig {
+    /// The WebSocket URL of the link endpoint.
+    pub fn connect_url(&self) -> Result<String, String> {
+        let base = self.broker_url.trim_end_matches('/');
+        let ws = if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if base.starts_with("ws://") || base.starts_with("wss://") {
+            base.to_owned()
+        } else {
+            return Err(format!(
+                "broker URL {base:?} must start with http://, https://, ws:// or wss://"
+            ));
+        };
+        Ok(format!("{ws}{CONNECT_PATH}"))
+    }
+}
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: BACKOFF_MIN }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt: uniform in `[0, ceiling]`, the ceiling doubling up to
+    /// [`BACKOFF_MAX`].
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let ms = rand::rng().random_range(0..=ceiling.as_millis() as u64);
+        Duration::from_millis(ms)
+    }
+
+    /// Starts over after a healthy link.
+    pub fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+}
+
+/// How a link ended.
+enum Ended {
+    /// Reconnect after the backoff delay.
+    Lost(String),
+    /// The broker asked to come back after this delay.
+    Later(Duration),
+    /// Shutdown was requested.
+    Shutdown,
+}
+
+/// Runs the agent until `shutdown` is cancelled.
+pub async fn run(config: LinkConfig, executor: Executor, shutdown: CancellationToken) {
+    let url = match config.connect_url() {
+        Ok(url) => url,
+        Err(e) => {
+            error!(error = %e, "invalid broker URL");
+            return;
+        }
+    };
+    let limit = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = link_once(&config, &url, &executor, &limit, &mut backoff, &shutdown);
+        let delay = match attempt.await {
+            Ended::Shutdown => return,
+            Ended::Later(delay) => delay,
+            Ended::Lost(reason) => {
+                let delay = backoff.next_delay();
+                warn!(%reason, retry_in_ms = delay.as_millis() as u64, "broker link down");
+                delay
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn link_once(
+    config: &LinkConfig,
+    url: &str,
+    executor: &Executor,
+    limit: &Arc<Semaphore>,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+) -> Ended {
+    let mut request = match url.into_client_request() {
+        Ok(r) => r,
+        Err(e) => return Ended::Lost(format!("bad broker URL: {e}")),
+    };
+    let headers = request.headers_mut();
+    match HeaderValue::from_str(&format!("Bearer {}", config.token)) {
+        Ok(v) => headers.insert("authorization", v),
+        Err(_) => {
+            return Ended::Lost(
+                "the agent token contains characters not allowed in a header".into(),
+            );
+        }
+    };
+    match HeaderValue::from_str(&config.cluster_id) {
+        Ok(v) => headers.insert("x-kubeline-cluster", v),
+        Err(_) => {
+            return Ended::Lost(
+                "the cluster id contains characters not allowed in a header".into(),
+            );
+        }
+    };
+    let connected = tokio::select! {
+        () = shutdown.cancelled() => return Ended::Shutdown,
+        c = tokio_tungstenite::connect_async(request) => c,
+    };
+    let mut ws = match connected {
+        Ok((ws, _)) => ws,
+        Err(WsError::Http(response)) => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            return Ended::Lost(format!(
+                "broker refused the link with HTTP {}: {body}",
+                response.status()
+            ));
+        }
+        Err(e) => return Ended::Lost(format!("cannot reach the broker at {url}: {e}")),
+    };
+    let hello = AgentMessage::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        cluster_id: config.cluster_id.clone(),
+        agent_version: kubeline_shared::VERSION.to_owned(),
+        kubernetes_version: executor.kubernetes_version().await.unwrap_or_default(),
+        commands: command::SUPPORTED_COMMANDS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
+    });
+    if let Err(e) = ws.send(to_frame(&hello)).await {
+        return Ended::Lost(format!("cannot send hello: {e}"));
+    }
+    let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, ws.next()).await {
+        Err(_) => return Ended::Lost("no welcome from the broker within 10s".into()),
+        Ok(None) => return Ended::Lost("broker closed the link before welcoming it".into()),
+        Ok(Some(Err(e))) => return Ended::Lost(format!("link error before welcome: {e}")),
+        Ok(Some(Ok(Message::Close(frame)))) => return closed(frame),
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<BrokerMessage>(&text) {
+            Ok(BrokerMessage::Welcome(w)) => w,
+            Ok(other) => return Ended::Lost(format!("expected a welcome, got {other:?}")),
+            Err(e) => return Ended::Lost(format!("unreadable welcome: {e}")),
+        },
+        Ok(Some(Ok(_))) => return Ended::Lost("expected a welcome text frame".into()),
+    };
+    backoff.reset();
+    info!(broker_id = %welcome.broker_id, cluster = %config.cluster_id, "linked to broker");
+    let silence_limit = Duration::from_millis(welcome.ping_interval_ms.max(100) * 3);
+
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<AgentMessage>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            if sink.send(to_frame(&msg)).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let running: Arc<Mutex<HashMap<String, AbortHandle>>> = Arc::default();
+    let mut last_heard = Instant::now();
+    let mut watchdog = tokio::time::interval(silence_limit / 3);
+    let ended = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break Ended::Shutdown,
+            _ = watchdog.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    break Ended::Lost(format!("broker silent for {}s", last_heard.elapsed().as_secs()));
+                }
+            }
+            frame = stream.next() => {
+                let text = match frame {
+                    None => break Ended::Lost("broker closed the connection".into()),
+                    Some(Err(e)) => break Ended::Lost(format!("link error: {e}")),
+                    Some(Ok(Message::Close(frame))) => break closed(frame),
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(_)) => { last_heard = Instant::now(); continue; }
+                };
+                last_heard = Instant::now();
+                match serde_json::from_str::<BrokerMessage>(&text) {
+                    Ok(BrokerMessage::Ping(p)) => {
+                        let _ = out_tx.send(AgentMessage::Pong(Pong { seq: p.seq })).await;
+                    }
+                    Ok(BrokerMessage::Execute(cmd)) => {
+                        spawn_command(cmd, executor.clone(), limit.clone(), out_tx.clone(), running.clone());
+                    }
+                    Ok(BrokerMessage::Cancel(c)) => {
+                        if let Some(task) = running.lock().unwrap_or_else(|e| e.into_inner()).remove(&c.result_id) {
+                            info!(result_id = %c.result_id, "command cancelled by the broker");
+                            task.abort();
+                        }
+                    }
+                    Ok(BrokerMessage::Reconnect(r)) => {
+                        info!(after_ms = r.after_ms, reason = %r.reason, "broker asked to reconnect later");
+                        break Ended::Later(Duration::from_millis(r.after_ms));
+                    }
+                    Ok(BrokerMessage::Welcome(_)) => debug!("ignoring a second welcome"),
+                    Err(e) => warn!(error = %e, "ignoring an unreadable frame"),
+                }
+            }
+        }
+    };
+    // Commands of a lost link cannot report back on it; the broker has already failed them.
+    for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+        task.abort();
+    }
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    ended
+}
+
+fn closed(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> Ended {
+    match frame {
+        Some(f) if f.code == CloseCode::from(CLOSE_UNAUTHORIZED) => {
+            error!(reason = %f.reason, "broker refused this agent's token");
+            Ended::Lost(format!("token refused: {}", f.reason))
+        }
+        Some(f) => Ended::Lost(format!(
+            "broker closed the link ({}): {}",
+            u16::from(f.code),
+            f.reason
+        )),
+        None => Ended::Lost("broker closed the link".into()),
+    }
+}
+
+fn to_frame(msg: &AgentMessage) -> Message {
+    Message::Text(
+        serde_json::to_string(msg)
+            .expect("agent messages always serialize")
+            .into(),
+    )
+}
+
+fn spawn_command(
+    cmd: Execute,
+    executor: Executor,
+    limit: Arc<Semaphore>,
+    out: mpsc::Sender<AgentMessage>,
+    running: Arc<Mutex<HashMap<String, AbortHandle>>>,
+) {
+    let span = info_span!(
+        "command",
+        result_id = %cmd.result_id,
+        correlation_id = %cmd.correlation_id,
+        command_type = %cmd.command_type,
+    );
+    let result_id = cmd.result_id.clone();
+    let registry = running.clone();
+    let task = tokio::spawn(
+        async move {
+            let done = run_command(&cmd, &executor, &limit, &out).await;
+            registry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&cmd.result_id);
+            let _ = out.send(AgentMessage::Done(done)).await;
+        }
+        .instrument(span),
+    );
+    running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(result_id, task.abort_handle());
+}
+
+/// Runs one command under its deadline and streams its output; returns its end.
+async fn run_command(
+    cmd: &Execute,
+    executor: &Executor,
+    limit: &Semaphore,
+    out: &mpsc::Sender<AgentMessage>,
+) -> Done {
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(cmd.timeout_ms);
+    let done = |status, exit_code, error: Option<String>, truncated| Done {
+        result_id: cmd.result_id.clone(),
+        status,
+        exit_code,
+        error,
+        execution_time_ms: started.elapsed().as_millis() as u64,
+        truncated,
+    };
+    // The broker checked the command already; the agent checks again with the same parser so a
+    // compromised or buggy broker still cannot make it run anything else.
+    let parsed = match command::parse(&cmd.command_type, &cmd.args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            warn!(error = %e, "refusing command");
+            return done(ResultStatus::Failed, 1, Some(format!("error: {e}")), None);
+        }
+    };
+    info!(args = ?cmd.args, "running command");
+    let run = async {
+        let _permit = limit
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        executor.run(&parsed).await
+    };
+    let outcome: Outcome = match tokio::time::timeout_at(deadline.into(), run).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            warn!(timeout_ms = cmd.timeout_ms, "command timed out");
+            return done(
+                ResultStatus::Timeout,
+                124,
+                Some(format!(
+                    "the command did not finish within its timeout of {:.1}s",
+                    cmd.timeout_ms as f64 / 1000.0
+                )),
+                None,
+            );
+        }
+    };
+    let budget = cmd.max_output_bytes as usize;
+    let (kept, omitted) = cut(&outcome.output, budget);
+    for chunk in chunks(kept, MAX_CHUNK_BYTES) {
+        let msg = AgentMessage::Output(OutputChunk {
+            result_id: cmd.result_id.clone(),
+            data: chunk.to_owned(),
+        });
+        if out.send(msg).await.is_err() {
+            break;
+        }
+    }
+    let truncated = (omitted > 0).then_some(Truncation {
+        omitted_bytes: omitted as u64,
+        limit_bytes: cmd.max_output_bytes,
+    });
+    let error = outcome.error.map(|e| {
+        let (kept, omitted) = cut(&e, MAX_ERROR_BYTES);
+        if omitted > 0 {
+            format!("{kept}\n[{omitted} more bytes of error output omitted]")
+        } else {
+            e
+        }
+    });
+    let status = if outcome.exit_code == 0 {
+        ResultStatus::Completed
+    } else {
+        ResultStatus::Failed
+    };
+    info!(
+        exit_code = outcome.exit_code,
+        ms = started.elapsed().as_millis() as u64,
+        "command finished"
+    );
+    done(status, outcome.exit_code, error, truncated)
+}
+
+/// The longest prefix of `s` within `budget` bytes that ends on a character boundary, and how
+/// many bytes were left out.
+fn cut(s: &str, budget: usize) -> (&str, usize) {
+    if s.len() <= budget {
+        return (s, 0);
+    }
+    let mut at = budget;
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    (&s[..at], s.len() - at)
+}
+
+/// Splits `s` into pieces of at most `max` bytes on character boundaries.
+fn chunks(s: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (head, _) = cut(rest, max);
+        let head = if head.is_empty() {
+            &rest[..rest.chars().next().map_or(0, char::len_utf8)]
+        } else {
+            head
+        };
+        rest = &rest[head.len()..];
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter_and_resets() {
+        let mut b = Backoff::default();
+        for _ in 0..20 {
+            assert!(b.next_delay() <= BACKOFF_MAX);
+        }
+        assert_eq!(b.next, BACKOFF_MAX);
+        b.reset();
+        assert!(b.next_delay() <= BACKOFF_MIN);
+    }
+
+    #[test]
+    fn cut_respects_char_boundaries() {
+        assert_eq!(cut("héllo", 2), ("h", 4));
+        assert_eq!(cut("abc", 10), ("abc", 0));
+    }
+
+    #[test]
+    fn chunks_cover_the_input_exactly() {
+        let s = "ab€cd€".repeat(1000);
+        let pieces: Vec<&str> = chunks(&s, 7).collect();
+        assert!(pieces.iter().all(|p| p.len() <= 7));
+        assert_eq!(pieces.concat(), s);
+    }
+
+    #[test]
+    fn connect_url_maps_schemes() {
+        let mut c = LinkConfig {
+            broker_url: "http://b:8080/".into(),
+            cluster_id: "c".into(),
+            token: "t".into(),
+            max_concurrency: 4,
+        };
+        assert_eq!(c.connect_url().unwrap(), "ws://b:8080/agent/v1/connect");
+        c.broker_url = "https://b".into();
+        assert_eq!(c.connect_url().unwrap(), "wss://b/agent/v1/connect");
+        c.broker_url = "b:8080".into();
+        assert!(c.connect_url().is_err());
+    }
+}

@@ -8,8 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn keys_are_found_by_hash_with_their_scope() {
         let creds = Credentials::new(
-            &[cred("admin=a-key"), cred(&format!("read=sha256:{}", hash_secret("r-key")))],
+            &[
+                cred("admin=a-key"),
+                cred(&format!("read=sha256:{}", hash_secret("r-key"))),
+            ],
             &[],
         )
         .unwrap();

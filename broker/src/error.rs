@@ -18,7 +18,12 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    fn new(status: StatusCode, error: &str, message: impl Into<String>, details: Option<Value>) -> Self {
+    fn new(
+        status: StatusCode,
+        error: &str,
+        message: impl Into<String>,
+        details: Option<Value>,
+    ) -> Self {
         Self {
             status,
             body: ErrorBody {
@@ -51,7 +56,12 @@ impl ApiError {
 
     /// 400 with free-form details.
     pub fn bad_request(message: impl Into<String>, details: Value) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message, Some(details))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            message,
+            Some(details),
+        )
     }
 
     /// 401: no or unknown credentials.
@@ -99,7 +109,12 @@ impl ApiError {
 
     /// 504: the command did not finish in time.
     pub fn timeout(message: impl Into<String>, details: Value) -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message, Some(details))
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            message,
+            Some(details),
+        )
     }
 
     /// 500, logged with a request id that the caller also gets.

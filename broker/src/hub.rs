@@ -177,7 +177,9 @@ impl Hub {
         self.links.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<CommandResult>>> {
+    fn waiters(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<CommandResult>>> {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -223,7 +225,12 @@ impl Hub {
         let local = self.links().get(&command.cluster_id).cloned();
         let queued = self
             .store
-            .enqueue(&command, &pending, self.settings.result_ttl, local.is_none())
+            .enqueue(
+                &command,
+                &pending,
+                self.settings.result_ttl,
+                local.is_none(),
+            )
             .await;
         if let Err(e) = queued {
             self.waiters().remove(&command.result_id);
@@ -432,7 +439,12 @@ impl Hub {
         let cluster = &link.cluster_id;
         match self
             .store
-            .reclaim(cluster, &self.broker_id, TAKE_BATCH, self.settings.abandoned_after)
+            .reclaim(
+                cluster,
+                &self.broker_id,
+                TAKE_BATCH,
+                self.settings.abandoned_after,
+            )
             .await
         {
             Ok(batch) if !batch.is_empty() => {
@@ -452,11 +464,16 @@ impl Hub {
         }
         if since_heartbeat.elapsed() >= self.settings.ping_interval {
             *since_heartbeat = Instant::now();
-            let last_seen = Utc::now()
-                - chrono::Duration::from_std(link.silence()).unwrap_or_default();
+            let last_seen =
+                Utc::now() - chrono::Duration::from_std(link.silence()).unwrap_or_default();
             if let Err(e) = self
                 .store
-                .touch_cluster(cluster, &self.broker_id, last_seen, self.settings.presence_ttl)
+                .touch_cluster(
+                    cluster,
+                    &self.broker_id,
+                    last_seen,
+                    self.settings.presence_ttl,
+                )
                 .await
             {
                 warn!(cluster = %cluster, error = %e, "cannot refresh presence");
@@ -528,7 +545,9 @@ pub fn pending_result(command: &QueuedCommand) -> CommandResult {
 }
 
 fn timeout_result(command: &QueuedCommand) -> CommandResult {
-    let waited = (command.deadline - command.executed_at).num_milliseconds().max(0);
+    let waited = (command.deadline - command.executed_at)
+        .num_milliseconds()
+        .max(0);
     let mut result = pending_result(command);
     result.status = ResultStatus::Timeout;
     result.error = Some(format!(

@@ -52,7 +52,11 @@ pub struct BrokerArgs {
     pub api_keys: Vec<Credential>,
 
     /// Agent token as CLUSTER=TOKEN (TOKEN may be sha256:HEX). One per cluster.
-    #[arg(long = "agent-token", env = "KUBELINE_AGENT_TOKENS", value_delimiter = ',')]
+    #[arg(
+        long = "agent-token",
+        env = "KUBELINE_AGENT_TOKENS",
+        value_delimiter = ','
+    )]
     pub agent_tokens: Vec<Credential>,
 
     /// Lifetime of a debug session, in seconds.
@@ -144,8 +148,8 @@ pub struct Broker {
 impl Broker {
     /// Validates the configuration, connects the store and binds the listener.
     pub async fn bind(args: &BrokerArgs) -> anyhow::Result<Self> {
-        let credentials = Credentials::new(&args.api_keys, &args.agent_tokens)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let credentials =
+            Credentials::new(&args.api_keys, &args.agent_tokens).map_err(|e| anyhow::anyhow!(e))?;
         if args.max_timeout == 0 || args.default_timeout == 0 {
             anyhow::bail!("--default-timeout and --max-timeout must be at least 1 second");
         }
@@ -200,7 +204,9 @@ impl Broker {
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The handlers' state (for embedding and tests).
@@ -210,7 +216,10 @@ impl Broker {
 
     /// Serves until `shutdown` resolves, then drains: in-flight commands get up to the drain
     /// period to finish, agents are told to reconnect elsewhere, open requests complete.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let hub = self.state.hub.clone();
         let drain = self.drain;
         info!(addr = %self.local_addr(), broker_id = %hub.broker_id(), "broker listening");
@@ -222,5 +231,25 @@ impl Broker {
             })
             .await
             .context("server error")
+    }
+}
+
+impl BrokerArgs {
+    /// Configuration of the broker inside `kubeline dev`: embedded store, one admin key, one
+    /// cluster, defaults for the rest.
+    pub fn for_dev(listen: SocketAddr, api_key: Credential, agent_token: Credential) -> Self {
+        Self {
+            listen,
+            redis_url: None,
+            api_keys: vec![api_key],
+            agent_tokens: vec![agent_token],
+            session_ttl: 3600,
+            default_timeout: 30,
+            max_timeout: 300,
+            max_output_bytes: 4 * 1024 * 1024,
+            result_ttl: 3600,
+            ping_interval_ms: 5000,
+            drain_seconds: 5,
+        }
     }
 }

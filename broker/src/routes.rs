@@ -82,7 +82,12 @@ pub async fn health(State(state): State<AppState>) -> Response {
         Err(_) => Some("store unavailable: no answer within 2s".to_owned()),
     };
     let body = Health {
-        status: if reason.is_none() { "healthy" } else { "unhealthy" }.to_owned(),
+        status: if reason.is_none() {
+            "healthy"
+        } else {
+            "unhealthy"
+        }
+        .to_owned(),
         version: kubeline_shared::VERSION.to_owned(),
         timestamp: Utc::now(),
         uptime_seconds: state.started.elapsed().as_secs(),
@@ -116,7 +121,9 @@ pub async fn create_session(
         closed_at: None,
         last_activity: now,
         commands_executed: 0,
-        metadata: req.metadata.map(|m| serde_json::Value::Object(m).to_string()),
+        metadata: req
+            .metadata
+            .map(|m| serde_json::Value::Object(m).to_string()),
     };
     state
         .hub
@@ -147,7 +154,9 @@ async fn ensure_cluster_known(state: &AppState, cluster_id: &str) -> ApiResult<C
             kubernetes_version: None,
             last_seen: None,
         }),
-        None => Err(ApiError::not_found(format!("Cluster not found: {cluster_id}"))),
+        None => Err(ApiError::not_found(format!(
+            "Cluster not found: {cluster_id}"
+        ))),
     }
 }
 
@@ -238,7 +247,9 @@ pub async fn list_sessions(
     let now = Utc::now();
     let mut sessions: Vec<SessionRecord> = state.hub.store().list_sessions().await?;
     sessions.retain(|s| {
-        q.cluster_id.as_deref().is_none_or(|c| c.is_empty() || s.cluster_id == c)
+        q.cluster_id
+            .as_deref()
+            .is_none_or(|c| c.is_empty() || s.cluster_id == c)
             && status.is_none_or(|st| s.status(now) == st)
     });
     sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
@@ -351,16 +362,17 @@ pub async fn execute(
 fn result_response(result: CommandResult) -> ApiResult<Response> {
     match result.status {
         ResultStatus::Timeout => Err(ApiError::timeout(
-            result.error.clone().unwrap_or_else(|| "command timed out".to_owned()),
+            result
+                .error
+                .clone()
+                .unwrap_or_else(|| "command timed out".to_owned()),
             json!({ "result_id": result.result_id, "cluster_id": result.cluster_id, "status": "timeout" }),
         )),
         // A failure without an exit code never ran to an end on the agent (its link was lost).
-        ResultStatus::Failed if result.exit_code.is_none() => {
-            Err(ApiError::service_unavailable(
-                result.error.clone().unwrap_or_default(),
-                json!({ "result_id": result.result_id, "cluster_id": result.cluster_id }),
-            ))
-        }
+        ResultStatus::Failed if result.exit_code.is_none() => Err(ApiError::service_unavailable(
+            result.error.clone().unwrap_or_default(),
+            json!({ "result_id": result.result_id, "cluster_id": result.cluster_id }),
+        )),
         _ => Ok(Json(result).into_response()),
     }
 }

@@ -13,9 +13,7 @@ use chrono::{DateTime, Utc};
 use kubeline_shared::api::{CommandResult, ResultStatus};
 use tokio::sync::mpsc;
 
-use super::{
-    ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
-};
+use super::{ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult};
 
 /// How many writes between sweeps of expired records.
 const SWEEP_EVERY: u64 = 1024;
@@ -334,9 +332,7 @@ impl Store for MemoryStore {
         }
         let now = Instant::now();
         let won = match state.results.get(&result.result_id) {
-            Some((existing, until)) => {
-                existing.status == ResultStatus::Pending || *until <= now
-            }
+            Some((existing, until)) => existing.status == ResultStatus::Pending || *until <= now,
             None => true,
         };
         if won {

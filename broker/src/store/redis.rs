@@ -251,12 +251,18 @@ fn decode_session(id: &str, map: HashMap<String, String>) -> StoreResult<Option<
     };
     Ok(Some(SessionRecord {
         session_id: id.to_owned(),
-        cluster_id: map.get("cluster").cloned().ok_or_else(|| corrupt("cluster"))?,
+        cluster_id: map
+            .get("cluster")
+            .cloned()
+            .ok_or_else(|| corrupt("cluster"))?,
         created_at: from_ms(int("created")?),
         expires_at: from_ms(int("expires")?),
         closed_at: map.get("closed").and_then(|v| v.parse().ok()).map(from_ms),
         last_activity: from_ms(int("activity")?),
-        commands_executed: map.get("commands").and_then(|v| v.parse().ok()).unwrap_or(0),
+        commands_executed: map
+            .get("commands")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         metadata: map.get("metadata").cloned(),
     }))
 }
@@ -546,17 +552,17 @@ impl Store for RedisStore {
         let session = session_key(&command.session_id);
         let mut pipe = redis::pipe();
         pipe.set_ex(
-                pending_key(&pending.result_id),
-                to_json(pending),
-                result_ttl.as_secs().max(1),
-            )
-            .ignore()
-            .hincr(&session, "commands", 1)
-            .ignore()
-            .hset(&session, "activity", ms(command.executed_at))
-            .ignore()
-            .xadd(queue_key(&command.cluster_id), "*", &fields)
-            .ignore();
+            pending_key(&pending.result_id),
+            to_json(pending),
+            result_ttl.as_secs().max(1),
+        )
+        .ignore()
+        .hincr(&session, "commands", 1)
+        .ignore()
+        .hset(&session, "activity", ms(command.executed_at))
+        .ignore()
+        .xadd(queue_key(&command.cluster_id), "*", &fields)
+        .ignore();
         if ring {
             pipe.publish(bell_channel(&command.cluster_id), "").ignore();
         }
@@ -572,7 +578,9 @@ impl Store for RedisStore {
         max: usize,
     ) -> StoreResult<Vec<QueuedCommand>> {
         let key = queue_key(cluster_id);
-        let opts = StreamReadOptions::default().group(GROUP, consumer).count(max);
+        let opts = StreamReadOptions::default()
+            .group(GROUP, consumer)
+            .count(max);
         let mut conn = self.conn();
         let reply: Result<StreamReadReply, RedisError> =
             conn.xread_options(&[&key], &[">"], &opts).await;

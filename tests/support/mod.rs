@@ -1,0 +1,365 @@
+//! Harness for end-to-end tests: real `redis-server` processes, real `kubeline broker` and
+//! `kubeline agent` processes, and the test bed's API server.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const ADMIN_KEY: &str = "e2e-admin-key";
+pub const READ_KEY: &str = "e2e-read-key";
+pub const CLUSTER: &str = "bed";
+pub const AGENT_TOKEN: &str = "e2e-agent-token";
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Polls `check` until it returns `Some` or `within` passes.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn testbed_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests need the test bed; run scripts/test \
+             (or scripts/testbed up && eval \"$(scripts/testbed env)\")"
+        )
+    })
+}
+
+/// The read-only kubeconfig of the test bed, as the agent's Helm chart would grant.
+pub fn reader_kubeconfig() -> String {
+    testbed_var("TESTBED_READER_KUBECONFIG")
+}
+
+fn log_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("kubeline-e2e-logs");
+    std::fs::create_dir_all(&dir).expect("create log dir");
+    dir
+}
+
+fn log_file(name: &str) -> std::fs::File {
+    std::fs::File::create(log_dir().join(format!("{name}-{}.log", std::process::id())))
+        .expect("create log file")
+}
+
+// === redis ===
+
+/// A private `redis-server` on a free port, without persistence.
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub async fn start() -> Self {
+        let mut redis = Self {
+            port: free_port(),
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts (again) on the same port.
+    pub async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        eventually("redis to listen", Duration::from_secs(10), || async move {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .await;
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// === kubeline processes ===
+
+/// A `kubeline` child process, killed on drop.
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[String]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("KUBELINE_API_KEYS")
+            .env_remove("KUBELINE_AGENT_TOKENS")
+            .stdout(log_file(name))
+            .stderr(log_file(&format!("{name}.err")))
+            .spawn()
+            .expect("spawn kubeline");
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait up to `within` for a clean exit.
+    pub fn terminate(&mut self, within: Duration) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} did not exit within {within:?} of SIGTERM", self.name);
+        }
+    }
+
+    /// Its standard error so far (logs).
+    pub fn logs(&self) -> String {
+        let path = log_dir().join(format!("{}.err-{}.log", self.name, std::process::id()));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options of a broker process.
+pub struct BrokerOpts {
+    pub port: u16,
+    pub redis_url: Option<String>,
+    pub session_ttl: Option<u64>,
+}
+
+/// Starts `kubeline broker` and waits until it answers.
+pub async fn start_broker(name: &str, opts: BrokerOpts) -> (Proc, Api) {
+    let mut args = vec![
+        "broker".to_owned(),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{}", opts.port),
+        "--api-key".to_owned(),
+        format!("admin={ADMIN_KEY}"),
+        "--api-key".to_owned(),
+        format!("read={READ_KEY}"),
+        "--agent-token".to_owned(),
+        format!("{CLUSTER}={AGENT_TOKEN}"),
+        "--ping-interval-ms".to_owned(),
+        "500".to_owned(),
+        "--drain-seconds".to_owned(),
+        "5".to_owned(),
+    ];
+    if let Some(ttl) = opts.session_ttl {
+        args.push("--session-ttl".to_owned());
+        args.push(ttl.to_string());
+    }
+    if let Some(url) = opts.redis_url {
+        args.push("--redis-url".to_owned());
+        args.push(url);
+    }
+    let proc = Proc::spawn(name, &args);
+    let api = Api::new(opts.port, ADMIN_KEY);
+    let probe = api.clone();
+    eventually("broker to answer /health", Duration::from_secs(30), || {
+        let probe = probe.clone();
+        async move { probe.get("/health").await.ok().filter(|(s, _)| *s == 200) }
+    })
+    .await;
+    (proc, api)
+}
+
+/// Starts `kubeline agent` for the test bed against a broker on `port`.
+pub fn start_agent(name: &str, port: u16, token: &str) -> Proc {
+    Proc::spawn(
+        name,
+        &[
+            "agent".to_owned(),
+            "--broker-url".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+            "--cluster-id".to_owned(),
+            CLUSTER.to_owned(),
+            "--token".to_owned(),
+            token.to_owned(),
+            "--kubeconfig".to_owned(),
+            reader_kubeconfig(),
+        ],
+    )
+}
+
+/// Waits until the broker on `api` reports the test cluster connected.
+pub async fn wait_connected(api: &Api) {
+    eventually("the agent to link", Duration::from_secs(30), || async {
+        let (status, body) = api.get(&format!("/clusters/{CLUSTER}/status")).await.ok()?;
+        (status == 200 && body["status"] == "connected").then_some(())
+    })
+    .await;
+}
+
+// === REST client ===
+
+/// A REST client with one API key.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(port: u16, key: &str) -> Self {
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            key: Some(key.to_owned()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    pub fn with_key(&self, key: Option<&str>) -> Self {
+        Self {
+            key: key.map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
+    async fn send(req: reqwest::RequestBuilder) -> reqwest::Result<(u16, Value)> {
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let text = res.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Result<(u16, Value)> {
+        Self::send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Result<(u16, Value)> {
+        Self::send(self.req(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Result<(u16, Value)> {
+        Self::send(self.req(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Result<(u16, reqwest::header::HeaderMap, Value)> {
+        let mut req = self
+            .req(reqwest::Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await?;
+        Ok((
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// Creates a session on the test cluster and returns its id.
+    pub async fn session(&self) -> String {
+        let (status, body) = self
+            .post("/debug/session", json!({ "cluster_id": CLUSTER }))
+            .await
+            .expect("create session");
+        assert_eq!(status, 201, "{body}");
+        body["session_id"].as_str().expect("session_id").to_owned()
+    }
+
+    pub async fn execute(&self, session: &str, command: &str, args: &[&str]) -> (u16, Value) {
+        self.post(
+            "/debug/execute",
+            json!({
+                "cluster_id": CLUSTER,
+                "session_id": session,
+                "command_type": command,
+                "args": args,
+                "timeout": 20,
+            }),
+        )
+        .await
+        .expect("execute")
+    }
+}
