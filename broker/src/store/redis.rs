@@ -586,9 +586,11 @@ impl Store for RedisStore {
             conn.xread_options(&[&key], &[">"], &opts).await;
         let reply = match reply {
             Ok(reply) => reply,
+            // The group is made when a link is attached; a Redis that restarted empty has lost
+            // it, so make it again (from the start of the stream) and read once more.
             Err(e) if e.code() == Some("NOGROUP") => {
                 self.ensure_group(cluster_id).await?;
-                return Ok(Vec::new());
+                conn.xread_options(&[&key], &[">"], &opts).await?
             }
             Err(e) => return Err(e.into()),
         };

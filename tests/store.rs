@@ -1,0 +1,335 @@
+//! The store's behaviour, checked against both implementations: the embedded store and a real
+//! Redis server.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use kubeline_broker::store::memory::MemoryStore;
+use kubeline_broker::store::redis::RedisStore;
+use kubeline_broker::store::{ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent};
+use kubeline_shared::api::{CommandResult, ResultStatus, SessionStatus};
+use tokio::sync::mpsc;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn session(id: &str, cluster: &str) -> SessionRecord {
+    let now = Utc::now();
+    SessionRecord {
+        session_id: id.to_owned(),
+        cluster_id: cluster.to_owned(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        closed_at: None,
+        last_activity: now,
+        commands_executed: 0,
+        metadata: Some(r#"{"user":"suite"}"#.to_owned()),
+    }
+}
+
+fn command(result_id: &str, cluster: &str, session: &str) -> QueuedCommand {
+    let now = Utc::now();
+    QueuedCommand {
+        entry_id: String::new(),
+        result_id: result_id.to_owned(),
+        session_id: session.to_owned(),
+        cluster_id: cluster.to_owned(),
+        command_type: "get".to_owned(),
+        args: vec![
+            "pods".to_owned(),
+            "-n".to_owned(),
+            "credit-service".to_owned(),
+        ],
+        executed_at: now,
+        deadline: now + chrono::Duration::seconds(30),
+        max_output_bytes: 1024,
+        correlation_id: "corr-suite".to_owned(),
+        reply_to: "broker-a".to_owned(),
+    }
+}
+
+fn result(cmd: &QueuedCommand, status: ResultStatus) -> CommandResult {
+    CommandResult {
+        result_id: cmd.result_id.clone(),
+        session_id: cmd.session_id.clone(),
+        cluster_id: cmd.cluster_id.clone(),
+        status,
+        output: format!("{status:?}"),
+        error: None,
+        exit_code: (status != ResultStatus::Pending).then_some(0),
+        execution_time_ms: 1,
+        executed_at: cmd.executed_at,
+        correlation_id: cmd.correlation_id.clone(),
+        truncated: None,
+    }
+}
+
+/// Results as the API shows them (timestamps to the second, as the contract prints them).
+fn json(result: &CommandResult) -> serde_json::Value {
+    serde_json::to_value(result).unwrap()
+}
+
+async fn sessions(store: Arc<dyn Store>) {
+    let s = session("sess_1", "c1");
+    store.create_session(&s, HOUR).await.unwrap();
+    let back = store.get_session("sess_1").await.unwrap().unwrap();
+    // Stores keep millisecond precision.
+    assert_eq!(
+        back.created_at.timestamp_millis(),
+        s.created_at.timestamp_millis()
+    );
+    assert_eq!(back.metadata, s.metadata);
+    assert_eq!(back.status(Utc::now()), SessionStatus::Active);
+    assert!(store.get_session("sess_none").await.unwrap().is_none());
+
+    let at = Utc::now();
+    let closed = store.close_session("sess_1", at).await.unwrap().unwrap();
+    assert_eq!(
+        closed.closed_at.unwrap().timestamp_millis(),
+        at.timestamp_millis()
+    );
+    let again = store
+        .close_session("sess_1", at + chrono::Duration::seconds(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.closed_at, closed.closed_at,
+        "the first close time is kept"
+    );
+    assert!(
+        store
+            .close_session("sess_none", at)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store.get_session("sess_none").await.unwrap().is_none(),
+        "closing an unknown session creates nothing"
+    );
+
+    store
+        .create_session(&session("sess_2", "c2"), HOUR)
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .list_sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert!(
+        ids.contains(&"sess_1".to_owned()) && ids.contains(&"sess_2".to_owned()),
+        "{ids:?}"
+    );
+}
+
+async fn queue_and_results(store: Arc<dyn Store>) {
+    store
+        .create_session(&session("sess_q", "cq"), HOUR)
+        .await
+        .unwrap();
+    let cmd = command("res_q1", "cq", "sess_q");
+    store
+        .enqueue(&cmd, &result(&cmd, ResultStatus::Pending), HOUR, false)
+        .await
+        .unwrap();
+    assert_eq!(store.queue_depth("cq").await.unwrap(), 1);
+    let pending = store.get_result("res_q1").await.unwrap().unwrap();
+    assert_eq!(pending.status, ResultStatus::Pending);
+    let s = store.get_session("sess_q").await.unwrap().unwrap();
+    assert_eq!(
+        s.commands_executed, 1,
+        "enqueue counts the command against its session"
+    );
+
+    let taken = store.take("cq", "broker-a", 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let got = &taken[0];
+    assert!(!got.entry_id.is_empty());
+    assert_eq!(
+        (got.result_id.as_str(), &got.args, got.max_output_bytes),
+        ("res_q1", &cmd.args, 1024)
+    );
+    assert_eq!(
+        got.deadline.timestamp_millis(),
+        cmd.deadline.timestamp_millis()
+    );
+    assert!(
+        store.take("cq", "broker-a", 10).await.unwrap().is_empty(),
+        "taken once"
+    );
+    assert_eq!(
+        store.queue_depth("cq").await.unwrap(),
+        1,
+        "in flight still counts"
+    );
+
+    // Another replica may take it over only once it has been abandoned.
+    let short = Duration::from_millis(200);
+    store
+        .keep_alive("cq", "broker-a", std::slice::from_ref(&got.entry_id))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .reclaim("cq", "broker-b", 10, short)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+    let reclaimed = store.reclaim("cq", "broker-b", 10, short).await.unwrap();
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].result_id, "res_q1");
+
+    // The first final result wins; the command leaves the queue.
+    let done = result(got, ResultStatus::Completed);
+    assert!(
+        store
+            .finish_result(&done, HOUR, Some(&got.entry_id))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.queue_depth("cq").await.unwrap(), 0);
+    let late = result(got, ResultStatus::Timeout);
+    assert!(!store.finish_result(&late, HOUR, None).await.unwrap());
+    assert_eq!(
+        json(&store.get_result("res_q1").await.unwrap().unwrap()),
+        json(&done)
+    );
+    assert!(store.get_result("res_none").await.unwrap().is_none());
+}
+
+async fn presence(store: Arc<dyn Store>) {
+    let ttl = Duration::from_millis(400);
+    let record = ClusterRecord {
+        cluster_id: "cp".to_owned(),
+        broker_id: Some("broker-a".to_owned()),
+        agent_version: Some("0.1.0".to_owned()),
+        kubernetes_version: Some("v1.36.3".to_owned()),
+        last_seen: Some(Utc::now()),
+    };
+    store.link_cluster(&record, ttl).await.unwrap();
+    let got = store.get_cluster("cp").await.unwrap().unwrap();
+    assert_eq!(got.broker_id.as_deref(), Some("broker-a"));
+    assert_eq!(got.kubernetes_version.as_deref(), Some("v1.36.3"));
+
+    // Another replica can neither refresh nor drop a claim it does not hold.
+    store
+        .touch_cluster("cp", "broker-b", Utc::now(), HOUR)
+        .await
+        .unwrap();
+    store
+        .unlink_cluster("cp", "broker-b", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_cluster("cp")
+            .await
+            .unwrap()
+            .unwrap()
+            .broker_id
+            .as_deref(),
+        Some("broker-a")
+    );
+
+    // An unrefreshed claim lapses; the record (and last_seen) stays.
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    let lapsed = store.get_cluster("cp").await.unwrap().unwrap();
+    assert!(lapsed.broker_id.is_none(), "{lapsed:?}");
+    assert!(lapsed.last_seen.is_some());
+
+    store.link_cluster(&record, HOUR).await.unwrap();
+    let seen = Utc::now();
+    store.unlink_cluster("cp", "broker-a", seen).await.unwrap();
+    let gone = store.get_cluster("cp").await.unwrap().unwrap();
+    assert!(gone.broker_id.is_none());
+    assert_eq!(
+        gone.last_seen.unwrap().timestamp_millis(),
+        seen.timestamp_millis()
+    );
+    assert!(
+        store
+            .list_clusters()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.cluster_id == "cp")
+    );
+    assert!(store.get_cluster("never").await.unwrap().is_none());
+}
+
+async fn events(store: Arc<dyn Store>) {
+    let (tx, mut rx) = mpsc::channel(16);
+    store.subscribe("broker-a", tx).await.unwrap();
+    store.watch_cluster("ce").await.unwrap();
+    let cmd = command("res_e1", "ce", "sess_e");
+    // The subscription may take a moment to be established: enqueue until a bell rings.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bell for a queued command"
+        );
+        store
+            .enqueue(&cmd, &result(&cmd, ResultStatus::Pending), HOUR, true)
+            .await
+            .unwrap();
+        if let Ok(Some(StoreEvent::Queued(c))) =
+            tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+        {
+            assert_eq!(c, "ce");
+            break;
+        }
+    }
+    let done = result(&cmd, ResultStatus::Completed);
+    store.deliver_result("broker-a", &done).await.unwrap();
+    let delivered = loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(StoreEvent::Result(r))) => break *r,
+            Ok(Some(StoreEvent::Queued(_))) => continue,
+            other => panic!("no delivered result: {other:?}"),
+        }
+    };
+    assert_eq!(json(&delivered), json(&done));
+}
+
+async fn memory() -> Arc<dyn Store> {
+    Arc::new(MemoryStore::new())
+}
+
+async fn redis(server: &support::Redis) -> Arc<dyn Store> {
+    Arc::new(RedisStore::connect(&server.url()).await.unwrap())
+}
+
+macro_rules! both {
+    ($($case:ident),*) => {
+        mod embedded {
+            $(#[tokio::test] async fn $case() { super::$case(super::memory().await).await })*
+        }
+        mod redis_server {
+            $(#[tokio::test] async fn $case() {
+                let server = crate::support::Redis::start().await;
+                super::$case(super::redis(&server).await).await
+            })*
+        }
+    };
+}
+
+both!(sessions, queue_and_results, presence, events);
+
+#[tokio::test]
+async fn redis_store_reports_an_unreachable_server() {
+    let port = support::free_port();
+    let err = match RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await {
+        Ok(_) => panic!("connected to a port nobody listens on"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.starts_with("redis:"), "{err}");
+}
