@@ -1,6 +1,39 @@
 //! Runs parsed commands against the local API server with `kube`, printing what kubectl prints.
+//!
+//! Every command is implemented natively: no kubectl binary and no shell. The output of each
+//! command is the bytes kubectl would write to stdout and stderr, and its exit code:
+//! - `get` prints the API server's own Table rendering through a port of kubectl's table
+//!   printer and tab writer, or the objects as kubectl's json/yaml/name printers do;
+//! - `version` prints only the server side (see [`kubeline_shared::command::Version`]);
+//! - `cluster-info` prints the control plane URL and the cluster services, without colour.
+//!
+//! Secret values never leave the cluster: `data` and `stringData` values of Secrets are replaced
+//! with [`REDACTED`] in json and yaml output.
+//!
+//! Submodules:
+//! - [`discovery`]: aggregated discovery and kubectl's rules for resolving resource names;
+//! - `api`: raw GET requests and kubectl-worded errors;
+//! - `table` and `tabwriter`: kubectl's human-readable printer;
+//! - `gojson` and `goyaml`: Go's JSON and go-yaml v2's YAML formatting.
 
+mod api;
+mod cluster_info;
+mod discovery;
+mod get;
+mod gojson;
+mod goyaml;
+mod table;
+mod tabwriter;
+mod version;
+
+pub use get::REDACTED;
+
+use api::ApiError;
+use discovery::Discovery;
 use kubeline_shared::command::Command;
+use serde_json::Value;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// What a command printed and how it ended, as a kubectl process would report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,16 +46,71 @@ pub struct Outcome {
     pub exit_code: i32,
 }
 
-/// Runs commands with one shared API client.
+impl Outcome {
+    /// Nothing on stdout, one error line on stderr, exit code 1.
+    fn failed(message: String) -> Self {
+        let mut message = message;
+        if !message.ends_with('\n') {
+            message.push('\n');
+        }
+        Outcome {
+            output: String::new(),
+            error: Some(message),
+            exit_code: 1,
+        }
+    }
+}
+
+/// The namespace commands use when none is given. kubectl takes it from the kubeconfig context;
+/// an agent has no context, so kubeline uses what a fresh kubeconfig means: `default`.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// How long discovery data is trusted before a lookup miss may refresh it.
+const DISCOVERY_REFRESH_AFTER: Duration = Duration::from_secs(2);
+
+/// In-cluster address of the API server, used for `cluster-info` when none is configured.
+const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+
+struct CachedDiscovery {
+    discovery: Arc<Discovery>,
+    fetched: Instant,
+}
+
+/// Runs commands with one shared API client. Cheap to clone; clones share the discovery cache.
 #[derive(Clone)]
 pub struct Executor {
     client: kube::Client,
+    server_url: Arc<str>,
+    default_namespace: Arc<str>,
+    discovery: Arc<RwLock<Option<CachedDiscovery>>>,
 }
 
 impl Executor {
     /// Builds an executor over a client for the local cluster.
+    ///
+    /// `cluster-info` reports the server as `https://kubernetes.default.svc` and commands use the
+    /// `default` namespace unless set with [`Executor::with_server_url`] and
+    /// [`Executor::with_default_namespace`].
     pub fn new(client: kube::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            server_url: Arc::from(IN_CLUSTER_SERVER),
+            default_namespace: Arc::from(DEFAULT_NAMESPACE),
+            discovery: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    /// Sets the API server URL that `cluster-info` prints, as written in the kubeconfig or
+    /// `kube::Config::cluster_url` (a trailing `/` is dropped).
+    pub fn with_server_url(mut self, url: impl AsRef<str>) -> Self {
+        self.server_url = Arc::from(url.as_ref().trim_end_matches('/'));
+        self
+    }
+
+    /// Sets the namespace used when a command gives none.
+    pub fn with_default_namespace(mut self, namespace: impl AsRef<str>) -> Self {
+        self.default_namespace = Arc::from(namespace.as_ref());
+        self
     }
 
     /// The API server's `gitVersion`, if it answers.
@@ -37,18 +125,96 @@ impl Executor {
     /// Runs one command to completion.
     pub async fn run(&self, command: &Command) -> Outcome {
         match command {
-            Command::Version => match self.client.apiserver_version().await {
-                Ok(v) => Outcome {
-                    output: format!("Server Version: {}\n", v.git_version),
-                    error: None,
-                    exit_code: 0,
-                },
-                Err(e) => Outcome {
-                    output: String::new(),
-                    error: Some(e.to_string()),
-                    exit_code: 1,
-                },
-            },
+            Command::Get(g) => get::run(self, g).await,
+            Command::Version(v) => version::run(self, v).await,
+            Command::ClusterInfo(c) => cluster_info::run(self, c).await,
         }
     }
+
+    /// The cached discovery data; fetched on first use, and again when `refresh` is asked for
+    /// and the cache is older than [`DISCOVERY_REFRESH_AFTER`].
+    async fn discovery(&self, refresh: bool) -> Result<Arc<Discovery>, ApiError> {
+        if let Ok(guard) = self.discovery.read() {
+            if let Some(c) = guard.as_ref() {
+                if !refresh || c.fetched.elapsed() < DISCOVERY_REFRESH_AFTER {
+                    return Ok(c.discovery.clone());
+                }
+            }
+        }
+        let discovery = Arc::new(fetch_discovery(&self.client).await?);
+        if let Ok(mut guard) = self.discovery.write() {
+            *guard = Some(CachedDiscovery {
+                discovery: discovery.clone(),
+                fetched: Instant::now(),
+            });
+        }
+        Ok(discovery)
+    }
+}
+
+/// Aggregated discovery (two requests), or the legacy documents (one per group version).
+async fn fetch_discovery(client: &kube::Client) -> Result<Discovery, ApiError> {
+    let (core, groups) = futures::join!(
+        api::get(client, "/api", api::ACCEPT_DISCOVERY, None),
+        api::get(client, "/apis", api::ACCEPT_DISCOVERY, None)
+    );
+    let (core, groups) = (core?.body, groups?.body);
+    let aggregated =
+        |v: &Value| v.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList");
+    if aggregated(&core) && aggregated(&groups) {
+        return Ok(Discovery::from_aggregated(&[core, groups]));
+    }
+    // Legacy: /api lists core versions, /apis lists groups with their versions.
+    let mut group_versions: Vec<String> = Vec::new();
+    for v in core
+        .get("versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(v) = v.as_str() {
+            group_versions.push(v.to_string());
+        }
+    }
+    for g in groups
+        .get("groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let preferred = g
+            .get("preferredVersion")
+            .and_then(|p| p.get("groupVersion"))
+            .and_then(Value::as_str);
+        if let Some(p) = preferred {
+            group_versions.push(p.to_string());
+        }
+        for v in g
+            .get("versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(gv) = v.get("groupVersion").and_then(Value::as_str) {
+                if Some(gv) != preferred {
+                    group_versions.push(gv.to_string());
+                }
+            }
+        }
+    }
+    let lists = futures::future::join_all(group_versions.iter().map(|gv| {
+        let path = if gv.contains('/') {
+            format!("/apis/{gv}")
+        } else {
+            format!("/api/{gv}")
+        };
+        async move { api::get(client, &path, api::ACCEPT_JSON, None).await }
+    }))
+    .await;
+    // A group whose server is down (an unavailable aggregated API) is left out, as kubectl does.
+    let lists: Vec<Value> = lists
+        .into_iter()
+        .filter_map(|r| r.ok().map(|r| r.body))
+        .collect();
+    Ok(Discovery::from_resource_lists(&lists))
 }

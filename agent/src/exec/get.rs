@@ -1,0 +1,613 @@
+//! `get`, as kubectl's `get` runs it (kubectl `pkg/cmd/get/get.go` with cli-runtime's builder).
+//!
+//! 1. Resolve every resource type through discovery; an unknown type fails the whole command
+//!    before anything is fetched, as in kubectl.
+//! 2. Turn the targets into visits: one list per type, or one GET per named object.
+//! 3. Fetch all visits concurrently (kubectl goes one by one; the output order is the same).
+//!    Lists are paged with `--chunk-size` like kubectl's `RequestChunksOf`.
+//! 4. Print: server tables through kubectl's table printer, or objects as json/yaml/name, then
+//!    the errors, one line each, on stderr.
+
+use super::api::{self, ApiError};
+use super::discovery::{ApiResource, Discovery};
+use super::table::{HumanPrinter, PrintOptions};
+use super::tabwriter::TabWriter;
+use super::{Executor, Outcome, gojson, goyaml};
+use futures::future::join_all;
+use kubeline_shared::command::{Get, GetOutput, Targets};
+use serde_json::{Value, json};
+
+/// What replaces each value of a Secret's `data` and `stringData` in json/yaml output. Keys are
+/// kept so the shape of the Secret stays visible; values never leave the cluster.
+pub const REDACTED: &str = "REDACTED";
+
+/// The annotation `kubectl apply` leaves on objects; on a Secret it holds the values in clear.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// One request kubectl's builder would make.
+struct Visit {
+    mapping: ApiResource,
+    /// `None`: cluster-scoped, or every namespace.
+    namespace: Option<String>,
+    /// `None`: a list.
+    name: Option<String>,
+}
+
+/// What one visit brought back.
+struct Fetched {
+    /// Tables (human output; one per page) or objects (json/yaml/name).
+    objects: Vec<Value>,
+    /// `--limit` left objects out.
+    truncated: bool,
+}
+
+pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
+    let discovery = match ex.discovery(false).await {
+        Ok(d) => d,
+        Err(e) => return Outcome::failed(e.kubectl_message()),
+    };
+    let visits = match plan(&discovery, ex, g) {
+        Ok(v) => v,
+        Err(Fail::NoMatch(_)) => {
+            // A resource type may be new (a CRD installed a moment ago): refresh once.
+            let discovery = match ex.discovery(true).await {
+                Ok(d) => d,
+                Err(e) => return Outcome::failed(e.kubectl_message()),
+            };
+            match plan(&discovery, ex, g) {
+                Ok(v) => v,
+                Err(f) => return Outcome::failed(f.message()),
+            }
+        }
+        Err(f) => return Outcome::failed(f.message()),
+    };
+
+    let human = matches!(g.output, GetOutput::Table | GetOutput::Wide);
+    let results = join_all(visits.iter().map(|v| fetch(ex, g, v, human))).await;
+
+    let mut warnings: Vec<String> = Vec::new();
+    let mut fetched: Vec<(usize, Fetched)> = Vec::new();
+    let mut errors: Vec<ApiError> = Vec::new();
+    for (i, (result, w)) in results.into_iter().enumerate() {
+        for w in w {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        match result {
+            Ok(f) => fetched.push((i, f)),
+            Err(e) if g.ignore_not_found && e.is_not_found() => {}
+            Err(e) => errors.push(e),
+        }
+    }
+
+    let mut stderr = String::new();
+    for w in &warnings {
+        stderr.push_str(&format!("Warning: {w}\n"));
+    }
+    let stdout = if human {
+        print_human(ex, g, &visits, &fetched, &errors, &mut stderr)
+    } else {
+        print_generic(g, &visits, fetched, &errors)
+    };
+    if g.limit.is_some() && stdout.truncated {
+        stderr.push_str(&format!(
+            "kubeline: output limited by --limit={}; more objects exist\n",
+            g.limit.unwrap_or_default()
+        ));
+    }
+    for e in &errors {
+        stderr.push_str(&e.kubectl_message());
+        stderr.push('\n');
+    }
+    Outcome {
+        output: stdout.text,
+        error: (!stderr.is_empty()).then_some(stderr),
+        exit_code: if errors.is_empty() { 0 } else { 1 },
+    }
+}
+
+// === planning ===
+
+enum Fail {
+    NoMatch(String),
+    Other(String),
+}
+
+impl Fail {
+    fn message(&self) -> String {
+        match self {
+            Fail::NoMatch(resource) => {
+                format!("error: the server doesn't have a resource type {resource:?}")
+            }
+            Fail::Other(m) => format!("error: {m}"),
+        }
+    }
+}
+
+fn plan(discovery: &Discovery, ex: &Executor, g: &Get) -> Result<Vec<Visit>, Fail> {
+    let resolve = |arg: &str| -> Result<ApiResource, Fail> {
+        discovery
+            .resolve(arg)
+            .cloned()
+            .map_err(|e| Fail::NoMatch(e.resource))
+    };
+    let namespace = g
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ex.default_namespace.to_string());
+    let named_namespace = |m: &ApiResource| -> Result<Option<String>, Fail> {
+        match (m.namespaced, g.all_namespaces) {
+            (false, _) => Ok(None),
+            (true, true) => Err(Fail::Other(
+                "a resource cannot be retrieved by name across all namespaces".into(),
+            )),
+            (true, false) => Ok(Some(namespace.clone())),
+        }
+    };
+    // kubectl replaces categories (`all`) in the first argument only, then splits and dedups.
+    let expand = |types: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in types {
+            let expanded = discovery
+                .expand_category(t)
+                .unwrap_or_else(|| vec![t.clone()]);
+            for e in expanded {
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        out
+    };
+    let mut visits = Vec::new();
+    match &g.targets {
+        Targets::Types(types) => {
+            let mut seen: Vec<(String, String, String)> = Vec::new();
+            for t in expand(types) {
+                let m = resolve(&t)?;
+                let gvk = (m.group.clone(), m.version.clone(), m.kind.clone());
+                if seen.contains(&gvk) {
+                    continue;
+                }
+                seen.push(gvk);
+                let ns = (m.namespaced && !g.all_namespaces).then(|| namespace.clone());
+                visits.push(Visit {
+                    mapping: m,
+                    namespace: ns,
+                    name: None,
+                });
+            }
+        }
+        Targets::Names { resource, names } => {
+            let types = expand(std::slice::from_ref(resource));
+            if types.len() > 1 {
+                return Err(Fail::Other("you must specify only one resource".into()));
+            }
+            let m = resolve(types.first().map_or(resource.as_str(), String::as_str))?;
+            let ns = named_namespace(&m)?;
+            for n in names {
+                visits.push(Visit {
+                    mapping: m.clone(),
+                    namespace: ns.clone(),
+                    name: Some(n.clone()),
+                });
+            }
+        }
+        Targets::Pairs(pairs) => {
+            let mut mappings: Vec<(String, ApiResource)> = Vec::new();
+            for p in pairs {
+                if !mappings.iter().any(|(r, _)| r == &p.resource) {
+                    mappings.push((p.resource.clone(), resolve(&p.resource)?));
+                }
+            }
+            for p in pairs {
+                let m = mappings
+                    .iter()
+                    .find(|(r, _)| r == &p.resource)
+                    .map(|(_, m)| m.clone())
+                    .ok_or_else(|| {
+                        Fail::Other(format!("resource {:?} is not recognized", p.resource))
+                    })?;
+                let ns = named_namespace(&m)?;
+                visits.push(Visit {
+                    mapping: m,
+                    namespace: ns,
+                    name: Some(p.name.clone()),
+                });
+            }
+        }
+    }
+    Ok(visits)
+}
+
+// === fetching ===
+
+fn collection_path(v: &Visit) -> String {
+    let prefix = v.mapping.path_prefix();
+    match &v.namespace {
+        Some(ns) => format!(
+            "{prefix}/namespaces/{}/{}",
+            api::segment(ns),
+            v.mapping.resource
+        ),
+        None => format!("{prefix}/{}", v.mapping.resource),
+    }
+}
+
+/// client-go's description of a request, for errors without a Status body.
+fn describe(v: &Visit) -> String {
+    let resource = if v.mapping.group.is_empty() {
+        v.mapping.resource.clone()
+    } else {
+        format!("{}.{}", v.mapping.resource, v.mapping.group)
+    };
+    match &v.name {
+        Some(n) => format!("get {resource} {n}"),
+        None => format!("get {resource}"),
+    }
+}
+
+async fn fetch(
+    ex: &Executor,
+    g: &Get,
+    v: &Visit,
+    human: bool,
+) -> (Result<Fetched, ApiError>, Vec<String>) {
+    let accept = if human {
+        api::ACCEPT_TABLE
+    } else {
+        api::ACCEPT_JSON
+    };
+    let what = describe(v);
+    let mut warnings = Vec::new();
+    if let Some(name) = &v.name {
+        let path = format!("{}/{}", collection_path(v), api::segment(name));
+        let result = api::get(&ex.client, &path, accept, Some(&what))
+            .await
+            .map(|r| {
+                warnings.extend(r.warnings);
+                Fetched {
+                    objects: vec![r.body],
+                    truncated: false,
+                }
+            });
+        return (result, warnings);
+    }
+    let mut objects = Vec::new();
+    let mut continue_token: Option<String> = None;
+    let page = g.limit.unwrap_or(g.chunk_size);
+    loop {
+        let query = list_query(g, page, continue_token.as_deref());
+        let path = if query.is_empty() {
+            collection_path(v)
+        } else {
+            format!("{}?{query}", collection_path(v))
+        };
+        let response = match api::get(&ex.client, &path, accept, Some(&what)).await {
+            Ok(r) => r,
+            Err(e) => return (Err(e), warnings),
+        };
+        warnings.extend(response.warnings);
+        let body = response.body;
+        let next = body
+            .get("metadata")
+            .and_then(|m| m.get("continue"))
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        if human {
+            objects.push(body);
+        } else {
+            objects.extend(flatten(body));
+        }
+        match next {
+            Some(_) if g.limit.is_some() => {
+                return (
+                    Ok(Fetched {
+                        objects,
+                        truncated: true,
+                    }),
+                    warnings,
+                );
+            }
+            Some(c) if page > 0 => continue_token = Some(c),
+            _ => {
+                return (
+                    Ok(Fetched {
+                        objects,
+                        truncated: false,
+                    }),
+                    warnings,
+                );
+            }
+        }
+    }
+}
+
+/// The query of a list request: selectors, page size and continue token.
+fn list_query(g: &Get, page: u32, continue_token: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(s) = &g.label_selector {
+        query.append_pair("labelSelector", s);
+    }
+    if let Some(s) = &g.field_selector {
+        query.append_pair("fieldSelector", s);
+    }
+    if page > 0 {
+        query.append_pair("limit", &page.to_string());
+    }
+    if let Some(c) = continue_token {
+        query.append_pair("continue", c);
+    }
+    query.finish()
+}
+
+/// Items of a list, each with the `apiVersion` and `kind` the list implies (the API server
+/// leaves them out of typed lists; kubectl's unstructured decoder fills them in).
+fn flatten(list: Value) -> Vec<Value> {
+    let api_version = list
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = list
+        .get("kind")
+        .and_then(Value::as_str)
+        .map(|k| k.strip_suffix("List").unwrap_or(k).to_string())
+        .unwrap_or_default();
+    let Some(Value::Array(items)) = list.get("items").cloned() else {
+        return if list.get("items").is_some() {
+            Vec::new()
+        } else {
+            vec![list]
+        };
+    };
+    items
+        .into_iter()
+        .map(|mut item| {
+            if let Some(obj) = item.as_object_mut() {
+                if !obj.contains_key("kind") || obj["kind"].as_str() == Some("") {
+                    obj.insert("kind".into(), Value::String(kind.clone()));
+                }
+                if !obj.contains_key("apiVersion") || obj["apiVersion"].as_str() == Some("") {
+                    obj.insert("apiVersion".into(), Value::String(api_version.clone()));
+                }
+            }
+            item
+        })
+        .collect()
+}
+
+// === printing ===
+
+struct Printed {
+    text: String,
+    truncated: bool,
+}
+
+fn print_human(
+    ex: &Executor,
+    g: &Get,
+    visits: &[Visit],
+    fetched: &[(usize, Fetched)],
+    errors: &[ApiError],
+    stderr: &mut String,
+) -> Printed {
+    // Every page of every visit is one "info" in kubectl.
+    let infos: Vec<(&ApiResource, &Value)> = fetched
+        .iter()
+        .flat_map(|(i, f)| f.objects.iter().map(move |o| (&visits[*i].mapping, o)))
+        .collect();
+    let truncated = fetched.iter().any(|(_, f)| f.truncated);
+    let print_with_kind = infos.len() >= 2 && {
+        let first = infos[0].0;
+        infos.iter().any(|(m, _)| {
+            (&m.group, &m.version, &m.kind) != (&first.group, &first.version, &first.kind)
+        })
+    };
+    let now = chrono::Utc::now();
+    let mut out = String::new();
+    let mut separator_ready = false;
+    let mut w = TabWriter::new();
+    let mut printer: Option<HumanPrinter> = None;
+    let mut last: Option<&ApiResource> = None;
+    let mut all_namespaced = !g.all_namespaces;
+    // The tab writer's output passes kubectl's separator: a blank line before the first
+    // output of a new resource type.
+    let drain = |w: &mut TabWriter, out: &mut String, ready: &mut bool| {
+        let text = w.take_output();
+        if !text.is_empty() {
+            if *ready {
+                out.push('\n');
+                *ready = false;
+            }
+            out.push_str(&text);
+        }
+    };
+    for (mapping, obj) in infos {
+        all_namespaced = all_namespaced && mapping.namespaced;
+        if printer.is_none() || last.is_none_or(|l| !l.same_resource(mapping)) {
+            w.flush();
+            drain(&mut w, &mut out, &mut separator_ready);
+            w.forget_widths();
+            if last.is_some() && !g.no_headers && !out.is_empty() {
+                separator_ready = true;
+            }
+            let options = PrintOptions {
+                no_headers: g.no_headers,
+                wide: g.output == GetOutput::Wide,
+                with_namespace: g.all_namespaces && mapping.namespaced,
+                with_kind: g.show_kind || print_with_kind,
+                kind: mapping.kind_prefix(),
+                show_labels: g.show_labels,
+                column_labels: g.label_columns.clone(),
+            };
+            printer = Some(HumanPrinter::new(options, now));
+            last = Some(mapping);
+        }
+        if let Some(p) = printer.as_mut() {
+            p.print(obj, &mut w);
+            drain(&mut w, &mut out, &mut separator_ready);
+        }
+    }
+    w.flush();
+    drain(&mut w, &mut out, &mut separator_ready);
+    if out.is_empty() && !g.ignore_not_found && errors.is_empty() {
+        if all_namespaced {
+            let ns = g
+                .namespace
+                .clone()
+                .unwrap_or_else(|| ex.default_namespace.to_string());
+            stderr.push_str(&format!("No resources found in {ns} namespace.\n"));
+        } else {
+            stderr.push_str("No resources found\n");
+        }
+    }
+    Printed {
+        text: out,
+        truncated,
+    }
+}
+
+fn print_generic(
+    g: &Get,
+    _visits: &[Visit],
+    fetched: Vec<(usize, Fetched)>,
+    errors: &[ApiError],
+) -> Printed {
+    let truncated = fetched.iter().any(|(_, f)| f.truncated);
+    let single = g.single_item_implied();
+    if single && !errors.is_empty() {
+        return Printed {
+            text: String::new(),
+            truncated,
+        };
+    }
+    let mut objects: Vec<Value> = fetched.into_iter().flat_map(|(_, f)| f.objects).collect();
+    if objects.is_empty() && g.ignore_not_found {
+        return Printed {
+            text: String::new(),
+            truncated,
+        };
+    }
+    for o in &mut objects {
+        redact_secret(o);
+        if !g.show_managed_fields {
+            if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+        }
+    }
+    if g.output == GetOutput::Name {
+        let mut text = String::new();
+        for o in &objects {
+            text.push_str(&name_line(o));
+        }
+        return Printed { text, truncated };
+    }
+    let value = if single && objects.len() == 1 {
+        objects.pop().unwrap_or_default()
+    } else {
+        json!({
+            "apiVersion": "v1",
+            "items": objects,
+            "kind": "List",
+            "metadata": { "resourceVersion": "" },
+        })
+    };
+    let text = match g.output {
+        GetOutput::Yaml => goyaml::to_string(&value),
+        _ => gojson::to_string_pretty(&value, "    "),
+    };
+    Printed { text, truncated }
+}
+
+/// kubectl's `-o name` line: `kind[.group]/name`.
+fn name_line(o: &Value) -> String {
+    let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = o
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    let name = o
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("<unknown>");
+    let kind = if kind.is_empty() {
+        "<unknown>".to_string()
+    } else {
+        kind.to_lowercase()
+    };
+    if group.is_empty() {
+        format!("{kind}/{name}\n")
+    } else {
+        format!("{kind}.{group}/{name}\n")
+    }
+}
+
+/// Replaces every value of a Secret's `data` and `stringData` with [`REDACTED`] and drops the
+/// last-applied annotation, which would hold the values in clear.
+pub(crate) fn redact_secret(o: &mut Value) {
+    let is_secret = o.get("kind").and_then(Value::as_str) == Some("Secret")
+        && o.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    if !is_secret {
+        return;
+    }
+    for field in ["data", "stringData"] {
+        if let Some(Value::Object(values)) = o.get_mut(field) {
+            for v in values.values_mut() {
+                *v = Value::String(REDACTED.into());
+            }
+        }
+    }
+    if let Some(Value::Object(annotations)) =
+        o.get_mut("metadata").and_then(|m| m.get_mut("annotations"))
+    {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("annotations");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut s = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "annotations": {LAST_APPLIED: "{\"data\":{\"p\":\"c2VjcmV0\"}}", "keep": "me"}},
+            "data": {"p": "c2VjcmV0"}, "stringData": {"q": "secret"}, "type": "Opaque"
+        });
+        redact_secret(&mut s);
+        assert_eq!(s["data"]["p"], REDACTED);
+        assert_eq!(s["stringData"]["q"], REDACTED);
+        assert_eq!(s["metadata"]["annotations"], json!({"keep": "me"}));
+        assert!(!s.to_string().contains("c2VjcmV0"));
+        let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"p": "visible"}});
+        redact_secret(&mut cm);
+        assert_eq!(cm["data"]["p"], "visible");
+    }
+
+    #[test]
+    fn list_items_get_kind_and_api_version() {
+        let items = flatten(
+            json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "items": [{"metadata": {"name": "d"}}]}),
+        );
+        assert_eq!(items[0]["kind"], "Deployment");
+        assert_eq!(items[0]["apiVersion"], "apps/v1");
+        assert_eq!(name_line(&items[0]), "deployment.apps/d\n");
+        assert_eq!(
+            name_line(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})),
+            "pod/p\n"
+        );
+    }
+}
