@@ -253,3 +253,122 @@ impl BrokerArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn state() -> AppState {
+        let creds = Credentials::new(
+            &["admin=adm".parse().unwrap(), "read=rd".parse().unwrap()],
+            &["c1=tok".parse().unwrap()],
+        )
+        .unwrap();
+        let hub = Hub::new(
+            "broker_test".into(),
+            Arc::new(MemoryStore::new()),
+            HubSettings::default(),
+        );
+        AppState {
+            hub,
+            credentials: Arc::new(creds),
+            settings: Arc::new(ApiSettings {
+                session_ttl: chrono::Duration::hours(1),
+                session_retention: Duration::from_secs(60),
+                default_timeout: Duration::from_secs(30),
+                max_timeout: Duration::from_secs(300),
+                max_output_bytes: 1024,
+            }),
+            started: Instant::now(),
+        }
+    }
+
+    async fn call(req: Request<Body>) -> (StatusCode, Value) {
+        let res = app(state()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn post(path: &str, key: &str, body: Value) -> Request<Body> {
+        Request::post(path)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_is_public() {
+        let (status, body) = call(Request::get("/health").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "healthy");
+        assert_eq!(body["version"], kubeline_shared::VERSION);
+    }
+
+    #[tokio::test]
+    async fn everything_else_needs_a_key() {
+        for path in [
+            "/debug/sessions",
+            "/clusters",
+            "/debug/result/x",
+            "/clusters/c1/status",
+        ] {
+            let (status, body) = call(Request::get(path).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(body["error"], "unauthorized");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_are_404_with_a_contract_body() {
+        let (status, body) = call(Request::get("/nope").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn create_session_validates_cluster_id() {
+        let (status, body) = call(post("/debug/session", "rd", json!({}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["details"]["field"], "cluster_id");
+        let (status, body) =
+            call(post("/debug/session", "rd", json!({ "cluster_id": "a b" }))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["details"]["code"], "invalid_value");
+        let (status, body) =
+            call(post("/debug/session", "rd", json!({ "cluster_id": "c1" }))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(body["session_id"].as_str().unwrap().starts_with("sess_"));
+    }
+
+    #[tokio::test]
+    async fn correlation_id_is_echoed_or_generated() {
+        let req = Request::get("/health")
+            .header("x-correlation-id", "trace-1")
+            .body(Body::empty())
+            .unwrap();
+        let res = app(state()).oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["x-correlation-id"], "trace-1");
+        let res = app(state())
+            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            res.headers()["x-correlation-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("corr_")
+        );
+    }
+}
