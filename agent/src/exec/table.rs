@@ -492,7 +492,10 @@ mod tests {
     #[test]
     fn later_chunks_do_not_repeat_headers_and_empty_tables_print_nothing() {
         let empty = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "columnDefinitions": pod_table()["columnDefinitions"].clone(), "rows": []});
-        assert_eq!(render(PrintOptions::default(), std::slice::from_ref(&empty)), "");
+        assert_eq!(
+            render(PrintOptions::default(), std::slice::from_ref(&empty)),
+            ""
+        );
         let out = render(PrintOptions::default(), &[pod_table(), pod_table()]);
         assert_eq!(out.matches("NAME").count(), 1, "{out}");
         assert_eq!(out.lines().count(), 5);
