@@ -211,6 +211,46 @@ const ROWS: &[Row] = &[
         &["crd", "widgets.testbed.kubeline.dev", "-o", "yaml"],
     ),
     row("get", &["pods", "-A", "-o", "yaml"]),
+    row(
+        "get",
+        &["nodes", "kwok-node-0", "kwok-node-1", "-o", "yaml"],
+    ),
+    row(
+        "get",
+        &[
+            "deploy,svc",
+            "credit-api",
+            "-n",
+            "credit-service",
+            "-o",
+            "json",
+        ],
+    ),
+    row(
+        "get",
+        &[
+            "pod",
+            "credit-cache-0",
+            "missing",
+            "-n",
+            "credit-service",
+            "-o",
+            "json",
+        ],
+    ),
+    row(
+        "get",
+        &[
+            "pods",
+            "-n",
+            "credit-service",
+            "--field-selector=metadata.name=credit-cache-0",
+            "-o",
+            "yaml",
+        ],
+    ),
+    row("get", &["widget", "widget-alpha", "-n", "credit-service"]),
+    row("get", &["events", "-n", "credit-service"]),
     // Errors and empty results.
     row("get", &["pods", "missing", "-n", "credit-service"]),
     row(
@@ -239,6 +279,9 @@ const ROWS: &[Row] = &[
     row("get", &["pods", "-n", "kube-public", "-o", "json"]),
     row("get", &["nodes", "-l", "no-such-label"]),
     row("get", &["pods", "credit-cache-0", "-A"]),
+    row("get", &["all", "x", "-n", "credit-service"]),
+    row("get", &["deployments.foo"]),
+    row("get", &["nodes", "-A", "kwok-node-2"]),
     row("get", &["ingress,pvc", "-A"]),
     row("get", &["csr"]),
     row("get", &["componentstatuses"]),

@@ -68,6 +68,10 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// How long discovery data is trusted before a lookup miss may refresh it.
 const DISCOVERY_REFRESH_AFTER: Duration = Duration::from_secs(2);
 
+/// How long discovery data is used at all; resources removed from the cluster (a deleted CRD)
+/// stop resolving after at most this long.
+const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// In-cluster address of the API server, used for `cluster-info` when none is configured.
 const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 
@@ -131,12 +135,19 @@ impl Executor {
         }
     }
 
-    /// The cached discovery data; fetched on first use, and again when `refresh` is asked for
-    /// and the cache is older than [`DISCOVERY_REFRESH_AFTER`].
+    /// The cached discovery data; fetched on first use, when older than [`DISCOVERY_MAX_AGE`],
+    /// and when `refresh` is asked for (after a lookup miss) and the cache is older than
+    /// [`DISCOVERY_REFRESH_AFTER`].
     async fn discovery(&self, refresh: bool) -> Result<Arc<Discovery>, ApiError> {
         if let Ok(guard) = self.discovery.read() {
             if let Some(c) = guard.as_ref() {
-                if !refresh || c.fetched.elapsed() < DISCOVERY_REFRESH_AFTER {
+                let age = c.fetched.elapsed();
+                let fresh_enough = if refresh {
+                    age < DISCOVERY_REFRESH_AFTER
+                } else {
+                    age < DISCOVERY_MAX_AGE
+                };
+                if fresh_enough {
                     return Ok(c.discovery.clone());
                 }
             }
