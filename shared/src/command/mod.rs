@@ -22,7 +22,7 @@ mod version;
 use std::fmt;
 
 pub use cluster_info::ClusterInfo;
-pub use get::{Get, GetOutput, ResourceName, Targets};
+pub use get::{DEFAULT_CHUNK_SIZE, Get, GetOutput, ResourceName, Targets};
 pub use version::{Version, VersionOutput};
 
 /// A command the agent knows how to run, with its arguments parsed.
