@@ -201,10 +201,9 @@ async fn main() {
     let parsed =
         kubeline_shared::command::parse(&command_type, &args).expect("BENCH_COMMAND parses");
 
-    let client = kubeline_agent::kube_client(Some(kubeconfig.as_ref()))
+    let executor = kubeline_agent::executor(Some(kubeconfig.as_ref()))
         .await
         .unwrap();
-    let executor = Executor::new(client);
     println!(
         "command: {command_line}; {seconds}s per level; {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

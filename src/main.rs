@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kubeline_agent::AgentArgs;
 use kubeline_agent::link::LinkConfig;
-use kubeline_agent::{AgentArgs, exec::Executor};
 use kubeline_broker::auth::Credential;
 use kubeline_broker::{Broker, BrokerArgs, DEFAULT_LISTEN};
 use tokio_util::sync::CancellationToken;
@@ -73,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Command::Agent(args) => {
-            let client = kubeline_agent::kube_client(args.kubeconfig.as_deref()).await?;
+            let executor = kubeline_agent::executor(args.kubeconfig.as_deref()).await?;
             let config = LinkConfig {
                 broker_url: args.broker_url,
                 cluster_id: args.cluster_id,
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
             config
                 .connect_url()
                 .map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
-            kubeline_agent::link::run(config, Executor::new(client), shutdown).await;
+            kubeline_agent::link::run(config, executor, shutdown).await;
             Ok(())
         }
         Command::Dev(args) => dev(args, shutdown).await,
@@ -106,7 +106,7 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
         .api_key
         .unwrap_or_else(|| format!("kl_{}", uuid::Uuid::new_v4().simple()));
     let agent_token = uuid::Uuid::new_v4().simple().to_string();
-    let client = kubeline_agent::kube_client(Some(&kubeconfig)).await?;
+    let executor = kubeline_agent::executor(Some(&kubeconfig)).await?;
     let broker_args = BrokerArgs::for_dev(
         args.listen,
         format!("admin={api_key}")
@@ -126,7 +126,7 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     };
     let agent = tokio::spawn(kubeline_agent::link::run(
         link,
-        Executor::new(client),
+        executor,
         shutdown.child_token(),
     ));
     println!(

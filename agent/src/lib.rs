@@ -34,9 +34,10 @@ pub struct AgentArgs {
     pub max_concurrency: usize,
 }
 
-/// A client for the local API server: from `kubeconfig` (its current context) if given,
-/// otherwise the in-cluster service account or `$KUBECONFIG`, as kubectl would.
-pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+/// An executor for the local API server: from `kubeconfig` (its current context) if given,
+/// otherwise the in-cluster service account or `$KUBECONFIG`, as kubectl would. The executor
+/// knows the server URL (for `cluster-info`) and the default namespace of that configuration.
+pub async fn executor(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<exec::Executor> {
     let config = match kubeconfig {
         Some(path) => {
             let raw = kube::config::Kubeconfig::read_from(path)
@@ -49,7 +50,12 @@ pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result
             .await
             .context("no kubeconfig given and no in-cluster service account found")?,
     };
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+    let server_url = config.cluster_url.to_string();
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
+    Ok(exec::Executor::new(client)
+        .with_server_url(server_url)
+        .with_default_namespace(namespace))
 }
 
 /// The current context's name in a kubeconfig, used as the default cluster id by `kubeline dev`.

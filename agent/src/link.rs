@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn cut_respects_char_boundaries() {
-        assert_eq!(cut("héllo", 2), ("h", 4));
+        assert_eq!(cut("héllo", 2), ("h", 5));
         assert_eq!(cut("abc", 10), ("abc", 0));
     }
 

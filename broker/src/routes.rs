@@ -252,7 +252,7 @@ pub async fn list_sessions(
             .is_none_or(|c| c.is_empty() || s.cluster_id == c)
             && status.is_none_or(|st| s.status(now) == st)
     });
-    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     sessions.truncate(limit);
     let sessions: Vec<SessionSummary> = sessions
         .into_iter()
