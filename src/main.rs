@@ -11,6 +11,7 @@ use kubeline_agent::AgentArgs;
 use kubeline_agent::link::LinkConfig;
 use kubeline_broker::auth::Credential;
 use kubeline_broker::{Broker, BrokerArgs, DEFAULT_LISTEN};
+use kubeline_shared::api::{check_cluster_id, cluster_id_from};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -83,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
             config
                 .connect_url()
                 .map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
+            check_cluster_id(&config.cluster_id)
+                .map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
             kubeline_agent::link::run(config, executor, shutdown).await;
             Ok(())
         }
@@ -99,9 +102,12 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     };
     let cluster_id = match args.cluster_id {
         Some(id) => id,
-        None => kubeline_agent::current_context(&kubeconfig)?
-            .context("the kubeconfig has no current context; pass --cluster-id")?,
+        None => cluster_id_from(
+            &kubeline_agent::current_context(&kubeconfig)?
+                .context("the kubeconfig has no current context; pass --cluster-id")?,
+        ),
     };
+    check_cluster_id(&cluster_id).map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
     let api_key = args
         .api_key
         .unwrap_or_else(|| format!("kl_{}", uuid::Uuid::new_v4().simple()));

@@ -113,6 +113,8 @@ impl Credentials {
         }
         let mut agents = HashMap::new();
         for token in agent_tokens {
+            kubeline_shared::api::check_cluster_id(&token.label)
+                .map_err(|e| format!("--agent-token {}=…: {e}", token.label))?;
             if agents.insert(token.label.clone(), token.hash).is_some() {
                 return Err(format!(
                     "--agent-token {}=…: cluster given twice; one token per cluster",
@@ -232,6 +234,8 @@ mod tests {
         assert!("read=sha256:zz".parse::<Credential>().is_err());
         let err = Credentials::new(&[cred("root=x")], &[]).unwrap_err();
         assert!(err.contains("unknown scope"), "{err}");
+        let err = Credentials::new(&[], &[cred("a b=t")]).unwrap_err();
+        assert!(err.contains("Invalid cluster_id"), "{err}");
         let err = Credentials::new(&[], &[cred("c1=a"), cred("c1=b")]).unwrap_err();
         assert!(err.contains("one token per cluster"), "{err}");
     }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use kubeline_shared::api::{
-    ClusterList, ClusterStatus, ClusterStatusInfo, ClusterSummary, CommandResult,
+    self, ClusterList, ClusterStatus, ClusterStatusInfo, ClusterSummary, CommandResult,
     CreateSessionRequest, ExecuteRequest, Health, ResultStatus, SessionClosed, SessionCreated,
     SessionInfo, SessionList, SessionStatus, SessionSummary,
 };
@@ -24,8 +24,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::middleware::RequestContext;
 use crate::store::{ClusterRecord, QueuedCommand, SessionRecord};
 
-/// Longest `cluster_id` accepted.
-const MAX_ID_LEN: usize = 128;
 /// Default and largest page of `GET /debug/sessions`.
 const DEFAULT_LIST_LIMIT: usize = 50;
 const MAX_LIST_LIMIT: usize = 1000;
@@ -51,19 +49,9 @@ fn required(value: Option<String>, field: &str) -> ApiResult<String> {
 }
 
 fn valid_cluster_id(id: String) -> ApiResult<String> {
-    let ok = id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(id)
-    } else {
-        Err(ApiError::invalid_field(
-            "cluster_id",
-            format!(
-                "Invalid cluster_id {id:?}: use at most {MAX_ID_LEN} letters, digits, '-', '_' or '.'"
-            ),
-        ))
+    match api::check_cluster_id(&id) {
+        Ok(()) => Ok(id),
+        Err(message) => Err(ApiError::invalid_field("cluster_id", message)),
     }
 }
 

@@ -18,6 +18,48 @@ fn serialize_opt_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<
     }
 }
 
+// === identifiers ===
+
+/// Longest cluster id accepted.
+pub const MAX_CLUSTER_ID_LEN: usize = 128;
+
+/// Checks a cluster id: 1 to [`MAX_CLUSTER_ID_LEN`] letters, digits, `-`, `_` or `.`.
+pub fn check_cluster_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_CLUSTER_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Invalid cluster_id {id:?}: use 1 to {MAX_CLUSTER_ID_LEN} letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Turns any name (a kubeconfig context such as `admin@prod`) into a valid cluster id by
+/// replacing every other character with `-`.
+pub fn cluster_id_from(name: &str) -> String {
+    let id: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_CLUSTER_ID_LEN)
+        .collect();
+    if id.is_empty() {
+        "cluster".to_owned()
+    } else {
+        id
+    }
+}
+
 // === health ===
 
 /// Body of `GET /health`.
@@ -299,4 +341,39 @@ pub struct ErrorBody {
     /// Structured specifics (the offending field, the cluster, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids() {
+        assert!(check_cluster_id("prod-eu.1_a").is_ok());
+        assert!(check_cluster_id("").is_err());
+        assert!(check_cluster_id("a b").is_err());
+        assert!(check_cluster_id(&"x".repeat(129)).is_err());
+        assert_eq!(
+            cluster_id_from("kubeline-reader@kubeline-testbed"),
+            "kubeline-reader-kubeline-testbed"
+        );
+        assert_eq!(cluster_id_from(""), "cluster");
+    }
+
+    #[test]
+    fn timestamps_print_as_the_contract_does() {
+        let t = DateTime::parse_from_rfc3339("2024-01-20T10:30:45.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let body = Health {
+            status: "healthy".into(),
+            version: "1".into(),
+            timestamp: t,
+            uptime_seconds: 1,
+            reason: None,
+        };
+        let v = serde_json::to_value(body).unwrap();
+        assert_eq!(v["timestamp"], "2024-01-20T10:30:45Z");
+        assert!(v.get("reason").is_none());
+    }
 }
