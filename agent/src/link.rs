@@ -167,7 +167,7 @@ async fn link_once(
     };
     let connected = tokio::select! {
         () = shutdown.cancelled() => return Ended::Shutdown,
-        c = tokio_tungstenite::connect_async(request) => c,
+        c = tokio_tungstenite::connect_async_with_config(request, None, true) => c,
     };
     let mut ws = match connected {
         Ok((ws, _)) => ws,

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -223,7 +224,13 @@ impl Broker {
         let hub = self.state.hub.clone();
         let drain = self.drain;
         info!(addr = %self.local_addr(), broker_id = %hub.broker_id(), "broker listening");
-        axum::serve(self.listener, app(self.state))
+        // Small frames (a result's last chunk and its `done`) must not wait for delayed ACKs.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app(self.state))
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 info!("draining: finishing in-flight commands, then closing agent links");
