@@ -69,6 +69,9 @@ pub struct Hub {
     links: Mutex<HashMap<String, Arc<LinkState>>>,
     waiters: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
     next_link: AtomicU64,
+    /// Cancelled when draining starts: pumps stop taking new commands.
+    stop_taking: CancelToken,
+    /// Cancelled when draining ends: every link closes.
     draining: CancelToken,
 }
 
@@ -137,6 +140,7 @@ impl Hub {
             links: Mutex::default(),
             waiters: Mutex::default(),
             next_link: AtomicU64::new(1),
+            stop_taking: CancelToken::new(),
             draining: CancelToken::new(),
         })
     }
@@ -292,9 +296,13 @@ impl Hub {
         Ok(link)
     }
 
-    /// Forgets a link that closed: fails its in-flight commands and drops its presence claim.
+    /// Forgets a link that closed and drops its presence claim. Its in-flight commands fail at
+    /// once, except when this replica is draining: then they stay in the queue, unacknowledged,
+    /// and the replica the agent moves to takes them over (commands are read-only, so running
+    /// one again is safe).
     pub async fn detach(&self, link: &Arc<LinkState>, reason: &str) {
         link.closing.cancel();
+        let handing_over = self.stop_taking.is_cancelled();
         let still_current = {
             let mut links = self.links();
             let current = links.get(&link.cluster_id).is_some_and(|l| l.id == link.id);
@@ -304,7 +312,10 @@ impl Hub {
             current
         };
         let orphans: Vec<InFlight> = link.in_flight().drain().map(|(_, f)| f).collect();
-        for orphan in orphans {
+        if handing_over && !orphans.is_empty() {
+            info!(cluster = %link.cluster_id, count = orphans.len(), "leaving unfinished commands to the next replica");
+        }
+        for orphan in orphans.into_iter().filter(|_| !handing_over) {
             let mut result = pending_result(&orphan.command);
             result.status = ResultStatus::Failed;
             // No exit code: the command never ran to an end on the agent.
@@ -405,6 +416,8 @@ impl Hub {
         loop {
             let periodic = tokio::select! {
                 () = link.closing.cancelled() => return,
+                // Draining: what is still queued waits for the replica the agent moves to.
+                () = self.stop_taking.cancelled() => return,
                 () = link.bell.notified() => false,
                 _ = tick.tick() => true,
             };
@@ -515,13 +528,14 @@ impl Hub {
 
     // === impl Hub: shutdown ===
 
-    /// Stops pumping new commands, waits up to `grace` for in-flight ones, then closes every
-    /// link so agents reconnect to another replica.
+    /// Stops taking new commands, waits up to `grace` for in-flight ones, then closes every
+    /// link so agents reconnect to another replica (commands still queued wait for it there).
     pub async fn drain(&self, grace: Duration) {
+        self.stop_taking.cancel();
         let links: Vec<Arc<LinkState>> = self.links().values().cloned().collect();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline && links.iter().any(|l| l.in_flight_count() > 0) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.draining.cancel();
     }

@@ -145,6 +145,17 @@ impl Proc {
         }
     }
 
+    /// Sends a signal (`STOP`, `CONT`, …) by name.
+    pub fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([&format!("-{name}"), &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -{name} failed");
+        }
+    }
+
     /// SIGKILL: the process gets no chance to clean up.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -189,7 +200,34 @@ impl Drop for Proc {
 pub struct BrokerOpts {
     pub port: u16,
     pub redis_url: Option<String>,
-    pub session_ttl: Option<u64>,
+    /// More `kubeline broker` flags.
+    pub extra: Vec<String>,
+}
+
+impl BrokerOpts {
+    /// A broker on a free port with the embedded store.
+    pub fn embedded() -> Self {
+        Self {
+            port: free_port(),
+            redis_url: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// A broker on a free port using `redis`.
+    pub fn redis(redis: &Redis) -> Self {
+        Self {
+            port: free_port(),
+            redis_url: Some(redis.url()),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds flags.
+    pub fn with(mut self, flags: &[&str]) -> Self {
+        self.extra.extend(flags.iter().map(|f| (*f).to_owned()));
+        self
+    }
 }
 
 /// Starts `kubeline broker` and waits until it answers.
@@ -209,10 +247,7 @@ pub async fn start_broker(name: &str, opts: BrokerOpts) -> (Proc, Api) {
         "--drain-seconds".to_owned(),
         "5".to_owned(),
     ];
-    if let Some(ttl) = opts.session_ttl {
-        args.push("--session-ttl".to_owned());
-        args.push(ttl.to_string());
-    }
+    args.extend(opts.extra);
     if let Some(url) = opts.redis_url {
         args.push("--redis-url".to_owned());
         args.push(url);
