@@ -17,13 +17,22 @@
 //! - `gojson` and `goyaml`: Go's JSON and go-yaml v2's YAML formatting.
 
 mod api;
+mod api_resources;
+mod api_versions;
+mod auth;
 mod cluster_info;
+mod describe;
 mod discovery;
+mod events;
+mod explain;
 mod get;
 mod gojson;
 mod goyaml;
+mod logs;
+mod rollout;
 mod table;
 mod tabwriter;
+mod top;
 mod version;
 
 pub use get::REDACTED;
@@ -132,6 +141,15 @@ impl Executor {
             Command::Get(g) => get::run(self, g).await,
             Command::Version(v) => version::run(self, v).await,
             Command::ClusterInfo(c) => cluster_info::run(self, c).await,
+            Command::Describe(c) => describe::run(self, c).await,
+            Command::Logs(c) => logs::run(self, c).await,
+            Command::Events(c) => events::run(self, c).await,
+            Command::Top(c) => top::run(self, c).await,
+            Command::Explain(c) => explain::run(self, c).await,
+            Command::ApiResources(c) => api_resources::run(self, c).await,
+            Command::ApiVersions(c) => api_versions::run(self, c).await,
+            Command::Rollout(c) => rollout::run(self, c).await,
+            Command::Auth(c) => auth::run(self, c).await,
         }
     }
 

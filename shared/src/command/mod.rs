@@ -14,15 +14,33 @@
 //! Resource *types* stay strings here: resolving `po`, `deploy`, `Pod` or `widgets.testbed.dev`
 //! needs the cluster's discovery data, which only the agent has.
 
+mod api_resources;
+mod api_versions;
+mod auth;
 mod cluster_info;
+mod describe;
+mod events;
+mod explain;
 mod flags;
 mod get;
+mod logs;
+mod rollout;
+mod top;
 mod version;
 
 use std::fmt;
 
+pub use api_resources::ApiResources;
+pub use api_versions::ApiVersions;
+pub use auth::Auth;
 pub use cluster_info::ClusterInfo;
+pub use describe::Describe;
+pub use events::Events;
+pub use explain::Explain;
 pub use get::{DEFAULT_CHUNK_SIZE, Get, GetOutput, ResourceName, Targets};
+pub use logs::Logs;
+pub use rollout::Rollout;
+pub use top::Top;
 pub use version::{Version, VersionOutput};
 
 /// A command the agent knows how to run, with its arguments parsed.
@@ -34,6 +52,24 @@ pub enum Command {
     Version(Version),
     /// `cluster-info`: where the control plane and cluster services run.
     ClusterInfo(ClusterInfo),
+    /// `describe`: a detailed, human description of objects with their events.
+    Describe(Describe),
+    /// `logs`: container logs of a pod or of a workload's pods.
+    Logs(Logs),
+    /// `events`: events, as `kubectl events` lists them.
+    Events(Events),
+    /// `top nodes|pods`: resource usage from `metrics.k8s.io`.
+    Top(Top),
+    /// `explain`: field documentation from the OpenAPI v3 documents.
+    Explain(Explain),
+    /// `api-resources`: the resource types the server serves.
+    ApiResources(ApiResources),
+    /// `api-versions`: the group/versions the server serves.
+    ApiVersions(ApiVersions),
+    /// `rollout status|history`: a workload's rollout.
+    Rollout(Rollout),
+    /// `auth can-i`: what the agent's identity may do.
+    Auth(Auth),
 }
 
 /// Why a request was refused. Turned into a 400 `invalid_request` by the broker.
@@ -69,19 +105,6 @@ impl std::error::Error for CommandError {}
 
 /// The command types kubeline runs today, in the order they are listed to users.
 pub const SUPPORTED_COMMANDS: &[&str] = &["get", "version", "cluster-info"];
-
-/// Read-only command types of the contract that are not implemented yet.
-const PLANNED_COMMANDS: &[&str] = &[
-    "describe",
-    "logs",
-    "events",
-    "top",
-    "explain",
-    "api-resources",
-    "api-versions",
-    "rollout",
-    "auth",
-];
 
 /// kubectl commands that change the cluster, open a channel into it, or act on the local machine.
 /// kubeline refuses them outright.
@@ -128,14 +151,15 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
         "get" => get::parse(args).map(Command::Get),
         "version" => version::parse(args).map(Command::Version),
         "cluster-info" => cluster_info::parse(args).map(Command::ClusterInfo),
-        other if PLANNED_COMMANDS.contains(&other) => Err(CommandError::new(
-            "unsupported_command",
-            None,
-            format!(
-                "command type `{other}` is not supported yet; supported: {}",
-                SUPPORTED_COMMANDS.join(", ")
-            ),
-        )),
+        "describe" => describe::parse(args).map(Command::Describe),
+        "logs" => logs::parse(args).map(Command::Logs),
+        "events" => events::parse(args).map(Command::Events),
+        "top" => top::parse(args).map(Command::Top),
+        "explain" => explain::parse(args).map(Command::Explain),
+        "api-resources" => api_resources::parse(args).map(Command::ApiResources),
+        "api-versions" => api_versions::parse(args).map(Command::ApiVersions),
+        "rollout" => rollout::parse(args).map(Command::Rollout),
+        "auth" => auth::parse(args).map(Command::Auth),
         other if WRITE_COMMANDS.contains(&other) => Err(forbidden_command(other)),
         other => Err(CommandError::new(
             "unsupported_command",
@@ -146,6 +170,18 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
             ),
         )),
     }
+}
+
+/// The refusal of a read-only command type that is not implemented yet.
+fn not_yet(command_type: &str) -> CommandError {
+    CommandError::new(
+        "unsupported_command",
+        None,
+        format!(
+            "command type `{command_type}` is not supported yet; supported: {}",
+            SUPPORTED_COMMANDS.join(", ")
+        ),
+    )
 }
 
 fn forbidden_command(command_type: &str) -> CommandError {
