@@ -719,6 +719,27 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
         .await;
     assert_eq!(status, 200, "{cut}");
     assert!(cut["output"].as_str().unwrap().len() <= 2000);
+    // A request may ask for less, never for more.
+    let ask = |n: u64| {
+        let api2 = api2.clone();
+        let session = session.clone();
+        async move {
+            api2.post(
+                "/debug/execute",
+                json!({ "cluster_id": CLUSTER, "session_id": session, "command_type": "get",
+                        "args": ["pods", "-A", "-o", "json"], "max_output_bytes": n }),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (status, small) = ask(100).await;
+    assert_eq!(status, 200, "{small}");
+    assert_eq!(small["truncated"]["limit_bytes"], 100);
+    assert!(small["output"].as_str().unwrap().len() <= 100);
+    let (status, refused) = ask(2001).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["details"]["field"], "max_output_bytes");
     assert_eq!(cut["truncated"]["limit_bytes"], 2000);
     let omitted = cut["truncated"]["omitted_bytes"].as_u64().unwrap();
     assert_eq!(

@@ -274,6 +274,17 @@ pub async fn execute(
     let command_type = required(req.command_type, "command_type")?;
     let args = req.args.ok_or_else(|| ApiError::missing_field("args"))?;
     let timeout = request_timeout(&state, req.timeout, &headers)?;
+    let max = state.settings.max_output_bytes;
+    let max_output_bytes = match req.max_output_bytes {
+        None => max,
+        Some(n) if (1..=max).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::invalid_field(
+                "max_output_bytes",
+                format!("Invalid max_output_bytes {n}: give a number of bytes from 1 to {max}"),
+            ));
+        }
+    };
     if let Err(e) = command::parse(&command_type, &args) {
         return Err(ApiError::bad_request(
             format!("Command refused: {}", e.message),
@@ -324,7 +335,7 @@ pub async fn execute(
         args,
         executed_at: now,
         deadline: now + timeout,
-        max_output_bytes: state.settings.max_output_bytes,
+        max_output_bytes,
         correlation_id: ctx.correlation_id.clone(),
         reply_to: state.hub.broker_id().to_owned(),
     };

@@ -218,6 +218,10 @@ pub struct ExecuteRequest {
     /// Seconds to wait for the result (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
+    /// Output budget in bytes for this command, at most the broker's `--max-output-bytes`
+    /// (its default). Output past it is cut and the result says how much was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
 }
 
 /// Outcome of a command.
