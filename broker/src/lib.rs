@@ -34,6 +34,20 @@ use crate::store::redis::RedisStore;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default session lifetime, in seconds.
+pub const DEFAULT_SESSION_TTL: u64 = 3600;
+/// Default command timeout, in seconds.
+pub const DEFAULT_TIMEOUT: u64 = 30;
+/// Default largest command timeout, in seconds.
+pub const DEFAULT_MAX_TIMEOUT: u64 = 300;
+/// Default output budget of one command, in bytes.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 4 * 1024 * 1024;
+/// Default result lifetime, in seconds.
+pub const DEFAULT_RESULT_TTL: u64 = 3600;
+/// Default agent ping interval, in milliseconds.
+pub const DEFAULT_PING_INTERVAL_MS: u64 = 5000;
+/// Default drain period after SIGTERM, in seconds.
+pub const DEFAULT_DRAIN_SECONDS: u64 = 20;
 
 /// Broker configuration; every flag has a `KUBELINE_*` environment equivalent.
 #[derive(Debug, Clone, clap::Args)]
@@ -61,31 +75,31 @@ pub struct BrokerArgs {
     pub agent_tokens: Vec<Credential>,
 
     /// Lifetime of a debug session, in seconds.
-    #[arg(long, env = "KUBELINE_SESSION_TTL", default_value_t = 3600)]
+    #[arg(long, env = "KUBELINE_SESSION_TTL", default_value_t = DEFAULT_SESSION_TTL)]
     pub session_ttl: u64,
 
     /// Timeout of a command when the request gives none, in seconds.
-    #[arg(long, env = "KUBELINE_DEFAULT_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "KUBELINE_DEFAULT_TIMEOUT", default_value_t = DEFAULT_TIMEOUT)]
     pub default_timeout: u64,
 
     /// Largest timeout a request may ask for, in seconds.
-    #[arg(long, env = "KUBELINE_MAX_TIMEOUT", default_value_t = 300)]
+    #[arg(long, env = "KUBELINE_MAX_TIMEOUT", default_value_t = DEFAULT_MAX_TIMEOUT)]
     pub max_timeout: u64,
 
     /// Output budget of one command, in bytes; output past it is cut and reported.
-    #[arg(long, env = "KUBELINE_MAX_OUTPUT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "KUBELINE_MAX_OUTPUT_BYTES", default_value_t = DEFAULT_MAX_OUTPUT_BYTES)]
     pub max_output_bytes: u64,
 
     /// How long results stay readable, in seconds.
-    #[arg(long, env = "KUBELINE_RESULT_TTL", default_value_t = 3600)]
+    #[arg(long, env = "KUBELINE_RESULT_TTL", default_value_t = DEFAULT_RESULT_TTL)]
     pub result_ttl: u64,
 
     /// How often agents are pinged and presence refreshed, in milliseconds.
-    #[arg(long, env = "KUBELINE_PING_INTERVAL_MS", default_value_t = 5000)]
+    #[arg(long, env = "KUBELINE_PING_INTERVAL_MS", default_value_t = DEFAULT_PING_INTERVAL_MS)]
     pub ping_interval_ms: u64,
 
     /// How long in-flight commands may finish after SIGTERM before links close, in seconds.
-    #[arg(long, env = "KUBELINE_DRAIN_SECONDS", default_value_t = 20)]
+    #[arg(long, env = "KUBELINE_DRAIN_SECONDS", default_value_t = DEFAULT_DRAIN_SECONDS)]
     pub drain_seconds: u64,
 }
 
@@ -250,12 +264,12 @@ impl BrokerArgs {
             redis_url: None,
             api_keys: vec![api_key],
             agent_tokens: vec![agent_token],
-            session_ttl: 3600,
-            default_timeout: 30,
-            max_timeout: 300,
-            max_output_bytes: 4 * 1024 * 1024,
-            result_ttl: 3600,
-            ping_interval_ms: 5000,
+            session_ttl: DEFAULT_SESSION_TTL,
+            default_timeout: DEFAULT_TIMEOUT,
+            max_timeout: DEFAULT_MAX_TIMEOUT,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            result_ttl: DEFAULT_RESULT_TTL,
+            ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
             drain_seconds: 5,
         }
     }
