@@ -34,6 +34,10 @@ pub enum Norm {
     Times,
     /// Also drop kubectl's `Client Version`/`Kustomize Version` parts.
     Version,
+    /// Also mask `top`'s usage figures (`180Mi`, `2%`; CPU `121m` is masked as a duration):
+    /// kwok emulates usage with jitter, so they change between two runs. Same length, so the
+    /// layout is still compared.
+    Top,
 }
 
 pub struct Row {
@@ -47,6 +51,15 @@ pub const fn row(command: &'static str, args: &'static [&'static str]) -> Row {
         command,
         args,
         norm: Norm::Times,
+    }
+}
+
+/// A `top` row: usage figures are masked (see [`Norm::Top`]).
+pub const fn top_row(args: &'static [&'static str]) -> Row {
+    Row {
+        command: "top",
+        args,
+        norm: Norm::Top,
     }
 }
 
@@ -209,13 +222,57 @@ pub fn normalise(p: &Printed, norm: Norm, kubectl_side: bool) -> Printed {
         } else {
             s.to_string()
         };
-        mask_times(&s)
+        let s = mask_times(&s);
+        if norm == Norm::Top { mask_usage(&s) } else { s }
     };
     Printed {
         stdout: f(&p.stdout),
         stderr: f(&p.stderr),
         exit_code: p.exit_code,
     }
+}
+
+/// Masks `top`'s memory and percentage figures (`432Mi`, `4%`) with same-length placeholders.
+fn mask_usage(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        let starts = b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
+        if starts {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let unit = if s[j..].starts_with("Mi") {
+                2
+            } else if s[j..].starts_with('%') {
+                1
+            } else {
+                0
+            };
+            if unit > 0 {
+                out.push_str(&"#".repeat(j + unit - i));
+                i = j + unit;
+                continue;
+            }
+            out.push_str(&s[i..j]);
+            i = j;
+            continue;
+        }
+        let c = s[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+#[test]
+fn usage_masking_keeps_layout() {
+    assert_eq!(
+        mask_usage("kwok-node-0   ~~~~   2%       310Mi   0%   \n"),
+        "kwok-node-0   ~~~~   ##       #####   ##   \n"
+    );
 }
 
 fn first_difference(a: &str, b: &str) -> String {

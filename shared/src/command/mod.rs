@@ -39,8 +39,8 @@ pub use events::Events;
 pub use explain::Explain;
 pub use get::{DEFAULT_CHUNK_SIZE, Get, GetOutput, ResourceName, Targets};
 pub use logs::Logs;
-pub use rollout::Rollout;
-pub use top::Top;
+pub use rollout::{Rollout, RolloutAction};
+pub use top::{Top, TopKind, TopSort};
 pub use version::{Version, VersionOutput};
 
 /// A command the agent knows how to run, with its arguments parsed.
@@ -104,7 +104,15 @@ impl fmt::Display for CommandError {
 impl std::error::Error for CommandError {}
 
 /// The command types kubeline runs today, in the order they are listed to users.
-pub const SUPPORTED_COMMANDS: &[&str] = &["get", "version", "cluster-info"];
+pub const SUPPORTED_COMMANDS: &[&str] = &[
+    "get",
+    "version",
+    "cluster-info",
+    "logs",
+    "events",
+    "top",
+    "rollout",
+];
 
 /// kubectl commands that change the cluster, open a channel into it, or act on the local machine.
 /// kubeline refuses them outright.

@@ -254,8 +254,8 @@ fn refused_commands() {
     // (command_type, args, code, argument)
     let cases: &[(&str, &str, &str, Option<&str>)] = &[
         ("describe", "pods", "unsupported_command", None),
-        ("logs", "x", "unsupported_command", None),
-        ("rollout", "status deploy/x", "unsupported_command", None),
+        ("logs", "x -f", "unknown_flag", Some("-f")),
+        ("rollout", "undo deploy/x", "forbidden_command", Some("undo")),
         ("delete", "pods --all", "forbidden_command", None),
         ("apply", "-f x.yaml", "forbidden_command", None),
         ("exec", "x -- sh", "forbidden_command", None),
@@ -468,7 +468,7 @@ fn messages_say_why() {
     let err = parse("describe", &args("pods")).unwrap_err();
     assert_eq!(
         err.message,
-        "command type `describe` is not supported yet; supported: get, version, cluster-info"
+        "command type `describe` is not supported yet; supported: get, version, cluster-info, logs, events, top, rollout"
     );
     let err = parse("delete", &args("pod x")).unwrap_err();
     assert!(err.message.contains("read-only"), "{}", err.message);

@@ -1,10 +1,310 @@
-//! `events`: events, as `kubectl events` lists them.
+//! `events`, as `kubectl events` runs it (kubectl `pkg/cmd/events`).
+//!
+//! 1. `--for TYPE/NAME` is resolved through discovery to a kind and group/version, which become
+//!    an `involvedObject` field selector (kind, apiVersion, name), as in kubectl.
+//! 2. Events are listed in pages of 500 (kubectl's default chunk size), filtered by `--types`.
+//! 3. They are sorted oldest first by Go's `sort.Sort` (see [`gosort`]), on the time kubectl
+//!    uses: `series.lastObservedTime`, else `lastTimestamp`, else `eventTime`.
+//! 4. They are printed through kubectl's tab writer: `LAST SEEN  TYPE  REASON  OBJECT  MESSAGE`,
+//!    with `NAMESPACE` first for `-A`.
 
-use kubeline_shared::command::Events;
+pub(crate) mod gosort;
 
+use super::api::{self, ApiError};
+use super::table::human_duration;
+use super::tabwriter::TabWriter;
 use super::{Executor, Outcome};
+use chrono::{DateTime, Utc};
+use kubeline_shared::command::Events;
+use serde_json::Value;
 
-/// Runs `events`. The parser refuses it until it is implemented, so this is not reached.
-pub(super) async fn run(_ex: &Executor, _cmd: &Events) -> Outcome {
-    Outcome::failed("error: `events` is not implemented by this agent yet".to_owned())
+/// kubectl's `cmdutil.DefaultChunkSize`.
+const CHUNK_SIZE: u32 = 500;
+
+pub(super) async fn run(ex: &Executor, cmd: &Events) -> Outcome {
+    let namespace = cmd
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ex.default_namespace.to_string());
+    let field_selector = match &cmd.for_object {
+        None => None,
+        Some(obj) => {
+            let lower = obj.resource.to_lowercase();
+            let mapping = match ex.discovery(false).await {
+                Ok(d) => match d.resolve(&lower) {
+                    Ok(m) => Ok(m.clone()),
+                    Err(_) => match ex.discovery(true).await {
+                        Ok(d) => d.resolve(&lower).cloned().map_err(|e| e.resource),
+                        Err(e) => return Outcome::failed(e.kubectl_message()),
+                    },
+                },
+                Err(e) => return Outcome::failed(e.kubectl_message()),
+            };
+            let mapping = match mapping {
+                Ok(m) => m,
+                Err(resource) => {
+                    return Outcome::failed(format!(
+                        "the server doesn't have a resource type {resource:?}"
+                    ));
+                }
+            };
+            let api_version = if mapping.group.is_empty() {
+                mapping.version.clone()
+            } else {
+                format!("{}/{}", mapping.group, mapping.version)
+            };
+            Some(format!(
+                "involvedObject.kind={},involvedObject.apiVersion={},involvedObject.name={}",
+                mapping.kind, api_version, obj.name
+            ))
+        }
+    };
+    let base = if cmd.all_namespaces {
+        "/api/v1/events".to_string()
+    } else {
+        format!("/api/v1/namespaces/{}/events", api::segment(&namespace))
+    };
+    let mut events: Vec<Value> = Vec::new();
+    let mut continue_token: Option<String> = None;
+    loop {
+        let path = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("limit", &CHUNK_SIZE.to_string());
+            if let Some(f) = &field_selector {
+                query.append_pair("fieldSelector", f);
+            }
+            if let Some(c) = &continue_token {
+                query.append_pair("continue", c);
+            }
+            format!("{base}?{}", query.finish())
+        };
+        let body = match api::get(&ex.client, &path, api::ACCEPT_JSON, Some("get events")).await {
+            Ok(r) => r.body,
+            Err(e) => return Outcome::failed(enhance_list_error(e, field_selector.as_deref())),
+        };
+        let next = body
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        if let Some(Value::Array(items)) = body.get("items") {
+            events.extend(items.iter().cloned());
+        }
+        match next {
+            Some(c) => continue_token = Some(c),
+            None => break,
+        }
+    }
+    events.retain(|e| {
+        cmd.types.is_empty() || {
+            let t = str_at(e, "/type");
+            cmd.types.iter().any(|x| x.eq_ignore_ascii_case(t))
+        }
+    });
+    if events.is_empty() {
+        let message = if cmd.all_namespaces {
+            "No events found.\n".to_string()
+        } else {
+            format!("No events found in {namespace} namespace.\n")
+        };
+        return Outcome {
+            output: String::new(),
+            error: Some(message),
+            exit_code: 0,
+        };
+    }
+    Outcome {
+        output: render(events, cmd, Utc::now()),
+        error: None,
+        exit_code: 0,
+    }
+}
+
+/// cli-runtime's `EnhanceListError` for the events list.
+fn enhance_list_error(e: ApiError, field_selector: Option<&str>) -> String {
+    match e {
+        ApiError::Status {
+            code,
+            reason,
+            message,
+        } if reason == "BadRequest" || reason == "NotFound" => {
+            let message = match field_selector {
+                None => format!("Unable to list \"events\": {message}"),
+                Some(f) => format!(
+                    "Unable to find \"events\" that match label selector \"\", field selector \
+                     {f:?}: {message}"
+                ),
+            };
+            ApiError::Status {
+                code,
+                reason,
+                message,
+            }
+            .kubectl_message()
+        }
+        e => e.kubectl_message(),
+    }
+}
+
+/// Sorts and prints events as kubectl's `EventPrinter` does.
+fn render(mut events: Vec<Value>, cmd: &Events, now: DateTime<Utc>) -> String {
+    gosort::sort(&mut events, |a, b| event_time(a) < event_time(b));
+    let mut w = TabWriter::new();
+    if !cmd.no_headers {
+        if cmd.all_namespaces {
+            w.write("NAMESPACE\t");
+        }
+        w.write("LAST SEEN\tTYPE\tREASON\tOBJECT\tMESSAGE\n");
+    }
+    for e in &events {
+        if cmd.all_namespaces {
+            w.write(&format!("{}\t", str_at(e, "/metadata/namespace")));
+        }
+        w.write(&format!(
+            "{}\t{}\t{}\t{}/{}\t{}\n",
+            interval(e, now),
+            escape_terminal(str_at(e, "/type")),
+            escape_terminal(str_at(e, "/reason")),
+            escape_terminal(str_at(e, "/involvedObject/kind")),
+            escape_terminal(str_at(e, "/involvedObject/name")),
+            escape_terminal(str_at(e, "/message").trim()),
+        ));
+    }
+    w.flush();
+    w.take_output()
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn time_at(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(str_at(v, pointer))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// kubectl's `eventTime`: the series' last observation, else `lastTimestamp`, else `eventTime`.
+/// A missing time is Go's zero time, which sorts first.
+fn event_time(e: &Value) -> Option<DateTime<Utc>> {
+    if e.get("series").is_some_and(|s| !s.is_null()) {
+        return time_at(e, "/series/lastObservedTime");
+    }
+    time_at(e, "/lastTimestamp").or_else(|| time_at(e, "/eventTime"))
+}
+
+fn since(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match t {
+        None => "<unknown>".to_string(),
+        Some(t) => human_duration(now.signed_duration_since(t)),
+    }
+}
+
+/// kubectl's `getInterval`: `5m`, or `20s (x31 over 15m)` for repeated events.
+fn interval(e: &Value, now: DateTime<Utc>) -> String {
+    let first = match time_at(e, "/eventTime") {
+        Some(t) => since(Some(t), now),
+        None => since(time_at(e, "/firstTimestamp"), now),
+    };
+    if e.get("series").is_some_and(|s| !s.is_null()) {
+        let count = e
+            .pointer("/series/count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        return format!(
+            "{} (x{count} over {first})",
+            since(time_at(e, "/series/lastObservedTime"), now)
+        );
+    }
+    let count = e.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if count > 1 {
+        format!(
+            "{} (x{count} over {first})",
+            since(time_at(e, "/lastTimestamp"), now)
+        )
+    } else {
+        first
+    }
+}
+
+/// cli-runtime's `printers.EscapeTerminal`.
+fn escape_terminal(s: &str) -> String {
+    s.replace('\u{1b}', "^[").replace('\r', "\\r")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cmd(all: bool, no_headers: bool) -> Events {
+        Events {
+            namespace: None,
+            all_namespaces: all,
+            for_object: None,
+            types: vec![],
+            no_headers,
+        }
+    }
+
+    fn event(ns: &str, name: &str, last: &str, count: i64, kind: &str, reason: &str) -> Value {
+        json!({
+            "metadata": {"namespace": ns, "name": name},
+            "type": if reason == "BackOff" { "Warning" } else { "Normal" },
+            "reason": reason,
+            "involvedObject": {"kind": kind, "name": name},
+            "message": format!("  {reason} happened\n"),
+            "firstTimestamp": "2026-01-01T00:00:00Z",
+            "lastTimestamp": last,
+            "count": count,
+        })
+    }
+
+    #[test]
+    fn oldest_first_with_intervals() {
+        let now: DateTime<Utc> = "2026-01-01T00:15:00Z".parse().unwrap();
+        let events = vec![
+            event("a", "p1", "2026-01-01T00:14:40Z", 31, "Pod", "BackOff"),
+            event("a", "p2", "2026-01-01T00:00:00Z", 1, "Pod", "Scheduled"),
+            json!({
+                "metadata": {"namespace": "a", "name": "p3"},
+                "type": "Normal", "reason": "Created",
+                "involvedObject": {"kind": "Pod", "name": "p3"},
+                "message": "m", "eventTime": "2026-01-01T00:05:00.123456Z",
+                "series": {"count": 2, "lastObservedTime": "2026-01-01T00:10:00.000000Z"}
+            }),
+        ];
+        let out = render(events, &cmd(false, false), now);
+        assert_eq!(
+            out,
+            "LAST SEEN           TYPE      REASON      OBJECT   MESSAGE\n\
+             15m                 Normal    Scheduled   Pod/p2   Scheduled happened\n\
+             5m (x2 over 9m59s)  Normal    Created     Pod/p3   m\n\
+             20s (x31 over 15m)  Warning   BackOff     Pod/p1   BackOff happened\n"
+                .replace("5m (x2 over 9m59s)  ", "5m (x2 over 9m59s)   ")
+                .replace("LAST SEEN           ", "LAST SEEN            ")
+                .replace("15m                 ", "15m                  ")
+                .replace("20s (x31 over 15m)  ", "20s (x31 over 15m)   ")
+        );
+        let events = vec![event("b", "n", "2026-01-01T00:00:00Z", 1, "Node", "Up")];
+        assert_eq!(
+            render(events, &cmd(true, true), now),
+            "b     15m   Normal   Up    Node/n   Up happened\n"
+        );
+    }
+
+    #[test]
+    fn list_errors_name_the_selector() {
+        let e = ApiError::Status {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(
+            enhance_list_error(e, Some("involvedObject.name=x")),
+            "Error from server (BadRequest): Unable to find \"events\" that match label selector \"\", field selector \"involvedObject.name=x\": bad"
+        );
+    }
 }
