@@ -610,6 +610,91 @@ mod tests {
         }
     }
 
+    /// A canned API server on loopback: `/api` and `/apis` answer legacy discovery (the
+    /// `apis` groups given), `/api/v1` lists nodes, anything else is a plain-text 404 (what an
+    /// API server says for a group it does not serve).
+    async fn canned_server(groups: Value, group_lists: Vec<(String, Value)>) -> Executor {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let groups = groups.clone();
+                let group_lists = group_lists.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let path = path.split('?').next().unwrap_or("/").to_string();
+                    let body = match path.as_str() {
+                        "/api" => Some(json!({"kind": "APIVersions", "versions": ["v1"]})),
+                        "/apis" => Some(groups),
+                        "/api/v1" => Some(json!({"kind": "APIResourceList", "groupVersion": "v1",
+                            "resources": [{"name": "nodes", "kind": "Node", "namespaced": false}]})),
+                        p => group_lists
+                            .iter()
+                            .find(|(gv, _)| p == format!("/apis/{gv}"))
+                            .map(|(_, l)| l.clone()),
+                    };
+                    let response = match body {
+                        Some(b) => {
+                            let b = b.to_string();
+                            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len())
+                        }
+                        None => "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 19\r\nConnection: close\r\n\r\n404 page not found\n".to_string(),
+                    };
+                    let _ = sock.write_all(response.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        Executor::new(kube::Client::try_from(config).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_missing_metrics_api_is_named() {
+        // No metrics.k8s.io group at all: kubectl's "Metrics API not available".
+        let ex = canned_server(json!({"kind": "APIGroupList", "groups": []}), vec![]).await;
+        for kind in [TopKind::Nodes, TopKind::Pods] {
+            let out = run(&ex, &top(kind)).await;
+            assert_eq!(out.exit_code, 1);
+            assert_eq!(out.output, "");
+            assert_eq!(
+                out.error.as_deref(),
+                Some("error: Metrics API not available\n")
+            );
+        }
+        // The group is listed but its server answers 404 (an APIService whose backend is gone):
+        // the API error, worded as client-go words a 404 without a Status body.
+        let groups = json!({"kind": "APIGroupList", "groups": [{"name": "metrics.k8s.io",
+            "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+            "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}}]});
+        let list = json!({"kind": "APIResourceList", "groupVersion": "metrics.k8s.io/v1beta1",
+            "resources": [{"name": "nodes", "kind": "NodeMetrics", "namespaced": false},
+                          {"name": "pods", "kind": "PodMetrics", "namespaced": true}]});
+        let ex = canned_server(groups, vec![("metrics.k8s.io/v1beta1".into(), list)]).await;
+        let out = run(&ex, &top(TopKind::Nodes)).await;
+        assert_eq!(out.exit_code, 1);
+        assert_eq!(
+            out.error.as_deref(),
+            Some(
+                "Error from server (NotFound): the server could not find the requested resource (get nodes.metrics.k8s.io)\n"
+            )
+        );
+        let out = run(&ex, &top(TopKind::Pods)).await;
+        assert_eq!(
+            out.error.as_deref(),
+            Some(
+                "Error from server (NotFound): the server could not find the requested resource (get pods.metrics.k8s.io)\n"
+            )
+        );
+    }
+
     #[test]
     fn quantities_round_like_apimachinery() {
         assert_eq!(parse_quantity("120m"), Some(120_000_000));
