@@ -1,10 +1,28 @@
-//! `api-versions`: the group/versions the server serves.
+//! `api-versions`: every group/version the server serves, sorted, one per line (kubectl
+//! `pkg/cmd/apiresources/apiversions.go`).
 
 use kubeline_shared::command::ApiVersions;
 
+use super::api_resources::server_resources;
 use super::{Executor, Outcome};
 
-/// Runs `api-versions`. The parser refuses it until it is implemented, so this is not reached.
-pub(super) async fn run(_ex: &Executor, _cmd: &ApiVersions) -> Outcome {
-    Outcome::failed("error: `api-versions` is not implemented by this agent yet".to_owned())
+pub(super) async fn run(ex: &Executor, _cmd: &ApiVersions) -> Outcome {
+    match server_resources(ex).await {
+        Ok(resources) => {
+            let mut output = String::new();
+            for gv in resources.group_versions() {
+                output.push_str(&gv);
+                output.push('\n');
+            }
+            Outcome {
+                output,
+                error: None,
+                exit_code: 0,
+            }
+        }
+        Err(e) => Outcome::failed(format!(
+            "error: couldn't get available api versions from server: {}",
+            e.kubectl_message()
+        )),
+    }
 }

@@ -10,9 +10,10 @@
 
 use super::api::{self, ApiError};
 use super::discovery::{ApiResource, Discovery};
+use super::jsonpath::JsonPath;
 use super::table::{HumanPrinter, PrintOptions};
 use super::tabwriter::TabWriter;
-use super::{Executor, Outcome, gojson, goyaml};
+use super::{Executor, Outcome, custom_columns, gojson, goyaml, sorter};
 use futures::future::join_all;
 use kubeline_shared::command::{Get, GetOutput, Targets};
 use serde_json::{Value, json};
@@ -62,7 +63,7 @@ pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
         Err(f) => return Outcome::failed(f.message()),
     };
 
-    let human = matches!(g.output, GetOutput::Table | GetOutput::Wide);
+    let human = g.output.is_human();
     let results = join_all(visits.iter().map(|v| fetch(ex, g, v, human))).await;
 
     let mut warnings: Vec<String> = Vec::new();
@@ -75,7 +76,12 @@ pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
             }
         }
         match result {
-            Ok(f) => fetched.push((i, f)),
+            Ok(mut f) => {
+                if human && g.sort_by.is_some() {
+                    sort_tables(&visits[i].mapping, &mut f.objects, g);
+                }
+                fetched.push((i, f))
+            }
             Err(e) if g.ignore_not_found && e.is_not_found() => {}
             Err(e) => errors.push(e),
         }
@@ -86,6 +92,15 @@ pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
         stderr.push_str(&format!("Warning: {w}\n"));
     }
     let stdout = if human {
+        if let (Some(field), true) = (
+            &g.sort_by,
+            fetched.iter().map(|(_, f)| f.objects.len()).sum::<usize>() > 1,
+        ) {
+            // kubectl's RuntimeSorter orders the infos (here: whole tables) themselves.
+            if let Err(e) = sort_infos(&mut fetched, field) {
+                return Outcome::failed(format!("error: {e}"));
+            }
+        }
         print_human(ex, g, &visits, &fetched, &errors, &mut stderr)
     } else {
         print_generic(g, &visits, fetched, &errors)
@@ -100,10 +115,18 @@ pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
         stderr.push_str(&e.kubectl_message());
         stderr.push('\n');
     }
+    if let Some(e) = &stdout.error {
+        stderr.push_str(e);
+        stderr.push('\n');
+    }
     Outcome {
         output: stdout.text,
         error: (!stderr.is_empty()).then_some(stderr),
-        exit_code: if errors.is_empty() { 0 } else { 1 },
+        exit_code: if errors.is_empty() && stdout.error.is_none() {
+            0
+        } else {
+            1
+        },
     }
 }
 
@@ -261,8 +284,13 @@ async fn fetch(
     };
     let what = describe(v);
     let mut warnings = Vec::new();
+    // kubectl asks for the objects inside the table rows to sort them.
+    let include_object = human && g.sort_by.is_some();
     if let Some(name) = &v.name {
-        let path = format!("{}/{}", collection_path(v), api::segment(name));
+        let mut path = format!("{}/{}", collection_path(v), api::segment(name));
+        if include_object {
+            path.push_str("?includeObject=Object");
+        }
         let result = api::get(&ex.client, &path, accept, Some(&what))
             .await
             .map(|r| {
@@ -276,9 +304,20 @@ async fn fetch(
     }
     let mut objects = Vec::new();
     let mut continue_token: Option<String> = None;
-    let page = g.limit.unwrap_or(g.chunk_size);
+    // Sorting needs every object at once: kubectl turns chunking off.
+    let page = match (g.limit, &g.sort_by) {
+        (Some(limit), _) => limit,
+        (None, Some(_)) => 0,
+        (None, None) => g.chunk_size,
+    };
     loop {
-        let query = list_query(g, page, continue_token.as_deref());
+        let mut query = list_query(g, page, continue_token.as_deref());
+        if include_object {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str("includeObject=Object");
+        }
         let path = if query.is_empty() {
             collection_path(v)
         } else {
@@ -384,6 +423,57 @@ fn flatten(list: Value) -> Vec<Value> {
 struct Printed {
     text: String,
     truncated: bool,
+    /// A printing error (a template that does not parse or run, a failed sort), as kubectl's
+    /// error line.
+    error: Option<String>,
+}
+
+/// Sorts the rows of each table by `--sort-by` (kubectl's `SortingPrinter` inside its
+/// `TablePrinter`). Row objects of Secrets are redacted first, so the order never depends on
+/// a secret value. A table kubectl fails to sort prints nothing, and it is replaced by `null`.
+fn sort_tables(mapping: &ApiResource, tables: &mut [Value], g: &Get) {
+    let Some(field) = &g.sort_by else { return };
+    let secret = mapping.group.is_empty() && mapping.resource == "secrets";
+    for table in tables.iter_mut() {
+        let Some(rows) = table.get_mut("rows").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        if secret {
+            for row in rows.iter_mut() {
+                if let Some(o) = row.get_mut("object").and_then(Value::as_object_mut) {
+                    o.entry("kind").or_insert_with(|| json!("Secret"));
+                    o.entry("apiVersion").or_insert_with(|| json!("v1"));
+                }
+                if let Some(o) = row.get_mut("object") {
+                    redact_secret(o);
+                }
+            }
+        }
+        if rows.len() > 1 && sorter::sort_table_rows(rows, field).is_err() {
+            *table = Value::Null;
+        }
+    }
+}
+
+/// kubectl's `RuntimeSorter` over several infos: the tables themselves are sorted as objects.
+fn sort_infos(fetched: &mut Vec<(usize, Fetched)>, field: &str) -> Result<(), String> {
+    let mut infos: Vec<(usize, bool, Value)> = Vec::new();
+    for (i, f) in fetched.drain(..) {
+        for o in f.objects {
+            infos.push((i, f.truncated, o));
+        }
+    }
+    sorter::sort_objects_by(&mut infos, field, |(_, _, o)| o)?;
+    fetched.extend(infos.into_iter().map(|(i, truncated, o)| {
+        (
+            i,
+            Fetched {
+                objects: vec![o],
+                truncated,
+            },
+        )
+    }));
+    Ok(())
 }
 
 fn print_human(
@@ -446,6 +536,10 @@ fn print_human(
             printer = Some(HumanPrinter::new(options, now));
             last = Some(mapping);
         }
+        if obj.is_null() {
+            // A table kubectl failed to sort: its printer returned an error and printed nothing.
+            continue;
+        }
         if let Some(p) = printer.as_mut() {
             p.print(obj, &mut w);
             drain(&mut w, &mut out, &mut separator_ready);
@@ -467,6 +561,7 @@ fn print_human(
     Printed {
         text: out,
         truncated,
+        error: None,
     }
 }
 
@@ -477,36 +572,82 @@ fn print_generic(
     errors: &[ApiError],
 ) -> Printed {
     let truncated = fetched.iter().any(|(_, f)| f.truncated);
+    let nothing = |error: Option<String>| Printed {
+        text: String::new(),
+        truncated,
+        error,
+    };
     let single = g.single_item_implied();
     if single && !errors.is_empty() {
-        return Printed {
-            text: String::new(),
-            truncated,
-        };
+        return nothing(None);
     }
     let mut objects: Vec<Value> = fetched.into_iter().flat_map(|(_, f)| f.objects).collect();
     if objects.is_empty() && g.ignore_not_found {
-        return Printed {
-            text: String::new(),
-            truncated,
-        };
+        return nothing(None);
     }
+    // Everything below reads redacted objects only: templates, columns and sorting included.
+    // kubectl drops managed fields only in its json and yaml printers.
+    let omit_managed_fields =
+        !g.show_managed_fields && matches!(g.output, GetOutput::Json | GetOutput::Yaml);
     for o in &mut objects {
         redact_secret(o);
-        if !g.show_managed_fields {
+        if omit_managed_fields {
             if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.remove("managedFields");
             }
         }
     }
-    if g.output == GetOutput::Name {
+    // kubectl builds the printer (parsing the template) before it sorts and prints.
+    let printer = match &g.output {
+        GetOutput::JsonPath { template, as_json } => match JsonPath::parse(template) {
+            Ok(p) => GenericPrinter::JsonPath(
+                p.allow_missing_keys(g.allow_missing_template_keys)
+                    .json_output(*as_json),
+                template,
+            ),
+            Err(e) => {
+                return nothing(Some(format!(
+                    "error: error parsing jsonpath {template}, {e}"
+                )));
+            }
+        },
+        GetOutput::CustomColumns(spec) => match custom_columns::parse(spec) {
+            Ok(c) => GenericPrinter::Columns(c),
+            Err(e) => return nothing(Some(format!("error: {e}"))),
+        },
+        GetOutput::Name => GenericPrinter::Name,
+        GetOutput::Yaml => GenericPrinter::Yaml,
+        _ => GenericPrinter::Json,
+    };
+    let one_object = single && objects.len() == 1;
+    if let (Some(field), false) = (&g.sort_by, one_object) {
+        if let Err(e) = sorter::sort_objects(&mut objects, field) {
+            return nothing(Some(format!("error: {e}")));
+        }
+    }
+    if let GenericPrinter::Name = printer {
         let mut text = String::new();
         for o in &objects {
             text.push_str(&name_line(o));
         }
-        return Printed { text, truncated };
+        return Printed {
+            text,
+            truncated,
+            error: None,
+        };
     }
-    let value = if single && objects.len() == 1 {
+    if let GenericPrinter::Columns(columns) = &printer {
+        let refs: Vec<&Value> = objects.iter().collect();
+        return match custom_columns::print(columns, &refs, g.no_headers) {
+            Ok(text) => Printed {
+                text,
+                truncated,
+                error: None,
+            },
+            Err(e) => nothing(Some(format!("error: {e}"))),
+        };
+    }
+    let value = if one_object {
         objects.pop().unwrap_or_default()
     } else {
         json!({
@@ -516,11 +657,87 @@ fn print_generic(
             "metadata": { "resourceVersion": "" },
         })
     };
-    let text = match g.output {
-        GetOutput::Yaml => goyaml::to_string(&value),
+    let text = match printer {
+        GenericPrinter::Yaml => goyaml::to_string(&value),
+        GenericPrinter::JsonPath(p, template) => match p.execute(&value) {
+            Ok(text) => text,
+            Err(e) => {
+                return nothing(Some(format!(
+                    "error: error executing jsonpath {template:?}: Error executing template: {e}. \
+                     Printing more information for debugging the template:\n\ttemplate was:\n\t\t{template}\n\t\
+                     object given to jsonpath engine was:\n\t\t{}\n\n",
+                    go_sharp_v(&value)
+                )));
+            }
+        },
         _ => gojson::to_string_pretty(&value, "    "),
     };
-    Printed { text, truncated }
+    Printed {
+        text,
+        truncated,
+        error: None,
+    }
+}
+
+/// The printer kubectl builds for a non-table output.
+enum GenericPrinter<'a> {
+    Json,
+    Yaml,
+    Name,
+    JsonPath(JsonPath, &'a str),
+    Columns(Vec<custom_columns::Column>),
+}
+
+/// Go's `%#v` of an unstructured value, as kubectl prints the object in a jsonpath error.
+fn go_sharp_v(v: &Value) -> String {
+    match v {
+        Value::Null => "interface {}(nil)".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i.to_string(),
+            None => gojson::format_g(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => go_quote(s),
+        Value::Array(items) => format!(
+            "[]interface {{}}{{{}}}",
+            items.iter().map(go_sharp_v).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            format!(
+                "map[string]interface {{}}{{{}}}",
+                keys.iter()
+                    .map(|k| format!("{}:{}", go_quote(k), go_sharp_v(&map[k.as_str()])))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+}
+
+/// Go's `strconv.Quote`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{07}' => out.push_str("\\a"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0b}' => out.push_str("\\v"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// kubectl's `-o name` line: `kind[.group]/name`.

@@ -22,6 +22,8 @@ const FLAGS: &[FlagSpec] = &[
     FlagSpec::switch("ignore-not-found", None),
     FlagSpec::value("chunk-size", None),
     FlagSpec::value("limit", None),
+    FlagSpec::value("sort-by", None),
+    FlagSpec::switch("allow-missing-template-keys", None),
 ];
 
 /// kubectl's default `--chunk-size`.
@@ -59,6 +61,12 @@ pub struct Get {
     /// `--limit` (a kubeline extension, not a kubectl flag): at most this many objects per
     /// resource type, in one page; the agent says on stderr when more were left out.
     pub limit: Option<u32>,
+    /// `--sort-by`: a JSONPath expression (`.metadata.name` or `{.metadata.name}`) the objects
+    /// are sorted by; lists are then fetched in one request, as kubectl does.
+    pub sort_by: Option<String>,
+    /// `--allow-missing-template-keys` (default true): a missing field is not an error in
+    /// `-o jsonpath` output.
+    pub allow_missing_template_keys: bool,
 }
 
 impl Get {
@@ -101,7 +109,7 @@ pub struct ResourceName {
 }
 
 /// The `-o` formats `get` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GetOutput {
     /// The server's table (the default).
     #[default]
@@ -114,6 +122,23 @@ pub enum GetOutput {
     Json,
     /// `-o yaml`.
     Yaml,
+    /// `-o jsonpath=TEMPLATE` (`as_json: false`) or `-o jsonpath-as-json=TEMPLATE`: kubectl's
+    /// JSONPath dialect, run by the agent on the (redacted) objects.
+    JsonPath {
+        /// The template as written, e.g. `{.items[*].metadata.name}`.
+        template: String,
+        /// `jsonpath-as-json`: print the results as one indented JSON array.
+        as_json: bool,
+    },
+    /// `-o custom-columns=HEADER:PATH,...`: the spec as written; the agent parses the columns.
+    CustomColumns(String),
+}
+
+impl GetOutput {
+    /// Whether kubectl prints this format through its human-readable (table) printer.
+    pub fn is_human(&self) -> bool {
+        matches!(self, GetOutput::Table | GetOutput::Wide)
+    }
 }
 
 pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
@@ -156,6 +181,29 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
             n => Some(n),
         },
     };
+    let sort_by = match scanned.last("sort-by") {
+        None => None,
+        Some(f) if f.value.chars().any(char::is_control) => {
+            return Err(CommandError::new(
+                "invalid_argument",
+                Some(f.raw.clone()),
+                "`--sort-by` contains control characters".to_string(),
+            ));
+        }
+        Some(f) => (!f.value.is_empty()).then(|| f.value.clone()),
+    };
+    let allow_missing_template_keys = match scanned.last("allow-missing-template-keys") {
+        None => true,
+        Some(_) => scanned.switch("allow-missing-template-keys")?,
+    };
+    if scanned.switch("show-labels")? && !output.is_human() {
+        let raw = scanned.last("output").map(|f| f.raw.clone());
+        return Err(CommandError::new(
+            "invalid_argument",
+            raw,
+            "--show-labels option cannot be used with a non-table output format".to_string(),
+        ));
+    }
     let targets = targets(&scanned.positionals)?;
     if label_selector.is_some() || field_selector.is_some() {
         match &targets {
@@ -191,17 +239,43 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
         ignore_not_found: scanned.switch("ignore-not-found")?,
         chunk_size,
         limit,
+        sort_by,
+        allow_missing_template_keys,
     })
 }
 
+/// The `-o` formats `get` accepts, for messages.
+const SUPPORTED: &str = "json, yaml, wide, name, jsonpath=TEMPLATE, jsonpath-as-json=TEMPLATE, \
+     custom-columns=SPEC";
+
 fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
-    let format = value.split_once('=').map_or(value, |(f, _)| f);
+    let (format, template) = value.split_once('=').unwrap_or((value, ""));
+    let template_output = |template: &str| -> Result<String, CommandError> {
+        if template.is_empty() {
+            let what = if format == "custom-columns" {
+                "custom-columns format specified but no custom columns given"
+            } else {
+                "template format specified but no template given"
+            };
+            return Err(CommandError::new(
+                "invalid_argument",
+                Some(raw.to_string()),
+                what.to_string(),
+            ));
+        }
+        Ok(template.to_string())
+    };
     match value {
         "" => Ok(GetOutput::Table),
         "wide" => Ok(GetOutput::Wide),
         "name" => Ok(GetOutput::Name),
         "json" => Ok(GetOutput::Json),
         "yaml" => Ok(GetOutput::Yaml),
+        _ if format == "jsonpath" || format == "jsonpath-as-json" => Ok(GetOutput::JsonPath {
+            template: template_output(template)?,
+            as_json: format == "jsonpath-as-json",
+        }),
+        _ if format == "custom-columns" => Ok(GetOutput::CustomColumns(template_output(template)?)),
         _ => Err(match format {
             "go-template" | "go-template-file" | "template" | "templatefile" => CommandError::new(
                 "forbidden_flag",
@@ -219,23 +293,21 @@ fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
                      -o json, -o yaml, -o wide or -o name"
                 ),
             ),
-            "jsonpath" | "jsonpath-as-json" | "custom-columns" | "kyaml" => CommandError::new(
+            "kyaml" => CommandError::new(
                 "unsupported_output",
                 Some(raw.to_string()),
-                format!(
-                    "output format `{format}` is not supported yet; supported: json, yaml, wide, name"
-                ),
+                format!("output format `{format}` is not supported yet; supported: {SUPPORTED}"),
             ),
             _ => CommandError::new(
                 "unsupported_output",
                 Some(raw.to_string()),
-                format!("unknown output format {value:?}; supported: json, yaml, wide, name"),
+                format!("unknown output format {value:?}; supported: {SUPPORTED}"),
             ),
         }),
     }
 }
 
-fn selector(scanned: &Scanned, long: &str) -> Result<Option<String>, CommandError> {
+pub(super) fn selector(scanned: &Scanned, long: &str) -> Result<Option<String>, CommandError> {
     let Some(f) = scanned.last(long) else {
         return Ok(None);
     };
@@ -250,7 +322,7 @@ fn selector(scanned: &Scanned, long: &str) -> Result<Option<String>, CommandErro
     Ok((!value.is_empty()).then(|| value.to_string()))
 }
 
-fn number(value: &str, raw: &str, flag: &str) -> Result<u32, CommandError> {
+pub(super) fn number(value: &str, raw: &str, flag: &str) -> Result<u32, CommandError> {
     value.parse::<u32>().map_err(|_| {
         CommandError::new(
             "invalid_argument",
@@ -313,7 +385,7 @@ fn split_types(arg: &str) -> Result<Vec<String>, CommandError> {
     Ok(out)
 }
 
-fn targets(positionals: &[String]) -> Result<Targets, CommandError> {
+pub(super) fn targets(positionals: &[String]) -> Result<Targets, CommandError> {
     let Some(first) = positionals.first() else {
         return Err(CommandError::new(
             "missing_argument",

@@ -30,7 +30,7 @@ mod version;
 
 use std::fmt;
 
-pub use api_resources::ApiResources;
+pub use api_resources::{ApiResources, ApiResourcesOutput, ApiResourcesSort};
 pub use api_versions::ApiVersions;
 pub use auth::Auth;
 pub use cluster_info::ClusterInfo;
@@ -112,6 +112,8 @@ pub const SUPPORTED_COMMANDS: &[&str] = &[
     "events",
     "top",
     "rollout",
+    "api-resources",
+    "api-versions",
 ];
 
 /// kubectl commands that change the cluster, open a channel into it, or act on the local machine.

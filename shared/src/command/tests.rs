@@ -29,6 +29,8 @@ fn base(targets: Targets) -> Get {
         ignore_not_found: false,
         chunk_size: get::DEFAULT_CHUNK_SIZE,
         limit: None,
+        sort_by: None,
+        allow_missing_template_keys: true,
     }
 }
 
@@ -367,14 +369,21 @@ fn refused_commands() {
         ),
         (
             "get",
-            "pods -o jsonpath={.items}",
-            "unsupported_output",
+            "pods -o jsonpath-file=/etc/passwd",
+            "forbidden_flag",
             Some("-o"),
         ),
         (
             "get",
-            "pods -o custom-columns=N:.metadata.name",
-            "unsupported_output",
+            "pods -o custom-columns-file=/etc/passwd",
+            "forbidden_flag",
+            Some("-o"),
+        ),
+        ("get", "pods -o jsonpath=", "invalid_argument", Some("-o")),
+        (
+            "get",
+            "pods -o jsonpath={.items} --show-labels",
+            "invalid_argument",
             Some("-o"),
         ),
         ("get", "pods -o kyaml", "unsupported_output", Some("-o")),
@@ -390,9 +399,9 @@ fn refused_commands() {
         ("get", "pods -Z", "unknown_flag", Some("-Z")),
         (
             "get",
-            "pods --sort-by=.metadata.name",
+            "pods --server-print=false",
             "unknown_flag",
-            Some("--sort-by=.metadata.name"),
+            Some("--server-print=false"),
         ),
         ("get", "pods -n", "missing_flag_value", Some("-n")),
         ("get", "pods -n -A", "missing_flag_value", Some("-n")),
@@ -468,7 +477,10 @@ fn messages_say_why() {
     let err = parse("describe", &args("pods")).unwrap_err();
     assert_eq!(
         err.message,
-        "command type `describe` is not supported yet; supported: get, version, cluster-info, logs, events, top, rollout"
+        format!(
+            "command type `describe` is not supported yet; supported: {}",
+            SUPPORTED_COMMANDS.join(", ")
+        )
     );
     let err = parse("delete", &args("pod x")).unwrap_err();
     assert!(err.message.contains("read-only"), "{}", err.message);
