@@ -30,6 +30,49 @@ const ROWS: &[Row] = &[
         &["--api-group=testbed.kubeline.dev", "-o", "wide"],
     ),
     row("api-versions", &[]),
+    // auth can-i.
+    row("auth", &["can-i", "get", "pods"]),
+    row(
+        "auth",
+        &["can-i", "list", "deployments.apps", "-n", "credit-service"],
+    ),
+    row("auth", &["can-i", "create", "pods"]),
+    row("auth", &["can-i", "get", "secrets", "-n", "credit-service"]),
+    row(
+        "auth",
+        &[
+            "can-i",
+            "delete",
+            "deploy/credit-api",
+            "-n",
+            "credit-service",
+        ],
+    ),
+    row("auth", &["can-i", "get", "nodes"]),
+    row("auth", &["can-i", "get", "nodes", "-A"]),
+    row("auth", &["can-i", "list", "widgets", "-A"]),
+    row(
+        "auth",
+        &[
+            "can-i",
+            "get",
+            "pods",
+            "--subresource=log",
+            "-n",
+            "storefront",
+        ],
+    ),
+    row("auth", &["can-i", "get", "foo"]),
+    row("auth", &["can-i", "frob", "pods"]),
+    row("auth", &["can-i", "get", "/healthz"]),
+    row("auth", &["can-i", "post", "/healthz"]),
+    row("auth", &["can-i", "*", "*"]),
+    row("auth", &["can-i", "get", "pods", "-q"]),
+    row("auth", &["can-i", "--list"]),
+    row(
+        "auth",
+        &["can-i", "--list", "-n", "credit-service", "--no-headers"],
+    ),
     // get -o jsonpath.
     row(
         "get",

@@ -36,6 +36,9 @@ pub(crate) struct TabWriter {
     widths: Vec<usize>,
     maxwidths: Vec<usize>,
     out: String,
+    min_width: usize,
+    padding: usize,
+    remember_widths: bool,
 }
 
 impl Default for TabWriter {
@@ -55,8 +58,22 @@ impl TabWriter {
             widths: Vec::new(),
             maxwidths: Vec::new(),
             out: String::new(),
+            min_width: MIN_WIDTH,
+            padding: PADDING,
+            remember_widths: true,
         };
         w.reset();
+        w
+    }
+
+    /// A plain Go `text/tabwriter` with pad character `' '` and no flags, as kubectl's
+    /// `describe` builds it (`tabwriter.Init(buf, minwidth, 8, padding, ' ', 0)`): no remembered
+    /// widths.
+    pub(crate) fn with_layout(min_width: usize, padding: usize) -> Self {
+        let mut w = Self::new();
+        w.min_width = min_width;
+        w.padding = padding;
+        w.remember_widths = false;
         w
     }
 
@@ -173,28 +190,31 @@ impl TabWriter {
             pos = self.write_lines(pos, line0, this);
             line0 = this;
 
-            let mut width = MIN_WIDTH;
+            let mut width = self.min_width;
             while this < line1 {
                 let line = &self.lines[this];
                 if column + 1 >= line.len() {
                     break;
                 }
-                width = width.max(line[column].width + PADDING);
+                width = width.max(line[column].width + self.padding);
                 this += 1;
             }
 
             // RememberWidths: a column is never narrower than it was before a flush.
             let depth = self.widths.len();
-            if self.maxwidths.len() < depth {
-                let missing = self.widths[self.maxwidths.len()..].to_vec();
-                self.maxwidths.extend(missing);
-            }
-            if self.maxwidths.len() == depth {
-                self.maxwidths.push(width);
-            } else if self.maxwidths[depth] > width {
-                width = self.maxwidths[depth];
-            } else {
-                self.maxwidths[depth] = width;
+            // (A plain text/tabwriter gives each block its own widths.)
+            if self.remember_widths {
+                if self.maxwidths.len() < depth {
+                    let missing = self.widths[self.maxwidths.len()..].to_vec();
+                    self.maxwidths.extend(missing);
+                }
+                if self.maxwidths.len() == depth {
+                    self.maxwidths.push(width);
+                } else if self.maxwidths[depth] > width {
+                    width = self.maxwidths[depth];
+                } else {
+                    self.maxwidths[depth] = width;
+                }
             }
 
             self.widths.push(width);

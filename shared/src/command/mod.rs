@@ -108,6 +108,7 @@ pub const SUPPORTED_COMMANDS: &[&str] = &[
     "get",
     "version",
     "cluster-info",
+    "describe",
     "logs",
     "events",
     "top",
@@ -182,17 +183,6 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
     }
 }
 
-/// The refusal of a read-only command type that is not implemented yet.
-fn not_yet(command_type: &str) -> CommandError {
-    CommandError::new(
-        "unsupported_command",
-        None,
-        format!(
-            "command type `{command_type}` is not supported yet; supported: {}",
-            SUPPORTED_COMMANDS.join(", ")
-        ),
-    )
-}
 
 fn forbidden_command(command_type: &str) -> CommandError {
     CommandError::new(

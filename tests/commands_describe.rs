@@ -1,0 +1,196 @@
+//! Differential test of `describe` against the bed's kubectl (see `tests/diff/mod.rs`), and a
+//! proof that describing Secrets shows sizes and never values.
+//!
+//! Needs the bed's environment (`scripts/test` provides it); without it the test fails.
+
+mod diff;
+
+use anyhow::{Context, Result};
+use diff::{NOT_UP, Norm, Row, row, run_kubectl, run_kubeline, testbed_var};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use kubeline_agent::exec::Executor;
+
+const ROWS: &[Row] = &[
+    // Pods: one (with events), the failing one, all of a namespace, prefixes, selectors.
+    row(
+        "describe",
+        &["pod", "credit-scorer", "-n", "credit-service"],
+    ),
+    row("describe", &["pods", "-n", "credit-service"]),
+    row("describe", &["po/credit-scorer", "-n", "credit-service"]),
+    row("describe", &["pod", "credit-api", "-n", "credit-service"]),
+    row(
+        "describe",
+        &["pods", "-n", "credit-service", "-l", "app=credit-api"],
+    ),
+    row(
+        "describe",
+        &[
+            "pod",
+            "credit-scorer",
+            "-n",
+            "credit-service",
+            "--show-events=false",
+        ],
+    ),
+    row(
+        "describe",
+        &[
+            "pods",
+            "-n",
+            "storefront",
+            "--show-events",
+            "--chunk-size",
+            "1",
+        ],
+    ),
+    row("describe", &["pods", "-n", "batch-jobs"]),
+    // Workloads.
+    row(
+        "describe",
+        &["deploy", "credit-api", "-n", "credit-service"],
+    ),
+    row("describe", &["deployments.apps", "-n", "credit-service"]),
+    row("describe", &["deployment/frontend", "-n", "storefront"]),
+    row("describe", &["rs", "-n", "credit-service"]),
+    row(
+        "describe",
+        &["replicaset", "credit-worker", "-n", "credit-service"],
+    ),
+    row("describe", &["sts", "credit-cache", "-n", "credit-service"]),
+    row("describe", &["ds", "-A"]),
+    row("describe", &["job", "report-once", "-n", "batch-jobs"]),
+    row(
+        "describe",
+        &["cronjob", "nightly-report", "-n", "batch-jobs"],
+    ),
+    row("describe", &["jobs,cronjobs", "-n", "batch-jobs"]),
+    // Network.
+    row("describe", &["svc", "credit-api", "-n", "credit-service"]),
+    row("describe", &["services", "-n", "credit-service"]),
+    row("describe", &["svc", "-n", "storefront"]),
+    row(
+        "describe",
+        &["ingress", "credit-api", "-n", "credit-service"],
+    ),
+    // Cluster-scoped.
+    row("describe", &["node", "kwok-node-0"]),
+    row("describe", &["nodes", "-l", "type=kwok"]),
+    row("describe", &["no", "kwok-node"]),
+    row("describe", &["ns", "credit-service"]),
+    row(
+        "describe",
+        &["namespace", "-l", "testbed.kubeline.dev/fixture=true"],
+    ),
+    row("describe", &["pv", "-A"]),
+    row("describe", &["pvc", "-A"]),
+    // Configuration and identities.
+    row(
+        "describe",
+        &["cm", "credit-api-config", "-n", "credit-service"],
+    ),
+    row(
+        "describe",
+        &["configmap", "frontend-config", "-n", "storefront"],
+    ),
+    row("describe", &["sa", "credit-api", "-n", "credit-service"]),
+    row("describe", &["serviceaccounts", "-n", "storefront"]),
+    // Secrets are forbidden to the reader identity.
+    row(
+        "describe",
+        &["secret", "credit-api-secrets", "-n", "credit-service"],
+    ),
+    row("describe", &["secrets", "-n", "credit-service"]),
+    // Generic: the CRD and its objects, and kinds without a describer of their own here.
+    row("describe", &["widgets", "-n", "credit-service"]),
+    row("describe", &["widget", "widget-gamma", "-n", "storefront"]),
+    row("describe", &["wdg", "-A"]),
+    row("describe", &["crd", "widgets.testbed.kubeline.dev"]),
+    // Errors.
+    row("describe", &["pod", "nope", "-n", "credit-service"]),
+    row("describe", &["pod/nope", "-n", "credit-service"]),
+    row(
+        "describe",
+        &["pod", "nope1", "nope2", "-n", "credit-service"],
+    ),
+    row(
+        "describe",
+        &["pod/credit-scorer", "pod/nope", "-n", "credit-service"],
+    ),
+    row(
+        "describe",
+        &["pod", "nope", "credit-scorer", "-n", "credit-service"],
+    ),
+    row(
+        "describe",
+        &["pods,svc", "credit-api", "-n", "credit-service"],
+    ),
+    row("describe", &["frobnicators"]),
+    row("describe", &["pods", "-n", "empty-namespace"]),
+    row("describe", &["pod", "x", "-A"]),
+];
+
+#[tokio::test]
+async fn describe_matches_kubectl() -> Result<()> {
+    diff::check_rows(ROWS).await
+}
+
+/// With an identity that may read Secrets, `describe` shows each value's size and never the
+/// value itself, in clear or base64.
+#[tokio::test]
+async fn described_secrets_show_sizes_not_values() -> Result<()> {
+    let kubeconfig_path = testbed_var("TESTBED_SECRETS_KUBECONFIG");
+    let kubectl = format!("{}/kubectl", testbed_var("TESTBED_BIN"));
+    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path)
+        .with_context(|| format!("reading {kubeconfig_path}; {NOT_UP}"))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let executor = Executor::new(Client::try_from(config)?);
+    let secrets = [
+        "credit_app",
+        "kbl-testbed-db-password-7f3a9c",
+        "kbl-testbed-api-token-1b2c3d4e5f",
+        "Y3JlZGl0X2FwcA",
+        "a2JsLXRlc3RiZWQtZGItcGFzc3dvcmQtN2YzYTlj",
+        "a2JsLXRlc3RiZWQtYXBpLXRva2VuLTFiMmMzZDRlNWY",
+    ];
+    for args in [
+        &["secret", "credit-api-secrets", "-n", "credit-service"][..],
+        &["secrets", "-n", "credit-service"][..],
+        &["secret", "credit-api", "-n", "credit-service"][..],
+        &["secrets", "-A"][..],
+    ] {
+        let row = Row {
+            command: "describe",
+            args,
+            norm: Norm::Times,
+        };
+        let ours = run_kubeline(&executor, &row).await;
+        assert_eq!(ours.exit_code, 0, "describe {args:?}: {}", ours.stderr);
+        for s in secrets {
+            assert!(
+                !ours.stdout.contains(s) && !ours.stderr.contains(s),
+                "describe {args:?} leaked {s}:\n{}",
+                ours.stdout
+            );
+        }
+        assert!(
+            ours.stdout.contains("DB_PASSWORD:  30 bytes\n"),
+            "describe {args:?}:\n{}",
+            ours.stdout
+        );
+        // For an Opaque Secret, kubectl prints sizes too: the outputs are the same.
+        let theirs = run_kubectl(&kubectl, &kubeconfig_path, &row).await?;
+        let (theirs, ours) = (
+            diff::normalise(&theirs, Norm::Times, true),
+            diff::normalise(&ours, Norm::Times, false),
+        );
+        assert_eq!(
+            theirs.stdout,
+            ours.stdout,
+            "describe {args:?}: {}",
+            diff::describe_difference(&theirs, &ours)
+        );
+    }
+    Ok(())
+}
