@@ -32,7 +32,7 @@ use std::fmt;
 
 pub use api_resources::{ApiResources, ApiResourcesOutput, ApiResourcesSort};
 pub use api_versions::ApiVersions;
-pub use auth::Auth;
+pub use auth::{Auth, CanI};
 pub use cluster_info::ClusterInfo;
 pub use describe::Describe;
 pub use events::Events;
@@ -115,6 +115,7 @@ pub const SUPPORTED_COMMANDS: &[&str] = &[
     "rollout",
     "api-resources",
     "api-versions",
+    "auth",
 ];
 
 /// kubectl commands that change the cluster, open a channel into it, or act on the local machine.
