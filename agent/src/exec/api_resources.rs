@@ -219,7 +219,6 @@ impl ServerResources {
     /// The RESTMapper's `ResourcesFor(resource)` with only a resource name: every
     /// group/version serving a resource whose plural or singular name is `name` (lower-cased,
     /// short names expanded first), in priority order.
-    #[allow(dead_code)] // `explain` resolves names with it.
     pub(crate) fn resources_for(&self, name: &str) -> Vec<Located<'_>> {
         let lower = name.to_lowercase();
         let all = || {

@@ -1099,6 +1099,19 @@ fn eval_recursive<'a>(input: &[V<'a>]) -> Vec<V<'a>> {
     out
 }
 
+/// The nodes of one action, as `explain` reads a `resource.field.field` path (kubectl
+/// `pkg/explain.jsonPathParse`): `Some(name)` for a field, `None` for any other node.
+pub(crate) fn action_fields(text: &str) -> Result<Vec<Option<String>>, String> {
+    let nodes = parse_action(text)?;
+    Ok(nodes
+        .into_iter()
+        .map(|n| match n {
+            Node::Field(name) => Some(name),
+            _ => None,
+        })
+        .collect())
+}
+
 /// kubectl's `RelaxedJSONPathExpression` (custom-columns and `--sort-by`): `a.b`, `.a.b`,
 /// `{a.b}` and `{.a.b}` all mean `{.a.b}`.
 pub(crate) fn relaxed(expr: &str) -> Result<String, String> {

@@ -116,6 +116,7 @@ pub const SUPPORTED_COMMANDS: &[&str] = &[
     "api-resources",
     "api-versions",
     "auth",
+    "explain",
 ];
 
 /// kubectl commands that change the cluster, open a channel into it, or act on the local machine.
