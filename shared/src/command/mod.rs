@@ -185,7 +185,6 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
     }
 }
 
-
 fn forbidden_command(command_type: &str) -> CommandError {
     CommandError::new(
         "forbidden_command",
