@@ -156,4 +156,3 @@ fn charts_validate_against_the_api_server() {
         assert!(ok, "helm install --dry-run=server {chart}:\n{out}{err}");
     }
 }
-

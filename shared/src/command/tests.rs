@@ -258,7 +258,12 @@ fn refused_commands() {
         ("describe", "pods -o yaml", "unknown_flag", Some("-o")),
         ("describe", "-f pod.yaml", "forbidden_flag", Some("-f")),
         ("logs", "x -f", "unknown_flag", Some("-f")),
-        ("rollout", "undo deploy/x", "forbidden_command", Some("undo")),
+        (
+            "rollout",
+            "undo deploy/x",
+            "forbidden_command",
+            Some("undo"),
+        ),
         ("delete", "pods --all", "forbidden_command", None),
         ("apply", "-f x.yaml", "forbidden_command", None),
         ("exec", "x -- sh", "forbidden_command", None),
