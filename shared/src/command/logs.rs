@@ -10,7 +10,7 @@
 //!
 //! The small helpers at the end are shared with `events`, `top` and `rollout`.
 
-use super::flags::{self, FlagSpec, Scanned};
+use super::flags::{self, FlagSpec};
 use super::{CommandError, ResourceName, Targets, get, namespace_value};
 
 /// The flags `logs` accepts.
@@ -81,7 +81,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Logs, CommandError> {
         ));
     }
     let namespace = scanned.last("namespace").map(namespace_value).transpose()?;
-    let selector = selector(&scanned, "selector")?;
+    let selector = get::selector(&scanned, "selector")?;
     let container_flag = match scanned.last("container") {
         Some(f) => Some(container_name(&f.value, &f.raw)?),
         None => None,
@@ -323,22 +323,6 @@ pub(super) fn object_ref(arg: &str, default_type: &str) -> Result<ResourceName, 
             format!("invalid object {arg:?}"),
         )),
     }
-}
-
-/// A selector flag's value, trimmed; `None` when absent or blank.
-pub(super) fn selector(scanned: &Scanned, long: &str) -> Result<Option<String>, CommandError> {
-    let Some(f) = scanned.last(long) else {
-        return Ok(None);
-    };
-    let value = f.value.trim();
-    if value.chars().any(char::is_control) {
-        return Err(CommandError::new(
-            "invalid_argument",
-            Some(f.raw.clone()),
-            format!("`--{long}` contains control characters"),
-        ));
-    }
-    Ok((!value.is_empty()).then(|| value.to_string()))
 }
 
 /// A whole number, as Go's `strconv.ParseInt` reads a flag.

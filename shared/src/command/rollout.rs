@@ -10,7 +10,8 @@
 //! `-w/--watch` (kubectl's default for a terminal user) is refused with a message saying so.
 
 use super::flags::{self, FlagSpec};
-use super::logs::{integer, refuse_streaming, selector};
+use super::get::selector;
+use super::logs::{integer, refuse_streaming};
 use super::{CommandError, Targets, get, namespace_value};
 
 /// The flags `rollout status` accepts.

@@ -5,7 +5,8 @@
 //! values, a name together with a selector) are made here.
 
 use super::flags::{self, FlagSpec};
-use super::logs::{object_ref, selector};
+use super::get::selector;
+use super::logs::object_ref;
 use super::{CommandError, namespace_value};
 
 /// The flags `top node` accepts. `-n` is a global kubectl flag that `top node` ignores.
