@@ -199,6 +199,11 @@ impl Hub {
             .is_some_and(|l| l.id == link.id)
     }
 
+    /// Number of callers waiting for a result on this replica.
+    pub fn waiting(&self) -> usize {
+        self.waiters().len()
+    }
+
     /// Number of agent links this replica holds.
     pub fn link_count(&self) -> usize {
         self.links().len()
@@ -226,6 +231,12 @@ impl Hub {
         let pending = pending_result(&command);
         let (tx, rx) = oneshot::channel();
         self.waiters().insert(command.result_id.clone(), tx);
+        // The caller may go away (its HTTP request dropped) at any await below; the guard makes
+        // sure its waiter does not stay behind.
+        let _waiter = WaiterGuard {
+            hub: self,
+            result_id: &command.result_id,
+        };
         let local = self.links().get(&command.cluster_id).cloned();
         let queued = self
             .store
@@ -236,10 +247,7 @@ impl Hub {
                 local.is_none(),
             )
             .await;
-        if let Err(e) = queued {
-            self.waiters().remove(&command.result_id);
-            return Err(e.into());
-        }
+        queued?;
         if let Some(link) = local {
             link.bell.notify_one();
         }
@@ -248,7 +256,6 @@ impl Hub {
             Ok(Ok(result)) => Ok(result),
             // The sender is only dropped by `wake`, which always sends; treat it as a timeout.
             Ok(Err(_)) | Err(_) => {
-                self.waiters().remove(&command.result_id);
                 let timeout = timeout_result(&command);
                 if self
                     .store
@@ -541,6 +548,18 @@ impl Hub {
     }
 }
 
+/// Removes a caller's waiter when the caller is done, however it ends.
+struct WaiterGuard<'a> {
+    hub: &'a Hub,
+    result_id: &'a str,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.hub.waiters().remove(self.result_id);
+    }
+}
+
 /// The placeholder stored while a command is queued or running.
 pub fn pending_result(command: &QueuedCommand) -> CommandResult {
     CommandResult {
@@ -576,4 +595,69 @@ fn floor_char_boundary(s: &str, mut at: usize) -> usize {
         at -= 1;
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn command(deadline_in: chrono::Duration) -> QueuedCommand {
+        let now = Utc::now();
+        QueuedCommand {
+            entry_id: String::new(),
+            result_id: "res_t".into(),
+            session_id: "sess_t".into(),
+            cluster_id: "c1".into(),
+            command_type: "version".into(),
+            args: Vec::new(),
+            executed_at: now,
+            deadline: now + deadline_in,
+            max_output_bytes: 1024,
+            correlation_id: "corr".into(),
+            reply_to: "b1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_leaves_no_waiter() {
+        let hub = Hub::new(
+            "b1".into(),
+            Arc::new(MemoryStore::new()),
+            HubSettings::default(),
+        );
+        let task = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.submit(command(chrono::Duration::seconds(60))).await })
+        };
+        while hub.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let _ = task.await;
+        assert_eq!(hub.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_command_times_out_as_a_timeout() {
+        let hub = Hub::new(
+            "b1".into(),
+            Arc::new(MemoryStore::new()),
+            HubSettings::default(),
+        );
+        let result = hub
+            .submit(command(chrono::Duration::milliseconds(50)))
+            .await
+            .unwrap();
+        assert_eq!(result.status, ResultStatus::Timeout);
+        assert!(
+            result
+                .error
+                .unwrap()
+                .contains("did not finish within its timeout")
+        );
+        let stored = hub.store().get_result("res_t").await.unwrap().unwrap();
+        assert_eq!(stored.status, ResultStatus::Timeout);
+        assert_eq!(hub.waiting(), 0);
+    }
 }
