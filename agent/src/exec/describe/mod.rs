@@ -15,9 +15,13 @@
 //! for `kubernetes.io/service-account-token` Secrets, whose token kubectl would print in clear.
 
 mod generic;
+mod network;
 mod others;
 mod pod;
+mod policy;
 mod quantity;
+mod rbac;
+mod storage;
 mod workloads;
 mod writer;
 
@@ -89,9 +93,18 @@ pub(super) async fn run(ex: &Executor, cmd: &Describe) -> Outcome {
     let results = join_all(visits.iter().map(|v| fetch_visit(ex, v, cmd))).await;
     let mut infos: Vec<(ApiResource, Value)> = Vec::new();
     let mut errors: Vec<Fail> = Vec::new();
+    // kubectl's warning handler prints each distinct warning once, as it arrives.
+    let mut warnings: Vec<String> = Vec::new();
     for (v, r) in visits.iter().zip(results) {
         match r {
-            Ok(objects) => infos.extend(objects.into_iter().map(|o| (v.mapping.clone(), o))),
+            Ok((objects, w)) => {
+                for w in w {
+                    if !warnings.contains(&w) {
+                        warnings.push(w);
+                    }
+                }
+                infos.extend(objects.into_iter().map(|o| (v.mapping.clone(), o)));
+            }
             Err(e) => errors.push(Fail::Api(e)),
         }
     }
@@ -109,7 +122,9 @@ pub(super) async fn run(ex: &Executor, cmd: &Describe) -> Outcome {
     // kubectl treats the builder's error as NotFound only when it is a single NotFound.
     if errors.len() == 1 && errors[0].is_not_found() && cmd.args.len() == 2 {
         let original = errors.remove(0);
-        return describe_matching(ex, cmd, &namespace, settings, original).await;
+        let mut outcome = describe_matching(ex, cmd, &namespace, settings, original).await;
+        outcome.error = with_warnings(&warnings, outcome.error);
+        return outcome;
     }
 
     let now = chrono::Utc::now();
@@ -145,7 +160,7 @@ pub(super) async fn run(ex: &Executor, cmd: &Describe) -> Outcome {
             }
         }
     }
-    let mut stderr = String::new();
+    let mut stderr = with_warnings(&warnings, None).unwrap_or_default();
     if infos.is_empty() && errors.is_empty() {
         if cmd.all_namespaces {
             stderr.push_str("No resources found\n");
@@ -191,7 +206,7 @@ async fn describe_matching(
         label_selector: None,
         ..cmd.clone()
     };
-    let objects = match fetch_visit(ex, &visit, &list_cmd).await {
+    let (objects, warnings) = match fetch_visit(ex, &visit, &list_cmd).await {
         Ok(o) => o,
         Err(e) => return fail(e.into(), String::new()),
     };
@@ -215,14 +230,29 @@ async fn describe_matching(
             Err(e) => return fail(e, out),
         }
     }
-    if !found {
-        return fail(original, out);
+    let mut outcome = if found {
+        Outcome {
+            output: out,
+            error: None,
+            exit_code: 0,
+        }
+    } else {
+        fail(original, out)
+    };
+    outcome.error = with_warnings(&warnings, outcome.error);
+    outcome
+}
+
+/// `Warning: ...` lines (each once) before whatever else goes to stderr.
+fn with_warnings(warnings: &[String], stderr: Option<String>) -> Option<String> {
+    let mut out = String::new();
+    for w in warnings {
+        if !out.contains(&format!("Warning: {w}\n")) {
+            out.push_str(&format!("Warning: {w}\n"));
+        }
     }
-    Outcome {
-        output: out,
-        error: None,
-        exit_code: 0,
-    }
+    out.push_str(stderr.as_deref().unwrap_or_default());
+    (!out.is_empty()).then_some(out)
 }
 
 /// The builder of `DescribeMatchingResources`: one resource type (or one `type/name`) in the
@@ -397,7 +427,12 @@ pub(crate) fn collection_path(m: &ApiResource, namespace: Option<&str>) -> Strin
     }
 }
 
-async fn fetch_visit(ex: &Executor, v: &Visit, cmd: &Describe) -> Result<Vec<Value>, ApiError> {
+/// The objects of one visit, and the API server's warnings (`Warning:` lines kubectl prints).
+async fn fetch_visit(
+    ex: &Executor,
+    v: &Visit,
+    cmd: &Describe,
+) -> Result<(Vec<Value>, Vec<String>), ApiError> {
     let path = collection_path(&v.mapping, v.namespace.as_deref());
     let resource = if v.mapping.group.is_empty() {
         v.mapping.resource.clone()
@@ -407,17 +442,16 @@ async fn fetch_visit(ex: &Executor, v: &Visit, cmd: &Describe) -> Result<Vec<Val
     if let Some(name) = &v.name {
         let what = format!("get {resource} {name}");
         let path = format!("{path}/{}", api::segment(name));
-        let mut obj = api::get(&ex.client, &path, api::ACCEPT_JSON, Some(&what))
-            .await?
-            .body;
+        let response = api::get(&ex.client, &path, api::ACCEPT_JSON, Some(&what)).await?;
+        let mut obj = response.body;
         fill_type(&mut obj, &v.mapping);
-        return Ok(vec![obj]);
+        return Ok((vec![obj], response.warnings));
     }
     let mut query = Vec::new();
     if let Some(s) = &cmd.label_selector {
         query.push(("labelSelector", s.clone()));
     }
-    let mut items = list(
+    let (mut items, warnings) = list_warned(
         ex,
         &path,
         &query,
@@ -428,7 +462,7 @@ async fn fetch_visit(ex: &Executor, v: &Visit, cmd: &Describe) -> Result<Vec<Val
     for i in &mut items {
         fill_type(i, &v.mapping);
     }
-    Ok(items)
+    Ok((items, warnings))
 }
 
 /// The `apiVersion` and `kind` the API server leaves out of list items.
@@ -471,7 +505,19 @@ pub(crate) async fn list(
     chunk: u32,
     what: &str,
 ) -> Result<Vec<Value>, ApiError> {
+    Ok(list_warned(ex, path, query, chunk, what).await?.0)
+}
+
+/// [`list`], with the API server's warnings.
+async fn list_warned(
+    ex: &Executor,
+    path: &str,
+    query: &[(&str, String)],
+    chunk: u32,
+    what: &str,
+) -> Result<(Vec<Value>, Vec<String>), ApiError> {
     let mut items = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let mut continue_token: Option<String> = None;
     loop {
         let q = {
@@ -492,9 +538,9 @@ pub(crate) async fn list(
         } else {
             format!("{path}?{q}")
         };
-        let mut body = api::get(&ex.client, &url, api::ACCEPT_JSON, Some(what))
-            .await?
-            .body;
+        let response = api::get(&ex.client, &url, api::ACCEPT_JSON, Some(what)).await?;
+        warnings.extend(response.warnings);
+        let mut body = response.body;
         if let Some(Value::Array(page)) = body.get_mut("items").map(Value::take) {
             items.extend(page);
         }
@@ -504,7 +550,7 @@ pub(crate) async fn list(
             .filter(|c| !c.is_empty())
         {
             Some(c) if chunk > 0 => continue_token = Some(c.to_string()),
-            _ => return Ok(items),
+            _ => return Ok((items, warnings)),
         }
     }
 }
@@ -601,6 +647,43 @@ pub(crate) async fn events_for(
     )
 }
 
+/// The events of an object, found by its kind, name, namespace and UID (empty namespace for a
+/// cluster-scoped object).
+pub(crate) async fn object_events(
+    ex: &Executor,
+    settings: Settings,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: &str,
+) -> Option<Vec<k8s_openapi::api::core::v1::Event>> {
+    events_for(
+        ex,
+        settings,
+        &EventTarget {
+            namespace: meta.namespace.as_deref().unwrap_or_default(),
+            name: meta.name.as_deref().unwrap_or_default(),
+            kind: Some(kind),
+            uid: meta.uid.as_deref(),
+        },
+    )
+    .await
+}
+
+/// Go's `%q` of an ASCII string.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 // === dispatch ===
 
 async fn describe_object(
@@ -629,6 +712,39 @@ async fn describe_object(
             others::persistent_volume_claim(ex, obj, settings, now).await
         }
         ("", "ServiceAccount") => others::service_account(ex, obj, settings, now).await,
+        ("", "ReplicationController") => {
+            workloads::replication_controller(ex, obj, settings, now).await
+        }
+        ("", "LimitRange") => policy::limit_range(obj, now),
+        ("", "ResourceQuota") => policy::resource_quota(obj, now),
+        ("", "Endpoints") => network::endpoints(ex, obj, settings, now).await,
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            policy::horizontal_pod_autoscaler(ex, obj, settings, now).await
+        }
+        ("policy", "PodDisruptionBudget") => {
+            policy::pod_disruption_budget(ex, obj, settings, now).await
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            policy::priority_class(ex, obj, settings, now).await
+        }
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => rbac::role(obj, now),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            rbac::binding(obj, now)
+        }
+        ("networking.k8s.io", "NetworkPolicy") => network::network_policy(obj, now),
+        ("networking.k8s.io", "IngressClass") => {
+            network::ingress_class(ex, obj, settings, now).await
+        }
+        ("networking.k8s.io", "ServiceCIDR") => network::service_cidr(ex, obj, settings, now).await,
+        ("networking.k8s.io", "IPAddress") => network::ip_address(ex, obj, settings, now).await,
+        ("discovery.k8s.io", "EndpointSlice") => {
+            network::endpoint_slice(ex, obj, settings, now).await
+        }
+        ("storage.k8s.io", "StorageClass") => storage::storage_class(ex, obj, settings, now).await,
+        ("storage.k8s.io", "CSINode") => storage::csi_node(ex, obj, settings, now).await,
+        ("storage.k8s.io", "VolumeAttributesClass") => {
+            storage::volume_attributes_class(ex, obj, settings, now).await
+        }
         _ => generic::describe(ex, obj, settings, now).await,
     };
     result.map_err(Fail::from)

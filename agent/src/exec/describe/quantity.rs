@@ -111,6 +111,19 @@ impl Quantity {
         div_ceil(self.nanos, NANO)
     }
 
+    /// The format it was written in.
+    pub(crate) fn format(&self) -> Format {
+        self.format
+    }
+
+    /// `NewQuantity(value, format)`.
+    pub(crate) fn from_value(value: i128, format: Format) -> Self {
+        Self {
+            nanos: value * NANO,
+            format,
+        }
+    }
+
     pub(crate) fn cmp_value(&self, other: &Quantity) -> std::cmp::Ordering {
         self.nanos.cmp(&other.nanos)
     }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde_json::Value;
 
@@ -373,6 +373,79 @@ fn go_error(e: &ApiError) -> String {
         ApiError::Status { message, .. } => message.clone(),
         ApiError::Transport(m) => m.clone(),
     }
+}
+
+// === ReplicationController ===
+
+pub(super) async fn replication_controller(
+    ex: &Executor,
+    obj: Value,
+    settings: Settings,
+    now: DateTime<Utc>,
+) -> Result<String, ApiError> {
+    let rc: ReplicationController = decode(obj)?;
+    // `labels.SelectorFromSet(spec.selector)`.
+    let selector = LabelSelector {
+        match_labels: rc.spec.as_ref().and_then(|s| s.selector.clone()),
+        match_expressions: None,
+    };
+    // Unlike the ReplicaSet describer, a failed pod list fails the description.
+    let counts = pod_counts(ex, settings, &rc.metadata, Some(&selector)).await?;
+    let events = events(ex, settings, &rc.metadata, "ReplicationController").await;
+    Ok(render_replication_controller(
+        &rc,
+        counts,
+        events.as_deref(),
+        now,
+    ))
+}
+
+fn render_replication_controller(
+    rc: &ReplicationController,
+    counts: PodCounts,
+    events: Option<&[Event]>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut w = Writer::new(now);
+    let spec = rc.spec.clone().unwrap_or_default();
+    let status = rc.status.clone().unwrap_or_default();
+    header(&mut w, &rc.metadata);
+    w.write(
+        0,
+        &format!("Selector:\t{}\n", format_labels(spec.selector.as_ref())),
+    );
+    labels_multiline(&mut w, "Labels", rc.metadata.labels.as_ref());
+    annotations_multiline(&mut w, "Annotations", rc.metadata.annotations.as_ref());
+    w.write(
+        0,
+        &format!(
+            "Replicas:\t{} current / {} desired\n",
+            status.replicas,
+            spec.replicas.unwrap_or(0)
+        ),
+    );
+    w.write(0, &format!("Pods Status:\t{}\n", counts.text()));
+    describe_pod_template(&mut w, spec.template.as_ref());
+    let conditions = status.conditions.clone().unwrap_or_default();
+    if !conditions.is_empty() {
+        w.write(0, "Conditions:\n  Type\tStatus\tReason\n");
+        w.write(1, "----\t------\t------\n");
+        for c in &conditions {
+            w.write(
+                1,
+                &format!(
+                    "{} \t{}\t{}\n",
+                    c.type_,
+                    c.status,
+                    c.reason.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    }
+    if let Some(e) = events {
+        describe_events(&mut w, e);
+    }
+    w.finish()
 }
 
 // === StatefulSet ===
