@@ -251,6 +251,59 @@ const ROWS: &[Row] = &[
             "--revision=5",
         ],
     ),
+    // One revision's pod template (kubectl prints it with raw tabs, not aligned).
+    row(
+        "rollout",
+        &[
+            "history",
+            "-n",
+            "credit-service",
+            "deploy/credit-api",
+            "--revision=1",
+        ],
+    ),
+    row(
+        "rollout",
+        &[
+            "history",
+            "-n",
+            "credit-service",
+            "sts/credit-cache",
+            "--revision=1",
+        ],
+    ),
+    row(
+        "rollout",
+        &[
+            "history",
+            "-n",
+            "credit-service",
+            "deployments",
+            "--revision=1",
+        ],
+    ),
+    row(
+        "rollout",
+        &[
+            "history",
+            "-n",
+            "storefront",
+            "deployment",
+            "frontend",
+            "--revision",
+            "1",
+        ],
+    ),
+    row(
+        "rollout",
+        &[
+            "history",
+            "-n",
+            "credit-service",
+            "sts/credit-cache",
+            "--revision=2",
+        ],
+    ),
     row(
         "rollout",
         &["history", "-n", "credit-service", "pod/credit-scorer"],

@@ -13,8 +13,10 @@
 //!   revision's pod template.
 
 use super::api::{self, ApiError};
+use super::describe::{Writer, describe_pod_template};
 use super::discovery::ApiResource;
 use super::{Executor, Outcome};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kubeline_shared::command::{Rollout, RolloutAction, Targets};
 use serde_json::Value;
 
@@ -363,6 +365,8 @@ fn pointer_escape(key: &str) -> String {
 struct Revision {
     number: i64,
     change_cause: String,
+    /// The pod template of the revision (`spec.template`), if it has one.
+    template: Option<Value>,
 }
 
 async fn history(
@@ -403,15 +407,14 @@ async fn history(
     };
     let operation = match revision {
         None => format!("\n{}", history_table(&revisions)),
+        // kubectl answers an object without revisions before it looks for the one asked for.
+        Some(n) if revisions.is_empty() => format!("with revision #{n}\nNo rollout history found."),
         Some(n) => {
-            if !revisions.iter().any(|r| r.number == n) {
+            // kubectl keeps the revisions in a map by number: the last one listed wins.
+            let Some(r) = revisions.iter().rev().find(|r| r.number == n) else {
                 return Err("error: unable to find the specified revision".into());
-            }
-            return Err(
-                "error: showing one revision's pod template (`--revision`) is not supported by \
-                 kubeline yet; use `rollout history` for the table"
-                    .into(),
-            );
+            };
+            format!("with revision #{n}\n{}", print_template(r)?)
         }
     };
     Ok(format!(
@@ -419,6 +422,31 @@ async fn history(
         mapping.kind_prefix(),
         name_of(o)
     ))
+}
+
+/// `printTemplate`: `DescribePodTemplate` through a plain `PrefixWriter` (no tab writer, so the
+/// tabs are printed as they are), with the change cause among the template's annotations.
+fn print_template(r: &Revision) -> Result<String, String> {
+    let mut template: Option<PodTemplateSpec> = match &r.template {
+        Some(t) => Some(
+            serde_json::from_value(t.clone())
+                .map_err(|e| format!("error: cannot decode the revision's pod template: {e}"))?,
+        ),
+        None => None,
+    };
+    if !r.change_cause.is_empty() {
+        let t = template.get_or_insert_with(PodTemplateSpec::default);
+        t.metadata
+            .get_or_insert_with(Default::default)
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(CHANGE_CAUSE_ANNOTATION.into(), r.change_cause.clone());
+    }
+    let mut w = Writer::raw(chrono::Utc::now());
+    // A revision without a template prints an empty one, as Go's zero `PodTemplateSpec` does.
+    let template = template.unwrap_or_default();
+    describe_pod_template(&mut w, Some(&template));
+    Ok(w.finish())
 }
 
 /// `printHistory`'s table through `tabbedString` (Go `text/tabwriter`: minwidth 0, padding 2),
@@ -546,6 +574,7 @@ async fn deployment_revisions(ex: &Executor, d: &Value) -> Result<Vec<Revision>,
             Some(Revision {
                 number,
                 change_cause: annotation(rs, CHANGE_CAUSE_ANNOTATION).to_string(),
+                template: rs.pointer("/spec/template").cloned(),
             })
         })
         .collect())
@@ -578,8 +607,24 @@ async fn controller_revisions(
         .map(|r| Revision {
             number: int(r, "/revision"),
             change_cause: annotation(r, CHANGE_CAUSE_ANNOTATION).to_string(),
+            template: revision_template(o, r),
         })
         .collect())
+}
+
+/// The pod template of a StatefulSet or DaemonSet at a ControllerRevision. kubectl applies the
+/// revision's data (a strategic merge patch) to the object; the controllers write that patch as
+/// `{"spec":{"template":{..., "$patch":"replace"}}}`, so the result is the patch's template with
+/// the directive taken out. A revision whose data holds no template leaves the object's own.
+fn revision_template(object: &Value, revision: &Value) -> Option<Value> {
+    match revision.pointer("/data/spec/template") {
+        Some(Value::Object(t)) => {
+            let mut t = t.clone();
+            t.remove("$patch");
+            Some(Value::Object(t))
+        }
+        _ => object.pointer("/spec/template").cloned(),
+    }
 }
 
 #[cfg(test)]
@@ -689,10 +734,12 @@ mod tests {
             Revision {
                 number: 10,
                 change_cause: String::new(),
+                template: None,
             },
             Revision {
                 number: 2,
                 change_cause: "kubectl set image".into(),
+                template: None,
             },
         ];
         assert_eq!(
@@ -700,5 +747,33 @@ mod tests {
             "REVISION  CHANGE-CAUSE\n2         kubectl set image\n10        <none>\n"
         );
         assert_eq!(history_table(&[]), "No rollout history found.");
+    }
+
+    #[test]
+    fn revision_templates_print_raw() {
+        let sts = json!({"spec": {"template": {"metadata": {"labels": {"app": "old"}}}}});
+        let rev = json!({"revision": 2, "data": {"spec": {"template": {
+            "$patch": "replace",
+            "metadata": {"labels": {"app": "new"}},
+            "spec": {"containers": [{"name": "c", "image": "i:1"}]}
+        }}}});
+        let r = Revision {
+            number: 2,
+            change_cause: "kubectl set image".into(),
+            template: revision_template(&sts, &rev),
+        };
+        let text = print_template(&r).unwrap();
+        assert!(
+            text.starts_with(
+                "Pod Template:\n  Labels:\tapp=new\n  Annotations:\tkubernetes.io/change-cause: kubectl set image\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("   c:\n    Image:\ti:1\n"), "{text}");
+        let empty = json!({"revision": 1, "data": {}});
+        assert_eq!(
+            revision_template(&sts, &empty),
+            Some(json!({"metadata": {"labels": {"app": "old"}}}))
+        );
     }
 }

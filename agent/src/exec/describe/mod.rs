@@ -25,6 +25,9 @@ mod storage;
 mod workloads;
 mod writer;
 
+pub(crate) use pod::describe_pod_template;
+pub(crate) use writer::Writer;
+
 use futures::future::BoxFuture;
 use futures::future::join_all;
 use futures::{FutureExt, StreamExt};

@@ -366,7 +366,7 @@ fn describe_topology_spread(w: &mut Writer, tscs: &[TopologySpreadConstraint], s
 }
 
 /// `DescribePodTemplate`.
-pub(super) fn describe_pod_template(w: &mut Writer, template: Option<&PodTemplateSpec>) {
+pub(crate) fn describe_pod_template(w: &mut Writer, template: Option<&PodTemplateSpec>) {
     w.write(0, "Pod Template:\n");
     let Some(template) = template else {
         w.write(1, "<unset>");

@@ -18,19 +18,36 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 const MAX_ANNOTATION_LEN: usize = 140;
 
 /// A `PrefixWriter` (two spaces per level) writing into the tab writer kubectl's
-/// `tabbedString` builds: minwidth 0, padding 2, pad character ' ', no flags.
+/// `tabbedString` builds: minwidth 0, padding 2, pad character ' ', no flags; or, made with
+/// [`Writer::raw`], straight into a buffer with the tabs left in (as `printTemplate` of
+/// `rollout history --revision` does).
 pub(crate) struct Writer {
-    tw: TabWriter,
+    sink: Sink,
     /// Extra levels added to every write (`NewNestedPrefixWriter`).
     pub(crate) indent: usize,
     /// The time ages are measured against.
     pub(crate) now: DateTime<Utc>,
 }
 
+/// Where a [`Writer`]'s text goes.
+enum Sink {
+    Tabbed(TabWriter),
+    Raw(String),
+}
+
 impl Writer {
     pub(crate) fn new(now: DateTime<Utc>) -> Self {
         Self {
-            tw: TabWriter::with_layout(0, 2),
+            sink: Sink::Tabbed(TabWriter::with_layout(0, 2)),
+            indent: 0,
+            now,
+        }
+    }
+
+    /// `NewPrefixWriter` over a plain buffer: no alignment, tabs printed as they are.
+    pub(crate) fn raw(now: DateTime<Utc>) -> Self {
+        Self {
+            sink: Sink::Raw(String::new()),
             indent: 0,
             now,
         }
@@ -40,7 +57,10 @@ impl Writer {
     pub(crate) fn write(&mut self, level: usize, text: &str) {
         let mut s = "  ".repeat(level + self.indent);
         s.push_str(text);
-        self.tw.write(&escape(&s));
+        match &mut self.sink {
+            Sink::Tabbed(tw) => tw.write(&escape(&s)),
+            Sink::Raw(buf) => buf.push_str(&escape(&s)),
+        }
     }
 
     /// `WriteLine(text)`: the text and a newline (at the nested indent, if any).
@@ -50,13 +70,20 @@ impl Writer {
 
     /// `Flush()`: lays out everything written so far.
     pub(crate) fn flush(&mut self) {
-        self.tw.flush();
+        if let Sink::Tabbed(tw) = &mut self.sink {
+            tw.flush();
+        }
     }
 
     /// The finished text.
-    pub(crate) fn finish(mut self) -> String {
-        self.tw.flush();
-        self.tw.take_output()
+    pub(crate) fn finish(self) -> String {
+        match self.sink {
+            Sink::Tabbed(mut tw) => {
+                tw.flush();
+                tw.take_output()
+            }
+            Sink::Raw(buf) => buf,
+        }
     }
 
     /// `translateTimestampSince`.
