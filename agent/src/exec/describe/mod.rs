@@ -7,9 +7,14 @@
 //!    `--show-events` was given.
 //! 3. A `TYPE NAME` that was not found is retried as a name prefix in the namespace
 //!    (`DescribeMatchingResources`).
-//! 4. Each object goes to the describer of its kind ([`workloads`], [`pod`], [`others`]) or to
-//!    the generic describer ([`generic`]) for every other kind, CRDs included. Describers fetch
+//! 4. Each object goes to the describer of its kind ([`workloads`], [`pod`], [`others`],
+//!    [`policy`], [`rbac`], [`network`], [`storage`]) or to the generic describer ([`generic`])
+//!    for every other kind, CRDs included (and CertificateSigningRequest, whose dedicated
+//!    describer would need the request's PKCS #10 parsed). Describers fetch
 //!    what they need besides the object (events, pods, replica sets, endpoint slices, ...).
+//!
+//! The API server's warnings (the v1 Endpoints deprecation) go to stderr once each, as kubectl's
+//! deduplicating warning handler prints them.
 //!
 //! Secret values never leave the cluster: a Secret is described by the size of each value, also
 //! for `kubernetes.io/service-account-token` Secrets, whose token kubectl would print in clear.

@@ -508,3 +508,45 @@ pub(super) async fn ip_address(
     }
     Ok(w.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_policy_egress_blocks_and_ranges() {
+        let np = serde_json::json!({
+            "metadata": {"name": "p", "namespace": "n", "creationTimestamp": "2026-11-23T01:12:44Z"},
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "egress": [
+                    {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 8000, "endPort": 8080}],
+                     "to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "10.2.0.0/16"]}}]},
+                    {}
+                ]
+            }
+        });
+        let now = Utc::now();
+        let text = network_policy(np, now).unwrap();
+        let want = "Created on:   2026-11-23 01:12:44 +0000 UTC\n\
+            Labels:       <none>\n\
+            Annotations:  <none>\n\
+            Spec:\n  \
+            PodSelector:     <none> (Allowing the specific traffic to all pods in this namespace)\n  \
+            Allowing ingress traffic:\n    \
+            <none> (Selected pods are isolated for ingress connectivity)\n  \
+            Allowing egress traffic:\n    \
+            To Port: 53/UDP\n    \
+            To Port Range: 8000-8080/TCP\n    \
+            To:\n      \
+            IPBlock:\n        \
+            CIDR: 10.0.0.0/8\n        \
+            Except: 10.1.0.0/16, 10.2.0.0/16\n    \
+            ----------\n    \
+            To Port: <any> (traffic allowed to all ports)\n    \
+            To: <any> (traffic not restricted by destination)\n  \
+            Policy Types: Ingress, Egress\n";
+        assert!(text.ends_with(want), "{text}");
+    }
+}

@@ -569,3 +569,62 @@ pub(super) async fn priority_class(
     }
     Ok(w.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn hpa_behavior_and_metrics() {
+        let hpa: HpaV2 = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h", "namespace": "n"},
+            "spec": {
+                "scaleTargetRef": {"kind": "Deployment", "name": "d", "apiVersion": "apps/v1"},
+                "minReplicas": 1, "maxReplicas": 5,
+                "metrics": [
+                    {"type": "Pods", "pods": {"metric": {"name": "rps"},
+                        "target": {"type": "AverageValue", "averageValue": "1k"}}},
+                    {"type": "Resource", "resource": {"name": "memory",
+                        "target": {"type": "AverageValue", "averageValue": "512Mi"}}}
+                ],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300,
+                    "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]}}
+            },
+            "status": {"desiredReplicas": 3, "currentReplicas": 2}
+        }))
+        .unwrap();
+        let text = render_hpa_v2(&hpa, None, now());
+        for want in [
+            "  \"rps\" on pods:            <unknown> / 1k\n",
+            "  resource memory on pods:  <unknown> / 512Mi\n",
+            "Behavior:\n  Scale Down:\n    Stabilization Window: 300 seconds\n    Select Policy: Max\n    Policies:\n      - Type: Percent  Value: 10  Period: 60 seconds\n",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        // The policy lines and this one share a tab column (text/tabwriter's cell blocks).
+        assert!(
+            text.ends_with("Deployment pods:       2 current / 3 desired\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn quota_used_takes_the_hard_format() {
+        let q = serde_json::json!({
+            "metadata": {"name": "q", "namespace": "n"},
+            "spec": {"scopes": ["NotTerminating"]},
+            "status": {"hard": {"pods": "10", "requests.memory": "1Gi"},
+                       "used": {"requests.memory": "536870912"}}
+        });
+        let text = resource_quota(q, now()).unwrap();
+        assert!(text.contains(" * Matches all pods that do not have an active deadline."));
+        assert!(text.contains("pods             0      10\n"), "{text}");
+        assert!(text.contains("requests.memory  512Mi  1Gi\n"), "{text}");
+    }
+}
