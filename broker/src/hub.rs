@@ -79,8 +79,9 @@ pub struct Hub {
 pub struct LinkState {
     id: u64,
     cluster_id: String,
-    /// Frames to send to the agent.
-    outbound: mpsc::Sender<BrokerMessage>,
+    /// Frames to send to the agent. Boxed so the channel's preallocated slots stay small: an
+    /// idle link should cost little memory.
+    outbound: mpsc::Sender<Box<BrokerMessage>>,
     /// Wakes the pump.
     bell: Notify,
     /// Commands sent down the link and not yet done.
@@ -280,7 +281,7 @@ impl Hub {
     pub async fn attach(
         self: &Arc<Self>,
         record: ClusterRecord,
-        outbound: mpsc::Sender<BrokerMessage>,
+        outbound: mpsc::Sender<Box<BrokerMessage>>,
     ) -> StoreResult<Arc<LinkState>> {
         let link = Arc::new(LinkState {
             id: self.next_link.fetch_add(1, Ordering::Relaxed),
@@ -526,7 +527,7 @@ impl Hub {
                     dropped: 0,
                 },
             );
-            if link.outbound.send(message).await.is_err() {
+            if link.outbound.send(Box::new(message)).await.is_err() {
                 // The link is closing; `detach` fails whatever is in flight.
                 return;
             }

@@ -30,6 +30,11 @@ use crate::store::ClusterRecord;
 pub const CLUSTER_HEADER: &str = "x-kubeline-cluster";
 /// How long the broker waits for the hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read buffer of one link.
+const LINK_READ_BUFFER: usize = 8 * 1024;
+/// Largest frame an agent may send: a full output chunk even if JSON escaping made it 6 times
+/// bigger, with room to spare.
+const MAX_AGENT_FRAME: usize = 1024 * 1024;
 /// Frames queued towards one agent before the pump waits.
 const OUTBOUND_QUEUE: usize = 256;
 
@@ -58,6 +63,14 @@ pub async fn connect(
         return ApiError::agent_unauthorized(&cluster).into_response();
     }
     let hub = state.hub.clone();
+    // Links are mostly idle and there are many of them: small buffers (tungstenite's default read
+    // buffer alone is 128 KiB a connection). No agent frame comes near the message limit: output
+    // travels in chunks of at most MAX_CHUNK_BYTES.
+    let ws = ws
+        .read_buffer_size(LINK_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(MAX_AGENT_FRAME)
+        .max_frame_size(MAX_AGENT_FRAME);
     ws.on_upgrade(move |socket| {
         let span = info_span!("agent_link", cluster = %cluster);
         serve(hub, cluster, socket).instrument(span)
@@ -134,7 +147,7 @@ async fn run(
     hub: &Arc<Hub>,
     link: &Arc<LinkState>,
     mut socket: WebSocket,
-    mut outbound: mpsc::Receiver<BrokerMessage>,
+    mut outbound: mpsc::Receiver<Box<BrokerMessage>>,
 ) -> String {
     let settings = hub.settings().clone();
     let mut ping = tokio::time::interval(settings.ping_interval);
