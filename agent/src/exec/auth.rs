@@ -6,6 +6,7 @@
 //! stored and change nothing.
 
 use super::api::ApiError;
+use super::rbac_rules::{Rule, combine_resource_group, go_list, normalize};
 use super::tabwriter::TabWriter;
 use super::{Executor, Outcome};
 use kubeline_shared::command::{Auth, CanI};
@@ -235,35 +236,6 @@ async fn post(ex: &Executor, resource: &str, body: &Value) -> Result<Value, ApiE
 
 // === --list ===
 
-/// An rbac `PolicyRule`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Rule {
-    verbs: Vec<String>,
-    api_groups: Vec<String>,
-    resources: Vec<String>,
-    resource_names: Vec<String>,
-    non_resource_urls: Vec<String>,
-}
-
-impl Rule {
-    /// The generated protobuf `String()`, which kubectl sorts by.
-    fn go_string(&self) -> String {
-        format!(
-            "&PolicyRule{{Verbs:{},APIGroups:{},Resources:{},ResourceNames:{},NonResourceURLs:{},}}",
-            go_list(&self.verbs),
-            go_list(&self.api_groups),
-            go_list(&self.resources),
-            go_list(&self.resource_names),
-            go_list(&self.non_resource_urls)
-        )
-    }
-}
-
-/// `fmt.Sprintf("%v", []string)`.
-fn go_list(items: &[String]) -> String {
-    format!("[{}]", items.join(" "))
-}
-
 /// kubectl's `printStatus`: breakdown, compaction, a stable sort by `String()`, a table.
 fn print_rules(status: &Value, no_headers: bool) -> String {
     let mut rules = Vec::new();
@@ -283,9 +255,7 @@ fn print_rules(status: &Value, no_headers: bool) -> String {
             ..Rule::default()
         });
     }
-    let broken: Vec<Rule> = rules.iter().flat_map(breakdown).collect();
-    let mut compact = compact_rules(broken);
-    compact.sort_by_cached_key(Rule::go_string);
+    let compact = normalize(&rules);
     let mut w = TabWriter::new();
     if !no_headers {
         w.write("Resources\tNon-Resource URLs\tResource Names\tVerbs\n");
@@ -301,97 +271,6 @@ fn print_rules(status: &Value, no_headers: bool) -> String {
     }
     w.flush();
     w.take_output()
-}
-
-/// kubectl's `rbac.BreakdownRule`: one rule per group, resource, verb and name.
-fn breakdown(rule: &Rule) -> Vec<Rule> {
-    let mut out = Vec::new();
-    for group in &rule.api_groups {
-        for resource in &rule.resources {
-            for verb in &rule.verbs {
-                let one = |name: Option<&String>| Rule {
-                    api_groups: vec![group.clone()],
-                    resources: vec![resource.clone()],
-                    verbs: vec![verb.clone()],
-                    resource_names: name.into_iter().cloned().collect(),
-                    non_resource_urls: Vec::new(),
-                };
-                if rule.resource_names.is_empty() {
-                    out.push(one(None));
-                } else {
-                    out.extend(rule.resource_names.iter().map(|n| one(Some(n))));
-                }
-            }
-        }
-    }
-    for url in &rule.non_resource_urls {
-        for verb in &rule.verbs {
-            out.push(Rule {
-                verbs: vec![verb.clone()],
-                non_resource_urls: vec![url.clone()],
-                ..Rule::default()
-            });
-        }
-    }
-    out
-}
-
-/// What makes a simple rule the same as another: group, resource and resource name.
-type SimpleKey = (String, String, Option<String>);
-
-/// kubectl's `rbac.CompactRules`: simple rules on the same group, resource and name merge
-/// their verbs; other rules stay as they are, before the merged ones.
-fn compact_rules(rules: Vec<Rule>) -> Vec<Rule> {
-    let mut compacted = Vec::new();
-    let mut simple: Vec<(SimpleKey, Rule)> = Vec::new();
-    for rule in rules {
-        let is_simple = rule.resource_names.len() <= 1
-            && rule.non_resource_urls.is_empty()
-            && rule.api_groups.len() == 1
-            && rule.resources.len() == 1;
-        if !is_simple {
-            compacted.push(rule);
-            continue;
-        }
-        let key = (
-            rule.api_groups[0].clone(),
-            rule.resources[0].clone(),
-            rule.resource_names.first().cloned(),
-        );
-        match simple.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, existing)) => {
-                for verb in rule.verbs {
-                    if !existing.verbs.contains(&verb) {
-                        existing.verbs.push(verb);
-                    }
-                }
-            }
-            None => simple.push((key, rule)),
-        }
-    }
-    compacted.extend(simple.into_iter().map(|(_, r)| r));
-    compacted
-}
-
-/// kubectl's `describe.CombineResourceGroup`: `resource.group[/subresource]`.
-fn combine_resource_group(resources: &[String], groups: &[String]) -> String {
-    let Some(first) = resources.first() else {
-        return String::new();
-    };
-    let (resource, sub) = match first.split_once('/') {
-        Some((r, s)) => (r, Some(s)),
-        None => (first.as_str(), None),
-    };
-    let mut out = resource.to_string();
-    if let Some(g) = groups.first().filter(|g| !g.is_empty()) {
-        out.push('.');
-        out.push_str(g);
-    }
-    if let Some(s) = sub {
-        out.push('/');
-        out.push_str(s);
-    }
-    out
 }
 
 fn array<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
@@ -451,19 +330,5 @@ mod tests {
         }
         assert!(out.contains("deployments.apps"));
         assert!(out.contains("[/api]"));
-    }
-
-    #[test]
-    fn resource_groups_combine() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            combine_resource_group(&s(&["pods/log"]), &s(&[""])),
-            "pods/log"
-        );
-        assert_eq!(
-            combine_resource_group(&s(&["deployments/scale"]), &s(&["apps"])),
-            "deployments.apps/scale"
-        );
-        assert_eq!(combine_resource_group(&[], &s(&["x"])), "");
     }
 }

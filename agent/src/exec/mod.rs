@@ -31,6 +31,7 @@ mod gojson;
 mod goyaml;
 mod jsonpath;
 mod logs;
+mod rbac_rules;
 mod rollout;
 mod sorter;
 mod table;
