@@ -20,28 +20,9 @@ use super::writer::{
     Writer, annotations_multiline, describe_events, format_labels, go_bool, go_strings,
     labels_multiline, rfc1123z, taints_multiline,
 };
-use super::{EventTarget, Settings, decode, events_for, get_object, list_typed, search_events};
+use super::{EventTarget, Settings, decode, get_object, list_typed, object_events, search_events};
 use crate::exec::Executor;
 use crate::exec::api::{self, ApiError};
-
-async fn events(
-    ex: &Executor,
-    settings: Settings,
-    meta: &ObjectMeta,
-    kind: &str,
-) -> Option<Vec<Event>> {
-    events_for(
-        ex,
-        settings,
-        &EventTarget {
-            namespace: meta.namespace.as_deref().unwrap_or_default(),
-            name: meta.name.as_deref().unwrap_or_default(),
-            kind: Some(kind),
-            uid: meta.uid.as_deref(),
-        },
-    )
-    .await
-}
 
 fn name_namespace(w: &mut Writer, meta: &ObjectMeta) {
     w.write(
@@ -162,7 +143,7 @@ pub(super) async fn service(
     let ns = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();
     let slices = endpoint_slices(ex, &ns, &name).await.unwrap_or_default();
-    let events = events(ex, settings, &svc.metadata, "Service").await;
+    let events = object_events(ex, settings, &svc.metadata, "Service").await;
     Ok(render_service(&svc, &slices, events.as_deref(), now))
 }
 
@@ -310,7 +291,7 @@ pub(super) async fn ingress(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let ing: Ingress = decode(obj)?;
-    let events = events(ex, settings, &ing.metadata, "Ingress").await;
+    let events = object_events(ex, settings, &ing.metadata, "Ingress").await;
     let ns = ing.metadata.namespace.clone().unwrap_or_default();
     let spec = ing.spec.clone().unwrap_or_default();
     // Every backend, described in the order they are printed.
@@ -1255,7 +1236,7 @@ pub(super) async fn persistent_volume(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let pv: PersistentVolume = decode(obj)?;
-    let events = events(ex, settings, &pv.metadata, "PersistentVolume").await;
+    let events = object_events(ex, settings, &pv.metadata, "PersistentVolume").await;
     Ok(render_pv(&pv, events.as_deref(), now))
 }
 
@@ -1468,7 +1449,7 @@ pub(super) async fn persistent_volume_claim(
             }
         }
     }
-    let events = events(ex, settings, &pvc.metadata, "PersistentVolumeClaim").await;
+    let events = object_events(ex, settings, &pvc.metadata, "PersistentVolumeClaim").await;
     Ok(render_pvc(&pvc, &used, events.as_deref(), now))
 }
 
@@ -1542,7 +1523,7 @@ pub(super) async fn service_account(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let sa: ServiceAccount = decode(obj)?;
-    let events = events(ex, settings, &sa.metadata, "ServiceAccount").await;
+    let events = object_events(ex, settings, &sa.metadata, "ServiceAccount").await;
     Ok(render_service_account(&sa, events.as_deref(), now))
 }
 

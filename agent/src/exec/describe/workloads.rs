@@ -12,30 +12,10 @@ use super::writer::{
     Writer, annotations_multiline, describe_events, format_label_selector, format_labels, go_bool,
     labels_multiline, print_bool_ptr, rfc1123z, selector_string,
 };
-use super::{EventTarget, Settings, decode, events_for, list_typed};
+use super::{Settings, decode, list_typed, object_events};
 use crate::exec::Executor;
 use crate::exec::api::{self, ApiError};
 use crate::exec::table::human_duration;
-
-/// The events of a workload: kind and UID as in its reference.
-async fn events(
-    ex: &Executor,
-    settings: Settings,
-    meta: &ObjectMeta,
-    kind: &str,
-) -> Option<Vec<Event>> {
-    events_for(
-        ex,
-        settings,
-        &EventTarget {
-            namespace: meta.namespace.as_deref().unwrap_or_default(),
-            name: meta.name.as_deref().unwrap_or_default(),
-            kind: Some(kind),
-            uid: meta.uid.as_deref(),
-        },
-    )
-    .await
-}
 
 /// Running / waiting / succeeded / failed counts of the pods a controller owns.
 #[derive(Debug, Default, Clone, Copy)]
@@ -117,7 +97,7 @@ pub(super) async fn deployment(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let d: Deployment = decode(obj)?;
-    let events = events(ex, settings, &d.metadata, "Deployment").await;
+    let events = object_events(ex, settings, &d.metadata, "Deployment").await;
     // deploymentutil.GetAllReplicaSetsInChunks: the replica sets the deployment owns, by its
     // selector; the new one has the template of the deployment (minus the hash label).
     let ns = d.metadata.namespace.clone().unwrap_or_default();
@@ -305,7 +285,7 @@ pub(super) async fn replica_set(
     let rs: ReplicaSet = decode(obj)?;
     let selector = rs.spec.as_ref().map(|s| s.selector.clone());
     let counts = pod_counts(ex, settings, &rs.metadata, selector.as_ref()).await;
-    let events = events(ex, settings, &rs.metadata, "ReplicaSet").await;
+    let events = object_events(ex, settings, &rs.metadata, "ReplicaSet").await;
     Ok(render_replica_set(&rs, counts, events.as_deref(), now))
 }
 
@@ -391,7 +371,7 @@ pub(super) async fn replication_controller(
     };
     // Unlike the ReplicaSet describer, a failed pod list fails the description.
     let counts = pod_counts(ex, settings, &rc.metadata, Some(&selector)).await?;
-    let events = events(ex, settings, &rc.metadata, "ReplicationController").await;
+    let events = object_events(ex, settings, &rc.metadata, "ReplicationController").await;
     Ok(render_replication_controller(
         &rc,
         counts,
@@ -459,7 +439,7 @@ pub(super) async fn stateful_set(
     let s: StatefulSet = decode(obj)?;
     let selector = s.spec.as_ref().map(|s| s.selector.clone());
     let counts = pod_counts(ex, settings, &s.metadata, selector.as_ref()).await?;
-    let events = events(ex, settings, &s.metadata, "StatefulSet").await;
+    let events = object_events(ex, settings, &s.metadata, "StatefulSet").await;
     Ok(render_stateful_set(&s, counts, events.as_deref(), now))
 }
 
@@ -533,7 +513,7 @@ pub(super) async fn daemon_set(
     let d: DaemonSet = decode(obj)?;
     let selector = d.spec.as_ref().map(|s| s.selector.clone());
     let counts = pod_counts(ex, settings, &d.metadata, selector.as_ref()).await?;
-    let events = events(ex, settings, &d.metadata, "DaemonSet").await;
+    let events = object_events(ex, settings, &d.metadata, "DaemonSet").await;
     Ok(render_daemon_set(&d, counts, events.as_deref(), now))
 }
 
@@ -617,7 +597,7 @@ pub(super) async fn job(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let j: Job = decode(obj)?;
-    let events = events(ex, settings, &j.metadata, "Job").await;
+    let events = object_events(ex, settings, &j.metadata, "Job").await;
     Ok(render_job(&j, events.as_deref(), now))
 }
 
@@ -726,7 +706,7 @@ pub(super) async fn cron_job(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let c: CronJob = decode(obj)?;
-    let events = events(ex, settings, &c.metadata, "CronJob").await;
+    let events = object_events(ex, settings, &c.metadata, "CronJob").await;
     Ok(render_cron_job(&c, events.as_deref(), now))
 }
 
