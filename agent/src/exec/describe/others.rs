@@ -14,7 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::pod::{access_modes, canonical, csi_attributes, print_pvc};
+use super::pod::{
+    access_modes, canonical, csi_attributes, host_path_source, nfs_source, print_pvc,
+};
+use super::policy::describe_limit_range_spec;
 use super::quantity::Quantity;
 use super::writer::{
     Writer, annotations_multiline, describe_events, format_labels, go_bool, go_strings,
@@ -1118,40 +1121,7 @@ fn describe_limit_ranges(w: &mut Writer, limits: &[LimitRange]) {
         " ----\t--------\t---\t---\t---------------\t-------------\t-----------------------\n",
     );
     for l in limits {
-        for item in l.spec.iter().flat_map(|s| s.limits.iter()) {
-            let lists = [
-                &item.min,
-                &item.max,
-                &item.default_request,
-                &item.default,
-                &item.max_limit_request_ratio,
-            ];
-            let names: BTreeSet<&String> = lists
-                .iter()
-                .flat_map(|l| l.iter().flat_map(|m| m.keys()))
-                .collect();
-            for name in names {
-                let v = |l: &Option<
-                    BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-                >| {
-                    l.as_ref()
-                        .and_then(|m| m.get(name))
-                        .map_or("-".to_string(), |q| canonical(&q.0))
-                };
-                w.write(
-                    0,
-                    &format!(
-                        " {}\t{name}\t{}\t{}\t{}\t{}\t{}\n",
-                        item.type_,
-                        v(&item.min),
-                        v(&item.max),
-                        v(&item.default_request),
-                        v(&item.default),
-                        v(&item.max_limit_request_ratio)
-                    ),
-                );
-            }
-        }
+        describe_limit_range_spec(w, l, " ");
     }
 }
 
@@ -1358,24 +1328,9 @@ fn render_pv(pv: &PersistentVolume, events: Option<&[Event]>, now: DateTime<Utc>
     );
     w.write(0, "Source:\n");
     if let Some(h) = &spec.host_path {
-        w.write(
-            2,
-            &format!(
-                "Type:\tHostPath (bare host directory volume)\n    Path:\t{}\n    HostPathType:\t{}\n",
-                h.path,
-                h.type_.as_deref().unwrap_or("<none>")
-            ),
-        );
+        host_path_source(&mut w, h);
     } else if let Some(n) = &spec.nfs {
-        w.write(
-            2,
-            &format!(
-                "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)\n    Server:\t{}\n    Path:\t{}\n    ReadOnly:\t{}\n",
-                n.server,
-                n.path,
-                go_bool(n.read_only.unwrap_or(false))
-            ),
-        );
+        nfs_source(&mut w, n);
     } else if let Some(l) = &spec.local {
         w.write(
             2,
@@ -1571,6 +1526,64 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_list_their_limit_ranges_like_kubectl() {
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": { "name": "credit-service" },
+            "status": { "phase": "Active" },
+        }))
+        .unwrap();
+        let lr: LimitRange = serde_json::from_value(json!({
+            "metadata": { "name": "defaults", "namespace": "credit-service" },
+            "spec": { "limits": [{
+                "type": "Container",
+                "default": { "memory": "256Mi", "cpu": "200m" },
+                "defaultRequest": { "cpu": "100m" },
+            }]},
+        }))
+        .unwrap();
+        let out = render_namespace(&ns, Some(&[]), Some(&[lr]), now());
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Resource Limits"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec![
+                    "Type",
+                    "Resource",
+                    "Min",
+                    "Max",
+                    "Default",
+                    "Request",
+                    "Default",
+                    "Limit",
+                    "Max",
+                    "Limit/Request",
+                    "Ratio"
+                ],
+                vec![
+                    "----",
+                    "--------",
+                    "---",
+                    "---",
+                    "---------------",
+                    "-------------",
+                    "-----------------------"
+                ],
+                vec!["Container", "cpu", "-", "-", "100m", "200m", "-"],
+                vec!["Container", "memory", "-", "-", "-", "256Mi", "-"],
+            ]
+        );
+        assert!(
+            out.lines().any(|l| l.starts_with(" Container")),
+            "rows are indented by one space:\n{out}"
+        );
+    }
+
+    #[test]
     fn secrets_show_sizes_never_values() {
         let s: Secret = serde_json::from_value(json!({
             "metadata": {"name": "credit-api-secrets", "namespace": "credit-service"},
@@ -1656,6 +1669,31 @@ mod tests {
              Capacity:        1Gi\nNode Affinity:   <none>\nMessage:         \nSource:\n    \
              Type:          HostPath (bare host directory volume)\n    Path:          /data\n    \
              HostPathType:  \n"
+        );
+        let nfs: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": "pv-2"},
+            "spec": {"nfs": {"server": "nfs.example", "path": "/exports/a", "readOnly": true}},
+            "status": {"phase": "Available"}
+        }))
+        .unwrap();
+        let out = render_pv(&nfs, None, now());
+        let source: Vec<Vec<&str>> = out
+            .lines()
+            .skip_while(|l| *l != "Source:")
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            source,
+            [
+                vec![
+                    "Type:", "NFS", "(an", "NFS", "mount", "that", "lasts", "the", "lifetime",
+                    "of", "a", "pod)"
+                ],
+                vec!["Server:", "nfs.example"],
+                vec!["Path:", "/exports/a"],
+                vec!["ReadOnly:", "true"],
+            ]
         );
     }
 }

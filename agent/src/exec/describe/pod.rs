@@ -877,14 +877,7 @@ fn describe_volumes(w: &mut Writer, volumes: &[Volume], space: &str) {
         let name_indent = if space.is_empty() { "" } else { " " };
         w.write(1, &format!("{name_indent}{}:\n", v.name));
         if let Some(h) = &v.host_path {
-            w.write(
-                2,
-                &format!(
-                    "Type:\tHostPath (bare host directory volume)\n    Path:\t{}\n    HostPathType:\t{}\n",
-                    h.path,
-                    h.type_.as_deref().unwrap_or("<none>")
-                ),
-            );
+            host_path_source(w, h);
         } else if let Some(e) = &v.empty_dir {
             let size = e
                 .size_limit
@@ -917,15 +910,7 @@ fn describe_volumes(w: &mut Writer, volumes: &[Volume], space: &str) {
                 ),
             );
         } else if let Some(n) = &v.nfs {
-            w.write(
-                2,
-                &format!(
-                    "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)\n    Server:\t{}\n    Path:\t{}\n    ReadOnly:\t{}\n",
-                    n.server,
-                    n.path,
-                    go_bool(n.read_only.unwrap_or(false))
-                ),
-            );
+            nfs_source(w, n);
         } else if let Some(c) = &v.persistent_volume_claim {
             w.write(
                 2,
@@ -1193,6 +1178,34 @@ pub(super) fn describe_claim_templates(w: &mut Writer, templates: &[PersistentVo
             ),
         );
     }
+}
+
+/// `printHostPathVolumeSource`, shared by Pod volumes and PersistentVolume sources.
+pub(super) fn host_path_source(
+    w: &mut Writer,
+    h: &k8s_openapi::api::core::v1::HostPathVolumeSource,
+) {
+    w.write(
+        2,
+        &format!(
+            "Type:\tHostPath (bare host directory volume)\n    Path:\t{}\n    HostPathType:\t{}\n",
+            h.path,
+            h.type_.as_deref().unwrap_or("<none>")
+        ),
+    );
+}
+
+/// `printNFSVolumeSource`, shared by Pod volumes and PersistentVolume sources.
+pub(super) fn nfs_source(w: &mut Writer, n: &k8s_openapi::api::core::v1::NFSVolumeSource) {
+    w.write(
+        2,
+        &format!(
+            "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)\n    Server:\t{}\n    Path:\t{}\n    ReadOnly:\t{}\n",
+            n.server,
+            n.path,
+            go_bool(n.read_only.unwrap_or(false))
+        ),
+    );
 }
 
 #[cfg(test)]
