@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::pod::{
     access_modes, canonical, csi_attributes, host_path_source, nfs_source, print_pvc,
 };
-use super::policy::describe_limit_range_spec;
+use super::policy::{describe_limit_range_spec, quota_scope_help};
 use super::quantity::Quantity;
 use super::writer::{
     Writer, annotations_multiline, describe_events, format_labels, go_bool, go_strings,
@@ -1075,21 +1075,7 @@ fn describe_quotas(w: &mut Writer, quotas: &[ResourceQuota]) {
             scopes.sort();
             w.write(1, &format!("Scopes:\t{}\n", scopes.join(", ")));
             for s in &scopes {
-                let help = match s.as_str() {
-                    "Terminating" => {
-                        "Matches all pods that have an active deadline. These pods have a limited lifespan on a node before being actively terminated by the system."
-                    }
-                    "NotTerminating" => {
-                        "Matches all pods that do not have an active deadline. These pods usually include long running pods whose container command is not expected to terminate."
-                    }
-                    "BestEffort" => {
-                        "Matches all pods that do not have resource requirements set. These pods have a best effort quality of service."
-                    }
-                    "NotBestEffort" => {
-                        "Matches all pods that have at least one resource requirement set. These pods have a burstable or guaranteed quality of service."
-                    }
-                    _ => "",
-                };
+                let help = quota_scope_help(s);
                 if !help.is_empty() {
                     w.write(1, &format!("* {help}\n"));
                 }
@@ -1541,7 +1527,20 @@ mod tests {
             }]},
         }))
         .unwrap();
-        let out = render_namespace(&ns, Some(&[]), Some(&[lr]), now());
+        let quota: ResourceQuota = serde_json::from_value(json!({
+            "metadata": { "name": "pods", "namespace": "credit-service" },
+            "spec": { "hard": { "pods": "10" }, "scopes": ["Terminating"] },
+            "status": { "hard": { "pods": "10" }, "used": { "pods": "2" } },
+        }))
+        .unwrap();
+        let out = render_namespace(&ns, Some(&[quota]), Some(&[lr]), now());
+        assert!(
+            out.contains(
+                "* Matches all pods that have an active deadline. These pods have a limited \
+                 lifespan on a node before being actively terminated by the system.\n"
+            ),
+            "{out}"
+        );
         let rows: Vec<Vec<&str>> = out
             .lines()
             .skip_while(|l| !l.starts_with("Resource Limits"))
