@@ -61,8 +61,20 @@ struct DevArgs {
     api_key: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Stack of each runtime thread. Recursion that callers can drive (templates, filters) is
+/// bounded far below this by `kubeline_shared::limits`; the rest of the room is for printing
+/// deep objects from the API server (serde_json stops at 128 levels).
+const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let shutdown = shutdown_on_signal();

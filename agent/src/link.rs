@@ -9,14 +9,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use kubeline_shared::api::{ResultStatus, Truncation};
 use kubeline_shared::command;
+use kubeline_shared::limits::MAX_ERROR_BYTES;
 use kubeline_shared::protocol::{
     AgentMessage, BrokerMessage, CLOSE_UNAUTHORIZED, CONNECT_PATH, Done, Execute, Hello,
     MAX_CHUNK_BYTES, OutputChunk, PROTOCOL_VERSION, Pong,
 };
 use rand::Rng;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -32,8 +34,6 @@ use crate::exec::{Executor, Outcome};
 pub const BACKOFF_MIN: Duration = Duration::from_millis(800);
 /// Largest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Largest standard error kept for one command.
-const MAX_ERROR_BYTES: usize = 64 * 1024;
 /// How long to wait for the broker's welcome.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -362,7 +362,21 @@ async fn run_command(
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        executor.run(&parsed).await
+        // A panic ends this command with a failed result, never the agent: the other commands
+        // and the link keep going. (Stack exhaustion cannot be caught; the parser's and the
+        // evaluators' depth limits keep recursion far below the worker's stack instead.)
+        match AssertUnwindSafe(executor.run(&parsed)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!(panic = %what, "command panicked; the agent keeps serving");
+                Outcome::internal_error(&what)
+            }
+        }
     };
     let outcome: Outcome = match tokio::time::timeout_at(deadline.into(), run).await {
         Ok(outcome) => outcome,

@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod command;
+pub mod jsonpath;
+pub mod limits;
 pub mod protocol;
 
 /// The kubeline release this build belongs to, reported by `/health` and in the agent hello.

@@ -4,8 +4,9 @@
 //! evaluated with missing keys allowed; several results are joined with commas, no result is
 //! `<none>`, and values print as Go's `fmt.Sprint` prints them, through kubectl's tab writer.
 
-use super::jsonpath::{self, JsonPath};
+use super::jsonpath::{Budget, JsonPath};
 use super::tabwriter::TabWriter;
+use kubeline_shared::jsonpath as syntax;
 use serde_json::Value;
 
 /// One parsed column.
@@ -15,26 +16,20 @@ pub(crate) struct Column {
     pub path: JsonPath,
 }
 
-/// Parses a spec as `NewCustomColumnsPrinterFromSpec` does; errors are kubectl's.
+/// Parses a spec as `NewCustomColumnsPrinterFromSpec` does; errors are kubectl's. Every column
+/// draws from one evaluation budget.
 pub(crate) fn parse(spec: &str) -> Result<Vec<Column>, String> {
-    if spec.is_empty() {
-        return Err("custom-columns format specified but no custom columns given".into());
-    }
-    let mut columns = Vec::new();
-    for part in spec.split(',') {
-        let Some((header, path)) = part.split_once(':') else {
-            return Err(format!(
-                "unexpected custom-columns spec: {part}, expected <header>:<json-path-expr>"
-            ));
-        };
-        let path = jsonpath::relaxed(path)?;
-        let path = JsonPath::parse(&path)?.allow_missing_keys(true);
-        columns.push(Column {
-            header: header.to_string(),
-            path,
-        });
-    }
-    Ok(columns)
+    let budget = Budget::default();
+    let columns = syntax::custom_columns(spec).map_err(|e| e.to_string())?;
+    Ok(columns
+        .into_iter()
+        .map(|c| Column {
+            header: c.header,
+            path: JsonPath::from_nodes(c.path)
+                .allow_missing_keys(true)
+                .with_budget(budget.clone()),
+        })
+        .collect())
 }
 
 /// Prints the objects (the items of a list, or one object) under the columns' headers.

@@ -1,510 +1,63 @@
-//! kubectl's JSONPath dialect (client-go `util/jsonpath`), ported to run on `serde_json`
-//! values the way client-go runs it on unstructured objects.
+//! kubectl's JSONPath dialect (client-go `util/jsonpath`), evaluated on `serde_json` values the
+//! way client-go runs it on unstructured objects. Templates are parsed by
+//! [`kubeline_shared::jsonpath`], with kubeline's limits, so the broker refuses the same ones.
 //!
-//! The dialect is not RFC 9535: templates mix text and `{actions}`; `{range …}{end}` loops;
-//! results of one action are joined by spaces; maps and lists print as compact JSON, scalars
+//! Results of one action are joined by spaces; maps and lists print as compact JSON, scalars
 //! as Go's `fmt.Print` prints them; filters compare with Go template's `eq`/`lt` rules, so
-//! comparing a string with a number is an error. The parser keeps client-go's quirks (an
-//! identifier runs to the next terminator, a quoted string may not contain a newline, a
-//! union is split on every comma).
+//! comparing a string with a number is an error.
+//!
+//! Evaluation is bounded: every value visited costs a step from a [`Budget`] of
+//! [`MAX_TEMPLATE_STEPS`] (shared by every path of one command), output stops at
+//! [`MAX_TEMPLATE_OUTPUT_BYTES`], and `{range}` recursion stops at [`MAX_RANGE_DEPTH`] even when
+//! filters open ranges at run time.
 //!
 //! One deliberate difference: a `*` over a map visits its keys in sorted order, where Go visits
 //! them in random order.
 
 use super::gojson;
+use kubeline_shared::jsonpath::{self as syntax, Node, Param};
+use kubeline_shared::limits::{
+    LimitExceeded, MAX_RANGE_DEPTH, MAX_TEMPLATE_OUTPUT_BYTES, MAX_TEMPLATE_STEPS,
+};
 use serde_json::Value;
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-// === syntax ===
+/// The steps left for the templates of one command. Clones share the count.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget(Arc<AtomicU64>);
 
-/// One slice bound of an array node (`[a:b:c]`).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct Param {
-    value: i64,
-    known: bool,
-    derived: bool,
+impl Default for Budget {
+    fn default() -> Self {
+        Self(Arc::new(AtomicU64::new(MAX_TEMPLATE_STEPS)))
+    }
 }
 
-/// A parsed node, as client-go's `Node` types.
-#[derive(Debug, Clone, PartialEq)]
-enum Node {
-    List(Vec<Node>),
-    Text(String),
-    Field(String),
-    Array([Param; 3]),
-    Filter {
-        left: Vec<Node>,
-        right: Vec<Node>,
-        op: String,
-    },
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Wildcard,
-    Recursive,
-    Union(Vec<Vec<Node>>),
-    Identifier(String),
+impl Budget {
+    /// Takes `n` steps, or fails naming the limit when fewer are left.
+    fn take(&self, n: usize) -> Result<(), String> {
+        let n = n as u64;
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
+            .map(drop)
+            .map_err(|_| {
+                LimitExceeded::new("evaluating the template", MAX_TEMPLATE_STEPS, "steps")
+                    .to_string()
+                    + "; narrow it with -n, -l or a name, or read fewer fields"
+            })
+    }
 }
 
 /// A parsed template.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct JsonPath {
     root: Vec<Node>,
     allow_missing_keys: bool,
     output_json: bool,
-}
-
-const EOF: Option<char> = None;
-
-struct Parser<'a> {
-    input: &'a str,
-    pos: usize,
-    start: usize,
-    width: usize,
-}
-
-impl<'a> Parser<'a> {
-    fn new(input: &'a str) -> Self {
-        Self {
-            input,
-            pos: 0,
-            start: 0,
-            width: 0,
-        }
-    }
-
-    fn next(&mut self) -> Option<char> {
-        match self.input[self.pos..].chars().next() {
-            None => {
-                self.width = 0;
-                EOF
-            }
-            Some(c) => {
-                self.width = c.len_utf8();
-                self.pos += self.width;
-                Some(c)
-            }
-        }
-    }
-
-    fn peek(&mut self) -> Option<char> {
-        let r = self.next();
-        self.backup();
-        r
-    }
-
-    fn backup(&mut self) {
-        self.pos -= self.width;
-    }
-
-    fn consume(&mut self) -> String {
-        let v = self.input[self.start..self.pos].to_string();
-        self.start = self.pos;
-        v
-    }
-
-    fn rest(&self) -> &str {
-        &self.input[self.pos..]
-    }
-
-    /// `parseText` and everything it reaches: text, then actions until the input ends.
-    fn parse(&mut self) -> Result<Vec<Node>, String> {
-        let mut root = Vec::new();
-        loop {
-            // parseText
-            loop {
-                if self.rest().starts_with('{') {
-                    break;
-                }
-                if self.next() == EOF {
-                    if self.pos > self.start {
-                        root.push(Node::Text(self.consume()));
-                    }
-                    return Ok(root);
-                }
-            }
-            if self.pos > self.start {
-                root.push(Node::Text(self.consume()));
-            }
-            // parseLeftDelim
-            self.pos += 1;
-            self.consume();
-            let mut list = Vec::new();
-            let result = self.inside_action(&mut list);
-            root.push(Node::List(list));
-            result?;
-        }
-    }
-
-    /// `parseInsideAction` until the closing `}`.
-    fn inside_action(&mut self, cur: &mut Vec<Node>) -> Result<(), String> {
-        loop {
-            if self.rest().starts_with('}') {
-                self.pos += 1;
-                self.consume();
-                return Ok(());
-            }
-            if self.rest().starts_with("[?(") {
-                self.filter(cur)?;
-                continue;
-            }
-            if self.rest().starts_with("..") {
-                if matches!(cur.last(), Some(Node::Recursive)) {
-                    return Err("invalid multiple recursive descent".into());
-                }
-                self.pos += 2;
-                self.consume();
-                cur.push(Node::Recursive);
-                if self.peek().is_some_and(is_alphanumeric) {
-                    self.field(cur);
-                }
-                continue;
-            }
-            match self.next() {
-                None | Some('\r') | Some('\n') => return Err("unclosed action".into()),
-                Some(' ') | Some('@') | Some('$') => {
-                    self.consume();
-                }
-                Some('[') => self.array(cur)?,
-                Some(q @ ('"' | '\'')) => self.quote(cur, q)?,
-                Some('.') => self.field(cur),
-                Some(c) if c == '+' || c == '-' || c.is_numeric() => {
-                    self.backup();
-                    self.number(cur)?;
-                }
-                Some(c) if is_alphanumeric(c) => {
-                    self.backup();
-                    self.identifier(cur);
-                }
-                Some(c) => {
-                    return Err(format!(
-                        "unrecognized character in action: U+{:04X} '{c}'",
-                        c as u32
-                    ));
-                }
-            }
-        }
-    }
-
-    fn identifier(&mut self, cur: &mut Vec<Node>) {
-        loop {
-            let r = self.next();
-            if is_terminator(r) {
-                self.backup();
-                break;
-            }
-        }
-        let value = self.consume();
-        cur.push(match value.as_str() {
-            "true" => Node::Bool(true),
-            "false" => Node::Bool(false),
-            _ => Node::Identifier(value),
-        });
-    }
-
-    fn number(&mut self, cur: &mut Vec<Node>) -> Result<(), String> {
-        if matches!(self.peek(), Some('+' | '-')) {
-            self.next();
-        }
-        loop {
-            match self.next() {
-                Some(c) if c == '.' || c.is_numeric() => {}
-                _ => {
-                    self.backup();
-                    break;
-                }
-            }
-        }
-        let value = self.consume();
-        if let Some(i) = go_atoi(&value) {
-            cur.push(Node::Int(i));
-            return Ok(());
-        }
-        match value.trim_start_matches('+').parse::<f64>() {
-            Ok(f)
-                if value
-                    .chars()
-                    .all(|c| "+-.".contains(c) || c.is_ascii_digit()) =>
-            {
-                cur.push(Node::Float(f));
-                Ok(())
-            }
-            _ => Err(format!("cannot parse number {value}")),
-        }
-    }
-
-    fn array(&mut self, cur: &mut Vec<Node>) -> Result<(), String> {
-        loop {
-            match self.next() {
-                None | Some('\n') => return Err("unterminated array".into()),
-                Some(']') => break,
-                _ => {}
-            }
-        }
-        let text = self.consume();
-        let mut text = text[1..text.len() - 1].to_string();
-        if text == "*" {
-            text = ":".into();
-        }
-        let parts: Vec<&str> = text.split(',').collect();
-        if parts.len() > 1 {
-            let mut union = Vec::new();
-            for p in parts {
-                union.push(parse_action(&format!("[{}]", p.trim_matches(' ')))?);
-            }
-            cur.push(Node::Union(union));
-            return Ok(());
-        }
-        if text.len() >= 2
-            && text.starts_with('\'')
-            && text.ends_with('\'')
-            && !text[1..text.len() - 1].contains('\'')
-        {
-            let nodes = parse_action(&format!(".{}", &text[1..text.len() - 1]))?;
-            cur.extend(nodes);
-            return Ok(());
-        }
-        let groups = slice_operator(&text).ok_or_else(|| format!("invalid array index {text}"))?;
-        let mut params = [Param::default(); 3];
-        for i in 0..3 {
-            let mut v = groups[i].as_str();
-            if !v.is_empty() {
-                if i > 0 {
-                    v = &v[1..];
-                }
-                if i > 0 && v.is_empty() {
-                    params[i].known = false;
-                } else {
-                    params[i].known = true;
-                    params[i].value =
-                        go_atoi(v).ok_or_else(|| format!("array index {v} is not a number"))?;
-                }
-            } else if i == 1 {
-                params[i].known = true;
-                params[i].value = params[0].value + 1;
-                params[i].derived = true;
-            }
-        }
-        cur.push(Node::Array(params));
-        Ok(())
-    }
-
-    fn filter(&mut self, cur: &mut Vec<Node>) -> Result<(), String> {
-        self.pos += 3;
-        self.consume();
-        let (mut begin, mut end) = (false, false);
-        let mut pair = '\0';
-        loop {
-            let r = self.next();
-            match r {
-                None | Some('\n') => return Err("unterminated filter".into()),
-                Some(q @ ('"' | '\'')) => {
-                    if !begin {
-                        begin = true;
-                        pair = q;
-                        continue;
-                    }
-                    if self.input.as_bytes()[self.pos - 2] != b'\\' && q == pair {
-                        end = true;
-                    }
-                }
-                Some(')') if begin == end => break,
-                _ => {}
-            }
-        }
-        if self.next() != Some(']') {
-            return Err("unclosed array expect ]".into());
-        }
-        let text = self.consume();
-        let text = &text[..text.len() - 2];
-        match split_comparison(text) {
-            None => cur.push(Node::Filter {
-                left: parse_action(text)?,
-                right: Vec::new(),
-                op: "exists".into(),
-            }),
-            Some((l, op, r)) => cur.push(Node::Filter {
-                left: parse_action(l)?,
-                right: parse_action(r)?,
-                op: op.to_string(),
-            }),
-        }
-        Ok(())
-    }
-
-    fn quote(&mut self, cur: &mut Vec<Node>, end: char) -> Result<(), String> {
-        loop {
-            match self.next() {
-                None | Some('\n') => return Err("unterminated quoted string".into()),
-                Some(c) if c == end && self.input.as_bytes()[self.pos - 2] != b'\\' => break,
-                _ => {}
-            }
-        }
-        let value = self.consume();
-        let s = unquote_extend(&value).map_err(|e| format!("unquote string {value} error {e}"))?;
-        cur.push(Node::Text(s));
-        Ok(())
-    }
-
-    fn field(&mut self, cur: &mut Vec<Node>) {
-        self.consume();
-        loop {
-            let r = self.next();
-            if r == Some('\\') {
-                self.next();
-            } else if is_terminator(r) {
-                self.backup();
-                break;
-            }
-        }
-        let value = self.consume();
-        cur.push(if value == "*" {
-            Node::Wildcard
-        } else {
-            Node::Field(value.replace('\\', ""))
-        });
-    }
-}
-
-/// client-go's `parseAction`: parses `{text}` and returns the nodes of its one action.
-fn parse_action(text: &str) -> Result<Vec<Node>, String> {
-    let wrapped = format!("{{{text}}}");
-    let mut p = Parser::new(&wrapped);
-    let root = p.parse()?;
-    match root.into_iter().next() {
-        Some(Node::List(nodes)) => Ok(nodes),
-        _ => Ok(Vec::new()),
-    }
-}
-
-fn is_terminator(r: Option<char>) -> bool {
-    match r {
-        None => true,
-        Some(c) => matches!(
-            c,
-            ' ' | '\t' | '\r' | '\n' | '.' | ',' | '[' | ']' | '$' | '@' | '{' | '}'
-        ),
-    }
-}
-
-fn is_alphanumeric(c: char) -> bool {
-    c == '_' || c.is_alphabetic() || c.is_numeric()
-}
-
-/// Go's `strconv.Atoi`: optional sign, ASCII digits, fits in 64 bits.
-fn go_atoi(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.trim_start_matches('+').parse().ok()
-}
-
-/// `^(-?[\d]*)(:-?[\d]*)?(:-?[\d]*)?$`, returning the three groups ("" when absent).
-fn slice_operator(text: &str) -> Option<[String; 3]> {
-    fn number(s: &str) -> usize {
-        let b = s.as_bytes();
-        let mut i = 0;
-        if b.first() == Some(&b'-') {
-            i = 1;
-        }
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        i
-    }
-    let mut groups: [String; 3] = Default::default();
-    let mut rest = text;
-    let n = number(rest);
-    groups[0] = rest[..n].to_string();
-    rest = &rest[n..];
-    for g in groups.iter_mut().skip(1) {
-        if let Some(after) = rest.strip_prefix(':') {
-            let n = number(after);
-            *g = format!(":{}", &after[..n]);
-            rest = &after[n..];
-        }
-    }
-    rest.is_empty().then_some(groups)
-}
-
-/// `^([^!<>=]+)([!<>=]+)(.+?)$`.
-fn split_comparison(text: &str) -> Option<(&str, &str, &str)> {
-    let is_op = |c: char| "!<>=".contains(c);
-    let start = text.find(is_op)?;
-    if start == 0 {
-        return None;
-    }
-    let after = &text[start..];
-    let len = after.find(|c| !is_op(c)).unwrap_or(after.len());
-    let right = &after[len..];
-    if right.is_empty() || right.contains('\n') {
-        return None;
-    }
-    Some((&text[..start], &after[..len], right))
-}
-
-/// client-go's `UnquoteExtend`: Go's unquoting for `"…"` and `'…'` strings.
-fn unquote_extend(s: &str) -> Result<String, &'static str> {
-    const SYNTAX: &str = "invalid syntax";
-    let n = s.len();
-    if n < 2 {
-        return Err(SYNTAX);
-    }
-    let quote = s.as_bytes()[0];
-    if quote != s.as_bytes()[n - 1] || (quote != b'"' && quote != b'\'') {
-        return Err(SYNTAX);
-    }
-    let body = &s[1..n - 1];
-    let quote = quote as char;
-    if !body.contains('\\') && !body.contains(quote) {
-        return Ok(body.to_string());
-    }
-    let mut out = String::new();
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == quote {
-            return Err(SYNTAX);
-        }
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let e = chars.next().ok_or(SYNTAX)?;
-        let hex = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| {
-            let mut v: u32 = 0;
-            for _ in 0..n {
-                v = v * 16 + chars.next().and_then(|c| c.to_digit(16)).ok_or(SYNTAX)?;
-            }
-            Ok::<u32, &'static str>(v)
-        };
-        match e {
-            'a' => out.push('\u{07}'),
-            'b' => out.push('\u{08}'),
-            'f' => out.push('\u{0c}'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'v' => out.push('\u{0b}'),
-            '\\' => out.push('\\'),
-            'x' => out.push(char::from_u32(hex(&mut chars, 2)?).ok_or(SYNTAX)?),
-            'u' => out.push(char::from_u32(hex(&mut chars, 4)?).ok_or(SYNTAX)?),
-            'U' => out.push(char::from_u32(hex(&mut chars, 8)?).ok_or(SYNTAX)?),
-            '0'..='7' => {
-                let mut v = e.to_digit(8).unwrap_or(0);
-                for _ in 0..2 {
-                    v = v * 8 + chars.next().and_then(|c| c.to_digit(8)).ok_or(SYNTAX)?;
-                }
-                if v > 255 {
-                    return Err(SYNTAX);
-                }
-                out.push(char::from_u32(v).ok_or(SYNTAX)?);
-            }
-            q @ ('\'' | '"') if q == quote => out.push(q),
-            _ => return Err(SYNTAX),
-        }
-    }
-    Ok(out)
+    budget: Budget,
 }
 
 // === values ===
@@ -720,12 +273,24 @@ struct RangeState {
 impl JsonPath {
     /// Parses a template (`-o jsonpath=…`). Errors read as client-go words them.
     pub(crate) fn parse(template: &str) -> Result<Self, String> {
-        let root = Parser::new(template).parse()?;
-        Ok(Self {
+        let root = syntax::parse(template).map_err(|e| e.to_string())?;
+        Ok(Self::from_nodes(root))
+    }
+
+    /// A template already parsed (a custom column's path).
+    pub(crate) fn from_nodes(root: Vec<Node>) -> Self {
+        Self {
             root,
             allow_missing_keys: false,
             output_json: false,
-        })
+            budget: Budget::default(),
+        }
+    }
+
+    /// Draws evaluation steps from `budget`, shared with the command's other templates.
+    pub(crate) fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// `AllowMissingKeys`: a missing field yields nothing instead of an error.
@@ -756,6 +321,7 @@ impl JsonPath {
         let mut full = Vec::new();
         let mut i = start;
         while i < nodes.len() {
+            self.budget.take(1)?;
             let results = self.walk(vec![data.clone()], &nodes[i], state)?;
             if state.end > 0 && state.end <= state.inside {
                 state.end -= 1;
@@ -764,6 +330,15 @@ impl JsonPath {
             }
             if state.begin > 0 {
                 state.begin -= 1;
+                // Filters can open ranges at run time, so the parser's check is not enough.
+                if state.inside >= MAX_RANGE_DEPTH {
+                    return Err(LimitExceeded::new(
+                        "the template's {range} nesting",
+                        MAX_RANGE_DEPTH,
+                        "levels",
+                    )
+                    .to_string());
+                }
                 state.inside += 1;
                 if results.is_empty() {
                     self.find_from(V::Absent, i + 1, state)?;
@@ -791,6 +366,14 @@ impl JsonPath {
         let mut out = String::new();
         for r in &results {
             self.print_results(&mut out, r);
+            if out.len() > MAX_TEMPLATE_OUTPUT_BYTES {
+                return Err(LimitExceeded::new(
+                    "the template's output",
+                    MAX_TEMPLATE_OUTPUT_BYTES,
+                    "bytes",
+                )
+                .to_string());
+            }
         }
         Ok(out)
     }
@@ -820,17 +403,29 @@ impl JsonPath {
         node: &Node,
         state: &mut RangeState,
     ) -> Result<Vec<V<'a>>, String> {
+        self.budget.take(input.len())?;
         match node {
             Node::List(nodes) => self.eval_list(input, nodes, state),
             Node::Text(t) => Ok(vec![V::Str(t.clone())]),
             Node::Field(name) => self.eval_field(input, name),
-            Node::Array(params) => eval_array(input, params),
+            Node::Array(params) => self.eval_array(input, params),
             Node::Filter { left, right, op } => self.eval_filter(input, left, right, op, state),
             Node::Int(v) => Ok(vec![V::Int(*v); input.len()]),
             Node::Float(v) => Ok(vec![V::Float(*v); input.len()]),
             Node::Bool(v) => Ok(vec![V::Bool(*v); input.len()]),
-            Node::Wildcard => Ok(input.iter().flat_map(children).collect()),
-            Node::Recursive => Ok(eval_recursive(&input)),
+            Node::Wildcard => {
+                let mut out = Vec::new();
+                for v in &input {
+                    let c = self.children(v)?;
+                    out.extend(c);
+                }
+                Ok(out)
+            }
+            Node::Recursive => {
+                let mut out = Vec::new();
+                self.eval_recursive(&input, &mut out)?;
+                Ok(out)
+            }
             Node::Union(lists) => {
                 let mut out = Vec::new();
                 for l in lists {
@@ -903,6 +498,7 @@ impl JsonPath {
                     v.go_sprint()
                 ));
             };
+            self.budget.take(items.len())?;
             for item in items {
                 let lefts = self.eval_list(vec![V::Json(item)], left, state);
                 if op == "exists" {
@@ -1015,94 +611,108 @@ fn bool_of(v: &V<'_>) -> bool {
     }
 }
 
-fn eval_array<'a>(input: Vec<V<'a>>, params: &[Param; 3]) -> Result<Vec<V<'a>>, String> {
-    let mut out = Vec::new();
-    for v in &input {
-        let items: Vec<V<'a>> = match v {
-            V::Json(Value::Null) | V::Absent => continue,
-            V::Json(Value::Array(items)) => items.iter().map(V::Json).collect(),
-            other => return Err(format!("{} is not array or slice", other.type_name())),
-        };
-        let len = items.len() as i64;
-        let mut p = *params;
-        if !p[0].known {
-            p[0].value = 0;
-        }
-        if p[0].value < 0 {
-            p[0].value += len;
-        }
-        if !p[1].known {
-            p[1].value = len;
-        }
-        if p[1].value < 0 || (p[1].value == 0 && p[1].derived) {
-            p[1].value += len;
-        }
-        if p[1].value == p[0].value {
-            return Ok(out);
-        }
-        if p[0].value >= len || p[0].value < 0 {
-            return Err(format!(
-                "array index out of bounds: index {}, length {len}",
-                p[0].value
-            ));
-        }
-        if p[1].value > len || p[1].value < 0 {
-            return Err(format!(
-                "array index out of bounds: index {}, length {len}",
-                p[1].value - 1
-            ));
-        }
-        if p[0].value > p[1].value {
-            return Err(format!(
-                "starting index {} is greater than ending index {}",
-                p[0].value, p[1].value
-            ));
-        }
-        let step = if p[2].known {
-            if p[2].value <= 0 {
-                return Err("step must be > 0".into());
+impl JsonPath {
+    /// `[i]` and `[a:b:c]`. Bounds are clamped against each array's length with saturating
+    /// arithmetic, so no index a caller writes can overflow or allocate by its value.
+    fn eval_array<'a>(&self, input: Vec<V<'a>>, params: &[Param; 3]) -> Result<Vec<V<'a>>, String> {
+        let mut out = Vec::new();
+        for v in &input {
+            let items: &'a [Value] = match v {
+                V::Json(Value::Null) | V::Absent => continue,
+                V::Json(Value::Array(items)) => items,
+                other => return Err(format!("{} is not array or slice", other.type_name())),
+            };
+            let len = items.len() as i64;
+            let mut p = *params;
+            if !p[0].known {
+                p[0].value = 0;
             }
-            p[2].value as usize
-        } else {
-            1
+            if p[0].value < 0 {
+                p[0].value = p[0].value.saturating_add(len);
+            }
+            if !p[1].known {
+                p[1].value = len;
+            }
+            if p[1].value < 0 || (p[1].value == 0 && p[1].derived) {
+                p[1].value = p[1].value.saturating_add(len);
+            }
+            if p[1].value == p[0].value {
+                return Ok(out);
+            }
+            if p[0].value >= len || p[0].value < 0 {
+                return Err(format!(
+                    "array index out of bounds: index {}, length {len}",
+                    p[0].value
+                ));
+            }
+            if p[1].value > len || p[1].value < 0 {
+                return Err(format!(
+                    "array index out of bounds: index {}, length {len}",
+                    p[1].value.saturating_sub(1)
+                ));
+            }
+            if p[0].value > p[1].value {
+                return Err(format!(
+                    "starting index {} is greater than ending index {}",
+                    p[0].value, p[1].value
+                ));
+            }
+            let step = if p[2].known {
+                if p[2].value <= 0 {
+                    return Err("step must be > 0".into());
+                }
+                usize::try_from(p[2].value).unwrap_or(usize::MAX)
+            } else {
+                1
+            };
+            let slice = &items[p[0].value as usize..p[1].value as usize];
+            self.budget.take(slice.len().div_ceil(step))?;
+            out.extend(slice.iter().step_by(step).map(V::Json));
+        }
+        Ok(out)
+    }
+
+    /// What `*` yields for one value: map values (keys sorted), list items, or a string's bytes.
+    fn children<'a>(&self, v: &V<'a>) -> Result<Vec<V<'a>>, String> {
+        let n = match v {
+            V::Json(Value::Object(map)) => map.len(),
+            V::Json(Value::Array(items)) => items.len(),
+            V::Json(Value::String(s)) => s.len(),
+            V::Str(s) => s.len(),
+            _ => 0,
         };
-        let slice = &items[p[0].value as usize..p[1].value as usize];
-        out.extend(slice.iter().step_by(step).cloned());
+        self.budget.take(n)?;
+        Ok(match v {
+            V::Json(Value::Object(map)) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                keys.into_iter().map(|k| V::Json(&map[k])).collect()
+            }
+            V::Json(Value::Array(items)) => items.iter().map(V::Json).collect(),
+            V::Json(Value::String(s)) => s.bytes().map(V::Byte).collect(),
+            V::Str(s) => s.bytes().map(V::Byte).collect(),
+            _ => Vec::new(),
+        })
     }
-    Ok(out)
-}
 
-/// What `*` yields for one value: map values (keys sorted), list items, or a string's bytes.
-fn children<'a>(v: &V<'a>) -> Vec<V<'a>> {
-    match v {
-        V::Json(Value::Object(map)) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            keys.into_iter().map(|k| V::Json(&map[k])).collect()
+    /// `..`: every value that has children, depth first. The recursion follows the object's
+    /// own depth, which serde_json bounds (128) when the API server's response is read.
+    fn eval_recursive<'a>(&self, input: &[V<'a>], out: &mut Vec<V<'a>>) -> Result<(), String> {
+        for v in input {
+            let c = self.children(v)?;
+            if !c.is_empty() {
+                out.push(v.clone());
+                self.eval_recursive(&c, out)?;
+            }
         }
-        V::Json(Value::Array(items)) => items.iter().map(V::Json).collect(),
-        V::Json(Value::String(s)) => s.bytes().map(V::Byte).collect(),
-        V::Str(s) => s.bytes().map(V::Byte).collect(),
-        _ => Vec::new(),
+        Ok(())
     }
-}
-
-fn eval_recursive<'a>(input: &[V<'a>]) -> Vec<V<'a>> {
-    let mut out = Vec::new();
-    for v in input {
-        let c = children(v);
-        if !c.is_empty() {
-            out.push(v.clone());
-            out.extend(eval_recursive(&c));
-        }
-    }
-    out
 }
 
 /// The nodes of one action, as `explain` reads a `resource.field.field` path (kubectl
 /// `pkg/explain.jsonPathParse`): `Some(name)` for a field, `None` for any other node.
 pub(crate) fn action_fields(text: &str) -> Result<Vec<Option<String>>, String> {
-    let nodes = parse_action(text)?;
+    let nodes = syntax::parse_action(text).map_err(|e| e.to_string())?;
     Ok(nodes
         .into_iter()
         .map(|n| match n {
@@ -1112,29 +722,9 @@ pub(crate) fn action_fields(text: &str) -> Result<Vec<Option<String>>, String> {
         .collect())
 }
 
-/// kubectl's `RelaxedJSONPathExpression` (custom-columns and `--sort-by`): `a.b`, `.a.b`,
-/// `{a.b}` and `{.a.b}` all mean `{.a.b}`.
+/// kubectl's `RelaxedJSONPathExpression` (custom-columns and `--sort-by`).
 pub(crate) fn relaxed(expr: &str) -> Result<String, String> {
-    if expr.is_empty() {
-        return Ok(String::new());
-    }
-    let inner = expr
-        .strip_prefix('{')
-        .and_then(|e| e.strip_suffix('}'))
-        .unwrap_or(expr);
-    let wrapped = inner.len() != expr.len();
-    let field = match inner.strip_prefix('.') {
-        Some(f) if !f.is_empty() => f,
-        _ => inner,
-    };
-    if field.is_empty() || field.contains(['{', '}']) || (!wrapped && expr.contains(['{', '}'])) {
-        return Err(
-            "unexpected path string, expected a 'name1.name2' or '.name1.name2' or \
-                    '{name1.name2}' or '{.name1.name2}'"
-                .into(),
-        );
-    }
-    Ok(format!("{{.{field}}}"))
+    syntax::relaxed(expr).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1271,12 +861,111 @@ mod tests {
         );
     }
 
+    /// 200 items, each a chain 8 levels deep with a list at every level.
+    fn deep_items() -> Value {
+        let mut leaf = json!([1, 2, 3]);
+        for _ in 0..8 {
+            leaf = json!({ "a": leaf.clone(), "b": [leaf] });
+        }
+        json!({ "items": vec![leaf; 200] })
+    }
+
     #[test]
-    fn relaxed_paths() {
-        assert_eq!(relaxed("metadata.name").unwrap(), "{.metadata.name}");
-        assert_eq!(relaxed(".metadata.name").unwrap(), "{.metadata.name}");
-        assert_eq!(relaxed("{.metadata.name}").unwrap(), "{.metadata.name}");
-        assert_eq!(relaxed("{metadata.name}").unwrap(), "{.metadata.name}");
-        assert!(relaxed("{.a}{.b}").is_err());
+    fn nested_ranges_and_descents_stop_at_the_step_budget() {
+        let data = deep_items();
+        // Each `..` visits every descendant of each value; nested, the work multiplies.
+        let t = format!("{}x{}", "{range ..}".repeat(6), "{end}".repeat(6));
+        let err = run(&t, &data).unwrap_err();
+        assert!(err.contains("2000000 steps"), "{err}");
+        let err = run(&format!("{{{}}}", "..a".repeat(8)), &data).unwrap_err();
+        assert!(err.contains("2000000 steps"), "{err}");
+        // A normal template over the same data is far inside the budget.
+        assert!(run("{range .items[*]}{.a.a.a}{end}", &data).is_ok());
+    }
+
+    #[test]
+    fn runtime_ranges_opened_by_filters_are_bounded() {
+        // client-go lets an identifier `range` inside a filter open a range per item.
+        let items: Vec<Value> = (0..50).map(|i| json!({"range": i})).collect();
+        let data = json!({ "items": items });
+        let t = format!("{{.items[?(range)]}}{}", "{.x}".repeat(20));
+        let err = run(&t, &data).unwrap_err();
+        assert!(err.contains("levels"), "{err}");
+    }
+
+    #[test]
+    fn extreme_indexes_neither_panic_nor_allocate() {
+        let data = json!({"items": [1, 2, 3]});
+        for t in [
+            "{.items[9223372036854775807]}",
+            "{.items[-9223372036854775808]}",
+            "{.items[-9223372036854775808:]}",
+            "{.items[:-9223372036854775808]}",
+            "{.items[0:3:9223372036854775807]}",
+        ] {
+            let _ = run(t, &data);
+        }
+        assert_eq!(
+            run("{.items[0:3:9223372036854775807]}", &data).unwrap(),
+            "1"
+        );
+    }
+
+    #[test]
+    fn output_is_bounded() {
+        let big = "x".repeat(1 << 20);
+        let data = json!({ "items": vec![json!({ "s": big }); 40] });
+        let err = run("{.items[*].s}{.items[*].s}", &data).unwrap_err();
+        assert!(err.contains("bytes"), "{err}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("{".to_string()),
+                Just("}".to_string()),
+                Just("{range ".to_string()),
+                Just("{end}".to_string()),
+                Just(".items".to_string()),
+                Just(".a".to_string()),
+                Just("[*]".to_string()),
+                Just("*".to_string()),
+                Just("[?(@.a".to_string()),
+                Just("[?(range".to_string()),
+                Just(")]".to_string()),
+                Just("==".to_string()),
+                Just("<".to_string()),
+                Just("'x'".to_string()),
+                Just("..".to_string()),
+                Just("[".to_string()),
+                Just("]".to_string()),
+                Just(",".to_string()),
+                Just(":".to_string()),
+                Just("@".to_string()),
+                Just("$".to_string()),
+                any::<i64>().prop_map(|i| i.to_string()),
+                "[a-z]{1,4}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// Whatever the template, evaluation ends (within the step budget) without a panic.
+            #[test]
+            fn evaluation_never_panics(pieces in prop::collection::vec(piece(), 0..48)) {
+                let t = pieces.concat();
+                let items: Vec<Value> = (0..40)
+                    .map(|i| json!({"a": [i, "s", {"a": [1, 2, 3]}], "range": i, "b": null}))
+                    .collect();
+                let data = json!({ "items": items, "a": "text" });
+                if let Ok(p) = JsonPath::parse(&t) {
+                    let _ = p.clone().allow_missing_keys(true).execute(&data);
+                    let _ = p.json_output(true).execute(&data);
+                }
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ use super::{Executor, Outcome};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kubeline_shared::command::Logs;
+use kubeline_shared::limits::MAX_LOG_REQUESTS;
 use serde_json::Value;
 
 /// kubectl's `podcmd.DefaultContainerAnnotationName`.
@@ -58,6 +59,16 @@ pub(super) async fn run(ex: &Executor, cmd: &Logs) -> Outcome {
         Ok(r) => r,
         Err(message) => return fail(stderr, message),
     };
+    if requests.len() > MAX_LOG_REQUESTS {
+        return fail(
+            stderr,
+            format!(
+                "error: logs would read {} containers; kubeline reads at most {MAX_LOG_REQUESTS} \
+                 in one command: narrow it with a more specific -l, -c or a pod name",
+                requests.len()
+            ),
+        );
+    }
     let bodies = join_all(requests.iter().map(|r| fetch_log(ex, cmd, r))).await;
     let mut stdout = String::new();
     for (request, body) in requests.iter().zip(bodies) {

@@ -41,6 +41,39 @@ mod version;
 
 pub use get::REDACTED;
 
+/// Entry points into the template evaluators for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use serde_json::Value;
+
+    /// Parses and runs a `-o jsonpath=` template over `data`, as `get` does.
+    pub fn jsonpath(template: &str, data: &Value) -> Result<String, String> {
+        super::jsonpath::JsonPath::parse(template)?
+            .allow_missing_keys(true)
+            .execute(data)
+    }
+
+    /// Parses a `-o custom-columns=` spec and prints `data`'s items under it, as `get` does.
+    pub fn custom_columns(spec: &str, data: &Value) -> Result<String, String> {
+        let columns = super::custom_columns::parse(spec)?;
+        let items: Vec<&Value> = match data.get("items").and_then(Value::as_array) {
+            Some(items) => items.iter().collect(),
+            None => vec![data],
+        };
+        super::custom_columns::print(&columns, &items, false)
+    }
+
+    /// Sorts `data`'s items by a `--sort-by` expression, as `get` does.
+    pub fn sort_by(field: &str, data: &Value) -> Result<(), String> {
+        let mut items: Vec<Value> = data
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        super::sorter::sort_objects(&mut items, field)
+    }
+}
+
 use api::ApiError;
 use discovery::Discovery;
 use kubeline_shared::command::Command;
@@ -60,6 +93,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A command that hit a bug in kubeline (it panicked): failed, with a message that says so
+    /// and asks for a report, exit code 1.
+    pub fn internal_error(what: &str) -> Self {
+        Outcome::failed(format!(
+            "error: kubeline agent internal error while running this command ({what}); the agent \
+             is still serving. Please report this with the command that caused it"
+        ))
+    }
+
     /// Nothing on stdout, one error line on stderr, exit code 1.
     fn failed(message: String) -> Self {
         let mut message = message;

@@ -5,7 +5,9 @@
 //! rest are names. `get pods,svc a b` means the pairs `pods/a pods/b svc/a svc/b`, as in kubectl.
 
 use super::flags::{self, FlagSpec, Scanned};
-use super::{CommandError, namespace_value};
+use super::{CommandError, limit_exceeded, namespace_value, template_within_limits};
+use crate::jsonpath;
+use crate::limits::{LimitExceeded, MAX_NAMES, MAX_SELECTOR_BYTES, MAX_TYPES};
 
 /// The flags `get` accepts.
 const FLAGS: &[FlagSpec] = &[
@@ -190,7 +192,11 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
                 "`--sort-by` contains control characters".to_string(),
             ));
         }
-        Some(f) => (!f.value.is_empty()).then(|| f.value.clone()),
+        Some(f) => {
+            let path = jsonpath::relaxed(&f.value);
+            template_within_limits("--sort-by", path.clone().and_then(|p| jsonpath::parse(&p)))?;
+            (!f.value.is_empty()).then(|| f.value.clone())
+        }
     };
     let allow_missing_template_keys = match scanned.last("allow-missing-template-keys") {
         None => true,
@@ -271,11 +277,19 @@ fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
         "name" => Ok(GetOutput::Name),
         "json" => Ok(GetOutput::Json),
         "yaml" => Ok(GetOutput::Yaml),
-        _ if format == "jsonpath" || format == "jsonpath-as-json" => Ok(GetOutput::JsonPath {
-            template: template_output(template)?,
-            as_json: format == "jsonpath-as-json",
-        }),
-        _ if format == "custom-columns" => Ok(GetOutput::CustomColumns(template_output(template)?)),
+        _ if format == "jsonpath" || format == "jsonpath-as-json" => {
+            let template = template_output(template)?;
+            template_within_limits("--output", jsonpath::parse(&template))?;
+            Ok(GetOutput::JsonPath {
+                template,
+                as_json: format == "jsonpath-as-json",
+            })
+        }
+        _ if format == "custom-columns" => {
+            let spec = template_output(template)?;
+            template_within_limits("--output", jsonpath::custom_columns(&spec))?;
+            Ok(GetOutput::CustomColumns(spec))
+        }
         _ => Err(match format {
             "go-template" | "go-template-file" | "template" | "templatefile" => CommandError::new(
                 "forbidden_flag",
@@ -312,6 +326,12 @@ pub(super) fn selector(scanned: &Scanned, long: &str) -> Result<Option<String>, 
         return Ok(None);
     };
     let value = f.value.trim();
+    if value.len() > MAX_SELECTOR_BYTES {
+        return Err(limit_exceeded(
+            Some(format!("--{long}")),
+            LimitExceeded::new(format!("--{long}"), MAX_SELECTOR_BYTES, "bytes"),
+        ));
+    }
     if value.chars().any(char::is_control) {
         return Err(CommandError::new(
             "invalid_argument",
@@ -385,7 +405,40 @@ fn split_types(arg: &str) -> Result<Vec<String>, CommandError> {
     Ok(out)
 }
 
+/// [`targets_unbounded`], refusing more names (one API request each) or types than
+/// [`MAX_NAMES`] and [`MAX_TYPES`].
 pub(super) fn targets(positionals: &[String]) -> Result<Targets, CommandError> {
+    let targets = targets_unbounded(positionals)?;
+    let (types, names) = match &targets {
+        Targets::Types(types) => (types.len(), 0),
+        Targets::Names { names, .. } => (1, names.len()),
+        Targets::Pairs(pairs) => {
+            let mut types: Vec<&str> = pairs.iter().map(|p| p.resource.as_str()).collect();
+            types.sort_unstable();
+            types.dedup();
+            (types.len(), pairs.len())
+        }
+    };
+    if types > MAX_TYPES {
+        return Err(limit_exceeded(
+            positionals.first().cloned(),
+            LimitExceeded::new(format!("{types} resource types"), MAX_TYPES, "types"),
+        ));
+    }
+    if names > MAX_NAMES {
+        return Err(limit_exceeded(
+            positionals.get(1).or(positionals.first()).cloned(),
+            LimitExceeded::new(
+                format!("{names} objects by name (one request each)"),
+                MAX_NAMES,
+                "names",
+            ),
+        ));
+    }
+    Ok(targets)
+}
+
+fn targets_unbounded(positionals: &[String]) -> Result<Targets, CommandError> {
     let Some(first) = positionals.first() else {
         return Err(CommandError::new(
             "missing_argument",

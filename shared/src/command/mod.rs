@@ -28,6 +28,8 @@ mod rollout;
 mod top;
 mod version;
 
+use crate::jsonpath::ParseError;
+use crate::limits::{LimitExceeded, MAX_ARGS, MAX_ARGV_BYTES};
 use std::fmt;
 
 pub use api_resources::{ApiResources, ApiResourcesOutput, ApiResourcesSort};
@@ -77,7 +79,8 @@ pub enum Command {
 pub struct CommandError {
     /// Machine-readable reason, for `details.code`: one of `unsupported_command`,
     /// `forbidden_command`, `unknown_flag`, `forbidden_flag`, `missing_flag_value`,
-    /// `unsupported_output`, `missing_argument`, `invalid_argument`, `unexpected_argument`.
+    /// `unsupported_output`, `missing_argument`, `invalid_argument`, `unexpected_argument`,
+    /// `limit_exceeded` (see [`crate::limits`]).
     pub code: &'static str,
     /// The argument that was refused, for `details.argument`.
     pub argument: Option<String>,
@@ -160,6 +163,23 @@ const WRITE_COMMANDS: &[&str] = &[
 /// The same function runs in the broker (before anything is queued) and in the agent (before
 /// anything is run), so both sides agree on what a command means.
 pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandError> {
+    if args.len() > MAX_ARGS {
+        return Err(limit_exceeded(
+            None,
+            LimitExceeded::new(
+                format!("args ({} arguments)", args.len()),
+                MAX_ARGS,
+                "arguments",
+            ),
+        ));
+    }
+    let bytes: usize = args.iter().map(String::len).sum();
+    if bytes > MAX_ARGV_BYTES {
+        return Err(limit_exceeded(
+            None,
+            LimitExceeded::new(format!("args ({bytes} bytes)"), MAX_ARGV_BYTES, "bytes"),
+        ));
+    }
     match command_type {
         "get" => get::parse(args).map(Command::Get),
         "version" => version::parse(args).map(Command::Version),
@@ -182,6 +202,24 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
                 SUPPORTED_COMMANDS.join(", ")
             ),
         )),
+    }
+}
+
+/// A caller-controlled input over one of [`crate::limits`].
+fn limit_exceeded(argument: Option<String>, e: LimitExceeded) -> CommandError {
+    CommandError::new(
+        "limit_exceeded",
+        argument,
+        format!("{e}; split the command or narrow it (see the README's limits)"),
+    )
+}
+
+/// Refuses a template only when it is over a limit. A syntax error is left for the agent to
+/// report as kubectl words it, in a failed result.
+fn template_within_limits<T>(raw: &str, parsed: Result<T, ParseError>) -> Result<(), CommandError> {
+    match parsed {
+        Err(ParseError::Limit(e)) => Err(limit_exceeded(Some(raw.to_string()), e)),
+        _ => Ok(()),
     }
 }
 

@@ -563,3 +563,87 @@ fn single_item_implied_follows_kubectl() {
     assert!(!get("pods,svc a").single_item_implied());
     assert!(!get("pods").single_item_implied());
 }
+
+// === limits ===
+
+fn refused(command_type: &str, args: Vec<String>) -> CommandError {
+    match parse(command_type, &args) {
+        Err(e) => e,
+        Ok(c) => panic!("{command_type} {args:?} was accepted: {c:?}"),
+    }
+}
+
+fn limit(command_type: &str, args: Vec<String>) -> CommandError {
+    let e = refused(command_type, args);
+    assert_eq!(e.code, "limit_exceeded", "{e:?}");
+    assert!(e.message.contains("kubeline's limit of"), "{}", e.message);
+    e
+}
+
+fn owned(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn argv_is_bounded_in_count_and_bytes() {
+    let many = vec!["pods".to_string(); crate::limits::MAX_ARGS + 1];
+    assert!(limit("get", many).message.contains("128 arguments"));
+    let big = vec!["x".repeat(crate::limits::MAX_ARGV_BYTES + 1)];
+    assert!(limit("get", big).message.contains("bytes"));
+}
+
+#[test]
+fn names_and_types_are_bounded() {
+    let mut a = vec!["pods".to_string()];
+    a.extend((0..=crate::limits::MAX_NAMES).map(|i| format!("p{i}")));
+    let e = limit("get", a.clone());
+    assert!(e.message.contains("101 objects by name"), "{}", e.message);
+    assert_eq!(e.argument.as_deref(), Some("p0"));
+    limit("describe", a);
+    // types × names counts every request.
+    let mut a = vec!["pods,svc".to_string()];
+    a.extend((0..60).map(|i| format!("p{i}")));
+    limit("get", a);
+    let pairs: Vec<String> = (0..=crate::limits::MAX_NAMES)
+        .map(|i| format!("pod/p{i}"))
+        .collect();
+    limit("get", pairs);
+    let types: Vec<String> = (0..=crate::limits::MAX_TYPES)
+        .map(|i| format!("t{i}"))
+        .collect();
+    limit("get", vec![types.join(",")]);
+    // At the limits, all is well.
+    let mut a = vec!["pods".to_string()];
+    a.extend((0..crate::limits::MAX_NAMES).map(|i| format!("p{i}")));
+    assert!(parse("get", &a).is_ok());
+}
+
+#[test]
+fn templates_over_a_limit_are_refused_before_queueing() {
+    let deep = format!("jsonpath={}", "{range .items[*]}".repeat(7));
+    let e = limit("get", owned(&["pods", "-o", &deep]));
+    assert_eq!(e.argument.as_deref(), Some("--output"));
+    let long = format!("jsonpath={}", "{.a}".repeat(1000));
+    limit("get", owned(&["pods", "-o", &long]));
+    let cols = format!("custom-columns={}", vec!["A:.a"; 33].join(","));
+    limit("get", owned(&["pods", "-o", &cols]));
+    let sort = format!("--sort-by=.{}", "a.".repeat(3000));
+    let e = limit("get", owned(&["pods", &sort]));
+    assert_eq!(e.argument.as_deref(), Some("--sort-by"));
+    let sel = format!("-l=a in ({})", vec!["x"; 2100].join(","));
+    let e = limit("get", owned(&["pods", &sel]));
+    assert_eq!(e.argument.as_deref(), Some("--selector"));
+}
+
+#[test]
+fn template_syntax_errors_are_left_for_the_agent_to_word_as_kubectl() {
+    // kubectl reports these as "error parsing jsonpath …" with exit code 1; the agent does.
+    for t in [
+        "jsonpath={.a",
+        "jsonpath={.items[?(@.x==]}",
+        "custom-columns=NAME",
+    ] {
+        assert!(parse("get", &owned(&["pods", "-o", t])).is_ok(), "{t}");
+    }
+    assert!(parse("get", &owned(&["pods", "--sort-by={{"])).is_ok());
+}

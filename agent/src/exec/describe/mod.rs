@@ -34,9 +34,9 @@ pub(crate) use pod::describe_pod_template;
 pub(crate) use writer::Writer;
 
 use futures::future::BoxFuture;
-use futures::future::join_all;
 use futures::{FutureExt, StreamExt};
 use kubeline_shared::command::{Describe, Targets};
+use kubeline_shared::limits::MAX_DESCRIBE_OBJECTS;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -98,7 +98,15 @@ pub(super) async fn run(ex: &Executor, cmd: &Describe) -> Outcome {
     };
 
     // The builder: every visit, in order; errors are collected.
-    let results = join_all(visits.iter().map(|v| fetch_visit(ex, v, cmd))).await;
+    // Boxed for the same reason as the describers below.
+    let fetches: Vec<BoxFuture<'_, _>> = visits
+        .iter()
+        .map(|v| fetch_visit(ex, v, cmd).boxed())
+        .collect();
+    let results: Vec<_> = futures::stream::iter(fetches)
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let mut infos: Vec<(ApiResource, Value)> = Vec::new();
     let mut errors: Vec<Fail> = Vec::new();
     // kubectl's warning handler prints each distinct warning once, as it arrives.
@@ -115,6 +123,9 @@ pub(super) async fn run(ex: &Executor, cmd: &Describe) -> Outcome {
             }
             Err(e) => errors.push(Fail::Api(e)),
         }
+    }
+    if infos.len() > MAX_DESCRIBE_OBJECTS {
+        return Outcome::failed(Fail::Other(too_many_objects(infos.len())).message());
     }
     let mut settings = Settings {
         show_events: true,
@@ -218,6 +229,17 @@ async fn describe_matching(
         Ok(o) => o,
         Err(e) => return fail(e.into(), String::new()),
     };
+    let matching = objects
+        .iter()
+        .filter(|o| {
+            o.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with(prefix.as_str()))
+        })
+        .count();
+    if matching > MAX_DESCRIBE_OBJECTS {
+        return fail(Fail::Other(too_many_objects(matching)), String::new());
+    }
     let now = chrono::Utc::now();
     let mut out = String::new();
     let mut found = false;
@@ -249,6 +271,14 @@ async fn describe_matching(
     };
     outcome.error = with_warnings(&warnings, outcome.error);
     outcome
+}
+
+/// Why a describe that matched too many objects was refused.
+fn too_many_objects(n: usize) -> String {
+    format!(
+        "describe matched {n} objects; kubeline describes at most {MAX_DESCRIBE_OBJECTS} in \
+         one command (each costs several API requests): narrow it with a name, -l or -n"
+    )
 }
 
 /// `Warning: ...` lines (each once) before whatever else goes to stderr.
