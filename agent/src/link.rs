@@ -362,21 +362,7 @@ async fn run_command(
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        // A panic ends this command with a failed result, never the agent: the other commands
-        // and the link keep going. (Stack exhaustion cannot be caught; the parser's and the
-        // evaluators' depth limits keep recursion far below the worker's stack instead.)
-        match AssertUnwindSafe(executor.run(&parsed)).catch_unwind().await {
-            Ok(outcome) => outcome,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                error!(panic = %what, "command panicked; the agent keeps serving");
-                Outcome::internal_error(&what)
-            }
-        }
+        panics_contained(executor.run(&parsed)).await
     };
     let outcome: Outcome = match tokio::time::timeout_at(deadline.into(), run).await {
         Ok(outcome) => outcome,
@@ -429,6 +415,24 @@ async fn run_command(
     done(status, outcome.exit_code, error, truncated)
 }
 
+/// Runs a command's future so that a panic in it ends that command with a failed result, never
+/// the agent: the other commands and the link keep going. (Stack exhaustion cannot be caught;
+/// the parser's and the evaluators' depth limits keep recursion far below the stack instead.)
+async fn panics_contained(run: impl Future<Output = Outcome>) -> Outcome {
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            error!(panic = %what, "command panicked; the agent keeps serving");
+            Outcome::internal_error(&what)
+        }
+    }
+}
+
 /// The longest prefix of `s` within `budget` bytes that ends on a character boundary, and how
 /// many bytes were left out.
 fn cut(s: &str, budget: usize) -> (&str, usize) {
@@ -463,6 +467,24 @@ fn chunks(s: &str, max: usize) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_command_fails_alone() {
+        let panicking = async {
+            let v: Vec<u8> = Vec::new();
+            let i = std::hint::black_box(usize::MAX / 2);
+            let _ = v[i];
+            Outcome::failed(String::new())
+        };
+        let outcome = panics_contained(panicking).await;
+        assert_eq!(outcome.exit_code, 1);
+        let error = outcome.error.unwrap_or_default();
+        assert!(error.contains("kubeline agent internal error"), "{error}");
+        assert!(error.contains("index out of bounds"), "{error}");
+        // The next command on the same runtime runs normally.
+        let fine = panics_contained(async { Outcome::failed("x".into()) }).await;
+        assert_eq!(fine.error.as_deref(), Some("x\n"));
+    }
 
     #[test]
     fn backoff_grows_to_the_cap_with_jitter_and_resets() {

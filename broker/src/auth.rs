@@ -127,7 +127,13 @@ impl Credentials {
 
     /// The scope of an API key, if it is one.
     pub fn api_key_scope(&self, key: &str) -> Option<Scope> {
-        self.keys.get(&digest(key)).copied()
+        self.api_key(key).map(|(_, scope)| scope)
+    }
+
+    /// The identity and scope of an API key, if it is one.
+    pub fn api_key(&self, key: &str) -> Option<(KeyId, Scope)> {
+        let hash = digest(key);
+        self.keys.get(&hash).map(|scope| (KeyId(hash), *scope))
     }
 
     /// Whether `token` is the agent token of `cluster_id`, compared in constant time.
@@ -161,9 +167,36 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Which API key a caller used: the key's SHA-256, never the key itself. Limits that apply per
+/// credential count by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId([u8; 32]);
+
+impl KeyId {
+    /// The identity of a key given in clear (tests and tools).
+    pub fn of(key: &str) -> Self {
+        Self(digest(key))
+    }
+}
+
+impl fmt::Display for KeyId {
+    /// A short fingerprint (the first 8 hex digits of the hash), enough for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", hex::encode(&self.0[..4]))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
 /// An authenticated API caller.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
+    /// Which key the caller used.
+    pub key: KeyId,
     /// What the caller's key may do.
     pub scope: Scope,
 }
@@ -189,11 +222,11 @@ impl FromRequestParts<crate::AppState> for Caller {
         state: &crate::AppState,
     ) -> Result<Self, ApiError> {
         let key = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let scope = state
+        let (key, scope) = state
             .credentials
-            .api_key_scope(key)
+            .api_key(key)
             .ok_or_else(ApiError::unauthorized)?;
-        Ok(Self { scope })
+        Ok(Self { key, scope })
     }
 }
 

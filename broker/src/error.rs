@@ -1,17 +1,23 @@
 //! The HTTP edge's one error type: every failure a caller can see, with the contract's body.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kubeline_shared::api::ErrorBody;
 use serde_json::{Value, json};
 use tracing::error;
 
 /// An error answered to an API caller.
+///
+/// Every refusal the broker makes, its framework's included (see [`crate::extract`]), is one of
+/// these, so every non-2xx body has the contract's `{"error","message","details"}` shape.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds for the `Retry-After` header (429 and 503 that are worth retrying).
+    retry_after: Option<u64>,
 }
 
 /// Result alias for handlers.
@@ -31,6 +37,7 @@ impl ApiError {
                 message: message.into(),
                 details,
             },
+            retry_after: None,
         }
     }
 
@@ -97,6 +104,62 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message, None)
     }
 
+    /// 405: the path exists but not with this method. The router adds the `Allow` header.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "Method {method} is not allowed on {path}; the Allow header lists the methods \
+                 this path accepts"
+            ),
+            Some(json!({ "method": method, "path": path })),
+        )
+    }
+
+    /// 413: the request body is larger than the broker accepts.
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "Request body is larger than the broker's limit of {limit_bytes} bytes \
+                 (--max-body-bytes); send a smaller body"
+            ),
+            Some(json!({ "limit_bytes": limit_bytes, "code": "body_too_large" })),
+        )
+    }
+
+    /// 415: a body that is not declared as JSON on a JSON endpoint.
+    pub fn unsupported_media_type(content_type: Option<&str>) -> Self {
+        let message = match content_type {
+            Some(got) => format!(
+                "Unsupported Content-Type {got:?}: this endpoint takes a JSON body; send \
+                 Content-Type: application/json"
+            ),
+            None => "Missing Content-Type: this endpoint takes a JSON body; send Content-Type: \
+                     application/json"
+                .to_owned(),
+        };
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+            Some(json!({ "content_type": content_type, "expected": "application/json" })),
+        )
+    }
+
+    /// 429: the caller hit a limit; `details` says which, and `Retry-After` when to try again.
+    pub fn too_many_requests(message: impl Into<String>, details: Value, retry_after: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            message,
+            Some(details),
+        )
+        .with_retry_after(retry_after)
+    }
+
     /// 503: a dependency (agent link, store) is not available.
     pub fn service_unavailable(message: impl Into<String>, details: Value) -> Self {
         Self::new(
@@ -129,9 +192,23 @@ impl ApiError {
         )
     }
 
+    /// Adds a `Retry-After` header (and `details.retry_after`) telling the caller when to retry.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        if let Some(map) = self.body.details.as_mut().and_then(Value::as_object_mut) {
+            map.insert("retry_after".to_owned(), json!(seconds));
+        }
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The contract body.
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
     }
 }
 
@@ -147,6 +224,11 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut res = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        res
     }
 }

@@ -8,11 +8,16 @@
 
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod hub;
+pub mod limits;
 pub mod link;
 pub mod middleware;
 pub mod routes;
 pub mod store;
+
+#[cfg(test)]
+mod edge_tests;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,13 +26,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::auth::{Credential, Credentials};
+use crate::error::ApiError;
 use crate::hub::{Hub, HubSettings};
+use crate::limits::ExecuteLimits;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -48,6 +58,25 @@ pub const DEFAULT_RESULT_TTL: u64 = 3600;
 pub const DEFAULT_PING_INTERVAL_MS: u64 = 5000;
 /// Default drain period after SIGTERM, in seconds.
 pub const DEFAULT_DRAIN_SECONDS: u64 = 20;
+/// Default largest request body, in bytes. An execute body is its argv (at most
+/// `kubeline_shared::limits::MAX_ARGV_BYTES`, 16 KiB) plus ids and JSON punctuation; 64 KiB
+/// leaves room for escaping without letting a caller make the broker buffer megabytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default largest number of executes one API key may have in flight on one replica. A person
+/// or an AI agent runs a handful at once; 64 leaves room for scripts and the benchmark's 64
+/// concurrent callers, while one leaked key cannot occupy the whole agent.
+pub const DEFAULT_MAX_EXECUTES_PER_KEY: usize = 64;
+/// Default largest number of executes one cluster may have in flight on one replica, all keys
+/// together: four times what one key may have, so one busy key cannot starve the others.
+pub const DEFAULT_MAX_EXECUTES_PER_CLUSTER: usize = 256;
+/// Default largest queue of one cluster (commands queued or running, the `queue_depth` of
+/// `GET /clusters/{id}/status`), shared by all replicas. It bounds the backlog that callers
+/// who stop waiting leave behind (their command stays queued until it runs or its deadline).
+pub const DEFAULT_MAX_QUEUE_PER_CLUSTER: u64 = 1024;
+/// `Retry-After` of a 429 for too many in-flight executes, in seconds.
+pub const RETRY_AFTER_IN_FLIGHT: u64 = 1;
+/// `Retry-After` of a 503 for a full cluster queue, in seconds.
+pub const RETRY_AFTER_QUEUE_FULL: u64 = 5;
 
 /// Broker configuration; every flag has a `KUBELINE_*` environment equivalent.
 #[derive(Debug, Clone, clap::Args)]
@@ -101,6 +130,36 @@ pub struct BrokerArgs {
     /// How long in-flight commands may finish after SIGTERM before links close, in seconds.
     #[arg(long, env = "KUBELINE_DRAIN_SECONDS", default_value_t = DEFAULT_DRAIN_SECONDS)]
     pub drain_seconds: u64,
+
+    /// Largest request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "KUBELINE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Executes one API key may have in flight at once on this replica; more get 429.
+    #[arg(
+        long,
+        env = "KUBELINE_MAX_EXECUTES_PER_KEY",
+        default_value_t = DEFAULT_MAX_EXECUTES_PER_KEY
+    )]
+    pub max_executes_per_key: usize,
+
+    /// Executes one cluster may have in flight at once on this replica, all keys together;
+    /// more get 429.
+    #[arg(
+        long,
+        env = "KUBELINE_MAX_EXECUTES_PER_CLUSTER",
+        default_value_t = DEFAULT_MAX_EXECUTES_PER_CLUSTER
+    )]
+    pub max_executes_per_cluster: usize,
+
+    /// Commands a cluster may have queued or running (all replicas together); an execute that
+    /// finds the queue this long gets 503 and nothing is queued.
+    #[arg(
+        long,
+        env = "KUBELINE_MAX_QUEUE_PER_CLUSTER",
+        default_value_t = DEFAULT_MAX_QUEUE_PER_CLUSTER
+    )]
+    pub max_queue_per_cluster: u64,
 }
 
 /// Request-level settings the handlers need.
@@ -116,6 +175,8 @@ pub struct ApiSettings {
     pub max_timeout: Duration,
     /// Output budget of one command.
     pub max_output_bytes: u64,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// Shared state of the handlers.
@@ -127,13 +188,20 @@ pub struct AppState {
     pub credentials: Arc<Credentials>,
     /// Request-level settings.
     pub settings: Arc<ApiSettings>,
+    /// In-flight executes per key and per cluster, and the queue limit.
+    pub limits: Arc<ExecuteLimits>,
     /// When the process started.
     pub started: Instant,
 }
 
 /// The router: REST API, link endpoint and health.
+///
+/// Every answer that is not a success has the contract's error body: unknown paths (404) and
+/// methods (405, with `Allow`) by the fallbacks below, a panicking handler (500) by the
+/// catch-panic layer, everything a request carries by the extractors of [`extract`].
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let max_body = state.settings.max_body_bytes;
+    let routes = Router::new()
         .route("/health", get(routes::health))
         .route("/debug/session", post(routes::create_session))
         .route(
@@ -145,12 +213,33 @@ pub fn app(state: AppState) -> Router {
         .route("/debug/result/{result_id}", get(routes::get_result))
         .route("/clusters", get(routes::list_clusters))
         .route("/clusters/{cluster_id}/status", get(routes::cluster_status))
-        .route(kubeline_shared::protocol::CONNECT_PATH, get(link::connect))
-        .fallback(|| async {
-            error::ApiError::not_found("No such endpoint; see the API reference for the routes")
+        .route(kubeline_shared::protocol::CONNECT_PATH, get(link::connect));
+    edge(routes, max_body).with_state(state)
+}
+
+/// The fallbacks and layers every route shares.
+fn edge(routes: Router<AppState>, max_body: usize) -> Router<AppState> {
+    routes
+        // After every route: it applies to the routes registered before it. axum still sets
+        // `Allow` on what this returns.
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::method_not_allowed(method.as_str(), uri.path())
         })
+        .fallback(|| async {
+            ApiError::not_found("No such endpoint; see the API reference for the routes")
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a handler panicked".to_owned());
+                ApiError::internal(&format!("panic: {what}")).into_response()
+            },
+        ))
         .layer(axum::middleware::from_fn(middleware::context))
-        .with_state(state)
 }
 
 /// A broker bound to its port, ready to serve.
@@ -167,6 +256,16 @@ impl Broker {
             Credentials::new(&args.api_keys, &args.agent_tokens).map_err(|e| anyhow::anyhow!(e))?;
         if args.max_timeout == 0 || args.default_timeout == 0 {
             anyhow::bail!("--default-timeout and --max-timeout must be at least 1 second");
+        }
+        if args.max_body_bytes == 0
+            || args.max_executes_per_key == 0
+            || args.max_executes_per_cluster == 0
+            || args.max_queue_per_cluster == 0
+        {
+            anyhow::bail!(
+                "--max-body-bytes, --max-executes-per-key, --max-executes-per-cluster and \
+                 --max-queue-per-cluster must be at least 1"
+            );
         }
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
@@ -207,7 +306,13 @@ impl Broker {
                 default_timeout: Duration::from_secs(args.default_timeout),
                 max_timeout: Duration::from_secs(args.max_timeout),
                 max_output_bytes: args.max_output_bytes,
+                max_body_bytes: args.max_body_bytes,
             }),
+            limits: Arc::new(ExecuteLimits::new(
+                args.max_executes_per_key,
+                args.max_executes_per_cluster,
+                args.max_queue_per_cluster,
+            )),
             started: Instant::now(),
         };
         Ok(Self {
@@ -271,6 +376,10 @@ impl BrokerArgs {
             result_ttl: DEFAULT_RESULT_TTL,
             ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
             drain_seconds: 5,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_executes_per_key: DEFAULT_MAX_EXECUTES_PER_KEY,
+            max_executes_per_cluster: DEFAULT_MAX_EXECUTES_PER_CLUSTER,
+            max_queue_per_cluster: DEFAULT_MAX_QUEUE_PER_CLUSTER,
         }
     }
 }
@@ -285,6 +394,16 @@ mod tests {
     use super::*;
 
     fn state() -> AppState {
+        state_with(ExecuteLimits::new(
+            DEFAULT_MAX_EXECUTES_PER_KEY,
+            DEFAULT_MAX_EXECUTES_PER_CLUSTER,
+            DEFAULT_MAX_QUEUE_PER_CLUSTER,
+        ))
+    }
+
+    /// A router state over an embedded store with keys `adm` (admin) and `rd` (read), cluster
+    /// `c1`, and the given execute limits.
+    pub(crate) fn state_with(limits: ExecuteLimits) -> AppState {
         let creds = Credentials::new(
             &["admin=adm".parse().unwrap(), "read=rd".parse().unwrap()],
             &["c1=tok".parse().unwrap()],
@@ -304,7 +423,9 @@ mod tests {
                 default_timeout: Duration::from_secs(30),
                 max_timeout: Duration::from_secs(300),
                 max_output_bytes: 1024,
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             }),
+            limits: Arc::new(limits),
             started: Instant::now(),
         }
     }
@@ -327,6 +448,56 @@ mod tests {
             .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
             .unwrap()
+    }
+
+    #[test]
+    fn limit_flags_have_defaults_and_can_be_set() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: BrokerArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(["kubeline"]).unwrap();
+        assert_eq!(cli.args.max_body_bytes, 64 * 1024);
+        assert_eq!(cli.args.max_executes_per_key, DEFAULT_MAX_EXECUTES_PER_KEY);
+        assert_eq!(
+            cli.args.max_executes_per_cluster,
+            DEFAULT_MAX_EXECUTES_PER_CLUSTER
+        );
+        assert_eq!(
+            cli.args.max_queue_per_cluster,
+            DEFAULT_MAX_QUEUE_PER_CLUSTER
+        );
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "kubeline",
+            "--max-body-bytes=1000",
+            "--max-executes-per-key=2",
+            "--max-executes-per-cluster=3",
+            "--max-queue-per-cluster=4",
+        ])
+        .unwrap();
+        let a = cli.args;
+        assert_eq!(
+            (
+                a.max_body_bytes,
+                a.max_executes_per_key,
+                a.max_executes_per_cluster,
+                a.max_queue_per_cluster
+            ),
+            (1000, 2, 3, 4)
+        );
+    }
+
+    #[tokio::test]
+    async fn zero_limits_are_refused_at_start() {
+        let mut args = BrokerArgs::for_dev(
+            "127.0.0.1:0".parse().unwrap(),
+            "admin=k".parse().unwrap(),
+            "c1=t".parse().unwrap(),
+        );
+        args.max_executes_per_key = 0;
+        let err = Broker::bind(&args).await.err().unwrap().to_string();
+        assert!(err.contains("--max-executes-per-key"), "{err}");
     }
 
     #[tokio::test]

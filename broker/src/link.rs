@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -23,6 +23,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract;
 use crate::hub::{Hub, LinkState};
 use crate::store::ClusterRecord;
 
@@ -42,7 +43,7 @@ const OUTBOUND_QUEUE: usize = 256;
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    extract::WebSocket(ws): extract::WebSocket,
 ) -> Response {
     let cluster = headers
         .get(CLUSTER_HEADER)

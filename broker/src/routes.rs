@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -14,32 +12,20 @@ use kubeline_shared::api::{
     SessionInfo, SessionList, SessionStatus, SessionSummary,
 };
 use kubeline_shared::command;
-use serde::de::DeserializeOwned;
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, KeyId};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::limits::Permit;
 use crate::middleware::RequestContext;
 use crate::store::{ClusterRecord, QueuedCommand, SessionRecord};
+use crate::{AppState, RETRY_AFTER_IN_FLIGHT, RETRY_AFTER_QUEUE_FULL};
 
 /// Default and largest page of `GET /debug/sessions`.
 const DEFAULT_LIST_LIMIT: usize = 50;
 const MAX_LIST_LIMIT: usize = 1000;
-
-/// Parses a JSON body, answering 400 with serde's reason when it is not valid.
-fn json_body<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
-    if body.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            format!("Request body is not valid JSON for this endpoint: {e}"),
-            json!({ "code": "invalid_json", "line": e.line(), "column": e.column() }),
-        )
-    })
-}
 
 fn required(value: Option<String>, field: &str) -> ApiResult<String> {
     match value {
@@ -95,9 +81,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
 pub async fn create_session(
     State(state): State<AppState>,
     _caller: Caller,
-    body: Bytes,
+    Json(req): Json<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
-    let req: CreateSessionRequest = json_body(&body)?;
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
     ensure_cluster_known(&state, &cluster_id).await?;
     let now = Utc::now();
@@ -263,12 +248,11 @@ pub async fn list_sessions(
 /// `POST /debug/execute`.
 pub async fn execute(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ctx: RequestContext,
     headers: HeaderMap,
-    body: Bytes,
+    Json(req): Json<ExecuteRequest>,
 ) -> ApiResult<Response> {
-    let req: ExecuteRequest = json_body(&body)?;
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
     let session_id = required(req.session_id, "session_id")?;
     let command_type = required(req.command_type, "command_type")?;
@@ -326,6 +310,10 @@ pub async fn execute(
             ));
         }
     }
+    // Limits last, so that a request that is wrong is told so whatever the load. The permits
+    // are held until this handler ends, however it ends (answer, error, caller gone).
+    let _permits = execute_permits(&state, &caller, &cluster_id)?;
+    check_queue(&state, &cluster_id).await?;
     let command = QueuedCommand {
         entry_id: String::new(),
         result_id: new_id("res"),
@@ -347,6 +335,7 @@ pub async fn execute(
         args = ?command.args,
         correlation_id = %ctx.correlation_id,
         service = ctx.service_identity.as_deref().unwrap_or("-"),
+        key = %caller.key,
         "execute"
     );
     let result = state
@@ -356,6 +345,79 @@ pub async fn execute(
         .map_err(|e| ApiError::internal(&e))?;
     info!(result_id = %result.result_id, status = ?result.status, ms = result.execution_time_ms, "executed");
     result_response(result)
+}
+
+/// Takes the in-flight slots of one execute: one of its API key's, one of its cluster's.
+fn execute_permits(
+    state: &AppState,
+    caller: &Caller,
+    cluster_id: &str,
+) -> ApiResult<(Permit<KeyId>, Permit<String>)> {
+    let limits = &state.limits;
+    let Some(key) = limits.per_key.try_acquire(&caller.key) else {
+        let max = limits.per_key.max();
+        warn!(key = %caller.key, limit = max, "execute refused: too many in flight for this key");
+        return Err(ApiError::too_many_requests(
+            format!(
+                "Too many commands in flight for this API key: at most {max} may run at once \
+                 (broker limit --max-executes-per-key). Wait for one of them to finish, then \
+                 retry"
+            ),
+            json!({ "limit": max, "scope": "api_key", "code": "too_many_in_flight" }),
+            RETRY_AFTER_IN_FLIGHT,
+        ));
+    };
+    // On refusal here the key's permit drops with this frame: nothing stays counted.
+    let Some(cluster) = limits.per_cluster.try_acquire(&cluster_id.to_owned()) else {
+        let max = limits.per_cluster.max();
+        warn!(cluster = %cluster_id, limit = max, "execute refused: too many in flight for this cluster");
+        return Err(ApiError::too_many_requests(
+            format!(
+                "Too many commands in flight for cluster {cluster_id}: at most {max} may run at \
+                 once, all callers together (broker limit --max-executes-per-cluster). Retry \
+                 shortly"
+            ),
+            json!({
+                "limit": max,
+                "scope": "cluster",
+                "cluster_id": cluster_id,
+                "code": "too_many_in_flight",
+            }),
+            RETRY_AFTER_IN_FLIGHT,
+        ));
+    };
+    Ok((key, cluster))
+}
+
+/// Refuses an execute, before anything is written, when its cluster's queue is full.
+///
+/// 503 rather than 429: the queue is shared by every caller of the cluster, so a full queue says
+/// the cluster's agent is not keeping up (or was away), not that this caller sent too much; the
+/// refused caller may have sent nothing else. 503 with `Retry-After` is HTTP's "overloaded, come
+/// back later", and the contract's 503 body names the cluster. The check and the enqueue are two
+/// steps, so concurrent executes may pass it together; the in-flight limit per cluster bounds by
+/// how much the queue can overshoot.
+async fn check_queue(state: &AppState, cluster_id: &str) -> ApiResult<()> {
+    let max = state.limits.max_queue;
+    let depth = state.hub.store().queue_depth(cluster_id).await?;
+    if depth < max {
+        return Ok(());
+    }
+    warn!(cluster = %cluster_id, depth, limit = max, "execute refused: cluster queue full");
+    Err(ApiError::service_unavailable(
+        format!(
+            "The command queue of cluster {cluster_id} is full: {depth} commands are queued or \
+             running, the limit is {max} (broker limit --max-queue-per-cluster). Nothing was \
+             queued; retry once the agent has caught up"
+        ),
+        json!({
+            "cluster_id": cluster_id,
+            "queue_depth": depth,
+            "limit": max,
+            "code": "queue_full",
+        }),
+    )
+    .with_retry_after(RETRY_AFTER_QUEUE_FULL))
 }
 
 fn result_response(result: CommandResult) -> ApiResult<Response> {

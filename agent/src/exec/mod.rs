@@ -103,7 +103,7 @@ impl Outcome {
     }
 
     /// Nothing on stdout, one error line on stderr, exit code 1.
-    fn failed(message: String) -> Self {
+    pub(crate) fn failed(message: String) -> Self {
         let mut message = message;
         if !message.ends_with('\n') {
             message.push('\n');

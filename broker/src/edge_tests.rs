@@ -1,0 +1,575 @@
+//! Router tests of the HTTP edge: every refusal, the framework's own included, has the
+//! contract's `{"error","message","details"}` body, and the amplification limits hold.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::{ALLOW, RETRY_AFTER};
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::auth::KeyId;
+use crate::limits::ExecuteLimits;
+use crate::store::ClusterRecord;
+use crate::tests::state_with;
+use crate::{
+    AppState, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EXECUTES_PER_CLUSTER,
+    DEFAULT_MAX_EXECUTES_PER_KEY, DEFAULT_MAX_QUEUE_PER_CLUSTER, app,
+};
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+fn default_state() -> AppState {
+    state_with(ExecuteLimits::new(
+        DEFAULT_MAX_EXECUTES_PER_KEY,
+        DEFAULT_MAX_EXECUTES_PER_CLUSTER,
+        DEFAULT_MAX_QUEUE_PER_CLUSTER,
+    ))
+}
+
+async fn send(router: Router, req: Request<Body>) -> Answer {
+    let res = router.oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        panic!(
+            "{status}: body is not JSON: {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn call(req: Request<Body>) -> Answer {
+    send(app(default_state()), req).await
+}
+
+/// Asserts the contract's error shape and returns the body.
+fn refused(answer: &Answer, status: StatusCode, error: &str) -> Value {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    let body = &answer.body;
+    assert_eq!(body["error"], error, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["details"].is_object(), "details missing: {body}");
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["details", "error", "message"], "{body}");
+    body.clone()
+}
+
+fn get(path: &str, key: &str) -> Request<Body> {
+    Request::get(path)
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn post_raw(path: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut req = Request::post(path).header("authorization", "Bearer rd");
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    req.body(body.into()).unwrap()
+}
+
+fn post_json(path: &str, key: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+// === the framework's refusals ===
+
+#[tokio::test]
+async fn wrong_method_is_405_json_with_allow() {
+    for (method, path, allow) in [
+        ("DELETE", "/debug/execute", "POST"),
+        ("GET", "/debug/execute", "POST"),
+        ("PUT", "/debug/session/sess_x", "GET,HEAD,DELETE"),
+        ("POST", "/health", "GET,HEAD"),
+        ("POST", kubeline_shared::protocol::CONNECT_PATH, "GET,HEAD"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer adm")
+            .body(Body::empty())
+            .unwrap();
+        let answer = call(req).await;
+        let body = refused(
+            &answer,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        );
+        assert_eq!(body["details"]["method"], method);
+        assert_eq!(body["details"]["path"], path);
+        let got = answer.headers[ALLOW].to_str().unwrap();
+        let mut got: Vec<&str> = got.split(',').map(str::trim).collect();
+        let mut want: Vec<&str> = allow.split(',').collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{method} {path}");
+        assert!(
+            answer.headers.contains_key("x-correlation-id"),
+            "the middleware still runs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_naming_the_limit() {
+    let big = format!(
+        r#"{{"cluster_id":"c1","pad":"{}"}}"#,
+        "x".repeat(DEFAULT_MAX_BODY_BYTES)
+    );
+    // Declared by Content-Length: refused before reading.
+    let answer = call(post_raw(
+        "/debug/execute",
+        Some("application/json"),
+        big.clone(),
+    ))
+    .await;
+    let body = refused(&answer, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(body["details"]["limit_bytes"], DEFAULT_MAX_BODY_BYTES);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{DEFAULT_MAX_BODY_BYTES} bytes")),
+        "{body}"
+    );
+    // Streamed without a length: refused once the limit is passed.
+    let chunks: Vec<Result<String, std::io::Error>> = big
+        .as_bytes()
+        .chunks(4096)
+        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    let stream = Body::from_stream(futures::stream::iter(chunks));
+    let answer = call(post_raw("/debug/session", Some("application/json"), stream)).await;
+    refused(&answer, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    // Just under the limit is read (and then judged on its fields).
+    let fits = format!(r#"{{"pad":"{}"}}"#, "x".repeat(DEFAULT_MAX_BODY_BYTES - 20));
+    let answer = call(post_raw("/debug/session", Some("application/json"), fits)).await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "cluster_id");
+}
+
+#[tokio::test]
+async fn path_segment_that_is_not_utf8_is_400_naming_the_parameter() {
+    for (path, field) in [
+        ("/debug/session/%FF%FE", "session_id"),
+        ("/debug/result/res_%C3%28", "result_id"),
+        ("/clusters/%80/status", "cluster_id"),
+    ] {
+        let answer = call(get(path, "adm")).await;
+        let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(body["details"]["field"], field, "{path}");
+        assert!(
+            body["message"].as_str().unwrap().contains("UTF-8"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_or_unusable_query_parameters_are_400_naming_them() {
+    let answer = call(get("/debug/sessions?status=active&status=closed", "adm")).await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "status");
+    assert_eq!(body["details"]["code"], "repeated_parameter");
+    assert!(body["message"].as_str().unwrap().contains("more than once"));
+
+    // Broken percent-encoding and bytes that are not UTF-8 end as values that are refused by
+    // name, never as a plain-text rejection.
+    for (query, field) in [("limit=%FF", "limit"), ("status=%ZZ", "status")] {
+        let answer = call(get(&format!("/debug/sessions?{query}"), "adm")).await;
+        let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(body["details"]["field"], field, "{query}");
+    }
+    // Unknown parameters are ignored, as before, but one rule holds for every parameter: given
+    // twice, it is refused.
+    let answer = call(get("/debug/sessions?foo=1&limit=5", "adm")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = call(get("/debug/sessions?foo=1&foo=2&limit=5", "adm")).await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "foo");
+}
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_415() {
+    let body = r#"{"cluster_id":"c1"}"#;
+    for (path, content_type) in [
+        ("/debug/session", Some("text/plain")),
+        ("/debug/execute", Some("application/x-www-form-urlencoded")),
+        ("/debug/session", None),
+    ] {
+        let answer = call(post_raw(path, content_type, body)).await;
+        let got = refused(
+            &answer,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        );
+        assert_eq!(got["details"]["expected"], "application/json");
+        assert_eq!(got["details"]["content_type"], json!(content_type));
+    }
+    // With parameters, or as a +json type, it is JSON.
+    let answer = call(post_raw(
+        "/debug/session",
+        Some("application/json; charset=utf-8"),
+        body,
+    ))
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    // An empty body with no Content-Type reads as `{}`: the missing field is named.
+    let answer = call(post_raw("/debug/session", None, "")).await;
+    let got = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(got["details"]["field"], "cluster_id");
+}
+
+#[tokio::test]
+async fn json_errors_name_line_column_and_field() {
+    let answer = call(post_raw(
+        "/debug/execute",
+        Some("application/json"),
+        "{\n  \"cluster_id\": \"c1\",\n  \"args\": [\"pods\",]\n}",
+    ))
+    .await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["code"], "invalid_json");
+    assert_eq!(body["details"]["line"], 3);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("(line 3, column"),
+        "{body}"
+    );
+
+    let answer = call(post_json(
+        "/debug/execute",
+        "rd",
+        &json!({ "cluster_id": "c1", "args": "pods" }),
+    ))
+    .await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "args", "{body}");
+    assert_eq!(body["details"]["code"], "invalid_value");
+    assert!(body["message"].as_str().unwrap().contains("field args"));
+
+    let answer = call(post_json(
+        "/debug/execute",
+        "rd",
+        &json!({ "cluster_id": "c1", "args": ["get", 7] }),
+    ))
+    .await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "args[1]", "{body}");
+
+    let answer = call(post_json(
+        "/debug/session",
+        "rd",
+        &json!({ "cluster_id": 5 }),
+    ))
+    .await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "cluster_id", "{body}");
+
+    let answer = call(post_json("/debug/session", "rd", &json!(["c1"]))).await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "body", "{body}");
+
+    // Missing fields are named (the handler's check, reached through the same extractor).
+    let answer = call(post_json(
+        "/debug/execute",
+        "rd",
+        &json!({ "cluster_id": "c1" }),
+    ))
+    .await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["field"], "session_id", "{body}");
+    assert_eq!(body["details"]["code"], "missing_required_field");
+}
+
+#[tokio::test]
+async fn a_plain_get_on_the_link_path_is_400_json() {
+    let answer = call(get(kubeline_shared::protocol::CONNECT_PATH, "whatever")).await;
+    let body = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(body["details"]["code"], "websocket_upgrade_required");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is the agent WebSocket endpoint"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_and_bad_credentials_keep_the_shape() {
+    let answer = call(get("/nope", "adm")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.body["error"], "not_found");
+    let answer = call(get("/debug/sessions", "wrong")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.body["error"], "unauthorized");
+}
+
+// === amplification limits ===
+
+/// A state whose cluster `c1` is linked to another replica (so executes are queued and wait),
+/// with the given limits, and a session of `c1`.
+async fn linked(limits: ExecuteLimits) -> (AppState, String) {
+    let state = state_with(limits);
+    state
+        .hub
+        .store()
+        .link_cluster(
+            &ClusterRecord {
+                cluster_id: "c1".into(),
+                broker_id: Some("broker_elsewhere".into()),
+                agent_version: None,
+                kubernetes_version: None,
+                last_seen: None,
+            },
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let answer = send(
+        app(state.clone()),
+        post_json("/debug/session", "rd", &json!({ "cluster_id": "c1" })),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let session = answer.body["session_id"].as_str().unwrap().to_owned();
+    (state, session)
+}
+
+fn execute(key: &str, session: &str) -> Request<Body> {
+    post_json(
+        "/debug/execute",
+        key,
+        &json!({ "cluster_id": "c1", "session_id": session, "command_type": "version",
+                 "args": [], "timeout": 60 }),
+    )
+}
+
+/// Starts an execute that waits (nobody takes the queue) until aborted, as a caller that
+/// disconnects would be.
+async fn waiting_execute(
+    state: &AppState,
+    key: &str,
+    session: &str,
+) -> tokio::task::JoinHandle<Answer> {
+    let before = state.hub.waiting();
+    let task = tokio::spawn(send(app(state.clone()), execute(key, session)));
+    while state.hub.waiting() == before {
+        assert!(!task.is_finished(), "the execute was answered at once");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    task
+}
+
+async fn commands_executed(state: &AppState, session: &str) -> u64 {
+    let s = state
+        .hub
+        .store()
+        .get_session(session)
+        .await
+        .unwrap()
+        .unwrap();
+    s.commands_executed
+}
+
+#[tokio::test]
+async fn too_many_executes_in_flight_for_one_key_is_429() {
+    let (state, session) = linked(ExecuteLimits::new(2, 100, 100)).await;
+    let rd = KeyId::of("rd");
+    let first = waiting_execute(&state, "rd", &session).await;
+    let second = waiting_execute(&state, "rd", &session).await;
+    assert_eq!(state.limits.per_key.in_flight(&rd), 2);
+
+    let answer = send(app(state.clone()), execute("rd", &session)).await;
+    let body = refused(&answer, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(answer.headers[RETRY_AFTER], "1");
+    assert_eq!(body["details"]["limit"], 2);
+    assert_eq!(body["details"]["scope"], "api_key");
+    assert_eq!(body["details"]["retry_after"], 1);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("--max-executes-per-key"), "{message}");
+    assert!(
+        message.contains("Wait for one of them to finish"),
+        "{message}"
+    );
+    // Nothing was queued or counted for the refused one.
+    assert_eq!(commands_executed(&state, &session).await, 2);
+    assert_eq!(state.hub.store().queue_depth("c1").await.unwrap(), 2);
+
+    // Another key is not affected.
+    let other = waiting_execute(&state, "adm", &session).await;
+
+    // Callers that disconnect give their slots back.
+    first.abort();
+    second.abort();
+    other.abort();
+    let _ = (first.await, second.await, other.await);
+    assert_eq!(state.limits.per_key.in_flight(&rd), 0);
+    assert_eq!(state.limits.per_cluster.in_flight(&"c1".to_owned()), 0);
+    assert_eq!(state.limits.per_key.keys(), 0);
+    let again = waiting_execute(&state, "rd", &session).await;
+    again.abort();
+}
+
+#[tokio::test]
+async fn too_many_executes_in_flight_for_one_cluster_is_429() {
+    let (state, session) = linked(ExecuteLimits::new(100, 2, 100)).await;
+    let a = waiting_execute(&state, "rd", &session).await;
+    let b = waiting_execute(&state, "adm", &session).await;
+
+    for key in ["rd", "adm"] {
+        let answer = send(app(state.clone()), execute(key, &session)).await;
+        let body = refused(&answer, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        assert_eq!(answer.headers[RETRY_AFTER], "1");
+        assert_eq!(body["details"]["scope"], "cluster");
+        assert_eq!(body["details"]["cluster_id"], "c1");
+        assert_eq!(body["details"]["limit"], 2);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("--max-executes-per-cluster")
+        );
+    }
+    // The key's slot taken before the cluster refused was given back.
+    assert_eq!(state.limits.per_key.in_flight(&KeyId::of("rd")), 1);
+    assert_eq!(commands_executed(&state, &session).await, 2);
+
+    a.abort();
+    b.abort();
+    let _ = (a.await, b.await);
+    assert_eq!(state.limits.per_cluster.keys(), 0);
+    assert_eq!(state.limits.per_key.keys(), 0);
+}
+
+#[tokio::test]
+async fn a_full_cluster_queue_is_503_and_queues_nothing() {
+    let (state, session) = linked(ExecuteLimits::new(100, 100, 2)).await;
+    let a = waiting_execute(&state, "rd", &session).await;
+    let b = waiting_execute(&state, "rd", &session).await;
+    // The callers go away; their commands stay queued until they run or expire.
+    a.abort();
+    b.abort();
+    let _ = (a.await, b.await);
+    assert_eq!(state.hub.store().queue_depth("c1").await.unwrap(), 2);
+
+    let answer = send(app(state.clone()), execute("adm", &session)).await;
+    let body = refused(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
+    assert_eq!(answer.headers[RETRY_AFTER], "5");
+    assert_eq!(body["details"]["code"], "queue_full");
+    assert_eq!(body["details"]["cluster_id"], "c1");
+    assert_eq!(body["details"]["queue_depth"], 2);
+    assert_eq!(body["details"]["limit"], 2);
+    assert_eq!(body["details"]["retry_after"], 5);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("--max-queue-per-cluster"), "{message}");
+    assert!(message.contains("Nothing was queued"), "{message}");
+    // No partial state: nothing queued, the session not counted, no slot held.
+    assert_eq!(state.hub.store().queue_depth("c1").await.unwrap(), 2);
+    assert_eq!(commands_executed(&state, &session).await, 2);
+    assert_eq!(state.limits.per_key.keys(), 0);
+    assert_eq!(state.limits.per_cluster.keys(), 0);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_500_json_and_the_router_keeps_serving() {
+    let routes = Router::new().route(
+        "/boom",
+        axum::routing::get(|| async {
+            if true {
+                panic!("boom");
+            }
+        }),
+    );
+    let router = crate::edge(routes, 1024).with_state(default_state());
+    let answer = send(router.clone(), get("/boom", "adm")).await;
+    let body = refused(&answer, StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
+    assert!(
+        body["details"]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    assert!(answer.headers.contains_key("x-correlation-id"));
+    let answer = send(router, get("/nope", "adm")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+/// The layers above must not get in the way of the link's upgrade on a real connection.
+#[tokio::test]
+async fn the_link_upgrade_still_works_through_the_layers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(default_state())).await });
+    let head = |token: &str, upgrade: bool| {
+        let mut req = format!(
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             X-Kubeline-Cluster: c1\r\n",
+            kubeline_shared::protocol::CONNECT_PATH
+        );
+        if upgrade {
+            req.push_str(
+                "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+            );
+        }
+        req + "\r\n"
+    };
+    for (token, upgrade, want) in [
+        ("tok", true, "HTTP/1.1 101"),
+        ("wrong", true, "HTTP/1.1 401"),
+        ("tok", false, "HTTP/1.1 400"),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(head(token, upgrade).as_bytes())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with(want), "{token} {upgrade}: {text}");
+        if !upgrade {
+            assert!(text.contains("\"error\":\"invalid_request\""), "{text}");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Hostile input, end to end: a caller with a read key sends the nastiest commands it can build
+//! to a real broker and agent on the test bed. Nothing may crash, stall or amplify: inputs over a
+//! limit are refused before queueing, work that grows at run time stops at the agent's budgets,
+//! and ordinary commands keep being answered meanwhile.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+/// A jsonpath template that nests `{range ..}` `depth` deep: each level visits every
+/// descendant of every value of the level above.
+fn descent_bomb(depth: usize) -> String {
+    format!(
+        "jsonpath={}x{}",
+        "{range ..}".repeat(depth),
+        "{end}".repeat(depth)
+    )
+}
+
+fn assert_limit(status: u16, body: &Value, argument: Option<&str>) {
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert_eq!(body["details"]["code"], "limit_exceeded", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kubeline's limit of"),
+        "{body}"
+    );
+    if let Some(a) = argument {
+        assert_eq!(body["details"]["argument"], a, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn hostile_input_is_refused_or_bounded_and_the_agent_keeps_serving() {
+    let opts = BrokerOpts::embedded();
+    let port = opts.port;
+    let (_broker, api) = start_broker("hostile-broker", opts).await;
+    let mut agent = start_agent("hostile-agent", port, AGENT_TOKEN);
+    wait_connected(&api).await;
+    let session = api.session().await;
+
+    // --- refused before anything is queued -------------------------------------------------
+    // Thousands of nested ranges: this aborted the agent with a stack overflow before.
+    let deep = format!("jsonpath={}", "{range .items[*]}".repeat(20_000));
+    let (s, b) = api
+        .execute(&session, "get", &["pods", "-A", "-o", &deep])
+        .await;
+    assert_eq!(
+        (s, &b["error"]),
+        (413, &Value::from("payload_too_large")),
+        "{b}"
+    );
+    let deep = format!("jsonpath={}", "{range .items[*]}".repeat(3_000));
+    let (s, b) = api
+        .execute(&session, "get", &["pods", "-A", "-o", &deep])
+        .await;
+    assert_limit(s, &b, None);
+    // A few dozen nested ranges (ran until the caller's timeout before).
+    let (s, b) = api
+        .execute(&session, "get", &["pods", "-A", "-o", &descent_bomb(40)])
+        .await;
+    assert_limit(s, &b, Some("--output"));
+    // Thousands of names, one API call each (ten thousand do not fit in a request body).
+    let mut names: Vec<String> = vec!["pods".into()];
+    names.extend((0..5_000).map(|i| format!("p{i}")));
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (s, b) = api.execute(&session, "get", &names).await;
+    assert_limit(s, &b, None);
+    let (s, b) = api.execute(&session, "get", &names[..102]).await;
+    assert_limit(s, &b, Some("p0"));
+    let cols = format!("custom-columns={}", vec!["A:..a"; 40].join(","));
+    let (s, b) = api
+        .execute(&session, "get", &["pods", "-A", "-o", &cols])
+        .await;
+    assert_limit(s, &b, Some("--output"));
+
+    // --- accepted, and stopped by the agent's budgets --------------------------------------
+    let started = Instant::now();
+    let (s, b) = api
+        .execute(
+            &session,
+            "get",
+            &["pods", "-A", "-o", "json", "-o", &descent_bomb(6)],
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status"], "failed", "{b}");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2000000 steps"),
+        "{b}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the budget stops the work long before the caller's timeout"
+    );
+    // Indexes near i64::MAX (ran until the caller's timeout before): answered at once, as
+    // kubectl answers them.
+    for args in [
+        vec!["pods", "-A", "-o", "jsonpath={.items[9223372036854775807]}"],
+        vec![
+            "pods",
+            "-A",
+            "-o",
+            "jsonpath={.items[-9223372036854775808:9223372036854775807:9223372036854775807]}",
+        ],
+        vec![
+            "pods",
+            "-A",
+            "-o",
+            "custom-columns=X:.spec.containers[9223372036854775807].name",
+        ],
+        vec![
+            "pods",
+            "-A",
+            "--sort-by={.spec.containers[9223372036854775807].name}",
+        ],
+    ] {
+        let (s, b) = api.execute(&session, "get", &args).await;
+        assert_eq!(s, 200, "{args:?}: {b}");
+        assert!(
+            b["status"] == "failed" || b["status"] == "completed",
+            "{args:?}: {b}"
+        );
+    }
+
+    // --- sixteen hostile callers in a loop, an ordinary caller beside them ------------------
+    let stop_at = Instant::now() + Duration::from_secs(8);
+    let mut hostile = Vec::new();
+    for i in 0..16 {
+        let api = api.clone();
+        let session = api.session().await;
+        hostile.push(tokio::spawn(async move {
+            let mut answered = 0u32;
+            while Instant::now() < stop_at {
+                let bomb = descent_bomb(6);
+                let args: Vec<&str> = match i % 3 {
+                    0 => vec!["pods", "-A", "-o", &bomb],
+                    1 => vec!["pods", "-A", "-o", "jsonpath={..a..a..a..a..a..a..a..a..a}"],
+                    _ => vec!["pods", "-A", "--sort-by={..}", "-o", "name"],
+                };
+                let (s, b) = api.execute(&session, "get", &args).await;
+                assert!(s == 200 || s == 429, "hostile call answered {s}: {b}");
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    let mut ordinary = 0;
+    while Instant::now() < stop_at {
+        let (s, b) = api.execute(&session, "get", &["ns", "-o", "name"]).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["status"], "completed", "{b}");
+        assert!(
+            b["output"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("namespace/default")
+        );
+        ordinary += 1;
+    }
+    for h in hostile {
+        assert!(h.await.expect("hostile caller") > 0);
+    }
+    assert!(ordinary > 0);
+
+    // The agent never went down: same process, still linked, still answering.
+    assert!(
+        agent.is_running(),
+        "the agent process died: {}",
+        agent.logs()
+    );
+    let (s, b) = api.execute(&session, "version", &[]).await;
+    assert_eq!((s, &b["status"]), (200, &Value::from("completed")), "{b}");
+}
