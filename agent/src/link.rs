@@ -353,7 +353,8 @@ async fn run_command(
         Ok(parsed) => parsed,
         Err(e) => {
             warn!(error = %e, "refusing command");
-            return done(ResultStatus::Failed, 1, Some(format!("error: {e}")), None);
+            let stderr = e.kubectl_error.clone().unwrap_or_else(|| format!("error: {e}"));
+            return done(ResultStatus::Failed, 1, Some(stderr), None);
         }
     };
     info!(args = ?cmd.args, "running command");

@@ -269,12 +269,20 @@ pub async fn execute(
             ));
         }
     };
-    if let Err(e) = command::parse(&command_type, &args) {
-        return Err(ApiError::bad_request(
-            format!("Command refused: {}", e.message),
-            json!({ "code": e.code, "argument": e.argument, "command_type": command_type }),
-        ));
-    }
+    // A policy refusal or a limit is a 400; a kubectl usage error is answered below as kubectl
+    // answers it, once the session is known to be usable.
+    let usage_error = match command::parse(&command_type, &args) {
+        Ok(_) => None,
+        Err(e) => match e.kubectl_error {
+            Some(stderr) => Some(stderr),
+            None => {
+                return Err(ApiError::bad_request(
+                    format!("Command refused: {}", e.message),
+                    json!({ "code": e.code, "argument": e.argument, "command_type": command_type }),
+                ));
+            }
+        },
+    };
     let session = load_session(&state, &session_id).await?;
     if session.cluster_id != cluster_id {
         return Err(ApiError::bad_request(
@@ -297,6 +305,9 @@ pub async fn execute(
                 json!({ "field": "session_id", "code": format!("session_{}", status.as_str()) }),
             ));
         }
+    }
+    if let Some(stderr) = usage_error {
+        return usage_error_result(&state, session_id, cluster_id, now, &ctx, stderr).await;
     }
     if !state.hub.holds_link(&cluster_id) {
         let record = state.hub.store().get_cluster(&cluster_id).await?;
@@ -418,6 +429,38 @@ async fn check_queue(state: &AppState, cluster_id: &str) -> ApiResult<()> {
         }),
     )
     .with_retry_after(RETRY_AFTER_QUEUE_FULL))
+}
+
+/// Answers a kubectl usage error without queueing anything: a `failed` result with kubectl's
+/// standard error and exit code 1, stored so it can be fetched by `result_id` like any other.
+async fn usage_error_result(
+    state: &AppState,
+    session_id: String,
+    cluster_id: String,
+    now: chrono::DateTime<Utc>,
+    ctx: &RequestContext,
+    stderr: String,
+) -> ApiResult<Response> {
+    let result = CommandResult {
+        result_id: new_id("res"),
+        session_id,
+        cluster_id,
+        status: ResultStatus::Failed,
+        output: String::new(),
+        error: Some(stderr),
+        exit_code: Some(1),
+        execution_time_ms: 0,
+        executed_at: now,
+        correlation_id: ctx.correlation_id.clone(),
+        truncated: None,
+    };
+    state
+        .hub
+        .store()
+        .finish_result(&result, state.hub.settings().result_ttl, None)
+        .await?;
+    info!(result_id = %result.result_id, "kubectl usage error answered without queueing");
+    result_response(result)
 }
 
 fn result_response(result: CommandResult) -> ApiResult<Response> {

@@ -103,10 +103,18 @@ pub async fn run_kubeline(executor: &Executor, row: &Row) -> Printed {
                 exit_code,
             }
         }
-        Err(e) => Printed {
-            stdout: String::new(),
-            stderr: format!("kubeline refused the command ({}): {}\n", e.code, e.message),
-            exit_code: -2,
+        // A kubectl usage error is answered as kubectl answers it (the broker does the same).
+        Err(e) => match e.kubectl_error {
+            Some(stderr) => Printed {
+                stdout: String::new(),
+                stderr,
+                exit_code: 1,
+            },
+            None => Printed {
+                stdout: String::new(),
+                stderr: format!("kubeline refused the command ({}): {}\n", e.code, e.message),
+                exit_code: -2,
+            },
         },
     }
 }
@@ -222,7 +230,7 @@ pub fn normalise(p: &Printed, norm: Norm, kubectl_side: bool) -> Printed {
         } else {
             s.to_string()
         };
-        let s = mask_times(&s);
+        let s = mask_klog_headers(&mask_times(&s));
         if norm == Norm::Top { mask_usage(&s) } else { s }
     };
     Printed {
@@ -230,6 +238,48 @@ pub fn normalise(p: &Printed, norm: Norm, kubectl_side: bool) -> Printed {
         stderr: f(&p.stderr),
         exit_code: p.exit_code,
     }
+}
+
+/// Masks the date, time and thread id of klog headers (`F1201 04:48:40.024837   16106 `, what
+/// kubectl prints before a fatal error) with `#`, keeping their layout.
+fn mask_klog_headers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for line in s.split_inclusive('\n') {
+        let b = line.as_bytes();
+        let shape = b"Xdddd dd:dd:dd.dddddd ";
+        let header = b.len() > shape.len()
+            && b"IWEF".contains(&b[0])
+            && shape[1..].iter().zip(&b[1..]).all(|(s, c)| match s {
+                b'd' => c.is_ascii_digit(),
+                s => s == c,
+            });
+        if !header {
+            out.push_str(line);
+            continue;
+        }
+        // Then the thread id, right-aligned in seven columns, and a space.
+        let mut end = shape.len();
+        while end < b.len() && b[end] == b' ' {
+            end += 1;
+        }
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        out.push(line.chars().next().unwrap_or_default());
+        for c in line[1..end].chars() {
+            out.push(if c.is_ascii_digit() { '#' } else { c });
+        }
+        out.push_str(&line[end..]);
+    }
+    out
+}
+
+#[test]
+fn klog_headers_are_masked() {
+    assert_eq!(
+        mask_klog_headers("F1201 04:48:40.024837   16106 sorter.go:375] Field x\nok 12\n"),
+        "F#### ##:##:##.######   ##### sorter.go:375] Field x\nok 12\n"
+    );
 }
 
 /// Masks `top`'s memory and percentage figures (`432Mi`, `4%`) with same-length placeholders.

@@ -120,11 +120,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Auth, CommandError> {
             ));
         }
         let [verb, target] = rest.as_slice() else {
-            return Err(CommandError::new(
-                "missing_argument",
+            return Err(CommandError::usage(
                 rest.get(2).map(|s| s.to_string()),
-                "you must specify two arguments: verb resource or verb resource/resourceName"
-                    .to_string(),
+                "error: you must specify two arguments: verb resource or verb \
+                 resource/resourceName.\nSee 'kubectl auth can-i -h' for help and examples.\n",
             ));
         };
         if !word(verb) {
@@ -236,8 +235,8 @@ mod tests {
             ("", "missing_argument"),
             ("whoami", "unsupported_command"),
             ("reconcile -f x", "forbidden_flag"),
-            ("can-i get", "missing_argument"),
-            ("can-i get pods x", "missing_argument"),
+            ("can-i get", "usage_error"),
+            ("can-i get pods x", "usage_error"),
             ("can-i --list pods", "invalid_argument"),
             ("can-i --list -A", "invalid_argument"),
             ("can-i get pods --no-headers", "invalid_argument"),

@@ -54,12 +54,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Describe, CommandError> {
         Some(f) => number(&f.value, &f.raw, "--chunk-size")?,
     };
     if scanned.positionals.is_empty() {
-        return Err(CommandError::new(
-            "missing_argument",
+        return Err(CommandError::usage(
             None,
-            "you must specify the type of resource to describe, e.g. `describe pods`, \
-             `describe pod NAME_PREFIX` or `describe pod/NAME`"
-                .to_string(),
+            "error: You must specify the type of resource to describe. Use \"kubectl \
+             api-resources\" for a complete list of supported resources.\n",
         ));
     }
     let targets = targets(&scanned.positionals)?;
@@ -148,7 +146,7 @@ mod tests {
     #[test]
     fn refusals() {
         let code = |s: &str| parse(&args(s)).unwrap_err().code;
-        assert_eq!(code(""), "missing_argument");
+        assert_eq!(code(""), "usage_error");
         assert_eq!(code("-f pod.yaml"), "forbidden_flag");
         assert_eq!(code("pods --as admin"), "forbidden_flag");
         assert_eq!(code("pods -o yaml"), "unknown_flag");
@@ -159,7 +157,7 @@ mod tests {
         assert_eq!(code("pods --chunk-size -1"), "invalid_argument");
         assert_eq!(code("pods --chunk-size"), "missing_flag_value");
         assert_eq!(code("pods --chunk-size x"), "invalid_argument");
-        assert_eq!(code("pod a/../b"), "invalid_argument");
+        assert_eq!(code("pod a/../b"), "usage_error");
         assert_eq!(code("pods -n ../kube-system"), "invalid_argument");
     }
 }

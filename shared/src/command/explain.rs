@@ -6,7 +6,7 @@
 //! scanner (whose policy forbids `--recursive` everywhere else) sees them.
 
 use super::flags::{self, FlagSpec};
-use super::{CommandError, no_positionals};
+use super::CommandError;
 
 const FLAGS: &[FlagSpec] = &[
     FlagSpec::value("api-version", None),
@@ -59,16 +59,19 @@ pub(crate) fn parse(args: &[String]) -> Result<Explain, CommandError> {
         }
     };
     if scanned.positionals.is_empty() {
-        return Err(CommandError::new(
-            "missing_argument",
+        return Err(CommandError::usage(
             None,
-            "you must specify the type of resource to explain, e.g. `explain pods` or \
-             `explain pods.spec.containers`"
-                .to_string(),
+            "error: You must specify the type of resource to explain. Use \"kubectl \
+             api-resources\" for a complete list of supported resources.\n",
         ));
     }
     let target = scanned.positionals.remove(0);
-    no_positionals("explain RESOURCE", &scanned.positionals)?;
+    if let Some(extra) = scanned.positionals.first() {
+        return Err(CommandError::usage(
+            Some(extra.clone()),
+            "error: We accept only this format: explain RESOURCE\n",
+        ));
+    }
     if !field_path(&target) {
         return Err(CommandError::new(
             "invalid_argument",
@@ -192,8 +195,8 @@ mod tests {
     #[test]
     fn refused() {
         for (input, code) in [
-            ("", "missing_argument"),
-            ("pods svc", "unexpected_argument"),
+            ("", "usage_error"),
+            ("pods svc", "usage_error"),
             ("pods[0]", "invalid_argument"),
             ("pods -o plaintext-openapiv2", "unsupported_output"),
             ("pods --api-version=../x", "invalid_argument"),

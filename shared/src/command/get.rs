@@ -203,11 +203,13 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
         Some(_) => scanned.switch("allow-missing-template-keys")?,
     };
     if scanned.switch("show-labels")? && !output.is_human() {
-        let raw = scanned.last("output").map(|f| f.raw.clone());
-        return Err(CommandError::new(
-            "invalid_argument",
-            raw,
-            "--show-labels option cannot be used with a non-table output format".to_string(),
+        let flag = scanned.last("output");
+        return Err(CommandError::usage(
+            flag.map(|f| f.raw.clone()),
+            format!(
+                "error: --show-labels option cannot be used with {} printer\n",
+                flag.map(|f| f.value.as_str()).unwrap_or_default()
+            ),
         ));
     }
     let targets = targets(&scanned.positionals)?;
@@ -254,6 +256,11 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
 const SUPPORTED: &str = "json, yaml, wide, name, jsonpath=TEMPLATE, jsonpath-as-json=TEMPLATE, \
      custom-columns=SPEC";
 
+/// The formats kubectl's `get` lists when it does not know one.
+const KUBECTL_GET_FORMATS: &str = "custom-columns,custom-columns-file,go-template,\
+     go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,kyaml,name,template,\
+     templatefile,wide,yaml";
+
 fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
     let (format, template) = value.split_once('=').unwrap_or((value, ""));
     let template_output = |template: &str| -> Result<String, CommandError> {
@@ -263,20 +270,23 @@ fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
             } else {
                 "template format specified but no template given"
             };
-            return Err(CommandError::new(
-                "invalid_argument",
+            return Err(CommandError::usage(
                 Some(raw.to_string()),
-                what.to_string(),
+                format!("error: {what}\n"),
             ));
         }
         Ok(template.to_string())
     };
+    // kubectl's json, yaml and name printers match their format in any case.
+    match value.to_ascii_lowercase().as_str() {
+        "name" => return Ok(GetOutput::Name),
+        "json" => return Ok(GetOutput::Json),
+        "yaml" => return Ok(GetOutput::Yaml),
+        _ => {}
+    }
     match value {
         "" => Ok(GetOutput::Table),
         "wide" => Ok(GetOutput::Wide),
-        "name" => Ok(GetOutput::Name),
-        "json" => Ok(GetOutput::Json),
-        "yaml" => Ok(GetOutput::Yaml),
         _ if format == "jsonpath" || format == "jsonpath-as-json" => {
             let template = template_output(template)?;
             template_within_limits("--output", jsonpath::parse(&template))?;
@@ -312,10 +322,12 @@ fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
                 Some(raw.to_string()),
                 format!("output format `{format}` is not supported yet; supported: {SUPPORTED}"),
             ),
-            _ => CommandError::new(
-                "unsupported_output",
+            _ => CommandError::usage(
                 Some(raw.to_string()),
-                format!("unknown output format {value:?}; supported: {SUPPORTED}"),
+                format!(
+                    "error: unable to match a printer suitable for the output format {value:?}, \
+                     allowed formats are: {KUBECTL_GET_FORMATS}\n"
+                ),
             ),
         }),
     }
@@ -440,25 +452,23 @@ pub(super) fn targets(positionals: &[String]) -> Result<Targets, CommandError> {
 
 fn targets_unbounded(positionals: &[String]) -> Result<Targets, CommandError> {
     let Some(first) = positionals.first() else {
-        return Err(CommandError::new(
-            "missing_argument",
+        return Err(CommandError::usage(
             None,
-            "you must specify the type of resource to get, e.g. `get pods`, `get deploy -A` or \
-             `get pod/NAME`"
-                .to_string(),
+            "You must specify the type of resource to get. Use \"kubectl api-resources\" for a \
+             complete list of supported resources.\n\nerror: Required resource not specified.\n\
+             Use \"kubectl explain <resource>\" for a detailed description of that resource (e.g. \
+             kubectl explain pods).\nSee 'kubectl get -h' for help and examples\n",
         ));
     };
     let slashed = positionals.iter().filter(|p| p.contains('/')).count();
     if slashed > 0 {
         if slashed != positionals.len() {
             let plain = positionals.iter().find(|p| !p.contains('/')).cloned();
-            return Err(CommandError::new(
-                "invalid_argument",
+            return Err(CommandError::usage(
                 plain,
-                "there is no need to specify a resource type as a separate argument when passing \
-                 arguments in resource/name form (e.g. 'get resource/<resource_name>' instead of \
-                 'get resource resource/<resource_name>')"
-                    .to_string(),
+                "error: there is no need to specify a resource type as a separate argument when \
+                 passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' \
+                 instead of 'kubectl get resource resource/<resource_name>'\n",
             ));
         }
         let mut pairs = Vec::new();

@@ -91,10 +91,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Logs, CommandError> {
         0 if selector.is_none() => return Err(usage(None)),
         0 => (None, None),
         1 if selector.is_some() => {
-            return Err(CommandError::new(
-                "invalid_argument",
+            return Err(CommandError::usage(
                 Some(positionals[0].clone()),
-                "only a selector (-l) or a POD name is allowed".to_string(),
+                "error: only a selector (-l) or a POD name is allowed\nSee 'kubectl logs -h' for \
+                 help and examples\n",
             ));
         }
         1 => (Some(object_ref(&positionals[0], "pods")?), None),
@@ -222,16 +222,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Logs, CommandError> {
 }
 
 fn usage(argument: Option<String>) -> CommandError {
-    CommandError::new(
-        if argument.is_some() {
-            "unexpected_argument"
-        } else {
-            "missing_argument"
-        },
+    CommandError::usage(
         argument,
-        "expected 'logs (POD | TYPE/NAME) [CONTAINER]' or 'logs -l SELECTOR': POD or TYPE/NAME \
-         is a required argument for the logs command"
-            .to_string(),
+        "error: expected 'logs [-f] [-p] (POD | TYPE/NAME) [-c CONTAINER]'.\nPOD or TYPE/NAME is a \
+         required argument for the logs command\nSee 'kubectl logs -h' for help and examples\n",
     )
 }
 
@@ -449,11 +443,14 @@ mod tests {
                 "{s}: {e:?}"
             );
         }
-        assert_eq!(err("").code, "missing_argument");
-        assert_eq!(err("a b c").code, "unexpected_argument");
+        assert_eq!(err("").code, "usage_error");
+        assert_eq!(err("a b c").code, "usage_error");
         assert_eq!(
-            err("x -l app=y").message,
-            "only a selector (-l) or a POD name is allowed"
+            err("x -l app=y").kubectl_error.as_deref(),
+            Some(
+                "error: only a selector (-l) or a POD name is allowed\nSee 'kubectl logs -h' for \
+                 help and examples\n"
+            )
         );
         assert_eq!(
             err("x scorer -c scorer").message,

@@ -80,12 +80,18 @@ pub struct CommandError {
     /// Machine-readable reason, for `details.code`: one of `unsupported_command`,
     /// `forbidden_command`, `unknown_flag`, `forbidden_flag`, `missing_flag_value`,
     /// `unsupported_output`, `missing_argument`, `invalid_argument`, `unexpected_argument`,
-    /// `limit_exceeded` (see [`crate::limits`]).
+    /// `limit_exceeded` (see [`crate::limits`]), `usage_error` (see
+    /// [`CommandError::kubectl_error`]).
     pub code: &'static str,
     /// The argument that was refused, for `details.argument`.
     pub argument: Option<String>,
     /// What was wrong and what to do instead.
     pub message: String,
+    /// Set when kubectl itself refuses this argv before calling the API server (a usage
+    /// error): exactly what kubectl prints on standard error, with exit code 1. Such a request
+    /// is not a policy refusal, so it is answered as kubectl answers it — a `failed` result —
+    /// rather than with a 400; nothing is queued for it.
+    pub kubectl_error: Option<String>,
 }
 
 impl CommandError {
@@ -94,6 +100,21 @@ impl CommandError {
             code,
             argument,
             message,
+            kubectl_error: None,
+        }
+    }
+
+    /// A kubectl usage error: `stderr` is kubectl's standard error, byte for byte.
+    pub(crate) fn usage(argument: Option<String>, stderr: impl Into<String>) -> Self {
+        let stderr = stderr.into();
+        Self {
+            code: "usage_error",
+            argument,
+            message: stderr
+                .trim_end()
+                .trim_start_matches("error: ")
+                .replace('\n', " "),
+            kubectl_error: Some(stderr),
         }
     }
 }

@@ -40,10 +40,9 @@ pub(super) fn parse(args: &[String]) -> Result<Version, CommandError> {
             "json" => VersionOutput::Json,
             "yaml" => VersionOutput::Yaml,
             _ => {
-                return Err(CommandError::new(
-                    "unsupported_output",
+                return Err(CommandError::usage(
                     Some(f.raw.clone()),
-                    "--output must be 'yaml' or 'json'".to_string(),
+                    "error: --output must be 'yaml' or 'json'\n",
                 ));
             }
         },
