@@ -124,6 +124,36 @@ async fn sessions_expire() {
 }
 
 #[tokio::test]
+async fn kubectl_usage_errors_are_answered_as_kubectl_without_queueing() {
+    // No agent at all: a usage error never reaches one.
+    let (_broker, api, _) = embedded_broker("usage").await;
+    let session = api.session().await;
+    let (status, body) = api.execute(&session, "get", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["exit_code"], 1);
+    assert_eq!(body["output"], "");
+    assert_eq!(
+        body["error"],
+        "You must specify the type of resource to get. Use \"kubectl api-resources\" for a \
+         complete list of supported resources.\n\nerror: Required resource not specified.\n\
+         Use \"kubectl explain <resource>\" for a detailed description of that resource (e.g. \
+         kubectl explain pods).\nSee 'kubectl get -h' for help and examples\n"
+    );
+    // Stored like any result.
+    let id = body["result_id"].as_str().unwrap();
+    let (status, again) = api.get(&format!("/debug/result/{id}")).await.unwrap();
+    assert_eq!((status, &again), (200, &body));
+    // A policy refusal is still a 400 naming the argument.
+    let (status, body) = api.execute(&session, "get", &["pods", "--as=admin"]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["details"]["code"], "forbidden_flag");
+    // And nothing was queued for the cluster.
+    let (_, cluster) = api.get(&format!("/clusters/{CLUSTER}/status")).await.unwrap();
+    assert_eq!(cluster["queue_depth"], 0, "{cluster}");
+}
+
+#[tokio::test]
 async fn error_bodies_follow_the_contract() {
     let (_broker, api, _) = embedded_broker("errors").await;
     let session = api.session().await;
