@@ -149,7 +149,10 @@ async fn kubectl_usage_errors_are_answered_as_kubectl_without_queueing() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["details"]["code"], "forbidden_flag");
     // And nothing was queued for the cluster.
-    let (_, cluster) = api.get(&format!("/clusters/{CLUSTER}/status")).await.unwrap();
+    let (_, cluster) = api
+        .get(&format!("/clusters/{CLUSTER}/status"))
+        .await
+        .unwrap();
     assert_eq!(cluster["queue_depth"], 0, "{cluster}");
 }
 

@@ -7,6 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubeline_agent::exec::Executor;
+use kubeline_shared::command;
 use serde_json::Value;
 use support::*;
 
@@ -180,4 +183,43 @@ async fn hostile_input_is_refused_or_bounded_and_the_agent_keeps_serving() {
     );
     let (s, b) = api.execute(&session, "version", &[]).await;
     assert_eq!((s, &b["status"]), (200, &Value::from("completed")), "{b}");
+}
+
+/// An executor on the bed as the read-only identity.
+async fn executor() -> Executor {
+    let kubeconfig = Kubeconfig::read_from(reader_kubeconfig()).expect("reader kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kube config");
+    Executor::new(kube::Client::try_from(config).expect("client"))
+}
+
+async fn run(ex: &Executor, command_type: &str, args: &[&str]) -> kubeline_agent::exec::Outcome {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    ex.run(&command::parse(command_type, &args).expect("accepted"))
+        .await
+}
+
+#[tokio::test]
+async fn lists_stop_at_the_page_limit() {
+    // `--chunk-size=1` makes one request per object; the page limit bounds them. The bed has
+    // more than three pods in all namespaces, so a limit of three pages is reached.
+    let ex = executor().await.with_max_list_pages(3);
+    for (command_type, args) in [
+        ("get", &["pods", "-A", "--chunk-size=1"][..]),
+        ("get", &["pods", "-A", "--chunk-size=1", "-o", "json"][..]),
+        ("describe", &["pods", "-A", "--chunk-size=1"][..]),
+    ] {
+        let out = run(&ex, command_type, args).await;
+        assert_eq!(out.exit_code, 1, "{command_type} {args:?}: {out:?}");
+        let err = out.error.unwrap_or_default();
+        assert!(
+            err.contains("kubeline's limit of 3 pages of --chunk-size=1"),
+            "{command_type} {args:?}: {err}"
+        );
+    }
+    // Within the limit the same list works.
+    let ex = executor().await;
+    let out = run(&ex, "get", &["pods", "-A", "--chunk-size=1", "-o", "name"]).await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
 }

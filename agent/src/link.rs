@@ -4,6 +4,11 @@
 //! link is accepted); a broker that is going away may name the delay itself. Several commands
 //! run at once, each under its own deadline; output leaves in chunks through one writer so a big
 //! result never holds up heartbeats or other commands.
+//!
+//! Commands run on their own runtime ([`Commands`]), apart from the link's reader, writer and
+//! heartbeats: printing a big list or evaluating a template is CPU work between await points,
+//! and on a shared runtime sixteen such commands could starve the link until the broker (or the
+//! agent's own watchdog) declared it dead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -116,10 +121,16 @@ pub async fn run(config: LinkConfig, executor: Executor, shutdown: CancellationT
             return;
         }
     };
-    let limit = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
+    let commands = match Commands::new(config.max_concurrency) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "cannot start the command runtime");
+            return;
+        }
+    };
     let mut backoff = Backoff::default();
     loop {
-        let attempt = link_once(&config, &url, &executor, &limit, &mut backoff, &shutdown);
+        let attempt = link_once(&config, &url, &executor, &commands, &mut backoff, &shutdown);
         let delay = match attempt.await {
             Ended::Shutdown => return,
             Ended::Later(delay) => delay,
@@ -140,7 +151,7 @@ async fn link_once(
     config: &LinkConfig,
     url: &str,
     executor: &Executor,
-    limit: &Arc<Semaphore>,
+    commands: &Commands,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
 ) -> Ended {
@@ -248,7 +259,7 @@ async fn link_once(
                         let _ = out_tx.send(AgentMessage::Pong(Pong { seq: p.seq })).await;
                     }
                     Ok(BrokerMessage::Execute(cmd)) => {
-                        spawn_command(cmd, executor.clone(), limit.clone(), out_tx.clone(), running.clone());
+                        spawn_command(cmd, executor.clone(), commands, out_tx.clone(), running.clone());
                     }
                     Ok(BrokerMessage::Cancel(c)) => {
                         if let Some(task) = running.lock().unwrap_or_else(|e| e.into_inner()).remove(&c.result_id) {
@@ -298,10 +309,52 @@ fn to_frame(msg: &AgentMessage) -> Message {
     )
 }
 
+/// Where commands run: a runtime of their own, at most `max_concurrency` at once.
+struct Commands {
+    runtime: Option<tokio::runtime::Runtime>,
+    limit: Arc<Semaphore>,
+}
+
+impl Commands {
+    /// Stack of each command thread: input-driven recursion is bounded far below this by
+    /// `kubeline_shared::limits`; the rest is room for printing deep objects.
+    const STACK_BYTES: usize = 8 * 1024 * 1024;
+
+    fn new(max_concurrency: usize) -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("kubeline-command")
+            .thread_stack_size(Self::STACK_BYTES)
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+            limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("the command runtime lives as long as Commands")
+            .handle()
+    }
+}
+
+impl Drop for Commands {
+    fn drop(&mut self) {
+        // Dropped from async code: a blocking shutdown would panic there.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 fn spawn_command(
     cmd: Execute,
     executor: Executor,
-    limit: Arc<Semaphore>,
+    commands: &Commands,
     out: mpsc::Sender<AgentMessage>,
     running: Arc<Mutex<HashMap<String, AbortHandle>>>,
 ) {
@@ -313,7 +366,8 @@ fn spawn_command(
     );
     let result_id = cmd.result_id.clone();
     let registry = running.clone();
-    let task = tokio::spawn(
+    let limit = commands.limit.clone();
+    let task = commands.handle().spawn(
         async move {
             let done = run_command(&cmd, &executor, &limit, &out).await;
             registry
@@ -353,7 +407,10 @@ async fn run_command(
         Ok(parsed) => parsed,
         Err(e) => {
             warn!(error = %e, "refusing command");
-            let stderr = e.kubectl_error.clone().unwrap_or_else(|| format!("error: {e}"));
+            let stderr = e
+                .kubectl_error
+                .clone()
+                .unwrap_or_else(|| format!("error: {e}"));
             return done(ResultStatus::Failed, 1, Some(stderr), None);
         }
     };

@@ -391,7 +391,8 @@ impl<'a> Parser<'a> {
                 }
             } else if i == 1 {
                 params[i].known = true;
-                params[i].value = params[0].value.saturating_add(1);
+                // Go's int arithmetic wraps; kubectl's errors for huge indexes follow from it.
+                params[i].value = params[0].value.wrapping_add(1);
                 params[i].derived = true;
             }
         }
@@ -545,7 +546,8 @@ fn slice_operator(text: &str) -> Option<[String; 3]> {
     rest.is_empty().then_some(groups)
 }
 
-/// `^([^!<>=]+)([!<>=]+)(.+?)$`.
+/// `^([^!<>=]+)([!<>=]+)(.+?)$`: the operator run is greedy but gives back its last character
+/// when nothing else is left for the right side (`a==` is `a`, `=`, `=`).
 fn split_comparison(text: &str) -> Option<(&str, &str, &str)> {
     let is_op = |c: char| "!<>=".contains(c);
     let start = text.find(is_op)?;
@@ -553,9 +555,13 @@ fn split_comparison(text: &str) -> Option<(&str, &str, &str)> {
         return None;
     }
     let after = &text[start..];
-    let len = after.find(|c| !is_op(c)).unwrap_or(after.len());
+    let mut len = after.find(|c| !is_op(c)).unwrap_or(after.len());
+    if len == after.len() {
+        // Operator characters are ASCII, one byte each.
+        len -= 1;
+    }
     let right = &after[len..];
-    if right.is_empty() || right.contains('\n') {
+    if len == 0 || right.is_empty() || right.contains('\n') {
         return None;
     }
     Some((&text[..start], &after[..len], right))

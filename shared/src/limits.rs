@@ -58,6 +58,10 @@ pub const MAX_DESCRIBE_OBJECTS: usize = 200;
 /// `--all-pods`): one API request each.
 pub const MAX_LOG_REQUESTS: usize = 50;
 
+/// Pages one list may take (`--chunk-size` is the page size, so `--chunk-size=1` over a big
+/// collection would otherwise make one API request per object).
+pub const MAX_LIST_PAGES: usize = 1000;
+
 /// Bytes of a label or field selector.
 pub const MAX_SELECTOR_BYTES: usize = 4 * 1024;
 

@@ -130,6 +130,24 @@ proptest! {
         }
     }
 
+    /// The policy holds when re-checked: the agent parses again what the broker accepted (after
+    /// the argv's trip through JSON and the queue) and must reach the same verdict and the same
+    /// command, so nothing the broker lets through is refused or read differently there.
+    #[test]
+    fn what_the_broker_accepts_the_agent_accepts_the_same(
+        ct in command_type(),
+        args in prop::collection::vec(arg(), 0..12),
+    ) {
+        if let Ok(first) = command::parse(&ct, &args) {
+            let wire: Vec<String> =
+                serde_json::from_str(&serde_json::to_string(&args).unwrap()).unwrap();
+            match command::parse(&ct, &wire) {
+                Ok(again) => prop_assert_eq!(first, again),
+                Err(e) => prop_assert!(false, "accepted once, refused on re-check: {e}"),
+            }
+        }
+    }
+
     #[test]
     fn many_names_are_refused_by_count(n in (MAX_NAMES + 1)..(MAX_NAMES * 3)) {
         let mut args = vec!["pods".to_string()];

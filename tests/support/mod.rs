@@ -272,6 +272,11 @@ pub async fn start_broker(name: &str, opts: BrokerOpts) -> (Proc, Api) {
 
 /// Starts `kubeline agent` for the test bed against a broker on `port`.
 pub fn start_agent(name: &str, port: u16, token: &str) -> Proc {
+    start_agent_for(name, port, CLUSTER, token)
+}
+
+/// Starts `kubeline agent` for the test bed under another cluster id.
+pub fn start_agent_for(name: &str, port: u16, cluster: &str, token: &str) -> Proc {
     Proc::spawn(
         name,
         &[
@@ -279,7 +284,7 @@ pub fn start_agent(name: &str, port: u16, token: &str) -> Proc {
             "--broker-url".to_owned(),
             format!("http://127.0.0.1:{port}"),
             "--cluster-id".to_owned(),
-            CLUSTER.to_owned(),
+            cluster.to_owned(),
             "--token".to_owned(),
             token.to_owned(),
             "--kubeconfig".to_owned(),

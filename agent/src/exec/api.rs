@@ -25,9 +25,21 @@ pub(crate) enum ApiError {
     },
     /// No usable answer: connection refused, TLS, timeouts, undecodable bodies.
     Transport(String),
+    /// kubeline stopped before the server was asked too much (a limit in
+    /// `kubeline_shared::limits`); the message says which and what to do.
+    Limit(String),
 }
 
 impl ApiError {
+    /// A list that would take more than `max_pages` pages of `chunk` objects.
+    pub(crate) fn too_many_pages(max_pages: usize, chunk: u32) -> Self {
+        ApiError::Limit(format!(
+            "listing would take more than kubeline's limit of {max_pages} pages of \
+             --chunk-size={chunk}; use a larger --chunk-size (kubectl's default is 500) or narrow \
+             the list with -n, -l or --field-selector"
+        ))
+    }
+
     /// Whether this is a 404 NotFound (what `--ignore-not-found` ignores).
     pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, ApiError::Status { reason, code, .. } if reason == "NotFound" || (reason.is_empty() && *code == 404))
@@ -48,6 +60,7 @@ impl ApiError {
             }
             ApiError::Status { message, .. } => format!("Error from server: {message}"),
             ApiError::Transport(message) => format!("Unable to connect to the server: {message}"),
+            ApiError::Limit(message) => format!("error: {message}"),
         }
     }
 
@@ -111,6 +124,29 @@ pub(crate) async fn get(
     accept: &str,
     what: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let raw = get_raw(client, path, accept, what).await?;
+    let body = serde_json::from_slice(&raw.body)
+        .map_err(|e| ApiError::Transport(format!("cannot decode the server's response: {e}")))?;
+    Ok(Response {
+        body,
+        warnings: raw.warnings,
+    })
+}
+
+/// A successful response whose body is left as the server sent it (for printers that keep
+/// the server's key order, as a Go struct does).
+pub(crate) struct RawResponse {
+    pub body: Vec<u8>,
+    pub warnings: Vec<String>,
+}
+
+/// [`get`] without decoding a successful body.
+pub(crate) async fn get_raw(
+    client: &kube::Client,
+    path: &str,
+    accept: &str,
+    what: Option<&str>,
+) -> Result<RawResponse, ApiError> {
     let request = http::Request::get(path)
         .header(http::header::ACCEPT, accept)
         .body(kube::client::Body::from(Vec::new()))
@@ -133,10 +169,10 @@ pub(crate) async fn get(
         .await
         .map_err(|e| ApiError::Transport(transport_message(&e)))?;
     if status.is_success() {
-        let body = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::Transport(format!("cannot decode the server's response: {e}"))
-        })?;
-        return Ok(Response { body, warnings });
+        return Ok(RawResponse {
+            body: body.to_vec(),
+            warnings,
+        });
     }
     let text = String::from_utf8_lossy(&body);
     match serde_json::from_slice::<Value>(&body) {
@@ -154,6 +190,71 @@ pub(crate) async fn get(
                 .to_string(),
         }),
         _ => Err(ApiError::generic(status.as_u16(), text.trim(), what)),
+    }
+}
+
+/// cli-runtime's `Info.Get`: GETs one named object. When it is NotFound in a namespace other
+/// than `default`, kubectl asks for the namespace, and if that is NotFound too, the namespace's
+/// error is the one reported (`namespaces "nope" not found`).
+pub(crate) async fn get_object(
+    client: &kube::Client,
+    path: &str,
+    namespace: Option<&str>,
+    what: Option<&str>,
+) -> Result<Response, ApiError> {
+    match get(client, path, ACCEPT_JSON, what).await {
+        Err(e) if e.is_not_found() => Err(namespace_error(client, namespace).await.unwrap_or(e)),
+        r => r,
+    }
+}
+
+/// The NotFound of `namespace` when it does not exist (and is not `default`), else `None`.
+pub(crate) async fn namespace_error(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Option<ApiError> {
+    let ns = namespace.filter(|n| !n.is_empty() && *n != "default")?;
+    let path = format!("/api/v1/namespaces/{}", segment(ns));
+    match get(client, &path, ACCEPT_JSON, None).await {
+        Err(e) if e.is_not_found() => Some(e),
+        _ => None,
+    }
+}
+
+/// `schema.GroupVersionResource.String()`: `/v1, Resource=pods`, `apps/v1, Resource=deployments`.
+pub(crate) fn gvr_string(group: &str, version: &str, resource: &str) -> String {
+    format!("{group}/{version}, Resource={resource}")
+}
+
+/// cli-runtime's `EnhanceListError`: a BadRequest or NotFound from a list names what was listed
+/// (`subject`, e.g. [`gvr_string`]) and the selectors used.
+pub(crate) fn enhance_list_error(
+    e: ApiError,
+    label_selector: &str,
+    field_selector: &str,
+    subject: &str,
+) -> ApiError {
+    match e {
+        ApiError::Status {
+            code,
+            reason,
+            message,
+        } if reason == "BadRequest" || reason == "NotFound" => {
+            let message = if label_selector.is_empty() && field_selector.is_empty() {
+                format!("Unable to list {subject:?}: {message}")
+            } else {
+                format!(
+                    "Unable to find {subject:?} that match label selector {label_selector:?}, \
+                     field selector {field_selector:?}: {message}"
+                )
+            };
+            ApiError::Status {
+                code,
+                reason,
+                message,
+            }
+        }
+        e => e,
     }
 }
 
@@ -224,6 +325,34 @@ mod tests {
             }
             .kubectl_message(),
             "error: You must be logged in to the server (Unauthorized)"
+        );
+    }
+
+    #[test]
+    fn list_errors_name_what_was_listed() {
+        let bad = || ApiError::Status {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: "found '=', expected: ',' or 'end of string'".into(),
+        };
+        assert_eq!(
+            enhance_list_error(bad(), "a=b=c", "", &gvr_string("", "v1", "pods")).kubectl_message(),
+            "Error from server (BadRequest): Unable to find \"/v1, Resource=pods\" that match label \
+             selector \"a=b=c\", field selector \"\": found '=', expected: ',' or 'end of string'"
+        );
+        assert_eq!(
+            enhance_list_error(bad(), "", "", "events").kubectl_message(),
+            "Error from server (BadRequest): Unable to list \"events\": found '=', expected: ',' or \
+             'end of string'"
+        );
+        let forbidden = ApiError::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "no".into(),
+        };
+        assert_eq!(
+            enhance_list_error(forbidden.clone(), "a", "", "x"),
+            forbidden
         );
     }
 

@@ -7,6 +7,8 @@
 //! resolver in `discovery` does not keep.
 
 use super::api::{self, ApiError};
+use super::gojson::{self, Ordered};
+use super::goyaml;
 use super::tabwriter::TabWriter;
 use super::{Executor, Outcome};
 use kubeline_shared::command::{ApiResources, ApiResourcesOutput, ApiResourcesSort};
@@ -321,6 +323,12 @@ fn render(resources: &ServerResources, cmd: &ApiResources) -> String {
             .cmp(&key(b))
             .then_with(|| a.resource.name.cmp(&b.resource.name))
     });
+    if matches!(
+        cmd.output,
+        ApiResourcesOutput::Json | ApiResourcesOutput::Yaml | ApiResourcesOutput::Kyaml
+    ) {
+        return print_list(&rows, cmd.output);
+    }
     if cmd.output == ApiResourcesOutput::Name {
         let mut out = String::new();
         for l in &rows {
@@ -369,6 +377,64 @@ fn render(resources: &ServerResources, cmd: &ApiResources) -> String {
     }
     w.flush();
     w.take_output()
+}
+
+/// `-o json|yaml|kyaml`: the flattened `APIResourceList` kubectl builds (no `groupVersion`, each
+/// resource with the `group` and `version` it was listed in), as its JSON printer writes a Go
+/// struct (fields in struct order, `omitempty` ones left out when empty) or as YAML. With
+/// nothing left after filtering, the list's `resources` is Go's nil slice: `null`.
+fn print_list(rows: &[Located<'_>], output: ApiResourcesOutput) -> String {
+    let text = |s: &str| Ordered::String(s.to_string());
+    let strings = |v: &[String]| Ordered::Array(v.iter().map(|s| text(s)).collect());
+    let resources: Vec<Ordered> = rows
+        .iter()
+        .map(|l| {
+            let r = l.resource;
+            let mut fields = vec![
+                ("name".to_string(), text(&r.name)),
+                ("singularName".to_string(), text(&r.singular)),
+                ("namespaced".to_string(), Ordered::Bool(r.namespaced)),
+            ];
+            if !l.group.is_empty() {
+                fields.push(("group".into(), text(l.group)));
+            }
+            if !l.version.is_empty() {
+                fields.push(("version".into(), text(l.version)));
+            }
+            fields.push(("kind".into(), text(&r.kind)));
+            fields.push(("verbs".into(), strings(&r.verbs)));
+            if !r.short_names.is_empty() {
+                fields.push(("shortNames".into(), strings(&r.short_names)));
+            }
+            if !r.categories.is_empty() {
+                fields.push(("categories".into(), strings(&r.categories)));
+            }
+            Ordered::Object(fields)
+        })
+        .collect();
+    let list = Ordered::Object(vec![
+        ("kind".into(), text("APIResourceList")),
+        ("apiVersion".into(), text("v1")),
+        ("groupVersion".into(), text("")),
+        (
+            "resources".into(),
+            if resources.is_empty() {
+                Ordered::Null
+            } else {
+                Ordered::Array(resources)
+            },
+        ),
+    ]);
+    match output {
+        ApiResourcesOutput::Json => {
+            let mut out = String::new();
+            gojson::write_ordered(&mut out, &list, "    ", 0);
+            out.push('\n');
+            out
+        }
+        ApiResourcesOutput::Kyaml => goyaml::to_kyaml(&list),
+        _ => goyaml::to_string(&list.to_value()),
+    }
 }
 
 fn array<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {

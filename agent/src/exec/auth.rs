@@ -6,6 +6,7 @@
 //! stored and change nothing.
 
 use super::api::ApiError;
+use super::discovery::warnings_first;
 use super::rbac_rules::{Rule, combine_resource_group, go_list, normalize};
 use super::tabwriter::TabWriter;
 use super::{Executor, Outcome};
@@ -38,6 +39,17 @@ const NON_RESOURCE_VERBS: &[&str] = &[
 ];
 
 pub(super) async fn run(ex: &Executor, cmd: &Auth) -> Outcome {
+    let warnings = match &cmd.check {
+        CanI::Resource { resource, .. } if resource != "*" => {
+            ex.shortcut_warnings(&[resource.to_lowercase().as_str()])
+                .await
+        }
+        _ => Vec::new(),
+    };
+    warnings_first(&warnings, can_i(ex, cmd).await)
+}
+
+async fn can_i(ex: &Executor, cmd: &Auth) -> Outcome {
     let namespace = if cmd.all_namespaces {
         String::new()
     } else {

@@ -32,12 +32,21 @@ pub(crate) fn parse(spec: &str) -> Result<Vec<Column>, String> {
         .collect())
 }
 
+/// What was printed before a column failed, and why it failed.
+#[derive(Debug)]
+pub(crate) struct PrintError {
+    /// The header and the rows before the failing object, as kubectl's deferred flush leaves them.
+    pub printed: String,
+    /// The column's error, as client-go words it.
+    pub error: String,
+}
+
 /// Prints the objects (the items of a list, or one object) under the columns' headers.
 pub(crate) fn print(
     columns: &[Column],
     objects: &[&Value],
     no_headers: bool,
-) -> Result<String, String> {
+) -> Result<String, PrintError> {
     let mut w = TabWriter::new();
     if !no_headers {
         let headers: Vec<&str> = columns.iter().map(|c| c.header.as_str()).collect();
@@ -46,7 +55,16 @@ pub(crate) fn print(
     for o in objects {
         let mut cells = Vec::with_capacity(columns.len());
         for c in columns {
-            let results = c.path.find_results(o)?;
+            let results = match c.path.find_results(o) {
+                Ok(r) => r,
+                Err(error) => {
+                    w.flush();
+                    return Err(PrintError {
+                        printed: w.take_output(),
+                        error,
+                    });
+                }
+            };
             let mut values: Vec<String> = Vec::new();
             if results.first().is_none_or(|r| r.is_empty()) {
                 values.push("<none>".into());

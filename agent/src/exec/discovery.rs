@@ -11,6 +11,8 @@
 //! 4. among several matches the first in priority order wins: core `v1` first, then each group in
 //!    discovery order with its preferred version first.
 
+use super::Outcome;
+use kubeline_shared::command::Targets;
 use serde_json::Value;
 
 /// One resource the API server serves (subresources are left out).
@@ -190,6 +192,69 @@ impl Discovery {
         })
     }
 
+    /// The warnings client-go's shortcut expander gives while kubectl resolves `arg`, e.g.
+    /// `short name "ev" could also match lower priority resource events.events.k8s.io`: a
+    /// short name that several resources (not merely several versions of one) have resolves
+    /// to the first in priority order, and each other one is named once. kubectl prints them
+    /// on stderr as `Warning: …` lines.
+    pub(crate) fn shortcut_warnings(&self, arg: &str) -> Vec<String> {
+        let (full, (resource, group)) = parse_resource_arg(arg);
+        let mut out = Vec::new();
+        if let Some((r, v, g)) = full {
+            out.extend(self.ambiguous_shortcut(r, g));
+            if self.resource_for(r, v, g).is_some() {
+                return out;
+            }
+        }
+        for w in self.ambiguous_shortcut(resource, group) {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        out
+    }
+
+    /// `expandResourceShortcut`'s ambiguity warnings for one resource and group.
+    fn ambiguous_shortcut(&self, resource: &str, group: &str) -> Vec<String> {
+        let in_group = |r: &ApiResource| group.is_empty() || r.group == group;
+        if self
+            .resources
+            .iter()
+            .any(|r| in_group(r) && (r.resource == resource || r.singular == resource))
+        {
+            return Vec::new();
+        }
+        let mut first: Option<(&str, &str)> = None;
+        let mut warned: Vec<(&str, &str)> = Vec::new();
+        let mut out = Vec::new();
+        for r in self.resources.iter().filter(|r| in_group(r)) {
+            for short in &r.short_names {
+                if short != resource {
+                    continue;
+                }
+                let long = (r.group.as_str(), r.resource.as_str());
+                match first {
+                    None => first = Some(long),
+                    Some(f) if f == long => {}
+                    Some(_) if warned.contains(&long) => {}
+                    Some(_) => {
+                        warned.push(long);
+                        let name = if r.group.is_empty() {
+                            r.resource.clone()
+                        } else {
+                            format!("{}.{}", r.resource, r.group)
+                        };
+                        out.push(format!(
+                            "short name {resource:?} could also match lower priority resource \
+                             {name}"
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn resource_for(&self, resource: &str, version: &str, group: &str) -> Option<&ApiResource> {
         let (resource, group) = self.expand_shortcut(resource, group);
         let lower = resource.to_lowercase();
@@ -234,6 +299,53 @@ impl Discovery {
         }
         (resource, group)
     }
+}
+
+impl super::Executor {
+    /// [`Discovery::shortcut_warnings`] for each of `types` (each warning once), from the
+    /// cached discovery data; none when discovery cannot be read.
+    pub(crate) async fn shortcut_warnings(&self, types: &[&str]) -> Vec<String> {
+        let Ok(discovery) = self.discovery(false).await else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for t in types {
+            for w in discovery.shortcut_warnings(t) {
+                if !out.contains(&w) {
+                    out.push(w);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The resource types named by `targets`, in order, each once.
+pub(crate) fn target_types(targets: &Targets) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    match targets {
+        Targets::Types(types) => out.extend(types.iter().map(String::as_str)),
+        Targets::Names { resource, .. } => out.push(resource),
+        Targets::Pairs(pairs) => out.extend(pairs.iter().map(|p| p.resource.as_str())),
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    out.retain(|t| {
+        let new = !seen.contains(t);
+        seen.push(t);
+        new
+    });
+    out
+}
+
+/// `Warning: …` lines for `warnings`, before whatever else the outcome has on stderr.
+pub(crate) fn warnings_first(warnings: &[String], mut outcome: Outcome) -> Outcome {
+    if warnings.is_empty() {
+        return outcome;
+    }
+    let mut stderr: String = warnings.iter().map(|w| format!("Warning: {w}\n")).collect();
+    stderr.push_str(outcome.error.as_deref().unwrap_or_default());
+    outcome.error = Some(stderr);
+    outcome
 }
 
 /// apimachinery's `ParseResourceArg` (and, identically, `ParseKindArg`): with two or more dots
@@ -385,6 +497,20 @@ pub(crate) mod tests {
         for (arg, want) in cases {
             assert_eq!(resolve(&d, arg), want, "{arg}");
         }
+    }
+
+    #[test]
+    fn ambiguous_short_names_warn() {
+        let d = canned();
+        assert_eq!(
+            d.shortcut_warnings("ev"),
+            ["short name \"ev\" could also match lower priority resource events.events.k8s.io"]
+        );
+        // Several versions of one resource are not ambiguous; full names never are.
+        assert!(d.shortcut_warnings("hpa").is_empty());
+        assert!(d.shortcut_warnings("events").is_empty());
+        assert!(d.shortcut_warnings("ev.events.k8s.io").is_empty());
+        assert!(d.shortcut_warnings("po").is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use super::api;
 use super::api_resources::server_resources;
+use super::discovery::warnings_first;
 use super::gojson;
 use super::jsonpath;
 use super::{Executor, Outcome};
@@ -21,6 +22,12 @@ use kubeline_shared::command::Explain;
 use serde_json::{Map, Value};
 
 pub(super) async fn run(ex: &Executor, cmd: &Explain) -> Outcome {
+    let resource = cmd.target.split('.').next().unwrap_or_default();
+    let warnings = ex.shortcut_warnings(&[resource]).await;
+    warnings_first(&warnings, explain(ex, cmd).await)
+}
+
+async fn explain(ex: &Executor, cmd: &Explain) -> Outcome {
     let resources = match server_resources(ex).await {
         Ok(r) => r,
         Err(e) => return Outcome::failed(e.kubectl_message()),
@@ -171,9 +178,9 @@ async fn openapi_document(ex: &Executor, gvr: &Gvr) -> Result<Value, String> {
         })
 }
 
-/// `%v` of a `schema.GroupVersionResource`.
+/// `%v` of a `schema.GroupVersionResource` (its `String()`): `apps/v1, Resource=deployments`.
 fn go_gvr(gvr: &Gvr) -> String {
-    format!("{{{} {} {}}}", gvr.group, gvr.version, gvr.resource)
+    api::gvr_string(&gvr.group, &gvr.version, &gvr.resource)
 }
 
 // === the plaintext template ===

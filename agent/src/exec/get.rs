@@ -9,7 +9,8 @@
 //!    the errors, one line each, on stderr.
 
 use super::api::{self, ApiError};
-use super::discovery::{ApiResource, Discovery};
+use super::discovery::{self, ApiResource, Discovery};
+use super::gojson::Ordered;
 use super::jsonpath::JsonPath;
 use super::table::{HumanPrinter, PrintOptions};
 use super::tabwriter::TabWriter;
@@ -43,6 +44,23 @@ struct Fetched {
 }
 
 pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
+    // client-go warns when a short name could also mean a lower-priority resource.
+    let warnings = ex
+        .shortcut_warnings(&discovery::target_types(&g.targets))
+        .await;
+    discovery::warnings_first(&warnings, run_resolved(ex, g).await)
+}
+
+/// A sort kubectl ends with a fatal log line: exactly that line on stderr, exit code 1.
+fn fatal(line: String) -> Outcome {
+    Outcome {
+        output: String::new(),
+        error: Some(line + "\n"),
+        exit_code: 1,
+    }
+}
+
+async fn run_resolved(ex: &Executor, g: &Get) -> Outcome {
     let discovery = match ex.discovery(false).await {
         Ok(d) => d,
         Err(e) => return Outcome::failed(e.kubectl_message()),
@@ -78,7 +96,9 @@ pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
         match result {
             Ok(mut f) => {
                 if human && g.sort_by.is_some() {
-                    sort_tables(&visits[i].mapping, &mut f.objects, g);
+                    if let Err(line) = sort_tables(&visits[i].mapping, &mut f.objects, g) {
+                        return fatal(line);
+                    }
                 }
                 fetched.push((i, f))
             }
@@ -98,6 +118,9 @@ pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
         ) {
             // kubectl's RuntimeSorter orders the infos (here: whole tables) themselves.
             if let Err(e) = sort_infos(&mut fetched, field) {
+                if sorter::is_fatal(&e) {
+                    return fatal(e);
+                }
                 return Outcome::failed(format!("error: {e}"));
             }
         }
@@ -291,15 +314,23 @@ async fn fetch(
         if include_object {
             path.push_str("?includeObject=Object");
         }
-        let result = api::get(&ex.client, &path, accept, Some(&what))
-            .await
-            .map(|r| {
-                warnings.extend(r.warnings);
-                Fetched {
-                    objects: vec![r.body],
-                    truncated: false,
-                }
-            });
+        // cli-runtime's Info.Get: a NotFound in a namespace that does not exist reports the
+        // namespace.
+        let result = match api::get(&ex.client, &path, accept, Some(&what)).await {
+            Err(e) if e.is_not_found() => {
+                Err(api::namespace_error(&ex.client, v.namespace.as_deref())
+                    .await
+                    .unwrap_or(e))
+            }
+            r => r,
+        }
+        .map(|r| {
+            warnings.extend(r.warnings);
+            Fetched {
+                objects: vec![r.body],
+                truncated: false,
+            }
+        });
         return (result, warnings);
     }
     let mut objects = Vec::new();
@@ -310,7 +341,15 @@ async fn fetch(
         (None, Some(_)) => 0,
         (None, None) => g.chunk_size,
     };
+    let mut pages = 0;
     loop {
+        pages += 1;
+        if pages > ex.max_list_pages {
+            return (
+                Err(ApiError::too_many_pages(ex.max_list_pages, page)),
+                warnings,
+            );
+        }
         let mut query = list_query(g, page, continue_token.as_deref());
         if include_object {
             if !query.is_empty() {
@@ -431,8 +470,12 @@ struct Printed {
 /// Sorts the rows of each table by `--sort-by` (kubectl's `SortingPrinter` inside its
 /// `TablePrinter`). Row objects of Secrets are redacted first, so the order never depends on
 /// a secret value. A table kubectl fails to sort prints nothing, and it is replaced by `null`.
-fn sort_tables(mapping: &ApiResource, tables: &mut [Value], g: &Get) {
-    let Some(field) = &g.sort_by else { return };
+/// Sorts each table's rows; a table whose rows cannot be compared is dropped, as kubectl drops
+/// it, unless kubectl would end the process (see [`sorter::is_fatal`]): then that line.
+fn sort_tables(mapping: &ApiResource, tables: &mut [Value], g: &Get) -> Result<(), String> {
+    let Some(field) = &g.sort_by else {
+        return Ok(());
+    };
     let secret = mapping.group.is_empty() && mapping.resource == "secrets";
     for table in tables.iter_mut() {
         let Some(rows) = table.get_mut("rows").and_then(Value::as_array_mut) else {
@@ -449,10 +492,16 @@ fn sort_tables(mapping: &ApiResource, tables: &mut [Value], g: &Get) {
                 }
             }
         }
-        if rows.len() > 1 && sorter::sort_table_rows(rows, field).is_err() {
-            *table = Value::Null;
+        if rows.len() > 1 {
+            if let Err(e) = sorter::sort_table_rows(rows, field) {
+                if sorter::is_fatal(&e) {
+                    return Err(e);
+                }
+                *table = Value::Null;
+            }
         }
     }
+    Ok(())
 }
 
 /// kubectl's `RuntimeSorter` over several infos: the tables themselves are sorted as objects.
@@ -587,8 +636,11 @@ fn print_generic(
     }
     // Everything below reads redacted objects only: templates, columns and sorting included.
     // kubectl drops managed fields only in its json and yaml printers.
-    let omit_managed_fields =
-        !g.show_managed_fields && matches!(g.output, GetOutput::Json | GetOutput::Yaml);
+    let omit_managed_fields = !g.show_managed_fields
+        && matches!(
+            g.output,
+            GetOutput::Json | GetOutput::Yaml | GetOutput::Kyaml
+        );
     for o in &mut objects {
         redact_secret(o);
         if omit_managed_fields {
@@ -617,11 +669,15 @@ fn print_generic(
         },
         GetOutput::Name => GenericPrinter::Name,
         GetOutput::Yaml => GenericPrinter::Yaml,
+        GetOutput::Kyaml => GenericPrinter::Kyaml,
         _ => GenericPrinter::Json,
     };
     let one_object = single && objects.len() == 1;
     if let (Some(field), false) = (&g.sort_by, one_object) {
         if let Err(e) = sorter::sort_objects(&mut objects, field) {
+            if sorter::is_fatal(&e) {
+                return nothing(Some(e));
+            }
             return nothing(Some(format!("error: {e}")));
         }
     }
@@ -644,7 +700,11 @@ fn print_generic(
                 truncated,
                 error: None,
             },
-            Err(e) => nothing(Some(format!("error: {e}"))),
+            Err(e) => Printed {
+                text: e.printed,
+                truncated,
+                error: Some(format!("error: {}", e.error)),
+            },
         };
     }
     let value = if one_object {
@@ -659,6 +719,7 @@ fn print_generic(
     };
     let text = match printer {
         GenericPrinter::Yaml => goyaml::to_string(&value),
+        GenericPrinter::Kyaml => goyaml::to_kyaml(&Ordered::from_value_sorted(&value)),
         GenericPrinter::JsonPath(p, template) => match p.execute(&value) {
             Ok(text) => text,
             Err(e) => {
@@ -683,6 +744,7 @@ fn print_generic(
 enum GenericPrinter<'a> {
     Json,
     Yaml,
+    Kyaml,
     Name,
     JsonPath(JsonPath, &'a str),
     Columns(Vec<custom_columns::Column>),

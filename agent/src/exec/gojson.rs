@@ -79,6 +79,184 @@ pub(crate) fn write_value(out: &mut String, v: &Value, indent: &str, depth: usiz
     }
 }
 
+/// A JSON value whose objects keep their keys in the order of the text they were read from.
+///
+/// kubectl prints typed objects (an `EventList`, an `APIResourceList`, the ReplicaSets of
+/// `rollout history`) with `json.MarshalIndent` of Go structs, so keys come in field order. The
+/// API server writes built-in types from the same structs, so the order of its answer is that
+/// order: reading it with [`Ordered`] and writing it with [`write_ordered`] reproduces kubectl.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Ordered {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Array(Vec<Ordered>),
+    Object(Vec<(String, Ordered)>),
+}
+
+impl Ordered {
+    /// Sets an object's field, in place if it exists, else at `position` (clamped).
+    pub(crate) fn set(&mut self, key: &str, value: Ordered, position: usize) {
+        if let Ordered::Object(fields) = self {
+            match fields.iter_mut().find(|(k, _)| k == key) {
+                Some((_, v)) => *v = value,
+                None => fields.insert(position.min(fields.len()), (key.to_string(), value)),
+            }
+        }
+    }
+
+    /// Removes `metadata.managedFields`, as kubectl's `OmitManagedFieldsPrinter` does.
+    pub(crate) fn omit_managed_fields(&mut self) {
+        if let Ordered::Object(fields) = self
+            && let Some((_, Ordered::Object(meta))) =
+                fields.iter_mut().find(|(k, _)| k == "metadata")
+        {
+            meta.retain(|(k, _)| k != "managedFields");
+        }
+    }
+
+    /// The same value with its keys unordered (for the YAML printer, which sorts them anyway).
+    pub(crate) fn to_value(&self) -> Value {
+        match self {
+            Ordered::Null => Value::Null,
+            Ordered::Bool(b) => Value::Bool(*b),
+            Ordered::Number(n) => Value::Number(n.clone()),
+            Ordered::String(s) => Value::String(s.clone()),
+            Ordered::Array(items) => Value::Array(items.iter().map(Ordered::to_value).collect()),
+            Ordered::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A value built in code, keys in the order given.
+    pub(crate) fn from_value_sorted(v: &Value) -> Ordered {
+        match v {
+            Value::Null => Ordered::Null,
+            Value::Bool(b) => Ordered::Bool(*b),
+            Value::Number(n) => Ordered::Number(n.clone()),
+            Value::String(s) => Ordered::String(s.clone()),
+            Value::Array(items) => {
+                Ordered::Array(items.iter().map(Ordered::from_value_sorted).collect())
+            }
+            Value::Object(map) => Ordered::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Ordered::from_value_sorted(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::Null)
+            }
+            fn visit_none<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Ordered, E> {
+                Ok(Ordered::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Ordered, E> {
+                Ok(Ordered::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Ordered, E> {
+                Ok(Ordered::Number(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Ordered, E> {
+                Ok(Number::from_f64(n).map_or(Ordered::Null, Ordered::Number))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Ordered, E> {
+                Ok(Ordered::String(s.to_string()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Ordered, E> {
+                Ok(Ordered::String(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Ordered::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut fields: Vec<(String, Ordered)> = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Ordered>()? {
+                    // Go keeps the last of duplicate keys, at the place of the struct field.
+                    match fields.iter_mut().find(|(key, _)| *key == k) {
+                        Some((_, old)) => *old = v,
+                        None => fields.push((k, v)),
+                    }
+                }
+                Ok(Ordered::Object(fields))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `json.MarshalIndent` of an [`Ordered`] value, keys in their order (no trailing newline).
+pub(crate) fn write_ordered(out: &mut String, v: &Ordered, indent: &str, depth: usize) {
+    match v {
+        Ordered::Null => out.push_str("null"),
+        Ordered::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Ordered::Number(n) => out.push_str(&json_number(n)),
+        Ordered::String(s) => write_string(out, s),
+        Ordered::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent, depth + 1);
+                write_ordered(out, item, indent, depth + 1);
+            }
+            newline(out, indent, depth);
+            out.push(']');
+        }
+        Ordered::Object(fields) => {
+            if fields.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent, depth + 1);
+                write_string(out, k);
+                out.push_str(": ");
+                write_ordered(out, v, indent, depth + 1);
+            }
+            newline(out, indent, depth);
+            out.push('}');
+        }
+    }
+}
+
 /// A JSON string literal with Go's escaping.
 pub(crate) fn write_string(out: &mut String, s: &str) {
     out.push('"');
@@ -203,6 +381,22 @@ mod tests {
             "{\n    \"a\": {\n        \"y\": {},\n        \"z\": 1\n    },\n    \"b\": [],\n    \"f\": 0.5,\n    \
              \"n\": null,\n    \"s\": \"\\u003ca\\u0026b\\u003e\\u2028\\n\\u0001\"\n}\n"
         );
+    }
+
+    #[test]
+    fn ordered_json_keeps_the_key_order() {
+        let mut v: Ordered =
+            serde_json::from_str(r#"{"z": 1, "a": {"y": [true, null, "<"], "b": {}}, "m": []}"#)
+                .unwrap();
+        v.set("kind", Ordered::String("Event".into()), 0);
+        let mut out = String::new();
+        write_ordered(&mut out, &v, "    ", 0);
+        assert_eq!(
+            out,
+            "{\n    \"kind\": \"Event\",\n    \"z\": 1,\n    \"a\": {\n        \"y\": [\n            true,\n            \
+             null,\n            \"\\u003c\"\n        ],\n        \"b\": {}\n    },\n    \"m\": []\n}"
+        );
+        assert_eq!(v.to_value()["a"]["y"][2], "<");
     }
 
     #[test]

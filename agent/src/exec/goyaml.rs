@@ -14,7 +14,7 @@
 //! The emitter below follows go-yaml v2.4's `emitterc.go` function by function for the subset of
 //! events a JSON value produces (no anchors, tags or flow collections except empty ones).
 
-use super::gojson;
+use super::gojson::{self, Ordered};
 use serde_json::Value;
 use std::cmp::Ordering;
 
@@ -1003,6 +1003,350 @@ impl Emitter {
     }
 }
 
+// === KYAML ===
+
+/// kubectl's `-o kyaml` (kubectl 1.34+, sigs.k8s.io/yaml's `kyaml.Encoder`): the object's JSON
+/// (keys in the order given: sorted for unstructured objects, struct order for typed ones)
+/// as one KYAML document: `---`, then braces and brackets with two-space indents, every value
+/// string double-quoted, keys quoted only where YAML could read them as something else.
+pub(crate) fn to_kyaml(v: &Ordered) -> String {
+    let mut out = String::from("---\n");
+    kyaml_node(&mut out, v, 0);
+    out.push('\n');
+    out
+}
+
+fn kyaml_indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+fn kyaml_node(out: &mut String, v: &Ordered, indent: usize) {
+    match v {
+        Ordered::Null => out.push_str("null"),
+        Ordered::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Ordered::Number(n) => out.push_str(&super::gojson::json_number(n)),
+        Ordered::String(s) => kyaml_string(out, s, indent + 1, false, false),
+        Ordered::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            let cuddle = items
+                .iter()
+                .all(|i| matches!(i, Ordered::Array(_) | Ordered::Object(_)));
+            if cuddle {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    kyaml_node(out, item, indent);
+                }
+                out.push(']');
+                return;
+            }
+            out.push_str("[\n");
+            kyaml_indent(out, indent);
+            for item in items {
+                kyaml_indent(out, 1);
+                kyaml_node(out, item, indent + 1);
+                out.push_str(",\n");
+                kyaml_indent(out, indent);
+            }
+            out.push(']');
+        }
+        Ordered::Object(fields) => {
+            if fields.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push_str("{\n");
+            for (k, v) in fields {
+                kyaml_indent(out, indent + 1);
+                kyaml_string(out, k, indent + 1, true, true);
+                out.push_str(": ");
+                kyaml_node(out, v, indent + 1);
+                out.push_str(",\n");
+            }
+            kyaml_indent(out, indent);
+            out.push('}');
+        }
+    }
+}
+
+/// `renderString`: keys are lazily quoted and compact; values always quoted, multi-line ones
+/// folded (`"\` then each line, indented, ending in `\n\`).
+fn kyaml_string(out: &mut String, val: &str, indent: usize, lazy: bool, compact: bool) {
+    let multi = val.contains('\n');
+    if !multi && lazy && !kyaml_needs_quotes(val) {
+        out.push_str(val);
+        return;
+    }
+    const FOLD: &str = "\\\n";
+    let mut buf = String::from("\"");
+    if multi && !compact {
+        buf.push_str(FOLD);
+    }
+    for r in val.chars() {
+        if buf.ends_with('\n') {
+            kyaml_indent(&mut buf, indent);
+            buf.push(if r.is_whitespace() && r != '\n' {
+                '\\'
+            } else {
+                ' '
+            });
+        }
+        match r {
+            '\n' if compact => buf.push_str("\\n"),
+            '\n' => {
+                buf.push_str("\\n");
+                buf.push_str(FOLD);
+            }
+            '\t' if compact => buf.push_str("\\t"),
+            '\t' => buf.push('\t'),
+            '"' | '\\' => {
+                buf.push('\\');
+                buf.push(r);
+            }
+            r if go_is_print(r) => buf.push(r),
+            '\u{07}' => buf.push_str("\\a"),
+            '\u{08}' => buf.push_str("\\b"),
+            '\u{0c}' => buf.push_str("\\f"),
+            '\r' => buf.push_str("\\r"),
+            '\u{0b}' => buf.push_str("\\v"),
+            '\0' => buf.push_str("\\0"),
+            '\u{1b}' => buf.push_str("\\e"),
+            '\u{85}' => buf.push_str("\\N"),
+            '\u{a0}' => buf.push_str("\\_"),
+            '\u{2028}' => buf.push_str("\\L"),
+            '\u{2029}' => buf.push_str("\\P"),
+            r if (r as u32) < 0x20 || r == '\u{7f}' => {
+                buf.push_str(&format!("\\x{:02x}", r as u32));
+            }
+            r if (r as u32) < 0x10000 => buf.push_str(&format!("\\u{:04x}", r as u32)),
+            r => buf.push_str(&format!("\\U{:08x}", r as u32)),
+        }
+    }
+    if multi && !compact {
+        if !buf.ends_with('\n') {
+            buf.push_str(FOLD);
+        }
+        kyaml_indent(&mut buf, indent);
+    }
+    buf.push('"');
+    out.push_str(&buf);
+}
+
+/// Go's `unicode.IsPrint`: graphic characters and the ASCII space (format characters such as
+/// U+200B and U+FEFF, other spaces, controls and private use are not).
+fn go_is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    let u = c as u32;
+    let format = matches!(u,
+        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x180E | 0x200B..=0x200F
+        | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB);
+    let private = matches!(u, 0xE000..=0xF8FF | 0xF0000..=0x10FFFF);
+    !format && !private
+}
+
+/// kyaml's `needsQuotes` for a key.
+fn kyaml_needs_quotes(s: &str) -> bool {
+    if s.is_empty() || kyaml_type_ambiguous(s) {
+        return true;
+    }
+    let chars: Vec<char> = s.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| {
+        let anywhere = c.is_alphanumeric() || c == '_';
+        let interior = i > 0 && i + 1 < chars.len() && matches!(c, '-' | '.' | '/');
+        !(anywhere || interior)
+    })
+}
+
+/// kyaml's `isTypeAmbiguous`: text YAML could read as null, a bool, a number or a time.
+fn kyaml_type_ambiguous(s: &str) -> bool {
+    let lower = s.to_lowercase();
+    if s.len() <= 5
+        && matches!(
+            lower.as_str(),
+            "null"
+                | "~"
+                | ""
+                | "true"
+                | "y"
+                | "yes"
+                | "on"
+                | "false"
+                | "n"
+                | "no"
+                | "off"
+                | ".inf"
+                | "-.inf"
+                | "+.inf"
+                | ".nan"
+        )
+    {
+        return true;
+    }
+    // strconv.ParseBool
+    if matches!(
+        s,
+        "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false" | "False"
+    ) {
+        return true;
+    }
+    let plain = s.replace('_', "");
+    go_parse_int(&plain) || go_parse_float(&plain) || sexagesimal(s) || yaml_timestamp(s)
+}
+
+/// `strconv.ParseInt(s, 0, 64)` succeeds.
+fn go_parse_int(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let lower = body.to_ascii_lowercase();
+    let (digits, radix) = if let Some(d) = lower.strip_prefix("0x") {
+        (d, 16)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (d, 8)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (d, 2)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (&lower[1..], 8)
+    } else {
+        (lower.as_str(), 10)
+    };
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_digit(radix))
+        && i64::from_str_radix(
+            &format!("{}{digits}", if s.starts_with('-') { "-" } else { "" }),
+            radix,
+        )
+        .is_ok()
+}
+
+/// `strconv.ParseFloat(s, 64)` succeeds (decimal forms, `inf`, `infinity`, `nan`).
+fn go_parse_float(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s).to_ascii_lowercase();
+    if matches!(body.as_str(), "inf" | "infinity" | "nan") {
+        return true;
+    }
+    if body.starts_with("0x") {
+        // Hexadecimal floats need a `p` exponent.
+        return body.contains('p') && body.len() > 3;
+    }
+    body.chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'))
+        && body.chars().any(|c| c.is_ascii_digit())
+        && s.parse::<f64>().is_ok()
+}
+
+/// kyaml's `^[+-]?[1-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$`.
+fn sexagesimal(s: &str) -> bool {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    let mut i = 0;
+    if !matches!(b.first(), Some(b'1'..=b'9')) {
+        return false;
+    }
+    i += 1;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+        i += 1;
+    }
+    let mut groups = 0;
+    while i < b.len() && b[i] == b':' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 2 {
+            i += 1;
+        }
+        let g = &b[start..i];
+        let ok = match g.len() {
+            1 => true,
+            2 => g[0] <= b'5',
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        groups += 1;
+    }
+    if groups == 0 {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+            i += 1;
+        }
+    }
+    i == b.len()
+}
+
+/// kyaml's `parseTimestamp`: `2006-1-2`, `2006-1-2T15:4:5[.frac]Z07:00` (or `t`), or
+/// `2006-1-2 15:4:5[.frac]`.
+fn yaml_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return false;
+    }
+    let mut i = 5;
+    let number = |i: &mut usize, max: usize| -> bool {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() && *i - start < max {
+            *i += 1;
+        }
+        *i > start
+    };
+    let date = number(&mut i, 2) && i < b.len() && b[i] == b'-' && {
+        i += 1;
+        number(&mut i, 2)
+    };
+    if !date {
+        return false;
+    }
+    if i == b.len() {
+        return true;
+    }
+    let sep = b[i];
+    if !matches!(sep, b'T' | b't' | b' ') {
+        return false;
+    }
+    i += 1;
+    for k in 0..3 {
+        if k > 0 {
+            if i >= b.len() || b[i] != b':' {
+                return false;
+            }
+            i += 1;
+        }
+        if !number(&mut i, 2) {
+            return false;
+        }
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if !number(&mut i, 9) {
+            return false;
+        }
+    }
+    if sep == b' ' {
+        return i == b.len();
+    }
+    let zone = &s[i..];
+    zone == "Z"
+        || (zone.len() == 6
+            && matches!(zone.as_bytes()[0], b'+' | b'-')
+            && zone.as_bytes()[3] == b':'
+            && zone
+                .bytes()
+                .enumerate()
+                .all(|(j, c)| matches!(j, 0 | 3) || c.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1149,5 +1493,38 @@ mod go_fixtures {
             cases.len(),
             failures.join("\n")
         );
+    }
+
+    #[test]
+    fn kyaml_matches_kubectl() {
+        use super::{Ordered, kyaml_needs_quotes, to_kyaml};
+        let v: Ordered = serde_json::from_str(
+            r#"{"kind": "List", "items": [{"data": {"ca.crt": "a\nb\n", "f:x": "1", "on": "y"},
+               "n": 3, "t": true, "z": null, "e": [], "m": {}, "s": ["a", "b"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            to_kyaml(&v),
+            "---\n{\n  kind: \"List\",\n  items: [{\n    data: {\n      ca.crt: \"\\\n         a\\n\\\n         \
+             b\\n\\\n        \",\n      \"f:x\": \"1\",\n      \"on\": \"y\",\n    },\n    \"n\": 3,\n    \"t\": true,\n    \
+             z: null,\n    e: [],\n    m: {},\n    s: [\n      \"a\",\n      \"b\",\n    ],\n  }],\n}\n"
+        );
+        for key in [
+            "1",
+            "0x1F",
+            "1e3",
+            "inf",
+            "2006-01-02",
+            "12:30",
+            "yes",
+            "-a",
+            "a-",
+            "a b",
+        ] {
+            assert!(kyaml_needs_quotes(key), "{key}");
+        }
+        for key in ["app.kubernetes.io/name", "ca.crt", "a_b", "Ünïcode", "x1"] {
+            assert!(!kyaml_needs_quotes(key), "{key}");
+        }
     }
 }

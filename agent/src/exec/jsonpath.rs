@@ -612,8 +612,9 @@ fn bool_of(v: &V<'_>) -> bool {
 }
 
 impl JsonPath {
-    /// `[i]` and `[a:b:c]`. Bounds are clamped against each array's length with saturating
-    /// arithmetic, so no index a caller writes can overflow or allocate by its value.
+    /// `[i]` and `[a:b:c]`. Bounds are checked against each array's length before anything is
+    /// sliced, so no index a caller writes can allocate by its value; arithmetic wraps as Go's
+    /// does, so huge indexes fail with kubectl's own messages.
     fn eval_array<'a>(&self, input: Vec<V<'a>>, params: &[Param; 3]) -> Result<Vec<V<'a>>, String> {
         let mut out = Vec::new();
         for v in &input {
@@ -628,13 +629,13 @@ impl JsonPath {
                 p[0].value = 0;
             }
             if p[0].value < 0 {
-                p[0].value = p[0].value.saturating_add(len);
+                p[0].value = p[0].value.wrapping_add(len);
             }
             if !p[1].known {
                 p[1].value = len;
             }
             if p[1].value < 0 || (p[1].value == 0 && p[1].derived) {
-                p[1].value = p[1].value.saturating_add(len);
+                p[1].value = p[1].value.wrapping_add(len);
             }
             if p[1].value == p[0].value {
                 return Ok(out);
@@ -648,7 +649,7 @@ impl JsonPath {
             if p[1].value > len || p[1].value < 0 {
                 return Err(format!(
                     "array index out of bounds: index {}, length {len}",
-                    p[1].value.saturating_sub(1)
+                    p[1].value.wrapping_sub(1)
                 ));
             }
             if p[0].value > p[1].value {

@@ -18,7 +18,7 @@
 //! answers at once with the error kubectl ends with.
 
 use super::api::{self, ApiError};
-use super::discovery::ApiResource;
+use super::discovery::{ApiResource, warnings_first};
 use super::events::gosort;
 use super::{Executor, Outcome};
 use chrono::{DateTime, Utc};
@@ -46,6 +46,14 @@ enum Object {
 }
 
 pub(super) async fn run(ex: &Executor, cmd: &Logs) -> Outcome {
+    let warnings = match &cmd.target {
+        Some(t) => ex.shortcut_warnings(&[t.resource.as_str()]).await,
+        None => Vec::new(),
+    };
+    warnings_first(&warnings, logs(ex, cmd).await)
+}
+
+async fn logs(ex: &Executor, cmd: &Logs) -> Outcome {
     let namespace = cmd
         .namespace
         .clone()
@@ -115,7 +123,7 @@ fn fail(mut stderr: String, message: String) -> Outcome {
 fn error_text(e: &ApiError) -> String {
     match e {
         ApiError::Status { message, .. } => message.clone(),
-        ApiError::Transport(m) => m.clone(),
+        ApiError::Transport(m) | ApiError::Limit(m) => m.clone(),
     }
 }
 
@@ -175,7 +183,8 @@ async fn fetch_target(
         )
     };
     let what = format!("get {} {}", resource_name(&mapping), target.name);
-    let object = match api::get(&ex.client, &path, api::ACCEPT_JSON, Some(&what)).await {
+    let object_namespace = mapping.namespaced.then_some(namespace);
+    let object = match api::get_object(&ex.client, &path, object_namespace, Some(&what)).await {
         Ok(r) => r.body,
         Err(ApiError::Status {
             reason, message, ..

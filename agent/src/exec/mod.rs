@@ -60,7 +60,7 @@ pub mod fuzzing {
             Some(items) => items.iter().collect(),
             None => vec![data],
         };
-        super::custom_columns::print(&columns, &items, false)
+        super::custom_columns::print(&columns, &items, false).map_err(|e| e.error)
     }
 
     /// Sorts `data`'s items by a `--sort-by` expression, as `get` does.
@@ -77,6 +77,7 @@ pub mod fuzzing {
 use api::ApiError;
 use discovery::Discovery;
 use kubeline_shared::command::Command;
+use kubeline_shared::limits::MAX_LIST_PAGES;
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -142,6 +143,7 @@ pub struct Executor {
     server_url: Arc<str>,
     default_namespace: Arc<str>,
     discovery: Arc<RwLock<Option<CachedDiscovery>>>,
+    max_list_pages: usize,
 }
 
 impl Executor {
@@ -156,7 +158,14 @@ impl Executor {
             server_url: Arc::from(IN_CLUSTER_SERVER),
             default_namespace: Arc::from(DEFAULT_NAMESPACE),
             discovery: Arc::new(RwLock::new(None)),
+            max_list_pages: MAX_LIST_PAGES,
         }
+    }
+
+    /// Sets how many pages one list may take (default [`MAX_LIST_PAGES`]).
+    pub fn with_max_list_pages(mut self, pages: usize) -> Self {
+        self.max_list_pages = pages.max(1);
+        self
     }
 
     /// Sets the API server URL that `cluster-info` prints, as written in the kubeconfig or

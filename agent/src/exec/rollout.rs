@@ -10,20 +10,31 @@
 //! - `history`: the revisions (ReplicaSets a Deployment controls, or ControllerRevisions a
 //!   StatefulSet/DaemonSet controls) as kubectl's `REVISION  CHANGE-CAUSE` table, printed after
 //!   the object's `kind.group/name` as kubectl's name printer does; `--revision=N` shows that
-//!   revision's pod template.
+//!   revision's pod template. With `-o yaml|name`, the revisions' objects themselves (kubectl's
+//!   `GetHistory`: the ReplicaSets, or the StatefulSet/DaemonSet with each revision applied) go
+//!   through kubectl's printers, in revision order.
+//!
+//! A named object is fetched as kubectl's `Info.Get` fetches it (a missing namespace is named in
+//! the error) and a list error names the selector (`EnhanceListError`).
 
 use super::api::{self, ApiError};
 use super::describe::{Writer, describe_pod_template};
-use super::discovery::ApiResource;
-use super::{Executor, Outcome};
+use super::discovery::{ApiResource, target_types, warnings_first};
+use super::events::omit_managed_fields;
+use super::{Executor, Outcome, goyaml};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use kubeline_shared::command::{Rollout, RolloutAction, Targets};
+use kubeline_shared::command::{GetOutput, Rollout, RolloutAction, Targets};
 use serde_json::Value;
 
 const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 
 pub(super) async fn run(ex: &Executor, cmd: &Rollout) -> Outcome {
+    let warnings = ex.shortcut_warnings(&target_types(&cmd.targets)).await;
+    warnings_first(&warnings, rollout(ex, cmd).await)
+}
+
+async fn rollout(ex: &Executor, cmd: &Rollout) -> Outcome {
     let namespace = cmd
         .namespace
         .clone()
@@ -35,6 +46,8 @@ pub(super) async fn run(ex: &Executor, cmd: &Rollout) -> Outcome {
     let mut stdout = String::new();
     let mut errors: Vec<String> = Vec::new();
     let mut found = false;
+    // kubectl's YAML printer separates every object after the first with `---`.
+    let mut printed = 0usize;
     for (mapping, name) in visits {
         let objects = match fetch(ex, cmd, &mapping, &namespace, name.as_deref()).await {
             Ok(o) => o,
@@ -47,6 +60,9 @@ pub(super) async fn run(ex: &Executor, cmd: &Rollout) -> Outcome {
             found = true;
             let result = match cmd.action {
                 RolloutAction::Status => status(&mapping, &object, cmd.revision),
+                RolloutAction::History if cmd.output != GetOutput::Table => {
+                    history_objects(ex, &mapping, &object, cmd, &mut printed).await
+                }
                 RolloutAction::History => history(ex, &mapping, &object, cmd.revision).await,
             };
             match result {
@@ -136,8 +152,9 @@ async fn fetch(
         Some(n) => {
             let what = format!("get {} {n}", resource_name(mapping));
             let path = format!("{base}/{}", api::segment(n));
+            let ns = mapping.namespaced.then_some(namespace);
             Ok(vec![
-                api::get(&ex.client, &path, api::ACCEPT_JSON, Some(&what))
+                api::get_object(&ex.client, &path, ns, Some(&what))
                     .await?
                     .body,
             ])
@@ -157,7 +174,13 @@ async fn fetch(
             };
             let what = format!("get {}", resource_name(mapping));
             let list = api::get(&ex.client, &path, api::ACCEPT_JSON, Some(&what))
-                .await?
+                .await
+                .map_err(|e| {
+                    let subject =
+                        api::gvr_string(&mapping.group, &mapping.version, &mapping.resource);
+                    let selector = cmd.selector.as_deref().unwrap_or_default();
+                    api::enhance_list_error(e, selector, "", &subject)
+                })?
                 .body;
             Ok(match list {
                 Value::Object(mut m) => match m.remove("items") {
@@ -367,14 +390,17 @@ struct Revision {
     change_cause: String,
     /// The pod template of the revision (`spec.template`), if it has one.
     template: Option<Value>,
+    /// What kubectl's `GetHistory` gives for the revision, printed by `-o`: the ReplicaSet of
+    /// a Deployment, or the StatefulSet/DaemonSet with the revision applied.
+    object: Value,
 }
 
-async fn history(
+/// The revisions of a workload, as kubectl's history viewer finds them.
+async fn revisions_of(
     ex: &Executor,
     mapping: &ApiResource,
     o: &Value,
-    revision: Option<i64>,
-) -> Result<String, String> {
+) -> Result<Vec<Revision>, String> {
     let kind = mapping.kind.as_str();
     let group = mapping.group.as_str();
     let known = matches!(
@@ -393,18 +419,81 @@ async fn history(
             group_kind(mapping)
         ));
     }
-    let revisions = match (group, kind) {
-        ("apps" | "extensions", "Deployment") => deployment_revisions(ex, o).await?,
+    match (group, kind) {
+        ("apps" | "extensions", "Deployment") => deployment_revisions(ex, o).await,
         ("apps", "StatefulSet") | ("apps" | "extensions", "DaemonSet") => {
-            controller_revisions(ex, o, kind).await?
+            controller_revisions(ex, o, kind).await
         }
-        _ => {
-            return Err(format!(
-                "error: no history viewer has been implemented for {:?}",
-                group_kind(mapping)
-            ));
+        _ => Err(format!(
+            "error: no history viewer has been implemented for {:?}",
+            group_kind(mapping)
+        )),
+    }
+}
+
+/// `rollout history -o yaml|name`: kubectl's `GetHistory` objects, by revision number
+/// (the last listed wins a number), each through the printer; `--revision` prints only that
+/// one and fails when it does not exist.
+async fn history_objects(
+    ex: &Executor,
+    mapping: &ApiResource,
+    o: &Value,
+    cmd: &Rollout,
+    printed: &mut usize,
+) -> Result<String, String> {
+    let revisions = revisions_of(ex, mapping, o).await?;
+    let mut by_number: Vec<&Revision> = Vec::new();
+    for r in &revisions {
+        match by_number.iter_mut().find(|x| x.number == r.number) {
+            Some(slot) => *slot = r,
+            None => by_number.push(r),
         }
-    };
+    }
+    by_number.sort_by_key(|r| r.number);
+    if let Some(n) = cmd.revision {
+        by_number.retain(|r| r.number == n);
+        if by_number.is_empty() {
+            return Err("error: unable to find the specified revision".into());
+        }
+    }
+    let mut out = String::new();
+    for r in by_number {
+        match cmd.output {
+            GetOutput::Name => {
+                out.push_str(&format!(
+                    "{}/{}\n",
+                    kind_prefix_of(&r.object),
+                    name_of(&r.object)
+                ));
+            }
+            _ => {
+                if *printed > 0 {
+                    out.push_str("---\n");
+                }
+                out.push_str(&goyaml::to_string(&r.object));
+            }
+        }
+        *printed += 1;
+    }
+    Ok(out)
+}
+
+/// The name printer's `kind.group` of an object that carries its `kind` and `apiVersion`.
+fn kind_prefix_of(o: &Value) -> String {
+    let kind = str_at(o, "/kind").to_lowercase();
+    match str_at(o, "/apiVersion").split_once('/') {
+        Some((group, _)) => format!("{kind}.{group}"),
+        None => kind,
+    }
+}
+
+async fn history(
+    ex: &Executor,
+    mapping: &ApiResource,
+    o: &Value,
+    revision: Option<i64>,
+) -> Result<String, String> {
+    let revisions = revisions_of(ex, mapping, o).await?;
     let operation = match revision {
         None => format!("\n{}", history_table(&revisions)),
         // kubectl answers an object without revisions before it looks for the one asked for.
@@ -570,11 +659,26 @@ async fn deployment_revisions(ex: &Executor, d: &Value) -> Result<Vec<Revision>,
         .iter()
         .filter(|rs| controlled_by(rs, d))
         .filter_map(|rs| {
-            let number = annotation(rs, REVISION_ANNOTATION).parse::<i64>().ok()?;
+            // deploymentutil.Revision: no annotation is revision 0; a bad one is skipped.
+            let number = match rs
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(REVISION_ANNOTATION))
+            {
+                None => 0,
+                Some(v) => v.as_str()?.parse::<i64>().ok()?,
+            };
+            let mut object = rs.clone();
+            omit_managed_fields(&mut object);
+            if let Value::Object(m) = &mut object {
+                // The typed ReplicaSet, as kubectl's type setter marks it.
+                m.insert("kind".into(), "ReplicaSet".into());
+                m.insert("apiVersion".into(), "apps/v1".into());
+            }
             Some(Revision {
                 number,
                 change_cause: annotation(rs, CHANGE_CAUSE_ANNOTATION).to_string(),
                 template: rs.pointer("/spec/template").cloned(),
+                object,
             })
         })
         .collect())
@@ -604,10 +708,27 @@ async fn controller_revisions(
     Ok(revisions
         .iter()
         .filter(|r| controlled_by(r, o))
-        .map(|r| Revision {
-            number: int(r, "/revision"),
-            change_cause: annotation(r, CHANGE_CAUSE_ANNOTATION).to_string(),
-            template: revision_template(o, r),
+        .map(|r| {
+            let template = revision_template(o, r);
+            // `applyStatefulSetHistory`/`applyDaemonSetHistory`: the object with the
+            // revision's template.
+            let mut object = o.clone();
+            omit_managed_fields(&mut object);
+            if let Value::Object(m) = &mut object {
+                // The typed object kubectl's apps/v1 client returns, as its type setter marks it
+                // (list items come without kind and apiVersion).
+                m.insert("kind".into(), kind.into());
+                m.insert("apiVersion".into(), "apps/v1".into());
+            }
+            if let (Some(t), Some(Value::Object(spec))) = (&template, object.get_mut("spec")) {
+                spec.insert("template".into(), t.clone());
+            }
+            Revision {
+                number: int(r, "/revision"),
+                change_cause: annotation(r, CHANGE_CAUSE_ANNOTATION).to_string(),
+                template,
+                object,
+            }
         })
         .collect())
 }
@@ -735,11 +856,13 @@ mod tests {
                 number: 10,
                 change_cause: String::new(),
                 template: None,
+                object: Value::Null,
             },
             Revision {
                 number: 2,
                 change_cause: "kubectl set image".into(),
                 template: None,
+                object: Value::Null,
             },
         ];
         assert_eq!(
@@ -761,6 +884,7 @@ mod tests {
             number: 2,
             change_cause: "kubectl set image".into(),
             template: revision_template(&sts, &rev),
+            object: Value::Null,
         };
         let text = print_template(&r).unwrap();
         assert!(

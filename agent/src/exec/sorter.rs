@@ -25,7 +25,7 @@ pub(crate) fn sort_objects_by<T>(
     }
     let field = jsonpath::relaxed(field)?;
     let parser = JsonPath::parse(&field)?.allow_missing_keys(true);
-    sort_by_path(items, &parser, &field, object)
+    sort_by_path(items, &parser, &field, object, RUNTIME_SORT)
 }
 
 /// `TableSorter`: sorts a server Table's rows by `field`, read from each row's `object`.
@@ -35,9 +35,59 @@ pub(crate) fn sort_table_rows(rows: &mut Vec<Value>, field: &str) -> Result<(), 
         .map_err(|e| format!("sorting error: {e}"))?
         .allow_missing_keys(true);
     static NULL: Value = Value::Null;
-    sort_by_path(rows, &parser, &field, |row| {
-        row.get("object").unwrap_or(&NULL)
-    })
+    sort_by_path(
+        rows,
+        &parser,
+        &field,
+        |row| row.get("object").unwrap_or(&NULL),
+        TABLE_SORTER,
+    )
+}
+
+/// Where kubectl's sorter gives up on a comparison: the `%T` its message names and the source
+/// line its `klog.Exitf` reports.
+#[derive(Clone, Copy)]
+struct Sorter {
+    go_type: &'static str,
+    line: u32,
+}
+
+/// `RuntimeSort.Less` (objects: `-o name|json|yaml|jsonpath|custom-columns`).
+const RUNTIME_SORT: Sorter = Sorter {
+    go_type: "*unstructured.Unstructured",
+    line: 329,
+};
+
+/// `TableSorter.Less` (the rows of a server table).
+const TABLE_SORTER: Sorter = Sorter {
+    go_type: "[][][]reflect.Value",
+    line: 375,
+};
+
+/// kubectl ends the process with `klog.Exitf` when two values cannot be compared (a boolean
+/// field, a map, mixed types): one klog FATAL line on stderr and exit code 1, nothing more.
+/// Sorting errors that are such a line (see [`is_fatal`]) are to be printed as they are,
+/// without `error: `, replacing anything not yet printed.
+fn unsortable(sorter: Sorter, field: &str, e: &str) -> String {
+    let now = chrono::Utc::now();
+    format!(
+        "F{} {:>7} sorter.go:{}] Field {field} in {} is an unsortable type: interface, err: {e}",
+        now.format("%m%d %H:%M:%S%.6f"),
+        std::process::id(),
+        sorter.line,
+        sorter.go_type
+    )
+}
+
+/// Whether a sorting error is kubectl's fatal klog line (see [`unsortable`]): such an error
+/// ends the command with exactly that line on stderr and exit code 1.
+pub(crate) fn is_fatal(message: &str) -> bool {
+    let b = message.as_bytes();
+    b.len() > 22
+        && b[0] == b'F'
+        && b[1..5].iter().all(u8::is_ascii_digit)
+        && b[5] == b' '
+        && message.contains(" sorter.go:")
 }
 
 fn sort_by_path<T>(
@@ -45,6 +95,7 @@ fn sort_by_path<T>(
     parser: &JsonPath,
     field: &str,
     object: impl Fn(&T) -> &Value,
+    sorter: Sorter,
 ) -> Result<(), String> {
     // The first result of each item, with the item's position.
     let mut keyed: Vec<(usize, Option<Value>)> = Vec::with_capacity(items.len());
@@ -71,7 +122,7 @@ fn sort_by_path<T>(
         },
     });
     if let Some(e) = error.into_inner() {
-        return Err(format!("Field {field} is an unsortable type: {e}"));
+        return Err(unsortable(sorter, field, &e));
     }
     let mut taken: Vec<Option<T>> = items.drain(..).map(Some).collect();
     for (i, _) in keyed {
@@ -210,5 +261,37 @@ mod tests {
         assert_eq!(quantity("2026-01-01T00:00:00Z"), None);
         let m = json!({});
         assert!(is_less(&V::Json(&m), &V::Json(&m)).is_err());
+    }
+
+    #[test]
+    fn booleans_end_the_command_as_kubectl_does() {
+        let mut objects = vec![
+            json!({"spec": {"on": true}}),
+            json!({"spec": {"on": false}}),
+        ];
+        let e = sort_objects(&mut objects, ".spec.on").unwrap_err();
+        assert!(is_fatal(&e), "{e}");
+        assert!(
+            e.ends_with(
+                " sorter.go:329] Field {.spec.on} in *unstructured.Unstructured is an unsortable \
+                 type: interface, err: unsortable type: bool"
+            ),
+            "{e}"
+        );
+        // `F1201 04:48:40.024837   16106 sorter.go:…`: klog's header.
+        assert_eq!(e.find(" sorter.go:"), Some(29), "{e}");
+        let mut rows = vec![
+            json!({"object": {"spec": {"on": true}}}),
+            json!({"object": {"spec": {"on": false}}}),
+        ];
+        let e = sort_table_rows(&mut rows, ".spec.on").unwrap_err();
+        assert!(
+            e.ends_with(
+                " sorter.go:375] Field {.spec.on} in [][][]reflect.Value is an unsortable type: \
+                 interface, err: unsortable type: bool"
+            ),
+            "{e}"
+        );
+        assert!(!is_fatal("couldn't find any field with path \"{.nope}\""));
     }
 }

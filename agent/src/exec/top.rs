@@ -71,10 +71,30 @@ fn query(pairs: &[(&str, Option<&str>)]) -> String {
 }
 
 async fn get_json(ex: &Executor, path: &str, what: &str) -> Result<Value, String> {
+    let label_selector = path.contains("labelSelector=");
     api::get(&ex.client, path, api::ACCEPT_JSON, Some(what))
         .await
         .map(|r| r.body)
-        .map_err(|e: ApiError| e.kubectl_message())
+        .map_err(|e: ApiError| match e {
+            ApiError::Status {
+                reason, message, ..
+            } if reason == "BadRequest" && selector_parse_error(&message, label_selector) => {
+                format!("error: {message}")
+            }
+            e => e.kubectl_message(),
+        })
+}
+
+/// Whether the server refused a selector that kubectl top would not have sent: it parses `-l`
+/// (`labels.Parse`) and `--field-selector` (`fields.ParseSelector`) itself and fails with the
+/// parser's words, which are the words the server uses. A field the server does not support
+/// (`"foo" is not a known field selector`) is only found by the server, as with kubectl.
+fn selector_parse_error(message: &str, label_selector: bool) -> bool {
+    message.starts_with("invalid selector: '")
+        || message.starts_with("invalid field selector: ")
+        || (label_selector
+            && !message.contains("field selector")
+            && !message.contains("field label"))
 }
 
 fn items(list: Value) -> Vec<Value> {

@@ -1,7 +1,8 @@
 //! `api-resources`: the resource types the server serves, as kubectl prints them
 //! (kubectl `pkg/cmd/apiresources`): one row per resource in each group's preferred version,
 //! sorted by group then name (or by `--sort-by=name|kind`), filtered by `--namespaced`,
-//! `--api-group`, `--verbs` and `--categories`.
+//! `--api-group`, `--verbs` and `--categories`; printed as a table (`-o wide`), names
+//! (`-o name`) or the flattened `APIResourceList` (`-o json|yaml|kyaml`).
 
 use super::flags::{self, FlagSpec, Scanned};
 use super::{CommandError, no_positionals};
@@ -46,6 +47,12 @@ pub enum ApiResourcesOutput {
     Wide,
     /// `resource.group`, one per line.
     Name,
+    /// The flattened `APIResourceList`, as kubectl's JSON printer prints it.
+    Json,
+    /// The flattened `APIResourceList` as YAML.
+    Yaml,
+    /// The flattened `APIResourceList` as KYAML (kubectl 1.34+).
+    Kyaml,
 }
 
 /// `--sort-by` of `api-resources`.
@@ -70,13 +77,16 @@ pub(crate) fn parse(args: &[String]) -> Result<ApiResources, CommandError> {
             "" => ApiResourcesOutput::Table,
             "wide" => ApiResourcesOutput::Wide,
             "name" => ApiResourcesOutput::Name,
+            "json" => ApiResourcesOutput::Json,
+            "yaml" => ApiResourcesOutput::Yaml,
+            "kyaml" => ApiResourcesOutput::Kyaml,
             other => {
                 return Err(CommandError::new(
                     "unsupported_output",
                     Some(f.raw.clone()),
                     format!(
                         "unsupported output format {other:?} for `api-resources`; supported: \
-                         wide, name"
+                         wide, name, json, yaml, kyaml"
                     ),
                 ));
             }
@@ -178,13 +188,21 @@ mod tests {
             parse(&args("-o name")).unwrap().output,
             ApiResourcesOutput::Name
         );
+        assert_eq!(
+            parse(&args("-o json")).unwrap().output,
+            ApiResourcesOutput::Json
+        );
+        assert_eq!(
+            parse(&args("-oyaml")).unwrap().output,
+            ApiResourcesOutput::Yaml
+        );
     }
 
     #[test]
     fn refusals() {
         for (input, code) in [
             ("pods", "unexpected_argument"),
-            ("-o json", "unsupported_output"),
+            ("-o jsonpath={.x}", "unsupported_output"),
             ("--sort-by=group", "invalid_argument"),
             ("--namespaced=maybe", "invalid_argument"),
             ("--api-group=a/b", "invalid_argument"),

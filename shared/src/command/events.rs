@@ -1,11 +1,12 @@
 //! `events`: events as `kubectl events` lists them (oldest first), not as `get events` does.
 //!
 //! Flags follow kubectl (`pkg/cmd/events`): `-n`, `-A`, `--for TYPE/NAME`, `--types`,
-//! `--no-headers`. `-w/--watch` is refused: kubeline returns one result per command.
+//! `--no-headers`, `-o json|yaml|name`. `-w/--watch` is refused: kubeline returns one result
+//! per command.
 
 use super::flags::{self, FlagSpec};
 use super::logs::{object_ref, refuse_streaming};
-use super::{CommandError, ResourceName, namespace_value, no_positionals};
+use super::{CommandError, GetOutput, ResourceName, namespace_value, no_positionals};
 
 /// The flags `events` accepts.
 const FLAGS: &[FlagSpec] = &[
@@ -14,6 +15,7 @@ const FLAGS: &[FlagSpec] = &[
     FlagSpec::value("for", None),
     FlagSpec::value("types", None),
     FlagSpec::switch("no-headers", None),
+    FlagSpec::value("output", Some('o')),
     // Accepted so that `--watch=false` works as in kubectl; watching itself is refused.
     FlagSpec::switch("watch", Some('w')),
 ];
@@ -31,6 +33,10 @@ pub struct Events {
     pub types: Vec<String>,
     /// `--no-headers`.
     pub no_headers: bool,
+    /// `-o/--output`: [`GetOutput::Table`] (kubectl's event table), [`GetOutput::Json`] and
+    /// [`GetOutput::Yaml`] (the `EventList`, as kubectl prints a typed list) or
+    /// [`GetOutput::Name`] (`event/NAME`); no other variant is produced.
+    pub output: GetOutput,
 }
 
 /// Parses the arguments of `events`.
@@ -71,12 +77,32 @@ pub(crate) fn parse(args: &[String]) -> Result<Events, CommandError> {
         }
     }
     types.sort();
+    let output = match scanned.last("output") {
+        None => GetOutput::Table,
+        Some(f) => match f.value.as_str() {
+            "" => GetOutput::Table,
+            "json" => GetOutput::Json,
+            "yaml" => GetOutput::Yaml,
+            "name" => GetOutput::Name,
+            other => {
+                return Err(CommandError::new(
+                    "unsupported_output",
+                    Some(f.raw.clone()),
+                    format!(
+                        "unsupported output format {other:?} for `events`; supported: json, \
+                         yaml, name"
+                    ),
+                ));
+            }
+        },
+    };
     Ok(Events {
         namespace: scanned.last("namespace").map(namespace_value).transpose()?,
         all_namespaces: scanned.switch("all-namespaces")?,
         for_object,
         types,
         no_headers: scanned.switch("no-headers")?,
+        output,
     })
 }
 
@@ -130,6 +156,24 @@ mod tests {
             parse(&args("--for a/b/c")).unwrap_err().code,
             "invalid_argument"
         );
-        assert_eq!(parse(&args("-o json")).unwrap_err().code, "unknown_flag");
+        assert_eq!(
+            parse(&args("-o wide")).unwrap_err().code,
+            "unsupported_output"
+        );
+        assert_eq!(
+            parse(&args("-o jsonpath={.x}")).unwrap_err().code,
+            "unsupported_output"
+        );
+    }
+
+    #[test]
+    fn outputs() {
+        assert_eq!(parse(&args("")).unwrap().output, GetOutput::Table);
+        assert_eq!(parse(&args("-o json")).unwrap().output, GetOutput::Json);
+        assert_eq!(parse(&args("-oyaml")).unwrap().output, GetOutput::Yaml);
+        assert_eq!(
+            parse(&args("--output=name")).unwrap().output,
+            GetOutput::Name
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! commands that take files, so `explain` takes it out of the arguments before the shared
 //! scanner (whose policy forbids `--recursive` everywhere else) sees them.
 
-use super::flags::{self, FlagSpec};
 use super::CommandError;
+use super::flags::{self, FlagSpec};
 
 const FLAGS: &[FlagSpec] = &[
     FlagSpec::value("api-version", None),

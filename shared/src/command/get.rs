@@ -124,6 +124,8 @@ pub enum GetOutput {
     Json,
     /// `-o yaml`.
     Yaml,
+    /// `-o kyaml` (kubectl 1.34+): YAML in KYAML's flow style, every string quoted.
+    Kyaml,
     /// `-o jsonpath=TEMPLATE` (`as_json: false`) or `-o jsonpath-as-json=TEMPLATE`: kubectl's
     /// JSONPath dialect, run by the agent on the (redacted) objects.
     JsonPath {
@@ -252,10 +254,6 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
     })
 }
 
-/// The `-o` formats `get` accepts, for messages.
-const SUPPORTED: &str = "json, yaml, wide, name, jsonpath=TEMPLATE, jsonpath-as-json=TEMPLATE, \
-     custom-columns=SPEC";
-
 /// The formats kubectl's `get` lists when it does not know one.
 const KUBECTL_GET_FORMATS: &str = "custom-columns,custom-columns-file,go-template,\
      go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,kyaml,name,template,\
@@ -282,6 +280,7 @@ fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
         "name" => return Ok(GetOutput::Name),
         "json" => return Ok(GetOutput::Json),
         "yaml" => return Ok(GetOutput::Yaml),
+        "kyaml" => return Ok(GetOutput::Kyaml),
         _ => {}
     }
     match value {
@@ -316,11 +315,6 @@ fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
                     "output format `{format}` is forbidden: it reads a file on the agent; use \
                      -o json, -o yaml, -o wide or -o name"
                 ),
-            ),
-            "kyaml" => CommandError::new(
-                "unsupported_output",
-                Some(raw.to_string()),
-                format!("output format `{format}` is not supported yet; supported: {SUPPORTED}"),
             ),
             _ => CommandError::usage(
                 Some(raw.to_string()),

@@ -8,11 +8,15 @@
 //! now (`successfully rolled out`, or what the rollout is waiting for), exit code 0 either way,
 //! and an error for a rollout that exceeded its progress deadline. `--watch=false` is accepted;
 //! `-w/--watch` (kubectl's default for a terminal user) is refused with a message saying so.
+//!
+//! `rollout history -o yaml|name` prints the revisions' objects as kubectl does; `-o json` is
+//! refused for now (kubectl prints typed objects whose key order the agent cannot rebuild for
+//! StatefulSet/DaemonSet revisions).
 
 use super::flags::{self, FlagSpec};
 use super::get::selector;
 use super::logs::{integer, refuse_streaming};
-use super::{CommandError, Targets, get, namespace_value};
+use super::{CommandError, GetOutput, Targets, get, namespace_value};
 
 /// The flags `rollout status` accepts.
 const STATUS_FLAGS: &[FlagSpec] = &[
@@ -28,6 +32,7 @@ const HISTORY_FLAGS: &[FlagSpec] = &[
     FlagSpec::value("namespace", Some('n')),
     FlagSpec::value("selector", Some('l')),
     FlagSpec::value("revision", None),
+    FlagSpec::value("output", Some('o')),
 ];
 
 /// Which rollout subcommand.
@@ -53,6 +58,10 @@ pub struct Rollout {
     /// `--revision`: for `status`, the revision the rollout must be at; for `history`, the
     /// revision whose pod template is shown. `None` for 0 (the latest / the table).
     pub revision: Option<i64>,
+    /// `history -o`: [`GetOutput::Table`] when not given (the `REVISION  CHANGE-CAUSE`
+    /// table), else [`GetOutput::Yaml`] or [`GetOutput::Name`]: the revisions' objects, as
+    /// kubectl prints them. Always `Table` for `status`.
+    pub output: GetOutput,
 }
 
 /// Parses the arguments of `rollout`.
@@ -128,12 +137,30 @@ pub(crate) fn parse(args: &[String]) -> Result<Rollout, CommandError> {
             n => Some(n),
         },
     };
+    let output = match scanned.last("output") {
+        None => GetOutput::Table,
+        Some(f) => match f.value.as_str() {
+            "yaml" => GetOutput::Yaml,
+            "name" => GetOutput::Name,
+            other => {
+                return Err(CommandError::new(
+                    "unsupported_output",
+                    Some(f.raw.clone()),
+                    format!(
+                        "unsupported output format {other:?} for `rollout history`; supported: \
+                         yaml, name"
+                    ),
+                ));
+            }
+        },
+    };
     Ok(Rollout {
         action,
         targets,
         namespace: scanned.last("namespace").map(namespace_value).transpose()?,
         selector,
         revision,
+        output,
     })
 }
 
@@ -164,6 +191,10 @@ mod tests {
         assert_eq!(r.action, RolloutAction::History);
         assert_eq!(r.revision, Some(1));
         assert!(matches!(r.targets, Targets::Names { .. }));
+        let r = parse(&args("history deploy/x -o yaml")).unwrap();
+        assert_eq!(r.output, GetOutput::Yaml);
+        let r = parse(&args("history deploy/x -oname --revision 2")).unwrap();
+        assert_eq!((r.output, r.revision), (GetOutput::Name, Some(2)));
         let r = parse(&args("status deploy -l app=x --timeout=5s")).unwrap();
         assert_eq!(r.selector.as_deref(), Some("app=x"));
     }
@@ -202,6 +233,14 @@ mod tests {
             parse(&args("history deploy/x -w")).unwrap_err().code,
             "unknown_flag"
         );
+        for s in [
+            "history deploy/x -o wide",
+            "history deploy/x -o=",
+            "history deploy/x -o json",
+            "status deploy/x -o yaml",
+        ] {
+            assert!(parse(&args(s)).is_err(), "{s}");
+        }
         assert_eq!(
             parse(&args("status deploy/x -f a.yaml")).unwrap_err().code,
             "forbidden_flag"

@@ -392,7 +392,6 @@ fn refused_commands() {
             "usage_error",
             Some("-o"),
         ),
-        ("get", "pods -o kyaml", "unsupported_output", Some("-o")),
         ("get", "pods -o tablez", "usage_error", Some("-o")),
         ("get", "pods --watch", "unknown_flag", Some("--watch")),
         ("get", "pods -w", "unknown_flag", Some("-w")),

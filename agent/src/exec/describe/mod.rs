@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::api::{self, ApiError};
-use super::discovery::{ApiResource, Discovery};
+use super::discovery::{ApiResource, Discovery, target_types, warnings_first};
 use super::{Executor, Outcome};
 
 /// How many objects are described at once (each may take a few requests).
@@ -88,6 +88,11 @@ struct Visit {
 }
 
 pub(super) async fn run(ex: &Executor, cmd: &Describe) -> Outcome {
+    let warnings = ex.shortcut_warnings(&target_types(&cmd.targets)).await;
+    warnings_first(&warnings, describe(ex, cmd).await)
+}
+
+async fn describe(ex: &Executor, cmd: &Describe) -> Outcome {
     let namespace = cmd
         .namespace
         .clone()
@@ -480,7 +485,8 @@ async fn fetch_visit(
     if let Some(name) = &v.name {
         let what = format!("get {resource} {name}");
         let path = format!("{path}/{}", api::segment(name));
-        let response = api::get(&ex.client, &path, api::ACCEPT_JSON, Some(&what)).await?;
+        let response =
+            api::get_object(&ex.client, &path, v.namespace.as_deref(), Some(&what)).await?;
         let mut obj = response.body;
         fill_type(&mut obj, &v.mapping);
         return Ok((vec![obj], response.warnings));
@@ -496,7 +502,13 @@ async fn fetch_visit(
         cmd.chunk_size,
         &format!("get {resource}"),
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        let m = &v.mapping;
+        let subject = api::gvr_string(&m.group, &m.version, &m.resource);
+        let label_selector = cmd.label_selector.as_deref().unwrap_or_default();
+        api::enhance_list_error(e, label_selector, "", &subject)
+    })?;
     for i in &mut items {
         fill_type(i, &v.mapping);
     }
@@ -557,7 +569,12 @@ async fn list_warned(
     let mut items = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
     let mut continue_token: Option<String> = None;
+    let mut pages = 0;
     loop {
+        pages += 1;
+        if pages > ex.max_list_pages {
+            return Err(ApiError::too_many_pages(ex.max_list_pages, chunk));
+        }
         let q = {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in query {

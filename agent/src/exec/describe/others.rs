@@ -45,7 +45,7 @@ fn name_namespace(w: &mut Writer, meta: &ObjectMeta) {
 fn go_error(e: &ApiError) -> String {
     match e {
         ApiError::Status { message, .. } => message.clone(),
-        ApiError::Transport(m) => m.clone(),
+        ApiError::Transport(m) | ApiError::Limit(m) => m.clone(),
     }
 }
 

@@ -351,7 +351,7 @@ fn render_replica_set(
 fn go_error(e: &ApiError) -> String {
     match e {
         ApiError::Status { message, .. } => message.clone(),
-        ApiError::Transport(m) => m.clone(),
+        ApiError::Transport(m) | ApiError::Limit(m) => m.clone(),
     }
 }
 

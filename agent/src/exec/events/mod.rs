@@ -6,22 +6,37 @@
 //! 3. They are sorted oldest first by Go's `sort.Sort` (see [`gosort`]), on the time kubectl
 //!    uses: `series.lastObservedTime`, else `lastTimestamp`, else `eventTime`.
 //! 4. They are printed through kubectl's tab writer: `LAST SEEN  TYPE  REASON  OBJECT  MESSAGE`,
-//!    with `NAMESPACE` first for `-A`.
+//!    with `NAMESPACE` first for `-A`; or, with `-o json|yaml|name`, as kubectl's printers print
+//!    the typed `EventList` it builds (JSON keys in Go struct order: see [`gojson::Ordered`]).
 
 pub(crate) mod gosort;
 
 use super::api::{self, ApiError};
+use super::discovery::warnings_first;
+use super::gojson::{self, Ordered};
+use super::goyaml;
 use super::table::human_duration;
 use super::tabwriter::TabWriter;
 use super::{Executor, Outcome};
 use chrono::{DateTime, Utc};
-use kubeline_shared::command::Events;
-use serde_json::Value;
+use kubeline_shared::command::{Events, GetOutput};
+use serde_json::{Value, json};
 
 /// kubectl's `cmdutil.DefaultChunkSize`.
 const CHUNK_SIZE: u32 = 500;
 
 pub(super) async fn run(ex: &Executor, cmd: &Events) -> Outcome {
+    let warnings = match &cmd.for_object {
+        Some(o) => {
+            ex.shortcut_warnings(&[o.resource.to_lowercase().as_str()])
+                .await
+        }
+        None => Vec::new(),
+    };
+    warnings_first(&warnings, events(ex, cmd).await)
+}
+
+async fn events(ex: &Executor, cmd: &Events) -> Outcome {
     let namespace = cmd
         .namespace
         .clone()
@@ -64,7 +79,9 @@ pub(super) async fn run(ex: &Executor, cmd: &Events) -> Outcome {
     } else {
         format!("/api/v1/namespaces/{}/events", api::segment(&namespace))
     };
-    let mut events: Vec<Value> = Vec::new();
+    let ordered = cmd.output == GetOutput::Json;
+    // Each event, and for `-o json` the same event with its keys in the server's order.
+    let mut events: Vec<(Value, Option<Ordered>)> = Vec::new();
     let mut continue_token: Option<String> = None;
     loop {
         let path = {
@@ -78,24 +95,56 @@ pub(super) async fn run(ex: &Executor, cmd: &Events) -> Outcome {
             }
             format!("{base}?{}", query.finish())
         };
-        let body = match api::get(&ex.client, &path, api::ACCEPT_JSON, Some("get events")).await {
+        let raw = match api::get_raw(&ex.client, &path, api::ACCEPT_JSON, Some("get events")).await
+        {
             Ok(r) => r.body,
-            Err(e) => return Outcome::failed(enhance_list_error(e, field_selector.as_deref())),
+            Err(e) => {
+                return Outcome::failed(enhance_list_error(e, field_selector.as_deref()));
+            }
+        };
+        let body: Value = match serde_json::from_slice(&raw) {
+            Ok(b) => b,
+            Err(e) => {
+                return Outcome::failed(format!(
+                    "Unable to connect to the server: cannot decode the server's response: {e}"
+                ));
+            }
+        };
+        let mut ordered_items = if ordered {
+            match serde_json::from_slice::<Ordered>(&raw) {
+                Ok(Ordered::Object(fields)) => fields
+                    .into_iter()
+                    .find(|(k, _)| k == "items")
+                    .and_then(|(_, v)| match v {
+                        Ordered::Array(items) => Some(items),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        } else {
+            Vec::new()
         };
         let next = body
             .pointer("/metadata/continue")
             .and_then(Value::as_str)
             .filter(|c| !c.is_empty())
             .map(str::to_string);
-        if let Some(Value::Array(items)) = body.get("items") {
-            events.extend(items.iter().cloned());
+        if let Value::Object(mut m) = body
+            && let Some(Value::Array(items)) = m.remove("items")
+        {
+            ordered_items.resize(items.len(), None);
+            events.extend(items.into_iter().zip(ordered_items));
         }
         match next {
             Some(c) => continue_token = Some(c),
             None => break,
         }
     }
-    events.retain(|e| {
+    events.retain(|(e, _)| {
         cmd.types.is_empty() || {
             let t = str_at(e, "/type");
             cmd.types.iter().any(|x| x.eq_ignore_ascii_case(t))
@@ -113,42 +162,87 @@ pub(super) async fn run(ex: &Executor, cmd: &Events) -> Outcome {
             exit_code: 0,
         };
     }
+    gosort::sort(&mut events, |(a, _), (b, _)| event_time(a) < event_time(b));
+    let output = match cmd.output {
+        GetOutput::Json => print_json(events),
+        GetOutput::Yaml => print_yaml(events.into_iter().map(|(e, _)| e).collect()),
+        // kubectl's name printer refuses a typed list ("list types are not supported by name
+        // printing") and `kubectl events` drops that error: nothing is printed, exit code 0.
+        GetOutput::Name => String::new(),
+        _ => render(
+            events.into_iter().map(|(e, _)| e).collect(),
+            cmd,
+            Utc::now(),
+        ),
+    };
     Outcome {
-        output: render(events, cmd, Utc::now()),
+        output,
         error: None,
         exit_code: 0,
     }
 }
 
-/// cli-runtime's `EnhanceListError` for the events list.
-fn enhance_list_error(e: ApiError, field_selector: Option<&str>) -> String {
-    match e {
-        ApiError::Status {
-            code,
-            reason,
-            message,
-        } if reason == "BadRequest" || reason == "NotFound" => {
-            let message = match field_selector {
-                None => format!("Unable to list \"events\": {message}"),
-                Some(f) => format!(
-                    "Unable to find \"events\" that match label selector \"\", field selector \
-                     {f:?}: {message}"
-                ),
-            };
-            ApiError::Status {
-                code,
-                reason,
-                message,
-            }
-            .kubectl_message()
-        }
-        e => e.kubectl_message(),
+/// The `EventList` kubectl builds: `kind`, `apiVersion`, empty list metadata, then the items,
+/// each typed (`kind: Event`, `apiVersion: v1` set as kubectl sets them).
+fn event_list(items: Value) -> Value {
+    json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items})
+}
+
+/// `-o json`: `json.MarshalIndent` of the typed `EventList`, so keys come in Go struct order,
+/// which is the order the API server wrote them in.
+fn print_json(events: Vec<(Value, Option<Ordered>)>) -> String {
+    let items: Vec<Ordered> = events
+        .into_iter()
+        .map(|(value, ordered)| {
+            let mut item = ordered.unwrap_or_else(|| Ordered::from_value_sorted(&value));
+            item.omit_managed_fields();
+            item.set("kind", Ordered::String("Event".into()), 0);
+            item.set("apiVersion", Ordered::String("v1".into()), 1);
+            item
+        })
+        .collect();
+    let list = Ordered::Object(vec![
+        ("kind".into(), Ordered::String("EventList".into())),
+        ("apiVersion".into(), Ordered::String("v1".into())),
+        ("metadata".into(), Ordered::Object(Vec::new())),
+        ("items".into(), Ordered::Array(items)),
+    ]);
+    let mut out = String::new();
+    gojson::write_ordered(&mut out, &list, "    ", 0);
+    out.push('\n');
+    out
+}
+
+/// kubectl's `OmitManagedFieldsPrinter` (`--show-managed-fields=false`) on one object.
+pub(crate) fn omit_managed_fields(o: &mut Value) {
+    if let Some(Value::Object(meta)) = o.get_mut("metadata") {
+        meta.remove("managedFields");
     }
 }
 
-/// Sorts and prints events as kubectl's `EventPrinter` does.
-fn render(mut events: Vec<Value>, cmd: &Events, now: DateTime<Utc>) -> String {
-    gosort::sort(&mut events, |a, b| event_time(a) < event_time(b));
+/// `-o yaml`: the typed `EventList` through sigs.k8s.io/yaml (keys sorted).
+fn print_yaml(events: Vec<Value>) -> String {
+    let items: Vec<Value> = events
+        .into_iter()
+        .map(|mut e| {
+            omit_managed_fields(&mut e);
+            if let Value::Object(m) = &mut e {
+                m.insert("kind".into(), "Event".into());
+                m.insert("apiVersion".into(), "v1".into());
+            }
+            e
+        })
+        .collect();
+    goyaml::to_string(&event_list(Value::Array(items)))
+}
+
+/// cli-runtime's `EnhanceListError` for the events list.
+fn enhance_list_error(e: ApiError, field_selector: Option<&str>) -> String {
+    api::enhance_list_error(e, "", field_selector.unwrap_or_default(), "events").kubectl_message()
+}
+
+/// Prints events (already sorted) as kubectl's `EventPrinter` does.
+fn render(events: Vec<Value>, cmd: &Events, now: DateTime<Utc>) -> String {
     let mut w = TabWriter::new();
     if !cmd.no_headers {
         if cmd.all_namespaces {
@@ -246,6 +340,7 @@ mod tests {
             for_object: None,
             types: vec![],
             no_headers,
+            output: GetOutput::Table,
         }
     }
 
@@ -264,6 +359,10 @@ mod tests {
 
     #[test]
     fn oldest_first_with_intervals() {
+        let sorted = |mut events: Vec<Value>| {
+            gosort::sort(&mut events, |a, b| event_time(a) < event_time(b));
+            events
+        };
         let now: DateTime<Utc> = "2026-01-01T00:15:00Z".parse().unwrap();
         let events = vec![
             event("a", "p1", "2026-01-01T00:14:40Z", 31, "Pod", "BackOff"),
@@ -276,7 +375,7 @@ mod tests {
                 "series": {"count": 2, "lastObservedTime": "2026-01-01T00:10:00.000000Z"}
             }),
         ];
-        let out = render(events, &cmd(false, false), now);
+        let out = render(sorted(events), &cmd(false, false), now);
         assert_eq!(
             out,
             "LAST SEEN           TYPE      REASON      OBJECT   MESSAGE\n\
