@@ -452,14 +452,7 @@ async fn run_command(
         omitted_bytes: omitted as u64,
         limit_bytes: cmd.max_output_bytes,
     });
-    let error = outcome.error.map(|e| {
-        let (kept, omitted) = cut(&e, MAX_ERROR_BYTES);
-        if omitted > 0 {
-            format!("{kept}\n[{omitted} more bytes of error output omitted]")
-        } else {
-            e
-        }
-    });
+    let error = outcome.error.map(cut_error);
     let status = if outcome.exit_code == 0 {
         ResultStatus::Completed
     } else {
@@ -489,6 +482,19 @@ async fn panics_contained(run: impl Future<Output = Outcome>) -> Outcome {
             Outcome::internal_error(&what)
         }
     }
+}
+
+/// Standard error kept within [`MAX_ERROR_BYTES`]; a cut one ends with a line that says how
+/// much was left out and why, so the result never looks complete when it is not.
+fn cut_error(e: String) -> String {
+    let (kept, omitted) = cut(&e, MAX_ERROR_BYTES);
+    if omitted == 0 {
+        return e;
+    }
+    format!(
+        "{kept}\n[kubeline: {omitted} more bytes of error output omitted; at most \
+         {MAX_ERROR_BYTES} bytes of error output are kept]\n"
+    )
 }
 
 /// The longest prefix of `s` within `budget` bytes that ends on a character boundary, and how
@@ -553,6 +559,23 @@ mod tests {
         assert_eq!(b.next, BACKOFF_MAX);
         b.reset();
         assert!(b.next_delay() <= BACKOFF_MIN);
+    }
+
+    #[test]
+    fn long_error_output_says_it_was_cut() {
+        assert_eq!(cut_error("short\n".into()), "short\n");
+        let long = "é".repeat(MAX_ERROR_BYTES);
+        let cut = cut_error(long);
+        assert!(cut.len() < MAX_ERROR_BYTES + 200);
+        assert!(
+            cut.ends_with(&format!(
+                "[kubeline: {} more bytes of error output omitted; at most {MAX_ERROR_BYTES} \
+                 bytes of error output are kept]\n",
+                MAX_ERROR_BYTES
+            )),
+            "{}",
+            &cut[cut.len() - 200..]
+        );
     }
 
     #[test]
