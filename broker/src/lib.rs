@@ -4,7 +4,8 @@
 //! Entry points: [`BrokerArgs`] (configuration), [`Broker::bind`] then [`Broker::serve`];
 //! [`app`] builds the router alone for tests.
 //!
-//! **Invariant:** `GET /health` is the only route without credentials.
+//! **Invariant:** `GET /health`, `GET /openapi.json` and `/docs` are the only routes without
+//! credentials.
 
 pub mod auth;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod hub;
 pub mod limits;
 pub mod link;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod store;
 
@@ -29,10 +31,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tracing::info;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Credential, Credentials};
 use crate::error::ApiError;
@@ -194,26 +196,18 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// The router: REST API, link endpoint and health.
+/// The router: REST API, link endpoint, health, and the API description (`/openapi.json`, `/docs`).
 ///
 /// Every answer that is not a success has the contract's error body: unknown paths (404) and
 /// methods (405, with `Allow`) by the fallbacks below, a panicking handler (500) by the
 /// catch-panic layer, everything a request carries by the extractors of [`extract`].
 pub fn app(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
-    let routes = Router::new()
-        .route("/health", get(routes::health))
-        .route("/debug/session", post(routes::create_session))
-        .route(
-            "/debug/session/{session_id}",
-            get(routes::get_session).delete(routes::delete_session),
-        )
-        .route("/debug/sessions", get(routes::list_sessions))
-        .route("/debug/execute", post(routes::execute))
-        .route("/debug/result/{result_id}", get(routes::get_result))
-        .route("/clusters", get(routes::list_clusters))
-        .route("/clusters/{cluster_id}/status", get(routes::cluster_status))
-        .route(kubeline_shared::protocol::CONNECT_PATH, get(link::connect));
+    // Every route is registered with its OpenAPI description (see `openapi::router`), and the
+    // document is served with Swagger UI, whose assets are compiled in.
+    let (routes, doc) = openapi::router().split_for_parts();
+    let doc = openapi::to_json(openapi::finish(doc));
+    let routes = routes.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc));
     edge(routes, max_body).with_state(state)
 }
 

@@ -39,7 +39,29 @@ const MAX_AGENT_FRAME: usize = 1024 * 1024;
 /// Frames queued towards one agent before the pump waits.
 const OUTBOUND_QUEUE: usize = 256;
 
-/// Handles the upgrade request.
+/// The agent link: agents dial out to it and upgrade to a WebSocket.
+///
+/// Only agents call this. The upgrade needs the cluster's agent token and names the cluster in
+/// `X-Kubeline-Cluster`; a wrong token gets 401 before any WebSocket exists, a request that is
+/// not a WebSocket upgrade gets 400. Over the socket, JSON text frames (`kubeline_shared::protocol`):
+/// the agent sends `hello` first and the broker answers `welcome`; then the broker sends `execute`,
+/// `cancel`, `ping` and `reconnect`, the agent answers `output` chunks (at most 32 KiB), `done`
+/// and `pong`.
+#[utoipa::path(get, path = "/agent/v1/connect", tag = "agent link",
+    security(("agentToken" = [])),
+    params(
+        ("X-Kubeline-Cluster" = String, Header, description = "The agent's cluster id.", example = "production-cluster"),
+        ("Connection" = String, Header, description = "WebSocket upgrade.", example = "Upgrade"),
+        ("Upgrade" = String, Header, description = "WebSocket upgrade.", example = "websocket"),
+        ("Sec-WebSocket-Version" = String, Header, description = "WebSocket version: 13.", example = "13"),
+        ("Sec-WebSocket-Key" = String, Header, description = "WebSocket handshake key (RFC 6455).",
+            example = "dGhlIHNhbXBsZSBub25jZQ=="),
+    ),
+    responses(
+        (status = 101, description = "Switched to the WebSocket link protocol."),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+    ))]
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,

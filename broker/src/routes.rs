@@ -47,7 +47,17 @@ fn new_id(prefix: &str) -> String {
 
 // === health ===
 
-/// `GET /health`: public; 503 with a reason when the store does not answer.
+/// Health of the broker and its store.
+///
+/// Public: load balancers and probes send no credentials. 503 with a `reason` when the store
+/// does not answer within 2 s.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "The broker and its store answer.", body = Health),
+        (status = 503, description = "The store does not answer; `reason` says why.", body = Health,
+            example = json!({"status": "unhealthy", "version": "1.0.0", "timestamp": "2024-01-20T10:30:45Z",
+                "uptime_seconds": 3600, "reason": "store unavailable: no answer within 2s"})),
+    ))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let ping = tokio::time::timeout(Duration::from_secs(2), state.hub.store().ping()).await;
     let reason = match ping {
@@ -77,7 +87,42 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 // === sessions ===
 
-/// `POST /debug/session`.
+/// Create a debug session on a cluster.
+///
+/// The cluster must be known to the broker (it has an agent token, or its agent linked once);
+/// its agent need not be connected yet. The session accepts commands until `expires_at`
+/// (`--session-ttl`, default 1 h).
+#[utoipa::path(post, path = "/debug/session", tag = "sessions",
+    request_body = CreateSessionRequest,
+    responses(
+        (status = 201, description = "Session created.", body = SessionCreated,
+            links(
+                ("GetSession" = (operation_id = "get_session",
+                    parameters(("session_id" = "$response.body#/session_id")),
+                    description = "The session just created.")),
+                ("DeleteSession" = (operation_id = "delete_session",
+                    parameters(("session_id" = "$response.body#/session_id")),
+                    description = "Close the session just created.")),
+                ("Execute" = (operation_id = "execute",
+                    request_body = json!({
+                        "cluster_id": "$response.body#/cluster_id",
+                        "session_id": "$response.body#/session_id",
+                        "command_type": "version",
+                        "args": []
+                    }),
+                    description = "Run a command in the session just created.")),
+                ("ClusterStatus" = (operation_id = "cluster_status",
+                    parameters(("cluster_id" = "$response.body#/cluster_id")),
+                    description = "The session's cluster.")),
+            )),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ))]
 pub async fn create_session(
     State(state): State<AppState>,
     _caller: Caller,
@@ -142,7 +187,17 @@ async fn load_session(state: &AppState, session_id: &str) -> ApiResult<SessionRe
         .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))
 }
 
-/// `GET /debug/session/{session_id}`.
+/// Read a debug session.
+#[utoipa::path(get, path = "/debug/session/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path, description = "`session_id` from `POST /debug/session`.", example = "sess_abc123def456")),
+    responses(
+        (status = 200, description = "The session, with its status now.", body = SessionInfo),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ))]
 pub async fn get_session(
     State(state): State<AppState>,
     _caller: Caller,
@@ -160,7 +215,20 @@ pub async fn get_session(
     }))
 }
 
-/// `DELETE /debug/session/{session_id}`.
+/// Close a debug session.
+///
+/// Commands no longer run in it; it stays readable until its retention ends. Closing a closed
+/// session answers its first `closed_at` again.
+#[utoipa::path(delete, path = "/debug/session/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path, description = "`session_id` from `POST /debug/session`.", example = "sess_abc123def456")),
+    responses(
+        (status = 200, description = "The session is closed.", body = SessionClosed),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ))]
 pub async fn delete_session(
     State(state): State<AppState>,
     _caller: Caller,
@@ -180,15 +248,33 @@ pub async fn delete_session(
     }))
 }
 
-/// Query of `GET /debug/sessions`.
-#[derive(Debug, serde::Deserialize)]
+/// Query of `GET /debug/sessions`. Values arrive as strings and are checked in the handler, so
+/// that the answer can say what is allowed.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionQuery {
+    /// Only sessions on this cluster.
+    #[param(value_type = Option<String>, example = "production-cluster")]
     cluster_id: Option<String>,
+    /// Only sessions in this state.
+    #[param(value_type = Option<SessionStatus>)]
     status: Option<String>,
+    /// Most sessions to return, newest first (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, example = 50)]
     limit: Option<String>,
 }
 
-/// `GET /debug/sessions` (admin).
+/// List debug sessions (admin).
+#[utoipa::path(get, path = "/debug/sessions", tag = "sessions",
+    params(SessionQuery),
+    responses(
+        (status = 200, description = "Matching sessions, newest first.", body = SessionList),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
@@ -245,7 +331,36 @@ pub async fn list_sessions(
 
 // === execute and results ===
 
-/// `POST /debug/execute`.
+/// Execute a read-only kubectl command in a debug session and wait for its result.
+///
+/// The command is parsed here and again by the agent; a refused one gets 400 and nothing is
+/// queued. The answer comes when the agent has run it (200, `completed` or `failed` with
+/// kubectl's exit code and standard error), or at the timeout (504). 503 at once when the
+/// cluster's agent is not connected.
+#[utoipa::path(post, path = "/debug/execute", tag = "commands",
+    params(("X-Request-Timeout" = Option<f64>, Header,
+        description = "Timeout in seconds when the body gives no `timeout`.", example = 30)),
+    request_body = ExecuteRequest,
+    responses(
+        (status = 200, description = "The command ran (or failed as kubectl would).", body = CommandResult,
+            links(
+                ("GetResult" = (operation_id = "get_result",
+                    parameters(("result_id" = "$response.body#/result_id")),
+                    description = "Read this result again.")),
+                ("GetSession" = (operation_id = "get_session",
+                    parameters(("session_id" = "$response.body#/session_id")),
+                    description = "The session the command ran in.")),
+            )),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+        (status = 504, response = crate::openapi::GatewayTimeout),
+    ))]
 pub async fn execute(
     State(state): State<AppState>,
     caller: Caller,
@@ -486,24 +601,32 @@ fn request_timeout(
     body: Option<f64>,
     headers: &HeaderMap,
 ) -> ApiResult<chrono::Duration> {
-    let (seconds, field) = match body {
-        Some(t) => (t, "timeout"),
-        None => match headers.get("x-request-timeout") {
-            Some(v) => (
-                v.to_str()
-                    .ok()
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .ok_or_else(|| {
-                        ApiError::invalid_field(
-                            "X-Request-Timeout",
-                            "Invalid X-Request-Timeout header: give the timeout in seconds",
-                        )
-                    })?,
-                "X-Request-Timeout",
-            ),
-            None => (state.settings.default_timeout.as_secs_f64(), "timeout"),
-        },
+    // A header that is given is checked even when the body's `timeout` wins: a caller who sends
+    // an unusable one is told so rather than silently ignored.
+    let header = match headers.get("x-request-timeout") {
+        Some(v) => Some(checked_timeout(
+            state,
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "X-Request-Timeout",
+                        "Invalid X-Request-Timeout header: give the timeout in seconds",
+                    )
+                })?,
+            "X-Request-Timeout",
+        )?),
+        None => None,
     };
+    let seconds = match body {
+        Some(t) => checked_timeout(state, t, "timeout")?,
+        None => header.unwrap_or(state.settings.default_timeout.as_secs_f64()),
+    };
+    Ok(chrono::Duration::milliseconds((seconds * 1000.0) as i64))
+}
+
+fn checked_timeout(state: &AppState, seconds: f64, field: &str) -> ApiResult<f64> {
     let max = state.settings.max_timeout.as_secs_f64();
     if !(seconds > 0.0 && seconds <= max) {
         return Err(ApiError::invalid_field(
@@ -511,10 +634,23 @@ fn request_timeout(
             format!("Invalid {field} {seconds}: give seconds greater than 0 and at most {max}"),
         ));
     }
-    Ok(chrono::Duration::milliseconds((seconds * 1000.0) as i64))
+    Ok(seconds)
 }
 
-/// `GET /debug/result/{result_id}`.
+/// Read a command's result again.
+///
+/// Results stay readable for `--result-ttl` (default 1 h); a command still running reads as
+/// `pending`.
+#[utoipa::path(get, path = "/debug/result/{result_id}", tag = "commands",
+    params(("result_id" = String, Path, description = "`result_id` from `POST /debug/execute`.", example = "res_xyz789abc123")),
+    responses(
+        (status = 200, description = "The result.", body = CommandResult),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ))]
 pub async fn get_result(
     State(state): State<AppState>,
     _caller: Caller,
@@ -531,7 +667,20 @@ pub async fn get_result(
 
 // === clusters ===
 
-/// `GET /clusters` (admin).
+/// List clusters (admin).
+///
+/// Every cluster with an agent token or whose agent ever linked, with its link state.
+#[utoipa::path(get, path = "/clusters", tag = "clusters",
+    responses(
+        (status = 200, description = "Every cluster the broker knows.", body = ClusterList,
+            links(("ClusterStatus" = (operation_id = "cluster_status",
+                parameters(("cluster_id" = "$response.body#/clusters/0/cluster_id")),
+                description = "The first cluster's status.")))),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ))]
 pub async fn list_clusters(
     State(state): State<AppState>,
     caller: Caller,
@@ -571,7 +720,17 @@ fn link_status(r: &ClusterRecord) -> ClusterStatus {
     }
 }
 
-/// `GET /clusters/{cluster_id}/status`.
+/// Read a cluster's status: its agent's link, sessions and queue.
+#[utoipa::path(get, path = "/clusters/{cluster_id}/status", tag = "clusters",
+    params(("cluster_id" = String, Path, description = "Cluster identifier.", example = "production-cluster")),
+    responses(
+        (status = 200, description = "The cluster's status.", body = ClusterStatusInfo),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ))]
 pub async fn cluster_status(
     State(state): State<AppState>,
     _caller: Caller,

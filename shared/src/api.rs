@@ -1,10 +1,15 @@
 //! REST API bodies, field for field as the contract (`seeds/001_…`) describes them.
 //!
 //! Timestamps are RFC 3339 in UTC with second precision, as in the contract's examples.
+//!
+//! Every type here also derives `utoipa::ToSchema`: the broker's OpenAPI document
+//! (`/openapi.json`) takes its schemas, field descriptions (these `///` lines) and examples (the
+//! contract's) from here.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// Serializes a timestamp the way the contract prints it: `2024-01-20T10:30:45Z`.
 pub fn serialize_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -63,9 +68,16 @@ pub fn cluster_id_from(name: &str) -> String {
 // === health ===
 
 /// Body of `GET /health`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "status": "healthy",
+    "version": "1.0.0",
+    "timestamp": "2024-01-20T10:30:45Z",
+    "uptime_seconds": 3600
+})))]
 pub struct Health {
     /// `healthy`, or `unhealthy` when the store cannot be reached.
+    #[schema(examples("healthy"))]
     pub status: String,
     /// kubeline version of the answering broker.
     pub version: String,
@@ -82,7 +94,7 @@ pub struct Health {
 // === sessions ===
 
 /// Lifecycle state of a debug session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     /// Open: commands may run in it.
@@ -115,9 +127,15 @@ impl SessionStatus {
 }
 
 /// Body of `POST /debug/session`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "cluster_id": "production-cluster",
+    "metadata": { "user": "debugging-agent", "correlation_id": "trace-123" }
+})))]
 pub struct CreateSessionRequest {
-    /// Cluster the session debugs.
+    /// Cluster the session debugs: 1 to 128 letters, digits, `-`, `_` or `.`.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128,
+             pattern = "^[A-Za-z0-9._-]+$", examples("production-cluster"))]
     pub cluster_id: Option<String>,
     /// Free-form caller metadata (`user`, `correlation_id`, …), kept with the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,7 +143,14 @@ pub struct CreateSessionRequest {
 }
 
 /// Answer to `POST /debug/session`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "session_id": "sess_abc123def456",
+    "cluster_id": "production-cluster",
+    "status": "active",
+    "created_at": "2024-01-20T10:30:45Z",
+    "expires_at": "2024-01-20T11:30:45Z"
+})))]
 pub struct SessionCreated {
     /// Identifier to pass to `/debug/execute`.
     pub session_id: String,
@@ -142,7 +167,16 @@ pub struct SessionCreated {
 }
 
 /// Answer to `GET /debug/session/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "session_id": "sess_abc123def456",
+    "cluster_id": "production-cluster",
+    "status": "active",
+    "created_at": "2024-01-20T10:30:45Z",
+    "expires_at": "2024-01-20T11:30:45Z",
+    "last_activity": "2024-01-20T10:32:15Z",
+    "commands_executed": 5
+})))]
 pub struct SessionInfo {
     /// Session identifier.
     pub session_id: String,
@@ -164,7 +198,12 @@ pub struct SessionInfo {
 }
 
 /// Answer to `DELETE /debug/session/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "session_id": "sess_abc123def456",
+    "status": "closed",
+    "closed_at": "2024-01-20T10:35:00Z"
+})))]
 pub struct SessionClosed {
     /// Session identifier.
     pub session_id: String,
@@ -176,7 +215,7 @@ pub struct SessionClosed {
 }
 
 /// One row of `GET /debug/sessions`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionSummary {
     /// Session identifier.
     pub session_id: String,
@@ -193,7 +232,17 @@ pub struct SessionSummary {
 }
 
 /// Answer to `GET /debug/sessions`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "sessions": [{
+        "session_id": "sess_abc123def456",
+        "cluster_id": "production-cluster",
+        "status": "active",
+        "created_at": "2024-01-20T10:30:45Z",
+        "last_activity": "2024-01-20T10:32:15Z"
+    }],
+    "total": 1
+})))]
 pub struct SessionList {
     /// Matching sessions, newest first, at most `limit`.
     pub sessions: Vec<SessionSummary>,
@@ -203,29 +252,78 @@ pub struct SessionList {
 
 // === execute and results ===
 
-/// Body of `POST /debug/execute`. Fields are optional here so that a missing one is reported by
-/// name instead of as a generic parse error.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Body of `POST /debug/execute`.
+// The required fields are `Option`s so that a missing one is reported by name instead of as a
+// generic parse error; the schema marks them required.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "cluster_id": "production-cluster",
+    "session_id": "sess_abc123def456",
+    "command_type": "get",
+    "args": ["pods", "-A", "--limit=10"],
+    "timeout": 30
+})))]
 pub struct ExecuteRequest {
-    /// Target cluster.
+    /// Target cluster: 1 to 128 letters, digits, `-`, `_` or `.`.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128,
+             pattern = "^[A-Za-z0-9._-]+$", examples("production-cluster"))]
     pub cluster_id: Option<String>,
-    /// Active debug session on that cluster.
+    /// Active debug session on that cluster (`session_id` of `POST /debug/session`).
+    #[schema(required = true, value_type = String, min_length = 1, examples("sess_abc123def456"))]
     pub session_id: Option<String>,
     /// kubectl command type (`get`, `version`, …).
+    #[schema(required = true, schema_with = command_type_schema)]
     pub command_type: Option<String>,
     /// Command arguments, as kubectl would take them after the command type.
+    #[schema(required = true, schema_with = args_schema)]
     pub args: Option<Vec<String>>,
-    /// Seconds to wait for the result (default 30).
+    /// Seconds to wait for the result (default 30), greater than 0 and at most the broker's
+    /// `--max-timeout` (default 300). `X-Request-Timeout` gives it when the body does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = f64, exclusive_minimum = 0.0, maximum = 300.0, examples(30))]
     pub timeout: Option<f64>,
     /// Output budget in bytes for this command, at most the broker's `--max-output-bytes`
-    /// (its default). Output past it is cut and the result says how much was left out.
+    /// (its default, 4 MiB unless configured). Output past it is cut and the result says how
+    /// much was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64, minimum = 1, maximum = 4194304)]
     pub max_output_bytes: Option<u64>,
 }
 
+/// Schema of `ExecuteRequest.command_type`: the commands the parser knows, listed from it.
+fn command_type_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "kubectl command type; the read-only commands kubeline runs.",
+        ))
+        .enum_values(Some(crate::command::SUPPORTED_COMMANDS.iter().copied()))
+        .examples(["get"])
+        .build()
+}
+
+/// Schema of `ExecuteRequest.args`, bounded as the parser bounds it.
+fn args_schema() -> utoipa::openapi::schema::Array {
+    let item = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .build();
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(item)
+        .max_items(Some(crate::limits::MAX_ARGS))
+        .description(Some(format!(
+            "Command arguments, as kubectl would take them after the command type: at most {} \
+             of them, {} bytes in all. They are parsed, never run by a shell: flags outside the \
+             command's allowlist, write verbs and credential flags (`--as`, `--token`, \
+             `--kubeconfig`, `--raw`, …) are refused with 400 and the reason.",
+            crate::limits::MAX_ARGS,
+            crate::limits::MAX_ARGV_BYTES
+        )))
+        .examples([serde_json::json!(["pods", "-A"])])
+        .build()
+}
+
 /// Outcome of a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultStatus {
     /// Queued or running; no outcome yet.
@@ -239,7 +337,19 @@ pub enum ResultStatus {
 }
 
 /// Answer to `POST /debug/execute` and `GET /debug/result/{result_id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "result_id": "res_xyz789abc123",
+    "session_id": "sess_abc123def456",
+    "cluster_id": "production-cluster",
+    "status": "completed",
+    "output": "NAMESPACE     NAME                    READY   STATUS    RESTARTS   AGE\nkube-system   coredns-558bd4d5db-abc  1/1     Running   0          5m",
+    "error": null,
+    "exit_code": 0,
+    "execution_time_ms": 234,
+    "executed_at": "2024-01-20T10:32:15Z",
+    "correlation_id": "trace-123"
+})))]
 pub struct CommandResult {
     /// Identifier to fetch this result again.
     pub result_id: String,
@@ -252,8 +362,10 @@ pub struct CommandResult {
     /// What the command printed on standard output.
     pub output: String,
     /// What the command printed on standard error, or why it could not run; `null` on success.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// Exit code as kubectl would report it; `null` while pending.
+    #[schema(required = true)]
     pub exit_code: Option<i32>,
     /// Time the agent spent running the command.
     pub execution_time_ms: u64,
@@ -268,7 +380,7 @@ pub struct CommandResult {
 }
 
 /// How much output was left out of a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Truncation {
     /// Bytes of output that were dropped.
     pub omitted_bytes: u64,
@@ -279,7 +391,7 @@ pub struct Truncation {
 // === clusters ===
 
 /// Link state of a cluster's agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClusterStatus {
     /// An agent link is up.
@@ -289,7 +401,7 @@ pub enum ClusterStatus {
 }
 
 /// One row of `GET /clusters`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClusterSummary {
     /// Cluster identifier.
     pub cluster_id: String,
@@ -298,30 +410,51 @@ pub struct ClusterSummary {
     /// Link state.
     pub status: ClusterStatus,
     /// Version of the linked (or last linked) agent.
+    #[schema(required = true)]
     pub agent_version: Option<String>,
     /// Last heartbeat or message from the agent.
     #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
     pub last_seen: Option<DateTime<Utc>>,
 }
 
 /// Answer to `GET /clusters`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "clusters": [{
+        "cluster_id": "production-cluster",
+        "name": "Production Cluster",
+        "status": "connected",
+        "agent_version": "1.0.0",
+        "last_seen": "2024-01-20T10:32:00Z"
+    }]
+})))]
 pub struct ClusterList {
     /// Every cluster the broker knows.
     pub clusters: Vec<ClusterSummary>,
 }
 
 /// Answer to `GET /clusters/{cluster_id}/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "cluster_id": "production-cluster",
+    "status": "connected",
+    "agent_version": "1.0.0",
+    "last_seen": "2024-01-20T10:32:00Z",
+    "active_sessions": 2,
+    "queue_depth": 0
+})))]
 pub struct ClusterStatusInfo {
     /// Cluster identifier.
     pub cluster_id: String,
     /// Link state.
     pub status: ClusterStatus,
     /// Version of the linked (or last linked) agent.
+    #[schema(required = true)]
     pub agent_version: Option<String>,
     /// Last heartbeat or message from the agent.
     #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
     pub last_seen: Option<DateTime<Utc>>,
     /// Sessions open on this cluster.
     pub active_sessions: u64,
@@ -335,15 +468,22 @@ pub struct ClusterStatusInfo {
 // === errors ===
 
 /// Every non-2xx body: `{"error", "message", "details"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "error": "invalid_request",
+    "message": "Missing required field: cluster_id",
+    "details": { "field": "cluster_id", "code": "missing_required_field" }
+})))]
 pub struct ErrorBody {
     /// Machine-readable class: `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `rate_limited`, `timeout`, `internal_error`, `service_unavailable`.
+    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `rate_limited`,
+    /// `timeout`, `internal_error`, `service_unavailable`.
     pub error: String,
     /// What went wrong and what to do, for people.
     pub message: String,
     /// Structured specifics (the offending field, the cluster, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub details: Option<Value>,
 }
 

@@ -83,7 +83,18 @@ async fn run_resolved(ex: &Executor, g: &Get) -> Outcome {
 
     let human = g.output.is_human();
     let results = join_all(visits.iter().map(|v| fetch(ex, g, v, human))).await;
+    // Sorting, templates and printers are CPU work with no await point.
+    super::cpu_bound(|| finish(ex, g, &visits, results))
+}
 
+/// Sorts and prints what the visits brought back, with the errors after it.
+fn finish(
+    ex: &Executor,
+    g: &Get,
+    visits: &[Visit],
+    results: Vec<(Result<Fetched, ApiError>, Vec<String>)>,
+) -> Outcome {
+    let human = g.output.is_human();
     let mut warnings: Vec<String> = Vec::new();
     let mut fetched: Vec<(usize, Fetched)> = Vec::new();
     let mut errors: Vec<ApiError> = Vec::new();
@@ -124,9 +135,9 @@ async fn run_resolved(ex: &Executor, g: &Get) -> Outcome {
                 return Outcome::failed(format!("error: {e}"));
             }
         }
-        print_human(ex, g, &visits, &fetched, &errors, &mut stderr)
+        print_human(ex, g, visits, &fetched, &errors, &mut stderr)
     } else {
-        print_generic(g, &visits, fetched, &errors)
+        print_generic(g, visits, fetched, &errors)
     };
     if g.limit.is_some() && stdout.truncated {
         stderr.push_str(&format!(

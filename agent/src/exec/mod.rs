@@ -117,6 +117,17 @@ impl Outcome {
     }
 }
 
+/// Runs CPU work that has no await point (sorting, templates, printing a big list) so that it
+/// does not hold up the runtime's other tasks: on a multi-threaded runtime (the agent's command
+/// runtime) the worker hands its other tasks to the rest of the pool first, and the operating
+/// system shares the cores between this work and theirs.
+fn cpu_bound<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// The namespace commands use when none is given. kubectl takes it from the kubeconfig context;
 /// an agent has no context, so kubeline uses what a fresh kubeconfig means: `default`.
 pub const DEFAULT_NAMESPACE: &str = "default";
