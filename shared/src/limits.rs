@@ -40,9 +40,11 @@ pub const MAX_CUSTOM_COLUMNS: usize = 32;
 /// A template over ten thousand pods that reads ten fields of each uses about 200,000.
 pub const MAX_TEMPLATE_STEPS: u64 = 2_000_000;
 
-/// Bytes one template may print before the agent stops it. Output beyond the caller's
-/// `max_output_bytes` is cut anyway; this stops the agent from building it in memory first.
-pub const MAX_TEMPLATE_OUTPUT_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes one template (`-o jsonpath`, `-o custom-columns`) may print before the agent stops it:
+/// twice the broker's default `--max-output-bytes`, past which output is cut anyway. Templates
+/// are where a small object becomes a huge output, and sixteen commands run at once, so this is
+/// what bounds the agent's memory under hostile templates.
+pub const MAX_TEMPLATE_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Object names in one `get` or `describe` (each name is one API request).
 pub const MAX_NAMES: usize = 100;

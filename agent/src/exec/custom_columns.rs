@@ -7,6 +7,7 @@
 use super::jsonpath::{Budget, JsonPath};
 use super::tabwriter::TabWriter;
 use kubeline_shared::jsonpath as syntax;
+use kubeline_shared::limits::MAX_TEMPLATE_OUTPUT_BYTES;
 use serde_json::Value;
 
 /// One parsed column.
@@ -52,7 +53,15 @@ pub(crate) fn print(
         let headers: Vec<&str> = columns.iter().map(|c| c.header.as_str()).collect();
         w.write(&format!("{}\n", headers.join("\t")));
     }
+    let mut written = 0usize;
     for o in objects {
+        if written > MAX_TEMPLATE_OUTPUT_BYTES {
+            w.flush();
+            return Err(PrintError {
+                printed: String::new(),
+                error: super::jsonpath::output_limit(),
+            });
+        }
         let mut cells = Vec::with_capacity(columns.len());
         for c in columns {
             let results = match c.path.find_results(o) {
@@ -76,7 +85,9 @@ pub(crate) fn print(
             }
             cells.push(values.join(","));
         }
-        w.write(&format!("{}\n", cells.join("\t")));
+        let line = format!("{}\n", cells.join("\t"));
+        written += line.len();
+        w.write(&line);
     }
     w.flush();
     Ok(w.take_output())

@@ -365,26 +365,29 @@ impl JsonPath {
         let results = self.find_results(data)?;
         let mut out = String::new();
         for r in &results {
-            self.print_results(&mut out, r);
-            if out.len() > MAX_TEMPLATE_OUTPUT_BYTES {
-                return Err(LimitExceeded::new(
-                    "the template's output",
-                    MAX_TEMPLATE_OUTPUT_BYTES,
-                    "bytes",
-                )
-                .to_string());
-            }
+            self.print_results(&mut out, r)?;
         }
         Ok(out)
     }
 
-    fn print_results(&self, out: &mut String, results: &[V<'_>]) {
+    /// Prints one action's results, stopping as soon as the output is over
+    /// [`MAX_TEMPLATE_OUTPUT_BYTES`] (one value at a time, so a template that prints big values
+    /// many times is stopped before it holds much more than the limit).
+    fn print_results(&self, out: &mut String, results: &[V<'_>]) -> Result<(), String> {
+        let over = |out: &String| {
+            if out.len() > MAX_TEMPLATE_OUTPUT_BYTES {
+                Err(output_limit())
+            } else {
+                Ok(())
+            }
+        };
         if self.output_json {
             let array = Value::Array(results.iter().map(V::to_json).collect());
             out.push_str(&gojson::to_string_pretty(&array, "    "));
-            return;
+            return over(out);
         }
         for (i, r) in results.iter().enumerate() {
+            over(out)?;
             match r {
                 V::Json(v @ (Value::Object(_) | Value::Array(_))) => marshal_compact(out, v),
                 V::Json(Value::Null) => out.push_str("null"),
@@ -395,6 +398,7 @@ impl JsonPath {
                 out.push(' ');
             }
         }
+        over(out)
     }
 
     fn walk<'a>(
@@ -708,6 +712,12 @@ impl JsonPath {
         }
         Ok(())
     }
+}
+
+/// Why a template's output was stopped.
+pub(crate) fn output_limit() -> String {
+    LimitExceeded::new("the template's output", MAX_TEMPLATE_OUTPUT_BYTES, "bytes").to_string()
+        + "; narrow it with -n, -l or a name, or print fewer fields"
 }
 
 /// The nodes of one action, as `explain` reads a `resource.field.field` path (kubectl
