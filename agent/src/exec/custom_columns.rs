@@ -53,15 +53,13 @@ pub(crate) fn print(
         let headers: Vec<&str> = columns.iter().map(|c| c.header.as_str()).collect();
         w.write(&format!("{}\n", headers.join("\t")));
     }
+    let over_limit = || PrintError {
+        printed: String::new(),
+        error: super::jsonpath::output_limit(),
+    };
+    // Counted value by value: one cell of `..` can be many times the object's size.
     let mut written = 0usize;
     for o in objects {
-        if written > MAX_TEMPLATE_OUTPUT_BYTES {
-            w.flush();
-            return Err(PrintError {
-                printed: String::new(),
-                error: super::jsonpath::output_limit(),
-            });
-        }
         let mut cells = Vec::with_capacity(columns.len());
         for c in columns {
             let results = match c.path.find_results(o) {
@@ -80,14 +78,17 @@ pub(crate) fn print(
             }
             for r in &results {
                 for v in r {
-                    values.push(escape_terminal(&v.go_sprint()));
+                    let value = escape_terminal(&v.go_sprint());
+                    written += value.len() + 1;
+                    if written > MAX_TEMPLATE_OUTPUT_BYTES {
+                        return Err(over_limit());
+                    }
+                    values.push(value);
                 }
             }
             cells.push(values.join(","));
         }
-        let line = format!("{}\n", cells.join("\t"));
-        written += line.len();
-        w.write(&line);
+        w.write(&format!("{}\n", cells.join("\t")));
     }
     w.flush();
     Ok(w.take_output())

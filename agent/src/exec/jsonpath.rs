@@ -307,18 +307,25 @@ impl JsonPath {
 
     /// `FindResults`: one list of values per top-level node, ranges unrolled.
     pub(crate) fn find_results<'a>(&self, data: &'a Value) -> Result<Vec<Vec<V<'a>>>, String> {
-        let mut state = RangeState::default();
-        self.find_from(V::Json(data), 0, &mut state)
+        let mut full = Vec::new();
+        self.find_from(V::Json(data), 0, &mut RangeState::default(), &mut |r| {
+            full.push(r);
+            Ok(())
+        })?;
+        Ok(full)
     }
 
+    /// Walks the nodes from `start`, handing each list of results to `sink` as it is found, so
+    /// that printing can go along (and stop at the output limit) instead of holding every
+    /// iteration of every range first.
     fn find_from<'a>(
         &self,
         data: V<'a>,
         start: usize,
         state: &mut RangeState,
-    ) -> Result<Vec<Vec<V<'a>>>, String> {
+        sink: &mut dyn FnMut(Vec<V<'a>>) -> Result<(), String>,
+    ) -> Result<(), String> {
         let nodes = &self.root;
-        let mut full = Vec::new();
         let mut i = start;
         while i < nodes.len() {
             self.budget.take(1)?;
@@ -341,10 +348,11 @@ impl JsonPath {
                 }
                 state.inside += 1;
                 if results.is_empty() {
-                    self.find_from(V::Absent, i + 1, state)?;
+                    // client-go walks the range body once on nothing and drops what it finds.
+                    self.find_from(V::Absent, i + 1, state, &mut |_| Ok(()))?;
                 } else {
                     for value in results {
-                        full.extend(self.find_from(value, i + 1, state)?);
+                        self.find_from(value, i + 1, state, sink)?;
                     }
                 }
                 state.inside -= 1;
@@ -354,19 +362,19 @@ impl JsonPath {
                 i += 1;
                 continue;
             }
-            full.push(results);
+            sink(results)?;
             i += 1;
         }
-        Ok(full)
+        Ok(())
     }
 
-    /// `Execute`: find, then print every list of results.
+    /// `Execute`: find, printing every list of results as it is found. On an error nothing of
+    /// the output is used, as kubectl prints nothing when `FindResults` fails.
     pub(crate) fn execute(&self, data: &Value) -> Result<String, String> {
-        let results = self.find_results(data)?;
         let mut out = String::new();
-        for r in &results {
-            self.print_results(&mut out, r)?;
-        }
+        self.find_from(V::Json(data), 0, &mut RangeState::default(), &mut |r| {
+            self.print_results(&mut out, &r)
+        })?;
         Ok(out)
     }
 
