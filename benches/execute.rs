@@ -8,7 +8,11 @@
 //! scripts/testbed up && eval "$(scripts/testbed env)"
 //! cargo bench --bench execute                      # defaults below
 //! BENCH_SECONDS=10 BENCH_CONCURRENCY=1,8,64 BENCH_COMMAND="get namespaces" cargo bench --bench execute
+//! BENCH_METRICS=off cargo bench --bench execute   # the same, with metrics recording off
 //! ```
+//!
+//! `BENCH_METRICS=off` installs a no-op recorder before the broker starts, so every metrics call
+//! in broker and agent does nothing: the difference to a default run is the cost of metrics.
 //!
 //! Needs `redis-server` on PATH (the store under test gets its own instance on a free port).
 
@@ -188,6 +192,10 @@ async fn start_stack(redis_url: Option<String>, executor: Executor) -> (String, 
 
 #[tokio::main]
 async fn main() {
+    if env_or("BENCH_METRICS", "on") == "off" {
+        metrics::set_global_recorder(metrics::NoopRecorder).expect("no recorder yet");
+        println!("metrics recording: off");
+    }
     let kubeconfig = std::env::var("TESTBED_READER_KUBECONFIG").expect(
         "TESTBED_READER_KUBECONFIG is not set: run scripts/testbed up && eval \"$(scripts/testbed env)\" first",
     );

@@ -98,6 +98,10 @@ async fn run() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
             check_cluster_id(&config.cluster_id)
                 .map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
+            if let Some(addr) = args.metrics_listen {
+                let metrics = kubeline_agent::metrics::serve(addr, shutdown.clone()).await?;
+                tokio::spawn(metrics);
+            }
             kubeline_agent::link::run(config, executor, shutdown).await;
             Ok(())
         }

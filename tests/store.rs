@@ -47,6 +47,10 @@ fn command(result_id: &str, cluster: &str, session: &str) -> QueuedCommand {
         max_output_bytes: 1024,
         correlation_id: "corr-suite".to_owned(),
         reply_to: "broker-a".to_owned(),
+        trace: Some(kubeline_shared::trace::TraceContext {
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            tracestate: Some("vendor=1".to_owned()),
+        }),
     }
 }
 
@@ -158,6 +162,10 @@ async fn queue_and_results(store: Arc<dyn Store>) {
     assert_eq!(
         got.deadline.timestamp_millis(),
         cmd.deadline.timestamp_millis()
+    );
+    assert_eq!(
+        got.trace, cmd.trace,
+        "the trace context travels with the command"
     );
     assert!(
         store.take("cq", "broker-a", 10).await.unwrap().is_empty(),

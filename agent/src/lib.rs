@@ -1,11 +1,14 @@
 //! The kubeline agent: runs in a cluster, dials out to the broker, and runs read-only commands
 //! against the local API server with `kube`.
 //!
-//! **Invariant:** the agent only dials out; it never listens on a port for commands.
+//! **Invariant:** the agent only dials out for commands; it never listens unless
+//! `--metrics-listen` is given, and then serves only `GET /metrics`.
 
 pub mod exec;
 pub mod link;
+pub mod metrics;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -32,6 +35,11 @@ pub struct AgentArgs {
     /// Commands run at once; more wait their turn.
     #[arg(long, env = "KUBELINE_MAX_CONCURRENCY", default_value_t = 16)]
     pub max_concurrency: usize,
+
+    /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. 0.0.0.0:9090. Off by
+    /// default: without it the agent opens no port at all.
+    #[arg(long, env = "KUBELINE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// An executor for the local API server: from `kubeconfig` (its current context) if given,

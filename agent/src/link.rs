@@ -22,6 +22,7 @@ use kubeline_shared::protocol::{
     AgentMessage, BrokerMessage, CLOSE_UNAUTHORIZED, CONNECT_PATH, Done, Execute, Hello,
     MAX_CHUNK_BYTES, OutputChunk, PROTOCOL_VERSION, Pong,
 };
+use kubeline_shared::trace::TraceParent;
 use rand::Rng;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{Semaphore, mpsc};
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::exec::{Executor, Outcome};
+use crate::metrics;
 
 /// First reconnect delay.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(800);
@@ -129,7 +131,10 @@ pub async fn run(config: LinkConfig, executor: Executor, shutdown: CancellationT
         }
     };
     let mut backoff = Backoff::default();
-    loop {
+    for dial in 0u64.. {
+        if dial > 0 {
+            metrics::reconnect();
+        }
         let attempt = link_once(&config, &url, &executor, &commands, &mut backoff, &shutdown);
         let delay = match attempt.await {
             Ended::Shutdown => return,
@@ -222,6 +227,7 @@ async fn link_once(
     };
     backoff.reset();
     info!(broker_id = %welcome.broker_id, cluster = %config.cluster_id, "linked to broker");
+    metrics::link_connected(true);
     let silence_limit = Duration::from_millis(welcome.ping_interval_ms.max(100) * 3);
 
     let (mut sink, mut stream) = ws.split();
@@ -281,6 +287,7 @@ async fn link_once(
     for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
         task.abort();
     }
+    metrics::link_connected(false);
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     ended
@@ -358,18 +365,31 @@ fn spawn_command(
     out: mpsc::Sender<AgentMessage>,
     running: Arc<Mutex<HashMap<String, AbortHandle>>>,
 ) {
+    // The broker's span is the parent: the agent's records of the command join the caller's
+    // trace. A broker that predates trace context sends none (the fields stay empty).
+    let trace = cmd
+        .trace
+        .as_ref()
+        .and_then(|t| TraceParent::parse(&t.traceparent));
     let span = info_span!(
         "command",
         result_id = %cmd.result_id,
         correlation_id = %cmd.correlation_id,
         command_type = %cmd.command_type,
+        trace_id = %trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
+        parent_span_id = %trace.map(|t| t.parent_id_hex()).unwrap_or_default(),
     );
     let result_id = cmd.result_id.clone();
     let registry = running.clone();
     let limit = commands.limit.clone();
+    let label = metrics::command_label(&cmd.command_type);
+    let counted = metrics::command_started();
+    let received = Instant::now();
     let task = commands.handle().spawn(
         async move {
+            let _counted = counted;
             let done = run_command(&cmd, &executor, &limit, &out).await;
+            metrics::command_done(label, &done.status, received.elapsed());
             registry
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -3,6 +3,7 @@
 //! Secrets are hashed (SHA-256) as soon as they are loaded and only hashes are kept. A caller's
 //! key is found by its hash; an agent token is compared with its cluster's hash in constant time.
 
+use crate::metrics::{self, AuthFailure};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -207,6 +208,7 @@ impl Caller {
         if self.scope == Scope::Admin {
             Ok(())
         } else {
+            metrics::auth_failure(AuthFailure::Forbidden);
             Err(ApiError::forbidden(
                 "This endpoint requires an API key with admin scope",
             ))
@@ -221,11 +223,14 @@ impl FromRequestParts<crate::AppState> for Caller {
         parts: &mut Parts,
         state: &crate::AppState,
     ) -> Result<Self, ApiError> {
-        let key = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let (key, scope) = state
-            .credentials
-            .api_key(key)
-            .ok_or_else(ApiError::unauthorized)?;
+        let Some(key) = bearer(parts) else {
+            metrics::auth_failure(AuthFailure::Missing);
+            return Err(ApiError::unauthorized());
+        };
+        let Some((key, scope)) = state.credentials.api_key(key) else {
+            metrics::auth_failure(AuthFailure::InvalidApiKey);
+            return Err(ApiError::unauthorized());
+        };
         Ok(Self { key, scope })
     }
 }

@@ -518,6 +518,7 @@ impl Hub {
                 timeout_ms: remaining as u64,
                 max_output_bytes: command.max_output_bytes,
                 correlation_id: command.correlation_id.clone(),
+                trace: command.trace.clone(),
             });
             link.in_flight().insert(
                 command.result_id.clone(),
@@ -617,6 +618,7 @@ mod tests {
             max_output_bytes: 1024,
             correlation_id: "corr".into(),
             reply_to: "b1".into(),
+            trace: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod hub;
 pub mod limits;
 pub mod link;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -42,6 +43,7 @@ use crate::hub::{Hub, HubSettings};
 use crate::limits::ExecuteLimits;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
+use crate::store::metered::Metered;
 use crate::store::redis::RedisStore;
 
 /// Default listen address.
@@ -203,6 +205,8 @@ pub struct AppState {
 /// catch-panic layer, everything a request carries by the extractors of [`extract`].
 pub fn app(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
+    // The recorder exists before the first request is counted.
+    metrics::handle();
     // Every route is registered with its OpenAPI description (see `openapi::router`), and the
     // document is served with Swagger UI, whose assets are compiled in.
     let (routes, doc) = openapi::router().split_for_parts();
@@ -234,6 +238,8 @@ fn edge(routes: Router<AppState>, max_body: usize) -> Router<AppState> {
             },
         ))
         .layer(axum::middleware::from_fn(middleware::context))
+        // Outermost, so it also counts the answers of the layers above (413, panics).
+        .layer(axum::middleware::from_fn(metrics::track_http))
 }
 
 /// A broker bound to its port, ready to serve.
@@ -268,14 +274,18 @@ impl Broker {
                 args.max_timeout
             );
         }
-        let store: Arc<dyn Store> = match &args.redis_url {
-            Some(url) => Arc::new(
-                RedisStore::connect(url)
-                    .await
-                    .with_context(|| format!("cannot connect to Redis at {url} (--redis-url)"))?,
-            ),
-            None => Arc::new(MemoryStore::new()),
-        };
+        // Installed before anything records, so no early sample is lost.
+        metrics::handle();
+        let store: Arc<dyn Store> =
+            match &args.redis_url {
+                Some(url) => Arc::new(Metered::new(
+                    Arc::new(RedisStore::connect(url).await.with_context(|| {
+                        format!("cannot connect to Redis at {url} (--redis-url)")
+                    })?),
+                    "redis",
+                )),
+                None => Arc::new(Metered::new(Arc::new(MemoryStore::new()), "memory")),
+            };
         let broker_id = format!("broker_{}", uuid::Uuid::new_v4().simple());
         let ping = Duration::from_millis(args.ping_interval_ms.max(100));
         let settings = HubSettings {
@@ -337,20 +347,23 @@ impl Broker {
         let hub = self.state.hub.clone();
         let drain = self.drain;
         info!(addr = %self.local_addr(), broker_id = %hub.broker_id(), "broker listening");
+        let upkeep = tokio::spawn(metrics::upkeep());
         // Small frames (a result's last chunk and its `done`) must not wait for delayed ACKs.
         let listener = self.listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(listener, app(self.state))
+        let served = axum::serve(listener, app(self.state))
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 info!("draining: finishing in-flight commands, then closing agent links");
                 hub.drain(drain).await;
             })
             .await
-            .context("server error")
+            .context("server error");
+        upkeep.abort();
+        served
     }
 }
 
@@ -514,6 +527,49 @@ mod tests {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
             assert_eq!(body["error"], "unauthorized");
         }
+    }
+
+    #[tokio::test]
+    async fn metrics_need_a_key_and_label_routes_by_template() {
+        let (status, _) = call(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let app = app(state());
+        let get = |path: &str| {
+            Request::get(path)
+                .header("authorization", "Bearer rd")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let res = app
+            .clone()
+            .oneshot(get("/debug/session/sess_secret123"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let res = app.oneshot(get("/metrics")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], metrics::CONTENT_TYPE);
+        let text = String::from_utf8(
+            axum::body::to_bytes(res.into_body(), 1 << 22)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(
+            text.contains(
+                r#"kubeline_http_requests_total{method="GET",route="/debug/session/{session_id}",status="404"}"#
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("sess_secret123"),
+            "no raw path or id is a label"
+        );
+        assert!(text.contains(r#"kubeline_auth_failures_total{reason="missing"}"#));
+        assert!(text.contains("kubeline_agents_connected 0"));
+        // Histograms have buckets, not quantiles.
+        assert!(text.contains("kubeline_http_request_duration_seconds_bucket{"));
     }
 
     #[tokio::test]

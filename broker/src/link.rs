@@ -25,6 +25,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract;
 use crate::hub::{Hub, LinkState};
+use crate::metrics::{self, AuthFailure, LinkEvent};
 use crate::store::ClusterRecord;
 
 /// Header in which the agent names its cluster on the upgrade request.
@@ -79,10 +80,12 @@ pub async fn connect(
         .unwrap_or_default();
     if cluster.is_empty() {
         warn!("agent link refused: no X-Kubeline-Cluster header");
+        metrics::auth_failure(AuthFailure::Missing);
         return ApiError::unauthorized().into_response();
     }
     if !state.credentials.agent_token_valid(&cluster, token) {
         warn!(cluster = %cluster, "agent link refused: invalid agent token");
+        metrics::auth_failure(AuthFailure::InvalidAgentToken);
         return ApiError::agent_unauthorized(&cluster).into_response();
     }
     let hub = state.hub.clone();
@@ -143,7 +146,9 @@ async fn serve(hub: Arc<Hub>, cluster: String, mut socket: WebSocket) {
         }
     };
     info!(agent_version = %hello.agent_version, kubernetes = %hello.kubernetes_version, "agent linked");
-    let reason = run(&hub, &link, socket, rx).await;
+    metrics::link_event(LinkEvent::Connect);
+    let (event, reason) = run(&hub, &link, socket, rx).await;
+    metrics::link_event(event);
     info!(%reason, "agent link closed");
     hub.detach(&link, &reason).await;
 }
@@ -165,13 +170,13 @@ async fn read_hello(socket: &mut WebSocket) -> Result<Hello, String> {
     }
 }
 
-/// Runs a live link until it ends; returns why it ended.
+/// Runs a live link until it ends; returns how and why it ended.
 async fn run(
     hub: &Arc<Hub>,
     link: &Arc<LinkState>,
     mut socket: WebSocket,
     mut outbound: mpsc::Receiver<Box<BrokerMessage>>,
-) -> String {
+) -> (LinkEvent, String) {
     let settings = hub.settings().clone();
     let mut ping = tokio::time::interval(settings.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,9 +186,9 @@ async fn run(
             frame = socket.recv() => {
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | None => return "agent closed the link".into(),
+                    Some(Ok(Message::Close(_))) | None => return (LinkEvent::Disconnect, "agent closed the link".into()),
                     Some(Ok(_)) => { link.saw_agent(); continue; }
-                    Some(Err(e)) => return format!("link error: {e}"),
+                    Some(Err(e)) => return (LinkEvent::Disconnect, format!("link error: {e}")),
                 };
                 link.saw_agent();
                 match serde_json::from_str::<AgentMessage>(&text) {
@@ -198,20 +203,20 @@ async fn run(
                 }
             }
             msg = outbound.recv() => {
-                let Some(msg) = msg else { return "link dropped by the broker".into() };
+                let Some(msg) = msg else { return (LinkEvent::Disconnect, "link dropped by the broker".into()) };
                 if send(&mut socket, &msg).await.is_err() {
-                    return "cannot write to the agent".into();
+                    return (LinkEvent::Disconnect, "cannot write to the agent".into());
                 }
             }
             _ = ping.tick() => {
                 if link.silence() > settings.link_timeout {
                     let reason = format!("agent silent for {}s", link.silence().as_secs());
                     let _ = socket.send(Message::Close(None)).await;
-                    return reason;
+                    return (LinkEvent::Timeout, reason);
                 }
                 seq += 1;
                 if send(&mut socket, &BrokerMessage::Ping(Ping { seq })).await.is_err() {
-                    return "cannot write to the agent".into();
+                    return (LinkEvent::Disconnect, "cannot write to the agent".into());
                 }
             }
             () = link.closing() => {
@@ -228,7 +233,8 @@ async fn run(
                     let _ = send(&mut socket, &msg).await;
                 }
                 close(socket, code, reason).await;
-                return reason.into();
+                let event = if replaced { LinkEvent::Replaced } else { LinkEvent::Disconnect };
+                return (event, reason.into());
             }
         }
     }

@@ -1,11 +1,13 @@
-//! Per-request context: the A2A headers (`X-Correlation-ID`, `X-Service-Identity`) and the
-//! correlation id echoed on every response.
+//! Per-request context: the A2A headers (`X-Correlation-ID`, `X-Service-Identity`), the W3C
+//! trace context (`traceparent`, `tracestate`), and the correlation id echoed on every response.
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
+use kubeline_shared::trace::{self, TraceContext, TraceParent};
+use rand::Rng;
 
 /// Header carrying the caller's trace id; generated when absent and echoed on the response.
 pub const CORRELATION_ID: &str = "x-correlation-id";
@@ -21,6 +23,57 @@ pub struct RequestContext {
     pub correlation_id: String,
     /// The caller's `X-Service-Identity`, if given.
     pub service_identity: Option<String>,
+    /// This request's place in a trace: the caller's trace id (a fresh one when the caller sent
+    /// no valid `traceparent`) with this request's own span id as the parent of what follows.
+    pub trace: TraceParent,
+    /// The caller's `tracestate`, passed on only with the caller's own `traceparent`.
+    pub tracestate: Option<String>,
+}
+
+impl RequestContext {
+    fn from_headers(req: &Request) -> Self {
+        let caller_trace = req
+            .headers()
+            .get(trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
+        let tracestate = caller_trace
+            .and(req.headers().get(trace::TRACESTATE))
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace::checked_tracestate);
+        Self {
+            correlation_id: header(req, CORRELATION_ID).unwrap_or_else(new_correlation_id),
+            service_identity: header(req, SERVICE_IDENTITY),
+            trace: caller_trace.unwrap_or_else(fresh_trace).child(span_id()),
+            tracestate,
+        }
+    }
+
+    /// The trace context to queue with a command of this request.
+    pub fn trace_context(&self) -> TraceContext {
+        TraceContext {
+            traceparent: self.trace.to_string(),
+            tracestate: self.tracestate.clone(),
+        }
+    }
+}
+
+fn new_correlation_id() -> String {
+    format!("corr_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A new trace, sampled (the caller started none).
+fn fresh_trace() -> TraceParent {
+    let trace_id = rand::rng().random_range(1..=u128::MAX);
+    TraceParent {
+        trace_id,
+        parent_id: span_id(),
+        flags: 1,
+    }
+}
+
+fn span_id() -> u64 {
+    rand::rng().random_range(1..=u64::MAX)
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -35,11 +88,7 @@ fn header(req: &Request, name: &str) -> Option<String> {
 
 /// Middleware: attaches the [`RequestContext`] and echoes the correlation id.
 pub async fn context(mut req: Request, next: Next) -> Response {
-    let ctx = RequestContext {
-        correlation_id: header(&req, CORRELATION_ID)
-            .unwrap_or_else(|| format!("corr_{}", uuid::Uuid::new_v4().simple())),
-        service_identity: header(&req, SERVICE_IDENTITY),
-    };
+    let ctx = RequestContext::from_headers(&req);
     let echoed = HeaderValue::from_str(&ctx.correlation_id).ok();
     req.extensions_mut().insert(ctx);
     let mut res = next.run(req).await;
@@ -58,8 +107,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             .get::<RequestContext>()
             .cloned()
             .unwrap_or_else(|| RequestContext {
-                correlation_id: format!("corr_{}", uuid::Uuid::new_v4().simple()),
+                correlation_id: new_correlation_id(),
                 service_identity: None,
+                trace: fresh_trace(),
+                tracestate: None,
             }))
     }
 }

@@ -52,6 +52,7 @@ pub const AGENT_AUTH: &str = "agentToken";
     ),
     tags(
         (name = "health", description = "Liveness of the broker and its store (no credentials)."),
+        (name = "metrics", description = "Prometheus metrics of the broker replica."),
         (name = "sessions", description = "Debug sessions: a cluster, a lifetime, a history."),
         (name = "commands", description = "Execute read-only kubectl commands; read results."),
         (name = "clusters", description = "Clusters and their agents' link state."),
@@ -67,6 +68,7 @@ struct ApiDoc;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health))
+        .routes(routes!(routes::metrics))
         .routes(routes!(routes::create_session))
         .routes(routes!(routes::get_session, routes::delete_session))
         .routes(routes!(routes::list_sessions))
@@ -260,6 +262,17 @@ fn a2a_headers() -> Vec<Parameter> {
             "X-Service-Identity",
             "Name of the calling service, for the broker's logs.",
             "debugging-agent",
+        ),
+        header(
+            "traceparent",
+            "W3C trace context: the command joins this trace, through the broker to the agent's \
+             logs. A malformed value is ignored and a fresh trace started.",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        header(
+            "tracestate",
+            "W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).",
+            "vendor=opaque",
         ),
     ]
 }

@@ -1,6 +1,6 @@
 //! REST handlers, field for field as the contract describes them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,6 +19,7 @@ use crate::auth::{Caller, KeyId};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::limits::Permit;
+use crate::metrics::{self, Limit};
 use crate::middleware::RequestContext;
 use crate::store::{ClusterRecord, QueuedCommand, SessionRecord};
 use crate::{AppState, RETRY_AFTER_IN_FLIGHT, RETRY_AFTER_QUEUE_FULL};
@@ -83,6 +84,29 @@ pub async fn health(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics of this broker replica (text exposition format 0.0.4).
+///
+/// Any API key may read them (scope `read` is enough): the series carry no ids, but load and
+/// failure counts are not for anonymous callers. Series and labels: see the README's "Metrics
+/// and tracing".
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses(
+        (status = 200, description = "The series of this replica.", body = String,
+            content_type = "text/plain; version=0.0.4",
+            example = "kubeline_agents_connected 1\nkubeline_executes_total{command_type=\"get\",outcome=\"completed\"} 12\n"),
+        (status = 401, response = crate::openapi::Unauthorized),
+    ))]
+pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        crate::metrics::render(&state.hub),
+    )
+        .into_response()
 }
 
 // === sessions ===
@@ -368,11 +392,26 @@ pub async fn execute(
     headers: HeaderMap,
     Json(req): Json<ExecuteRequest>,
 ) -> ApiResult<Response> {
+    let started = Instant::now();
+    let command_label = metrics::command_label(req.command_type.as_deref());
+    let answer = run_execute(&state, &caller, &ctx, &headers, req).await;
+    metrics::executed(command_label, &answer, started.elapsed());
+    result_response(answer?)
+}
+
+/// An execute from its request to its result (or the error that refuses it).
+async fn run_execute(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    req: ExecuteRequest,
+) -> ApiResult<CommandResult> {
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
     let session_id = required(req.session_id, "session_id")?;
     let command_type = required(req.command_type, "command_type")?;
     let args = req.args.ok_or_else(|| ApiError::missing_field("args"))?;
-    let timeout = request_timeout(&state, req.timeout, &headers)?;
+    let timeout = request_timeout(state, req.timeout, headers)?;
     let max = state.settings.max_output_bytes;
     let max_output_bytes = match req.max_output_bytes {
         None => max,
@@ -398,7 +437,7 @@ pub async fn execute(
             }
         },
     };
-    let session = load_session(&state, &session_id).await?;
+    let session = load_session(state, &session_id).await?;
     if session.cluster_id != cluster_id {
         return Err(ApiError::bad_request(
             format!(
@@ -422,7 +461,7 @@ pub async fn execute(
         }
     }
     if let Some(stderr) = usage_error {
-        return usage_error_result(&state, session_id, cluster_id, now, &ctx, stderr).await;
+        return usage_error_result(state, session_id, cluster_id, now, ctx, stderr).await;
     }
     if !state.hub.holds_link(&cluster_id) {
         let record = state.hub.store().get_cluster(&cluster_id).await?;
@@ -438,8 +477,8 @@ pub async fn execute(
     }
     // Limits last, so that a request that is wrong is told so whatever the load. The permits
     // are held until this handler ends, however it ends (answer, error, caller gone).
-    let _permits = execute_permits(&state, &caller, &cluster_id)?;
-    check_queue(&state, &cluster_id).await?;
+    let _permits = execute_permits(state, caller, &cluster_id)?;
+    check_queue(state, &cluster_id).await?;
     let command = QueuedCommand {
         entry_id: String::new(),
         result_id: new_id("res"),
@@ -452,6 +491,7 @@ pub async fn execute(
         max_output_bytes,
         correlation_id: ctx.correlation_id.clone(),
         reply_to: state.hub.broker_id().to_owned(),
+        trace: Some(ctx.trace_context()),
     };
     info!(
         result_id = %command.result_id,
@@ -460,6 +500,8 @@ pub async fn execute(
         command_type = %command.command_type,
         args = ?command.args,
         correlation_id = %ctx.correlation_id,
+        trace_id = %ctx.trace.trace_id_hex(),
+        span_id = %ctx.trace.parent_id_hex(),
         service = ctx.service_identity.as_deref().unwrap_or("-"),
         key = %caller.key,
         "execute"
@@ -470,7 +512,7 @@ pub async fn execute(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     info!(result_id = %result.result_id, status = ?result.status, ms = result.execution_time_ms, "executed");
-    result_response(result)
+    Ok(result)
 }
 
 /// Takes the in-flight slots of one execute: one of its API key's, one of its cluster's.
@@ -480,7 +522,9 @@ fn execute_permits(
     cluster_id: &str,
 ) -> ApiResult<(Permit<KeyId>, Permit<String>)> {
     let limits = &state.limits;
-    let Some(key) = limits.per_key.try_acquire(&caller.key) else {
+    let key = limits.per_key.try_acquire(&caller.key);
+    metrics::limit_decision(Limit::PerKey, key.is_some());
+    let Some(key) = key else {
         let max = limits.per_key.max();
         warn!(key = %caller.key, limit = max, "execute refused: too many in flight for this key");
         return Err(ApiError::too_many_requests(
@@ -494,7 +538,9 @@ fn execute_permits(
         ));
     };
     // On refusal here the key's permit drops with this frame: nothing stays counted.
-    let Some(cluster) = limits.per_cluster.try_acquire(&cluster_id.to_owned()) else {
+    let cluster = limits.per_cluster.try_acquire(&cluster_id.to_owned());
+    metrics::limit_decision(Limit::PerCluster, cluster.is_some());
+    let Some(cluster) = cluster else {
         let max = limits.per_cluster.max();
         warn!(cluster = %cluster_id, limit = max, "execute refused: too many in flight for this cluster");
         return Err(ApiError::too_many_requests(
@@ -526,6 +572,8 @@ fn execute_permits(
 async fn check_queue(state: &AppState, cluster_id: &str) -> ApiResult<()> {
     let max = state.limits.max_queue;
     let depth = state.hub.store().queue_depth(cluster_id).await?;
+    metrics::queue_depth(depth);
+    metrics::limit_decision(Limit::Queue, depth < max);
     if depth < max {
         return Ok(());
     }
@@ -555,7 +603,7 @@ async fn usage_error_result(
     now: chrono::DateTime<Utc>,
     ctx: &RequestContext,
     stderr: String,
-) -> ApiResult<Response> {
+) -> ApiResult<CommandResult> {
     let result = CommandResult {
         result_id: new_id("res"),
         session_id,
@@ -575,7 +623,7 @@ async fn usage_error_result(
         .finish_result(&result, state.hub.settings().result_ttl, None)
         .await?;
     info!(result_id = %result.result_id, "kubectl usage error answered without queueing");
-    result_response(result)
+    Ok(result)
 }
 
 fn result_response(result: CommandResult) -> ApiResult<Response> {

@@ -13,6 +13,7 @@ pub mod command;
 pub mod jsonpath;
 pub mod limits;
 pub mod protocol;
+pub mod trace;
 
 /// The kubeline release this build belongs to, reported by `/health` and in the agent hello.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -103,6 +103,10 @@ pub struct Execute {
     pub max_output_bytes: u64,
     /// Correlation id of the originating request, for the agent's logs.
     pub correlation_id: String,
+    /// W3C trace context of the request, so the agent's records join the caller's trace.
+    /// Absent from brokers that predate it; agents that predate it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// A piece of output.
@@ -172,6 +176,34 @@ mod tests {
         assert_eq!(text, r#"{"type":"ping","seq":7}"#);
         let back: BrokerMessage = serde_json::from_str(&text).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn execute_without_trace_reads_as_before() {
+        // What a broker that predates trace context sends.
+        let old = r#"{"type":"execute","result_id":"res_1","session_id":"s","command_type":"get","args":[],"timeout_ms":5,"max_output_bytes":9,"correlation_id":"c"}"#;
+        let BrokerMessage::Execute(cmd) = serde_json::from_str(old).unwrap() else {
+            panic!("not an execute");
+        };
+        assert_eq!(cmd.trace, None);
+        // What an agent that predates it receives: the extra field is ignored by serde.
+        let text = serde_json::to_string(&BrokerMessage::Execute(Execute {
+            trace: Some(crate::trace::TraceContext {
+                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+                tracestate: None,
+            }),
+            ..cmd.clone()
+        }))
+        .unwrap();
+        assert!(
+            text.contains(r#""trace":{"traceparent":"00-4bf9"#),
+            "{text}"
+        );
+        assert!(
+            !serde_json::to_string(&BrokerMessage::Execute(cmd))
+                .unwrap()
+                .contains("trace")
+        );
     }
 
     #[test]

@@ -277,20 +277,24 @@ pub fn start_agent(name: &str, port: u16, token: &str) -> Proc {
 
 /// Starts `kubeline agent` for the test bed under another cluster id.
 pub fn start_agent_for(name: &str, port: u16, cluster: &str, token: &str) -> Proc {
-    Proc::spawn(
-        name,
-        &[
-            "agent".to_owned(),
-            "--broker-url".to_owned(),
-            format!("http://127.0.0.1:{port}"),
-            "--cluster-id".to_owned(),
-            cluster.to_owned(),
-            "--token".to_owned(),
-            token.to_owned(),
-            "--kubeconfig".to_owned(),
-            reader_kubeconfig(),
-        ],
-    )
+    start_agent_with(name, port, cluster, token, &[])
+}
+
+/// Starts `kubeline agent` for the test bed with more flags.
+pub fn start_agent_with(name: &str, port: u16, cluster: &str, token: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "agent".to_owned(),
+        "--broker-url".to_owned(),
+        format!("http://127.0.0.1:{port}"),
+        "--cluster-id".to_owned(),
+        cluster.to_owned(),
+        "--token".to_owned(),
+        token.to_owned(),
+        "--kubeconfig".to_owned(),
+        reader_kubeconfig(),
+    ];
+    args.extend(extra.iter().map(|f| (*f).to_owned()));
+    Proc::spawn(name, &args)
 }
 
 /// Waits until the broker on `api` reports the test cluster connected.

@@ -8,6 +8,7 @@
 //! wins, so a late agent answer can never overwrite a reported timeout, and vice versa.
 
 pub mod memory;
+pub mod metered;
 pub mod redis;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kubeline_shared::api::{CommandResult, SessionStatus};
+use kubeline_shared::trace::TraceContext;
 use tokio::sync::mpsc;
 
 /// Failure to reach or use the store.
@@ -110,6 +112,8 @@ pub struct QueuedCommand {
     pub correlation_id: String,
     /// Broker replica whose caller waits for the result.
     pub reply_to: String,
+    /// W3C trace context of the request (absent in entries queued by older brokers).
+    pub trace: Option<TraceContext>,
 }
 
 /// Something another replica (or this one) wants this broker to know.

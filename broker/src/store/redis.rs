@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 use kubeline_shared::api::CommandResult;
+use kubeline_shared::trace::TraceContext;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Client, RedisError, Value};
@@ -233,6 +234,14 @@ fn decode_command(cluster_id: &str, entry: &StreamId) -> StoreResult<QueuedComma
         max_output_bytes: field(entry, "budget")?,
         correlation_id: field(entry, "corr")?,
         reply_to: field(entry, "reply")?,
+        // Optional: entries queued by brokers that predate trace context lack them.
+        trace: entry
+            .get::<String>("tp")
+            .filter(|tp| !tp.is_empty())
+            .map(|traceparent| TraceContext {
+                traceparent,
+                tracestate: entry.get::<String>("ts").filter(|ts| !ts.is_empty()),
+            }),
     })
 }
 
@@ -537,7 +546,13 @@ impl Store for RedisStore {
         ring: bool,
     ) -> StoreResult<()> {
         let args = serde_json::to_string(&command.args).expect("strings always serialize");
-        let fields: [(&str, String); 10] = [
+        let (traceparent, tracestate) = command.trace.as_ref().map_or_else(Default::default, |t| {
+            (
+                t.traceparent.clone(),
+                t.tracestate.clone().unwrap_or_default(),
+            )
+        });
+        let fields: [(&str, String); 12] = [
             ("result", command.result_id.clone()),
             ("session", command.session_id.clone()),
             ("type", command.command_type.clone()),
@@ -547,6 +562,8 @@ impl Store for RedisStore {
             ("budget", command.max_output_bytes.to_string()),
             ("corr", command.correlation_id.clone()),
             ("reply", command.reply_to.clone()),
+            ("tp", traceparent),
+            ("ts", tracestate),
             ("v", "1".to_owned()),
         ];
         let session = session_key(&command.session_id);

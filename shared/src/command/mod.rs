@@ -143,6 +143,15 @@ pub const SUPPORTED_COMMANDS: &[&str] = &[
     "explain",
 ];
 
+/// `command_type` as the `'static` name of a supported command, or `None`: a bounded label for
+/// metrics whatever a caller sent.
+pub fn supported(command_type: &str) -> Option<&'static str> {
+    SUPPORTED_COMMANDS
+        .iter()
+        .find(|c| **c == command_type)
+        .copied()
+}
+
 /// kubectl commands that change the cluster, open a channel into it, or act on the local machine.
 /// kubeline refuses them outright.
 const WRITE_COMMANDS: &[&str] = &[

@@ -1,0 +1,250 @@
+//! Prometheus metrics of the broker, served at `GET /metrics` in the text format (0.0.4).
+//!
+//! Everything records through the `metrics` facade into one process-wide Prometheus recorder
+//! ([`handle`] installs it on first use); `/metrics` renders it. Histograms have fixed buckets
+//! ([`SECONDS_BUCKETS`], [`QUEUE_DEPTH_BUCKETS`]) so replicas can be aggregated.
+//!
+//! **Invariant:** every label value comes from a closed set: route templates (the matched path,
+//! never the raw path), HTTP methods and statuses, command types of
+//! `kubeline_shared::command::SUPPORTED_COMMANDS` (`other` for anything else), the contract's
+//! error codes, and the enums below. No session, result, cluster or key id is ever a label.
+//!
+//! Queue depth is a histogram of the depth each execute finds at admission (the check against
+//! `--max-queue-per-cluster` reads it anyway), not a gauge per cluster: a label per cluster grows
+//! with the fleet, and a fleet-wide total would cost a store scan per scrape.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use kubeline_shared::api::{CommandResult, ResultStatus};
+use kubeline_shared::command;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::error::ApiResult;
+use crate::hub::Hub;
+
+/// Requests answered, by `method`, `route` (template) and `status`.
+pub const HTTP_REQUESTS: &str = "kubeline_http_requests_total";
+/// Time to answer a request, by `method`, `route` and `status`.
+pub const HTTP_DURATION: &str = "kubeline_http_request_duration_seconds";
+/// Executes answered, by `command_type` and `outcome`.
+pub const EXECUTES: &str = "kubeline_executes_total";
+/// End-to-end time of an execute that got a result (queued, run, answered), by `command_type`.
+pub const EXECUTE_DURATION: &str = "kubeline_execute_duration_seconds";
+/// Depth of its cluster's queue that each execute found when admitted.
+pub const QUEUE_DEPTH: &str = "kubeline_execute_queue_depth";
+/// Callers of this replica waiting for a result now.
+pub const EXECUTES_WAITING: &str = "kubeline_executes_waiting";
+/// Agent links this replica holds now.
+pub const AGENTS_CONNECTED: &str = "kubeline_agents_connected";
+/// Agent link events, by `event` ([`LinkEvent`]).
+pub const LINK_EVENTS: &str = "kubeline_agent_link_events_total";
+/// Execute limit decisions, by `limit` ([`Limit`]) and `decision` (`allowed`, `refused`).
+pub const LIMIT_DECISIONS: &str = "kubeline_limit_decisions_total";
+/// Refused credentials, by `reason` ([`AuthFailure`]).
+pub const AUTH_FAILURES: &str = "kubeline_auth_failures_total";
+/// Time of one store operation, by `operation` and `backend` (`redis`, `memory`).
+pub const STORE_DURATION: &str = "kubeline_store_operation_duration_seconds";
+/// Always 1, labelled with the broker's `version`.
+pub const BUILD_INFO: &str = "kubeline_build_info";
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Buckets of every `_seconds` histogram: 100 µs (a memory-store operation) to 5 min (the
+/// longest execute timeout).
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 300.0,
+];
+/// Buckets of [`QUEUE_DEPTH`], up to past the default `--max-queue-per-cluster` (1024).
+pub const QUEUE_DEPTH_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+];
+/// How often histogram samples are folded in when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Route label of a request no route matched (404s).
+const UNMATCHED_ROUTE: &str = "unmatched";
+/// Label for a command type or method outside the known set.
+const OTHER: &str = "other";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed globally on first use.
+///
+/// If another recorder is installed already (an embedding process chose its own), the broker's
+/// handle renders only what was recorded through it, which is nothing: say so in the logs.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(QUEUE_DEPTH.into()), QUEUE_DEPTH_BUCKETS)
+            })
+            .expect("the bucket lists are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        gauge!(BUILD_INFO, "version" => kubeline_shared::VERSION).set(1.0);
+        handle
+    })
+}
+
+/// Folds histogram samples in periodically, so memory stays bounded when nobody scrapes.
+pub async fn upkeep() {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        handle().run_upkeep();
+    }
+}
+
+/// The text exposition, with the gauges read from the hub at scrape time.
+pub fn render(hub: &Hub) -> String {
+    gauge!(AGENTS_CONNECTED).set(hub.link_count() as f64);
+    gauge!(EXECUTES_WAITING).set(hub.waiting() as f64);
+    handle().render()
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(req.method());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route),
+        ("status", res.status().as_u16().to_string()),
+    ];
+    counter!(HTTP_REQUESTS, &labels).increment(1);
+    histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    res
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => OTHER,
+    }
+}
+
+/// The label of a command type: itself when the broker knows it, `other` otherwise.
+pub fn command_label(command_type: Option<&str>) -> &'static str {
+    command_type.and_then(command::supported).unwrap_or(OTHER)
+}
+
+/// Records how an execute ended: its result's status, or the error code it was refused with.
+pub fn executed(command_type: &'static str, answer: &ApiResult<CommandResult>, took: Duration) {
+    let outcome = match answer {
+        Ok(result) => {
+            histogram!(EXECUTE_DURATION, "command_type" => command_type).record(took.as_secs_f64());
+            match result.status {
+                ResultStatus::Completed => "completed".to_owned(),
+                // A failure without an exit code never ran to an end: its link was lost.
+                ResultStatus::Failed if result.exit_code.is_none() => "agent_lost".to_owned(),
+                ResultStatus::Failed => "failed".to_owned(),
+                ResultStatus::Timeout => "timeout".to_owned(),
+                ResultStatus::Pending => "pending".to_owned(),
+            }
+        }
+        Err(e) => e.body().error.clone(),
+    };
+    counter!(EXECUTES, "command_type" => command_type, "outcome" => outcome).increment(1);
+}
+
+/// Records the queue depth an execute found.
+pub fn queue_depth(depth: u64) {
+    histogram!(QUEUE_DEPTH).record(depth as f64);
+}
+
+/// The execute limits of `crate::limits` and `routes::check_queue`.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// In flight per API key (429).
+    PerKey,
+    /// In flight per cluster (429).
+    PerCluster,
+    /// Queue length per cluster (503).
+    Queue,
+}
+
+/// Records one limit decision.
+pub fn limit_decision(limit: Limit, allowed: bool) {
+    let limit = match limit {
+        Limit::PerKey => "per_key",
+        Limit::PerCluster => "per_cluster",
+        Limit::Queue => "queue",
+    };
+    let decision = if allowed { "allowed" } else { "refused" };
+    counter!(LIMIT_DECISIONS, "limit" => limit, "decision" => decision).increment(1);
+}
+
+/// Why credentials were refused.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthFailure {
+    /// No credentials (no bearer token, no cluster header on the link).
+    Missing,
+    /// An API key the broker does not know.
+    InvalidApiKey,
+    /// A wrong agent token for the named cluster.
+    InvalidAgentToken,
+    /// A known key without the scope the route needs (403).
+    Forbidden,
+}
+
+/// Records a refused credential.
+pub fn auth_failure(reason: AuthFailure) {
+    let reason = match reason {
+        AuthFailure::Missing => "missing",
+        AuthFailure::InvalidApiKey => "invalid_api_key",
+        AuthFailure::InvalidAgentToken => "invalid_agent_token",
+        AuthFailure::Forbidden => "forbidden",
+    };
+    counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// What happened to an agent link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// An agent linked (hello accepted, presence recorded).
+    Connect,
+    /// The link ended: the agent closed it, an I/O error, or the broker shutting down.
+    Disconnect,
+    /// A newer link of the same cluster replaced it.
+    Replaced,
+    /// The agent went silent past the link timeout.
+    Timeout,
+}
+
+/// Records a link event.
+pub fn link_event(event: LinkEvent) {
+    let event = match event {
+        LinkEvent::Connect => "connect",
+        LinkEvent::Disconnect => "disconnect",
+        LinkEvent::Replaced => "replaced",
+        LinkEvent::Timeout => "timeout",
+    };
+    counter!(LINK_EVENTS, "event" => event).increment(1);
+}
+
+/// Records the time of a store operation.
+pub fn store_operation(operation: &'static str, backend: &'static str, took: Duration) {
+    histogram!(STORE_DURATION, "operation" => operation, "backend" => backend)
+        .record(took.as_secs_f64());
+}

@@ -1,0 +1,196 @@
+//! A [`Store`] that times every operation of another one into
+//! `kubeline_store_operation_duration_seconds{operation,backend}` (see [`crate::metrics`]).
+//!
+//! The broker wraps its store in this once, at start, so no caller has to remember to time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kubeline_shared::api::CommandResult;
+use tokio::sync::mpsc;
+
+use super::{ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult};
+use crate::metrics;
+
+/// Times the operations of `inner`, labelled with `backend`.
+pub struct Metered {
+    inner: Arc<dyn Store>,
+    backend: &'static str,
+}
+
+impl Metered {
+    /// Wraps `inner`; `backend` names it in the label (`redis`, `memory`).
+    pub fn new(inner: Arc<dyn Store>, backend: &'static str) -> Self {
+        Self { inner, backend }
+    }
+
+    async fn timed<T>(&self, operation: &'static str, op: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = op.await;
+        metrics::store_operation(operation, self.backend, started.elapsed());
+        out
+    }
+}
+
+#[async_trait]
+impl Store for Metered {
+    async fn ping(&self) -> StoreResult<()> {
+        self.timed("ping", self.inner.ping()).await
+    }
+
+    // Not timed: it sets up a subscription that lives as long as the broker.
+    async fn subscribe(
+        &self,
+        broker_id: &str,
+        events: mpsc::Sender<StoreEvent>,
+    ) -> StoreResult<()> {
+        self.inner.subscribe(broker_id, events).await
+    }
+
+    async fn watch_cluster(&self, cluster_id: &str) -> StoreResult<()> {
+        self.timed("watch_cluster", self.inner.watch_cluster(cluster_id))
+            .await
+    }
+
+    async fn unwatch_cluster(&self, cluster_id: &str) -> StoreResult<()> {
+        self.timed("unwatch_cluster", self.inner.unwatch_cluster(cluster_id))
+            .await
+    }
+
+    async fn create_session(&self, session: &SessionRecord, retain: Duration) -> StoreResult<()> {
+        self.timed("create_session", self.inner.create_session(session, retain))
+            .await
+    }
+
+    async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
+        self.timed("get_session", self.inner.get_session(session_id))
+            .await
+    }
+
+    async fn close_session(
+        &self,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        self.timed("close_session", self.inner.close_session(session_id, at))
+            .await
+    }
+
+    async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        self.timed("list_sessions", self.inner.list_sessions())
+            .await
+    }
+
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()> {
+        self.timed("link_cluster", self.inner.link_cluster(record, ttl))
+            .await
+    }
+
+    async fn touch_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let op = self
+            .inner
+            .touch_cluster(cluster_id, broker_id, last_seen, ttl);
+        self.timed("touch_cluster", op).await
+    }
+
+    async fn unlink_cluster(
+        &self,
+        cluster_id: &str,
+        broker_id: &str,
+        last_seen: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let op = self.inner.unlink_cluster(cluster_id, broker_id, last_seen);
+        self.timed("unlink_cluster", op).await
+    }
+
+    async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
+        self.timed("get_cluster", self.inner.get_cluster(cluster_id))
+            .await
+    }
+
+    async fn list_clusters(&self) -> StoreResult<Vec<ClusterRecord>> {
+        self.timed("list_clusters", self.inner.list_clusters())
+            .await
+    }
+
+    async fn enqueue(
+        &self,
+        command: &QueuedCommand,
+        pending: &CommandResult,
+        result_ttl: Duration,
+        ring: bool,
+    ) -> StoreResult<()> {
+        let op = self.inner.enqueue(command, pending, result_ttl, ring);
+        self.timed("enqueue", op).await
+    }
+
+    async fn take(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        self.timed("take", self.inner.take(cluster_id, consumer, max))
+            .await
+    }
+
+    async fn reclaim(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+        abandoned_after: Duration,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        let op = self
+            .inner
+            .reclaim(cluster_id, consumer, max, abandoned_after);
+        self.timed("reclaim", op).await
+    }
+
+    async fn keep_alive(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        entry_ids: &[String],
+    ) -> StoreResult<()> {
+        let op = self.inner.keep_alive(cluster_id, consumer, entry_ids);
+        self.timed("keep_alive", op).await
+    }
+
+    async fn queue_depth(&self, cluster_id: &str) -> StoreResult<u64> {
+        self.timed("queue_depth", self.inner.queue_depth(cluster_id))
+            .await
+    }
+
+    async fn finish_result(
+        &self,
+        result: &CommandResult,
+        ttl: Duration,
+        entry_id: Option<&str>,
+    ) -> StoreResult<bool> {
+        let op = self.inner.finish_result(result, ttl, entry_id);
+        self.timed("finish_result", op).await
+    }
+
+    async fn get_result(&self, result_id: &str) -> StoreResult<Option<CommandResult>> {
+        self.timed("get_result", self.inner.get_result(result_id))
+            .await
+    }
+
+    async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()> {
+        self.timed(
+            "deliver_result",
+            self.inner.deliver_result(broker_id, result),
+        )
+        .await
+    }
+}
