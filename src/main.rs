@@ -1,5 +1,7 @@
 //! `kubeline`: the broker, the agent, and `kubeline dev` (both in one process) behind one binary.
 
+#[cfg(feature = "otlp")]
+mod otlp;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -27,6 +29,17 @@ struct Cli {
         default_value = "plain"
     )]
     log_format: telemetry::Format,
+
+    /// Export the broker's and the agent's command spans to this OTLP/HTTP collector (base URL,
+    /// e.g. http://localhost:4318; spans go to /v1/traces). Needs a build with the `otlp`
+    /// feature.
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELINE_OTLP_ENDPOINT",
+        value_name = "URL"
+    )]
+    otlp_endpoint: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -67,16 +80,24 @@ struct DevArgs {
 const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let cli = Cli::parse();
+    let service = match cli.command {
+        Command::Broker(_) => "kubeline-broker",
+        Command::Agent(_) => "kubeline-agent",
+        Command::Dev(_) => "kubeline-dev",
+    };
+    // Before the runtime: the OTLP exporter's HTTP client must not live inside it.
+    let telemetry = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref(), service)?;
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(THREAD_STACK_BYTES)
         .build()?
-        .block_on(run())
+        .block_on(run(cli));
+    telemetry.shutdown();
+    result
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     match cli.command {
         Command::Broker(args) => {

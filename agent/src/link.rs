@@ -379,6 +379,10 @@ fn spawn_command(
         trace_id = %trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
         parent_span_id = %trace.map(|t| t.parent_id_hex()).unwrap_or_default(),
     );
+    #[cfg(feature = "otlp")]
+    if let Some(trace) = trace {
+        otlp_parent(&span, trace);
+    }
     let result_id = cmd.result_id.clone();
     let registry = running.clone();
     let limit = commands.limit.clone();
@@ -402,6 +406,24 @@ fn spawn_command(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(result_id, task.abort_handle());
+}
+
+/// With OTLP export, the exported `command` span is the child of the broker's `execute` span.
+#[cfg(feature = "otlp")]
+fn otlp_parent(span: &tracing::Span, trace: TraceParent) {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let remote = SpanContext::new(
+        TraceId::from_bytes(trace.trace_id.to_be_bytes()),
+        SpanId::from_bytes(trace.parent_id.to_be_bytes()),
+        TraceFlags::new(trace.flags),
+        true,
+        TraceState::default(),
+    );
+    // Fails only when no OTLP layer is installed (no --otlp-endpoint): nothing to parent.
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
 }
 
 /// Runs one command under its deadline and streams its output; returns its end.

@@ -26,6 +26,8 @@ pub struct RequestContext {
     /// This request's place in a trace: the caller's trace id (a fresh one when the caller sent
     /// no valid `traceparent`) with this request's own span id as the parent of what follows.
     pub trace: TraceParent,
+    /// The caller's own `traceparent` (its span is the parent of this request's), if valid.
+    pub caller_trace: Option<TraceParent>,
     /// The caller's `tracestate`, passed on only with the caller's own `traceparent`.
     pub tracestate: Option<String>,
 }
@@ -45,6 +47,7 @@ impl RequestContext {
             correlation_id: header(req, CORRELATION_ID).unwrap_or_else(new_correlation_id),
             service_identity: header(req, SERVICE_IDENTITY),
             trace: caller_trace.unwrap_or_else(fresh_trace).child(span_id()),
+            caller_trace,
             tracestate,
         }
     }
@@ -110,6 +113,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 correlation_id: new_correlation_id(),
                 service_identity: None,
                 trace: fresh_trace(),
+                caller_trace: None,
                 tracestate: None,
             }))
     }

@@ -12,8 +12,9 @@ use kubeline_shared::api::{
     SessionInfo, SessionList, SessionStatus, SessionSummary,
 };
 use kubeline_shared::command;
+use kubeline_shared::trace::{TraceContext, TraceParent};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::auth::{Caller, KeyId};
 use crate::error::{ApiError, ApiResult};
@@ -394,9 +395,51 @@ pub async fn execute(
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let command_label = metrics::command_label(req.command_type.as_deref());
-    let answer = run_execute(&state, &caller, &ctx, &headers, req).await;
+    let span = info_span!("execute");
+    let trace = span_trace(&span, &ctx);
+    let answer = run_execute(&state, &caller, &ctx, trace, &headers, req)
+        .instrument(span)
+        .await;
     metrics::executed(command_label, &answer, started.elapsed());
     result_response(answer?)
+}
+
+/// Where the `execute` span stands in the trace: the agent's span of the command takes it as
+/// parent. Without OTLP export it is the request's own span id from the trace context.
+#[cfg(not(feature = "otlp"))]
+fn span_trace(_span: &tracing::Span, ctx: &RequestContext) -> TraceParent {
+    ctx.trace
+}
+
+/// With OTLP export the `execute` span is exported: it becomes the child of the caller's span
+/// (or the root of a new trace), and its exported ids are what the agent gets as parent.
+#[cfg(feature = "otlp")]
+fn span_trace(span: &tracing::Span, ctx: &RequestContext) -> TraceParent {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if let Some(caller) = ctx.caller_trace {
+        let remote = SpanContext::new(
+            TraceId::from_bytes(caller.trace_id.to_be_bytes()),
+            SpanId::from_bytes(caller.parent_id.to_be_bytes()),
+            TraceFlags::new(caller.flags),
+            true,
+            TraceState::default(),
+        );
+        // Fails only when no OTLP layer is installed (no --otlp-endpoint): nothing to parent.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    let cx = span.context();
+    let exported = cx.span().span_context().clone();
+    if !exported.is_valid() {
+        return ctx.trace;
+    }
+    TraceParent {
+        trace_id: u128::from_be_bytes(exported.trace_id().to_bytes()),
+        parent_id: u64::from_be_bytes(exported.span_id().to_bytes()),
+        flags: exported.trace_flags().to_u8(),
+    }
 }
 
 /// An execute from its request to its result (or the error that refuses it).
@@ -404,6 +447,7 @@ async fn run_execute(
     state: &AppState,
     caller: &Caller,
     ctx: &RequestContext,
+    trace: TraceParent,
     headers: &HeaderMap,
     req: ExecuteRequest,
 ) -> ApiResult<CommandResult> {
@@ -491,7 +535,10 @@ async fn run_execute(
         max_output_bytes,
         correlation_id: ctx.correlation_id.clone(),
         reply_to: state.hub.broker_id().to_owned(),
-        trace: Some(ctx.trace_context()),
+        trace: Some(TraceContext {
+            traceparent: trace.to_string(),
+            tracestate: ctx.tracestate.clone(),
+        }),
     };
     info!(
         result_id = %command.result_id,
@@ -500,8 +547,8 @@ async fn run_execute(
         command_type = %command.command_type,
         args = ?command.args,
         correlation_id = %ctx.correlation_id,
-        trace_id = %ctx.trace.trace_id_hex(),
-        span_id = %ctx.trace.parent_id_hex(),
+        trace_id = %trace.trace_id_hex(),
+        span_id = %trace.parent_id_hex(),
         service = ctx.service_identity.as_deref().unwrap_or("-"),
         key = %caller.key,
         "execute"
