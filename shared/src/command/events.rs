@@ -6,7 +6,7 @@
 
 use super::flags::{self, FlagSpec};
 use super::logs::{object_ref, refuse_streaming};
-use super::{CommandError, GetOutput, ResourceName, namespace_value, no_positionals};
+use super::{CommandError, GetOutput, ResourceName, get, namespace_value, no_positionals};
 
 /// The flags `events` accepts.
 const FLAGS: &[FlagSpec] = &[
@@ -77,25 +77,15 @@ pub(crate) fn parse(args: &[String]) -> Result<Events, CommandError> {
         }
     }
     types.sort();
-    let output = match scanned.last("output") {
-        None => GetOutput::Table,
-        Some(f) => match f.value.as_str() {
-            "" => GetOutput::Table,
-            "json" => GetOutput::Json,
-            "yaml" => GetOutput::Yaml,
-            "name" => GetOutput::Name,
-            other => {
-                return Err(CommandError::new(
-                    "unsupported_output",
-                    Some(f.raw.clone()),
-                    format!(
-                        "unsupported output format {other:?} for `events`; supported: json, \
-                         yaml, name"
-                    ),
-                ));
-            }
-        },
-    };
+    let output = get::output_among(
+        &scanned,
+        "events",
+        &[
+            (GetOutput::Json, "json"),
+            (GetOutput::Yaml, "yaml"),
+            (GetOutput::Name, "name"),
+        ],
+    )?;
     Ok(Events {
         namespace: scanned.last("namespace").map(namespace_value).transpose()?,
         all_namespaces: scanned.switch("all-namespaces")?,

@@ -327,6 +327,34 @@ fn parse_output(value: &str, raw: &str) -> Result<GetOutput, CommandError> {
     }
 }
 
+/// `-o` for a command that prints only some of `get`'s formats (`allowed`; no `-o` is the
+/// command's table): read as `get` reads it (json, yaml, name and kyaml in any case), then refused with
+/// `unsupported_output` unless `command` prints that format.
+pub(super) fn output_among(
+    scanned: &Scanned,
+    command: &str,
+    allowed: &[(GetOutput, &str)],
+) -> Result<GetOutput, CommandError> {
+    let Some(f) = scanned.last("output") else {
+        return Ok(GetOutput::Table);
+    };
+    // An empty `-o=` is not the table here: kubectl refuses it for these commands.
+    match parse_output(&f.value, &f.raw) {
+        Ok(output) if allowed.iter().any(|(a, _)| *a == output) => return Ok(output),
+        _ => {}
+    }
+    let names: Vec<&str> = allowed.iter().map(|(_, name)| *name).collect();
+    Err(CommandError::new(
+        "unsupported_output",
+        Some(f.raw.clone()),
+        format!(
+            "unsupported output format {:?} for `{command}`; supported: {}",
+            f.value,
+            names.join(", ")
+        ),
+    ))
+}
+
 pub(super) fn selector(scanned: &Scanned, long: &str) -> Result<Option<String>, CommandError> {
     let Some(f) = scanned.last(long) else {
         return Ok(None);

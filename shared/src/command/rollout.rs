@@ -137,23 +137,11 @@ pub(crate) fn parse(args: &[String]) -> Result<Rollout, CommandError> {
             n => Some(n),
         },
     };
-    let output = match scanned.last("output") {
-        None => GetOutput::Table,
-        Some(f) => match f.value.as_str() {
-            "yaml" => GetOutput::Yaml,
-            "name" => GetOutput::Name,
-            other => {
-                return Err(CommandError::new(
-                    "unsupported_output",
-                    Some(f.raw.clone()),
-                    format!(
-                        "unsupported output format {other:?} for `rollout history`; supported: \
-                         yaml, name"
-                    ),
-                ));
-            }
-        },
-    };
+    let output = get::output_among(
+        &scanned,
+        "rollout history",
+        &[(GetOutput::Yaml, "yaml"), (GetOutput::Name, "name")],
+    )?;
     Ok(Rollout {
         action,
         targets,
