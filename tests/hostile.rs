@@ -49,16 +49,10 @@ async fn hostile_input_is_refused_or_bounded_and_the_agent_keeps_serving() {
     let session = api.session().await;
 
     // --- refused before anything is queued -------------------------------------------------
-    // Thousands of nested ranges: this aborted the agent with a stack overflow before.
-    let deep = format!("jsonpath={}", "{range .items[*]}".repeat(20_000));
-    let (s, b) = api
-        .execute(&session, "get", &["pods", "-A", "-o", &deep])
-        .await;
-    assert_eq!(
-        (s, &b["error"]),
-        (413, &Value::from("payload_too_large")),
-        "{b}"
-    );
+    // Thousands of nested ranges: this aborted the agent with a stack overflow before. (Twenty
+    // thousand no longer fit in a request body; the 413 for that is a router test, because the
+    // broker answers before reading such a body and a client still writing it may see the
+    // connection close instead of the answer.)
     let deep = format!("jsonpath={}", "{range .items[*]}".repeat(3_000));
     let (s, b) = api
         .execute(&session, "get", &["pods", "-A", "-o", &deep])

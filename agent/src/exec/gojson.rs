@@ -22,6 +22,98 @@ pub(crate) fn write_ordered_object(
     indent: &str,
     depth: usize,
 ) {
+    write_fields(out, fields, indent, depth);
+}
+
+fn newline(out: &mut String, indent: &str, depth: usize) {
+    out.push('\n');
+    for _ in 0..depth {
+        out.push_str(indent);
+    }
+}
+
+/// `json.MarshalIndent` of a [`Value`]: keys sorted, as Go sorts map keys (no trailing newline).
+pub(crate) fn write_value(out: &mut String, v: &Value, indent: &str, depth: usize) {
+    write_tree(out, v, indent, depth);
+}
+
+/// A JSON tree Go's encoder is ported over: [`Value`] (keys sorted, as Go sorts a map's) or
+/// [`Ordered`] (keys in their order, as Go marshals a struct's fields). One writer serves both.
+trait Tree: Sized {
+    fn node(&self) -> Node<'_, Self>;
+}
+
+/// One level of a [`Tree`].
+enum Node<'a, T> {
+    Null,
+    Bool(bool),
+    Number(&'a Number),
+    String(&'a str),
+    Array(&'a [T]),
+    /// Fields in the order they are written.
+    Object(Vec<(&'a str, &'a T)>),
+}
+
+impl Tree for Value {
+    fn node(&self) -> Node<'_, Self> {
+        match self {
+            Value::Null => Node::Null,
+            Value::Bool(b) => Node::Bool(*b),
+            Value::Number(n) => Node::Number(n),
+            Value::String(s) => Node::String(s),
+            Value::Array(items) => Node::Array(items),
+            Value::Object(map) => {
+                let mut fields: Vec<(&str, &Value)> =
+                    map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                fields.sort_by(|a, b| a.0.cmp(b.0));
+                Node::Object(fields)
+            }
+        }
+    }
+}
+
+impl Tree for Ordered {
+    fn node(&self) -> Node<'_, Self> {
+        match self {
+            Ordered::Null => Node::Null,
+            Ordered::Bool(b) => Node::Bool(*b),
+            Ordered::Number(n) => Node::Number(n),
+            Ordered::String(s) => Node::String(s),
+            Ordered::Array(items) => Node::Array(items),
+            Ordered::Object(fields) => {
+                Node::Object(fields.iter().map(|(k, v)| (k.as_str(), v)).collect())
+            }
+        }
+    }
+}
+
+fn write_tree<T: Tree>(out: &mut String, v: &T, indent: &str, depth: usize) {
+    match v.node() {
+        Node::Null => out.push_str("null"),
+        Node::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Node::Number(n) => out.push_str(&json_number(n)),
+        Node::String(s) => write_string(out, s),
+        Node::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent, depth + 1);
+                write_tree(out, item, indent, depth + 1);
+            }
+            newline(out, indent, depth);
+            out.push(']');
+        }
+        Node::Object(fields) => write_fields(out, &fields, indent, depth),
+    }
+}
+
+fn write_fields<T: Tree>(out: &mut String, fields: &[(&str, &T)], indent: &str, depth: usize) {
     if fields.is_empty() {
         out.push_str("{}");
         return;
@@ -34,49 +126,10 @@ pub(crate) fn write_ordered_object(
         newline(out, indent, depth + 1);
         write_string(out, k);
         out.push_str(": ");
-        write_value(out, v, indent, depth + 1);
+        write_tree(out, *v, indent, depth + 1);
     }
     newline(out, indent, depth);
     out.push('}');
-}
-
-fn newline(out: &mut String, indent: &str, depth: usize) {
-    out.push('\n');
-    for _ in 0..depth {
-        out.push_str(indent);
-    }
-}
-
-pub(crate) fn write_value(out: &mut String, v: &Value, indent: &str, depth: usize) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&json_number(n)),
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(out, indent, depth + 1);
-                write_value(out, item, indent, depth + 1);
-            }
-            newline(out, indent, depth);
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<(&str, &Value)> =
-                keys.into_iter().map(|k| (k.as_str(), &map[k])).collect();
-            write_ordered_object(out, &fields, indent, depth);
-        }
-    }
 }
 
 /// A JSON value whose objects keep their keys in the order of the text they were read from.
@@ -215,46 +268,7 @@ impl<'de> serde::Deserialize<'de> for Ordered {
 
 /// `json.MarshalIndent` of an [`Ordered`] value, keys in their order (no trailing newline).
 pub(crate) fn write_ordered(out: &mut String, v: &Ordered, indent: &str, depth: usize) {
-    match v {
-        Ordered::Null => out.push_str("null"),
-        Ordered::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Ordered::Number(n) => out.push_str(&json_number(n)),
-        Ordered::String(s) => write_string(out, s),
-        Ordered::Array(items) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(out, indent, depth + 1);
-                write_ordered(out, item, indent, depth + 1);
-            }
-            newline(out, indent, depth);
-            out.push(']');
-        }
-        Ordered::Object(fields) => {
-            if fields.is_empty() {
-                out.push_str("{}");
-                return;
-            }
-            out.push('{');
-            for (i, (k, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(out, indent, depth + 1);
-                write_string(out, k);
-                out.push_str(": ");
-                write_ordered(out, v, indent, depth + 1);
-            }
-            newline(out, indent, depth);
-            out.push('}');
-        }
-    }
+    write_tree(out, v, indent, depth);
 }
 
 /// A JSON string literal with Go's escaping.
