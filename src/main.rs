@@ -74,11 +74,6 @@ struct DevArgs {
     api_key: Option<String>,
 }
 
-/// Stack of each runtime thread. Recursion that callers can drive (templates, filters) is
-/// bounded far below this by `kubeline_shared::limits`; the rest of the room is for printing
-/// deep objects from the API server (serde_json stops at 128 levels).
-const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let service = match cli.command {
@@ -90,7 +85,6 @@ fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref(), service)?;
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(THREAD_STACK_BYTES)
         .build()?
         .block_on(run(cli));
     telemetry.shutdown();

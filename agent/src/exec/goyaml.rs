@@ -306,15 +306,20 @@ fn is_num(s: &str, min_len: usize, max_len: usize, lo: u32, hi: u32) -> bool {
 
 /// `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`
 fn is_base60_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-        i += 1;
-    }
-    if i >= b.len() || !b[i].is_ascii_digit() {
+    base60(s, b'0')
+}
+
+/// `^[-+]?[F-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`, `F` the lowest first digit: go-yaml v2's
+/// base-60 floats allow `0`, kyaml's sexagesimal numbers do not.
+fn base60(s: &str, lowest_first_digit: u8) -> bool {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    if !b
+        .first()
+        .is_some_and(|d| (lowest_first_digit..=b'9').contains(d))
+    {
         return false;
     }
-    i += 1;
+    let mut i = 1;
     while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
         i += 1;
     }
@@ -1247,43 +1252,7 @@ fn go_parse_float(s: &str) -> bool {
 
 /// kyaml's `^[+-]?[1-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$`.
 fn sexagesimal(s: &str) -> bool {
-    let b = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
-    let mut i = 0;
-    if !matches!(b.first(), Some(b'1'..=b'9')) {
-        return false;
-    }
-    i += 1;
-    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-        i += 1;
-    }
-    let mut groups = 0;
-    while i < b.len() && b[i] == b':' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 2 {
-            i += 1;
-        }
-        let g = &b[start..i];
-        let ok = match g.len() {
-            1 => true,
-            2 => g[0] <= b'5',
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-        groups += 1;
-    }
-    if groups == 0 {
-        return false;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-            i += 1;
-        }
-    }
-    i == b.len()
+    base60(s, b'1')
 }
 
 /// kyaml's `parseTimestamp`: `2006-1-2`, `2006-1-2T15:4:5[.frac]Z07:00` (or `t`), or
