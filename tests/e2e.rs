@@ -217,26 +217,28 @@ async fn error_bodies_follow_the_contract() {
     assert_eq!(status, 400);
     assert_eq!(body["details"]["field"], "X-Request-Timeout");
 
-    // 401 without or with a wrong key; /health needs none.
-    for key in [None, Some("wrong")] {
+    // 401 without or with a wrong key, saying which; /health needs none.
+    for (key, code) in [
+        (None, "missing_credentials"),
+        (Some("wrong"), "invalid_credentials"),
+    ] {
         let (status, body) = api.with_key(key).get("/debug/sessions").await.unwrap();
         assert_eq!(status, 401);
-        assert_eq!(
-            body,
-            json!({ "error": "unauthorized", "message": "Invalid or missing API key" })
-        );
+        assert_eq!(body["error"], "unauthorized");
+        assert_eq!(body["details"]["code"], code, "{body}");
     }
     let (status, health) = api.with_key(None).get("/health").await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(health["status"], "healthy");
 
-    // 403: read keys cannot use admin routes.
+    // 403: read keys cannot use admin routes; lists show them only what is theirs.
     let reader = api.with_key(Some(READ_KEY));
-    for path in ["/debug/sessions", "/clusters"] {
-        let (status, body) = reader.get(path).await.unwrap();
-        assert_eq!(status, 403, "{path}");
-        assert_eq!(body["error"], "forbidden");
-    }
+    let (status, body) = reader.get("/admin/api-keys").await.unwrap();
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "forbidden");
+    let (status, body) = reader.get("/debug/sessions").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["total"], 0, "the reader created no session: {body}");
     let (status, _) = reader
         .get(&format!("/clusters/{CLUSTER}/status"))
         .await

@@ -9,8 +9,11 @@ use std::time::Duration;
 use chrono::Utc;
 use kubeline_broker::store::memory::MemoryStore;
 use kubeline_broker::store::redis::RedisStore;
-use kubeline_broker::store::{ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent};
-use kubeline_shared::api::{CommandResult, ResultStatus, SessionStatus};
+use kubeline_broker::store::{
+    ClusterRecord, CredentialKind, CredentialRecord, QueuedCommand, SessionRecord, Store,
+    StoreEvent,
+};
+use kubeline_shared::api::{CommandResult, ResultStatus, Scope, SessionStatus};
 use tokio::sync::mpsc;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -26,6 +29,7 @@ fn session(id: &str, cluster: &str) -> SessionRecord {
         last_activity: now,
         commands_executed: 0,
         metadata: Some(r#"{"user":"suite"}"#.to_owned()),
+        owner: Some("key_suite".to_owned()),
     }
 }
 
@@ -308,6 +312,102 @@ async fn events(store: Arc<dyn Store>) {
     assert_eq!(json(&delivered), json(&done));
 }
 
+async fn credentials(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let key = CredentialRecord {
+        id: "key_1".into(),
+        kind: CredentialKind::ApiKey,
+        hash: "aa".repeat(32),
+        name: Some("ci".into()),
+        scope: Some(Scope::Read),
+        clusters: vec!["prod-*".into(), "!prod-x".into()],
+        created_at: now - chrono::Duration::seconds(10),
+        expires_at: Some(now + chrono::Duration::hours(1)),
+        revoked_at: None,
+        last_used_at: None,
+        bootstrap: false,
+    };
+    let token = CredentialRecord {
+        id: "atk_1".into(),
+        kind: CredentialKind::AgentToken,
+        hash: "bb".repeat(32),
+        name: None,
+        scope: None,
+        clusters: vec!["c1".into()],
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        bootstrap: true,
+    };
+    assert!(store.put_credential(&token, true).await.unwrap());
+    assert!(store.put_credential(&key, true).await.unwrap());
+    let mut other = key.clone();
+    other.name = Some("changed".into());
+    assert!(
+        !store.put_credential(&other, true).await.unwrap(),
+        "only if new"
+    );
+    assert_eq!(
+        store.credential_by_hash(&key.hash).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(
+        store.credential_by_hash(&"cc".repeat(32)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_credential("atk_1").await.unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(store.get_credential("nope").await.unwrap(), None);
+    let ids: Vec<String> = store
+        .list_credentials()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["key_1", "atk_1"], "oldest first");
+    // Revocation replaces the record; last use is kept apart and merged on read.
+    let mut revoked = key.clone();
+    revoked.revoked_at = Some(now);
+    assert!(store.put_credential(&revoked, false).await.unwrap());
+    let used = now + chrono::Duration::seconds(5);
+    store.touch_credential("key_1", used).await.unwrap();
+    let read = store.get_credential("key_1").await.unwrap().unwrap();
+    assert_eq!(
+        read.revoked_at.map(|t| t.timestamp_millis()),
+        Some(now.timestamp_millis())
+    );
+    assert_eq!(
+        read.last_used_at.map(|t| t.timestamp_millis()),
+        Some(used.timestamp_millis())
+    );
+    let listed = store.list_credentials().await.unwrap();
+    assert_eq!(
+        listed[0].last_used_at.map(|t| t.timestamp_millis()),
+        Some(used.timestamp_millis())
+    );
+    // Every replica hears of a change.
+    let (tx, mut rx) = mpsc::channel(16);
+    store.subscribe("broker-c", tx).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no credential change heard"
+        );
+        store.announce_credential_change("key_1").await.unwrap();
+        if let Ok(Some(StoreEvent::CredentialChanged(id))) =
+            tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+        {
+            assert_eq!(id, "key_1");
+            break;
+        }
+    }
+}
+
 async fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
@@ -330,7 +430,7 @@ macro_rules! both {
     };
 }
 
-both!(sessions, queue_and_results, presence, events);
+both!(sessions, queue_and_results, presence, events, credentials);
 
 #[tokio::test]
 async fn redis_store_reports_an_unreachable_server() {

@@ -10,9 +10,9 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::auth::KeyId;
 use crate::limits::ExecuteLimits;
 use crate::store::ClusterRecord;
+use crate::store::CredentialKind;
 use crate::tests::state_with;
 use crate::{
     AppState, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EXECUTES_PER_CLUSTER,
@@ -25,12 +25,13 @@ struct Answer {
     body: Value,
 }
 
-fn default_state() -> AppState {
+async fn default_state() -> AppState {
     state_with(ExecuteLimits::new(
         DEFAULT_MAX_EXECUTES_PER_KEY,
         DEFAULT_MAX_EXECUTES_PER_CLUSTER,
         DEFAULT_MAX_QUEUE_PER_CLUSTER,
     ))
+    .await
 }
 
 async fn send(router: Router, req: Request<Body>) -> Answer {
@@ -54,7 +55,7 @@ async fn send(router: Router, req: Request<Body>) -> Answer {
 }
 
 async fn call(req: Request<Body>) -> Answer {
-    send(app(default_state()), req).await
+    send(app(default_state().await), req).await
 }
 
 /// Asserts the contract's error shape and returns the body.
@@ -341,7 +342,7 @@ async fn unknown_paths_and_bad_credentials_keep_the_shape() {
 /// A state whose cluster `c1` is linked to another replica (so executes are queued and wait),
 /// with the given limits, and a session of `c1`.
 async fn linked(limits: ExecuteLimits) -> (AppState, String) {
-    let state = state_with(limits);
+    let state = state_with(limits).await;
     state
         .hub
         .store()
@@ -392,6 +393,17 @@ async fn waiting_execute(
     task
 }
 
+/// The credential id of an API key given in clear.
+async fn key_id(state: &AppState, key: &str) -> String {
+    state
+        .credentials
+        .check(CredentialKind::ApiKey, key)
+        .await
+        .unwrap()
+        .id
+        .clone()
+}
+
 async fn commands_executed(state: &AppState, session: &str) -> u64 {
     let s = state
         .hub
@@ -406,7 +418,7 @@ async fn commands_executed(state: &AppState, session: &str) -> u64 {
 #[tokio::test]
 async fn too_many_executes_in_flight_for_one_key_is_429() {
     let (state, session) = linked(ExecuteLimits::new(2, 100, 100)).await;
-    let rd = KeyId::of("rd");
+    let rd = key_id(&state, "rd").await;
     let first = waiting_execute(&state, "rd", &session).await;
     let second = waiting_execute(&state, "rd", &session).await;
     assert_eq!(state.limits.per_key.in_flight(&rd), 2);
@@ -463,7 +475,10 @@ async fn too_many_executes_in_flight_for_one_cluster_is_429() {
         );
     }
     // The key's slot taken before the cluster refused was given back.
-    assert_eq!(state.limits.per_key.in_flight(&KeyId::of("rd")), 1);
+    assert_eq!(
+        state.limits.per_key.in_flight(&key_id(&state, "rd").await),
+        1
+    );
     assert_eq!(commands_executed(&state, &session).await, 2);
 
     a.abort();
@@ -516,7 +531,7 @@ async fn a_panicking_handler_is_500_json_and_the_router_keeps_serving() {
             }
         }),
     );
-    let router = crate::edge(routes, 1024).with_state(default_state());
+    let router = crate::edge(routes, 1024).with_state(default_state().await);
     let answer = send(router.clone(), get("/boom", "adm")).await;
     let body = refused(&answer, StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
     assert!(
@@ -537,7 +552,7 @@ async fn the_link_upgrade_still_works_through_the_layers() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(default_state())).await });
+    tokio::spawn(async move { axum::serve(listener, app(default_state().await)).await });
     let head = |token: &str, upgrade: bool| {
         let mut req = format!(
             "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
@@ -572,4 +587,395 @@ async fn the_link_upgrade_still_works_through_the_layers() {
             assert!(text.contains("\"error\":\"invalid_request\""), "{text}");
         }
     }
+}
+
+// === identities and grants ===
+
+/// Creates an API key through the admin API; returns its secret and id.
+async fn new_key(state: &AppState, body: Value) -> (String, String) {
+    let answer = send(
+        app(state.clone()),
+        post_json("/admin/api-keys", "adm", &body),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    (
+        answer.body["key"].as_str().unwrap().to_owned(),
+        answer.body["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_credential_for_one_cluster_is_forbidden_on_another_on_every_route() {
+    let (state, c1_session) = linked(ExecuteLimits::new(10, 10, 10)).await;
+    let forbidden = |answer: &Answer| {
+        let body = refused(answer, StatusCode::FORBIDDEN, "forbidden");
+        assert_eq!(body["details"]["code"], "cluster_not_granted", "{body}");
+    };
+    let app = || app(state.clone());
+    // rd-c2 reaches c2 only.
+    forbidden(
+        &send(
+            app(),
+            post_json("/debug/session", "rd-c2", &json!({ "cluster_id": "c1" })),
+        )
+        .await,
+    );
+    forbidden(&send(app(), get("/clusters/c1/status", "rd-c2")).await);
+    forbidden(&send(app(), get(&format!("/debug/session/{c1_session}"), "rd-c2")).await);
+    forbidden(
+        &send(
+            app(),
+            Request::delete(format!("/debug/session/{c1_session}"))
+                .header("authorization", "Bearer rd-c2")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await,
+    );
+    forbidden(
+        &send(
+            app(),
+            post_json(
+                "/debug/execute",
+                "rd-c2",
+                &json!({
+        "cluster_id": "c1", "session_id": c1_session, "command_type": "version", "args": [] }),
+            ),
+        )
+        .await,
+    );
+    // An unknown cluster it may not reach is 403 too: whether it exists is not told.
+    forbidden(&send(app(), get("/clusters/nope/status", "rd-c2")).await);
+    // A result of c1 (a kubectl usage error is answered without an agent).
+    let answer = send(app(), post_json("/debug/execute", "rd", &json!({
+        "cluster_id": "c1", "session_id": c1_session, "command_type": "get", "args": ["pods", "-o", "bogus"] }))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let result_id = answer.body["result_id"].as_str().unwrap();
+    forbidden(&send(app(), get(&format!("/debug/result/{result_id}"), "rd-c2")).await);
+    assert_eq!(
+        send(app(), get(&format!("/debug/result/{result_id}"), "rd"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Its own cluster works, and lists show only it.
+    let answer = send(
+        app(),
+        post_json("/debug/session", "rd-c2", &json!({ "cluster_id": "c2" })),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let clusters = send(app(), get("/clusters", "rd-c2")).await;
+    let ids: Vec<&str> = clusters.body["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cluster_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c2"]);
+    let clusters = send(app(), get("/clusters", "rd")).await;
+    assert_eq!(clusters.body["clusters"].as_array().unwrap().len(), 2);
+    let sessions = send(app(), get("/debug/sessions", "rd-c2")).await;
+    assert_eq!(sessions.status, StatusCode::OK);
+    assert_eq!(sessions.body["total"], 1);
+    assert_eq!(sessions.body["sessions"][0]["cluster_id"], "c2");
+}
+
+#[tokio::test]
+async fn sessions_belong_to_their_creator_unless_admin() {
+    let (state, rd_session) = linked(ExecuteLimits::new(10, 10, 10)).await;
+    let (other, _) = new_key(&state, json!({ "scope": "read" })).await;
+    let app = || app(state.clone());
+    let answer = send(app(), get(&format!("/debug/session/{rd_session}"), &other)).await;
+    let body = refused(&answer, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(body["details"]["code"], "session_not_owned");
+    let answer = send(
+        app(),
+        post_json(
+            "/debug/execute",
+            &other,
+            &json!({
+        "cluster_id": "c1", "session_id": rd_session, "command_type": "version", "args": [] }),
+        ),
+    )
+    .await;
+    refused(&answer, StatusCode::FORBIDDEN, "forbidden");
+    // Nothing was counted for the refused execute.
+    assert_eq!(commands_executed(&state, &rd_session).await, 0);
+    let listed = send(app(), get("/debug/sessions", &other)).await;
+    assert_eq!(listed.body["total"], 0, "{}", listed.body);
+    let listed = send(app(), get("/debug/sessions", "rd")).await;
+    assert_eq!(listed.body["total"], 1);
+    // An admin sees and may use every session.
+    assert_eq!(
+        send(app(), get(&format!("/debug/session/{rd_session}"), "adm"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let listed = send(app(), get("/debug/sessions", "adm")).await;
+    assert_eq!(listed.body["total"], 1);
+}
+
+#[tokio::test]
+async fn credentials_come_as_bearer_or_x_api_key_and_refusals_say_which_check_failed() {
+    let state = default_state().await;
+    let app = || app(state.clone());
+    let with = |name: &str, value: &str| {
+        Request::get("/clusters")
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        send(app(), with("x-api-key", "rd")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(app(), with("authorization", "bearer rd")).await.status,
+        StatusCode::OK
+    );
+    for (req, code) in [
+        (
+            Request::get("/clusters").body(Body::empty()).unwrap(),
+            "missing_credentials",
+        ),
+        (with("authorization", "Basic cmQ6"), "malformed_credentials"),
+        (with("authorization", "Bearer "), "malformed_credentials"),
+        (with("authorization", "Bearer nope"), "invalid_credentials"),
+        (with("x-api-key", "nope"), "invalid_credentials"),
+        (
+            with("authorization", &format!("Bearer {}", "k".repeat(20_000))),
+            "invalid_credentials",
+        ),
+        (with("authorization", "Bearer tok"), "invalid_credentials"),
+        (
+            with(
+                "authorization",
+                "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+            ),
+            "jwt_not_accepted",
+        ),
+    ] {
+        let answer = send(app(), req).await;
+        let body = refused(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        assert_eq!(body["details"]["code"], code, "{body}");
+        assert!(
+            !body["message"].as_str().unwrap().contains("rd"),
+            "no key is echoed"
+        );
+    }
+    // Public routes need nothing; unknown routes are 404 whatever the credential.
+    assert_eq!(
+        send(app(), Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let answer = send(app(), Request::get("/nope").body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn admins_manage_api_keys_and_read_keys_may_not() {
+    let state = default_state().await;
+    let app = || app(state.clone());
+    let answer = send(
+        app(),
+        post_json("/admin/api-keys", "rd", &json!({ "scope": "read" })),
+    )
+    .await;
+    refused(&answer, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        send(app(), get("/admin/api-keys", "rd")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    for (body, field) in [
+        (json!({}), "scope"),
+        (json!({ "scope": "root" }), "scope"),
+        (json!({ "scope": "read", "clusters": ["a b"] }), "clusters"),
+        (
+            json!({ "scope": "read", "clusters": vec!["c"; 33] }),
+            "clusters",
+        ),
+        (
+            json!({ "scope": "read", "expires_in_seconds": 0 }),
+            "expires_in_seconds",
+        ),
+        (
+            json!({ "scope": "read", "expires_in_seconds": 40_000_000 }),
+            "expires_in_seconds",
+        ),
+        (json!({ "scope": "read", "name": "x".repeat(101) }), "name"),
+    ] {
+        let answer = send(app(), post_json("/admin/api-keys", "adm", &body)).await;
+        let refusal = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(refusal["details"]["field"], field, "{body}: {refusal}");
+    }
+    let before = send(app(), get("/admin/api-keys", "adm")).await.body["api_keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    let (key, id) = new_key(
+        &state,
+        json!({ "name": "ci", "scope": "read", "clusters": ["c1"], "expires_in_seconds": 3600 }),
+    )
+    .await;
+    assert!(key.starts_with("kl_") && key.len() > 40);
+    assert_eq!(
+        send(app(), get("/clusters/c1/status", &key)).await.status,
+        StatusCode::OK
+    );
+    let listed = send(app(), get("/admin/api-keys", "adm")).await;
+    let keys = listed.body["api_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), before + 1);
+    let text = listed.body.to_string();
+    assert!(
+        !text.contains(&key) && !text.contains(&crate::auth::hash_secret(&key)),
+        "no secret or hash is listed"
+    );
+    let mine = keys.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert_eq!(mine["clusters"], json!(["c1"]));
+    assert!(mine["expires_at"].is_string());
+    // Revoked: refused at once, with a message that says so; revoking again is idempotent.
+    let revoke = || {
+        Request::delete(format!("/admin/api-keys/{id}"))
+            .header("authorization", "Bearer adm")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let answer = send(app(), revoke()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let revoked_at = answer.body["revoked_at"].clone();
+    assert!(revoked_at.is_string());
+    assert_eq!(send(app(), revoke()).await.body["revoked_at"], revoked_at);
+    let answer = send(app(), get("/clusters/c1/status", &key)).await;
+    let body = refused(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(body["details"]["code"], "revoked");
+    let answer = send(
+        app(),
+        Request::delete("/admin/api-keys/key_nope")
+            .header("authorization", "Bearer adm")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, &answer.body["error"]),
+        (StatusCode::NOT_FOUND, &json!("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_key_ends_its_requests_in_flight_with_401() {
+    let (state, _) = linked(ExecuteLimits::new(10, 10, 10)).await;
+    let (key, id) = new_key(&state, json!({ "scope": "read" })).await;
+    let answer = send(
+        app(state.clone()),
+        post_json("/debug/session", &key, &json!({ "cluster_id": "c1" })),
+    )
+    .await;
+    let session = answer.body["session_id"].as_str().unwrap().to_owned();
+    let waiting = waiting_execute(&state, &key, &session).await;
+    let answer = send(
+        app(state.clone()),
+        Request::delete(format!("/admin/api-keys/{id}"))
+            .header("authorization", "Bearer adm")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let answer = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("ended within 2 s")
+        .unwrap();
+    let body = refused(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(body["details"]["code"], "credential_ended");
+    assert!(
+        body["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+    // Its in-flight slot was given back.
+    assert_eq!(state.limits.per_key.in_flight(&id), 0);
+}
+
+#[tokio::test]
+async fn admins_rotate_and_revoke_agent_tokens() {
+    let state = default_state().await;
+    let app = || app(state.clone());
+    for (body, field) in [
+        (json!({}), "cluster_id"),
+        (json!({ "cluster_id": "a b" }), "cluster_id"),
+        (
+            json!({ "cluster_id": "c1", "overlap_seconds": 700_000 }),
+            "overlap_seconds",
+        ),
+    ] {
+        let answer = send(app(), post_json("/admin/agent-tokens", "adm", &body)).await;
+        let refusal = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(refusal["details"]["field"], field, "{body}");
+    }
+    refused(
+        &send(
+            app(),
+            post_json("/admin/agent-tokens", "rd", &json!({ "cluster_id": "c1" })),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let answer = send(
+        app(),
+        post_json(
+            "/admin/agent-tokens",
+            "adm",
+            &json!({ "cluster_id": "c1", "overlap_seconds": 60 }),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert!(answer.body["token"].as_str().unwrap().starts_with("klat_"));
+    assert_eq!(answer.body["cluster_id"], "c1");
+    let replaced = answer.body["replaced"].as_array().unwrap();
+    assert_eq!(replaced.len(), 1, "the flag's token of c1 is rotated out");
+    assert!(replaced[0]["expires_at"].is_string());
+    // A new cluster becomes known by its token.
+    let answer = send(
+        app(),
+        post_json("/admin/agent-tokens", "adm", &json!({ "cluster_id": "c9" })),
+    )
+    .await;
+    let c9 = answer.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        send(app(), get("/clusters/c9/status", "rd")).await.status,
+        StatusCode::OK
+    );
+    let listed = send(
+        app(),
+        Request::get("/admin/agent-tokens?cluster_id=c9")
+            .header("authorization", "Bearer adm")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed.body["agent_tokens"].as_array().unwrap().len(), 1);
+    assert!(!listed.body.to_string().contains("klat_"));
+    let answer = send(
+        app(),
+        Request::delete(format!("/admin/agent-tokens/{c9}"))
+            .header("authorization", "Bearer adm")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.body["revoked_at"].is_string());
+    // Without a usable token and never linked, c9 is unknown again.
+    let answer = send(app(), get("/clusters/c9/status", "rd")).await;
+    assert_eq!(
+        (answer.status, &answer.body["error"]),
+        (StatusCode::NOT_FOUND, &json!("not_found"))
+    );
 }

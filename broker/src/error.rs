@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kubeline_shared::api::ErrorBody;
+use kubeline_shared::api::{ErrorBody, ErrorCode};
 use serde_json::{Value, json};
 use tracing::error;
 
@@ -26,14 +26,14 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     fn new(
         status: StatusCode,
-        error: &str,
+        error: ErrorCode,
         message: impl Into<String>,
         details: Option<Value>,
     ) -> Self {
         Self {
             status,
             body: ErrorBody {
-                error: error.to_owned(),
+                error,
                 message: message.into(),
                 details,
             },
@@ -45,7 +45,7 @@ impl ApiError {
     pub fn missing_field(field: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("Missing required field: {field}"),
             Some(json!({ "field": field, "code": "missing_required_field" })),
         )
@@ -55,7 +55,7 @@ impl ApiError {
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             message,
             Some(json!({ "field": field, "code": "invalid_value" })),
         )
@@ -65,19 +65,21 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>, details: Value) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             message,
             Some(details),
         )
     }
 
-    /// 401: no or unknown credentials.
-    pub fn unauthorized() -> Self {
+    /// 401: no credential, or one that failed a check; `code` names the check
+    /// (`missing_credentials`, `invalid_api_key`, `revoked`, `expired`, `invalid_token`, …)
+    /// and `message` says it for people.
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Invalid or missing API key",
-            None,
+            ErrorCode::Unauthorized,
+            message,
+            Some(json!({ "code": code })),
         )
     }
 
@@ -85,7 +87,7 @@ impl ApiError {
     pub fn agent_unauthorized(cluster_id: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             format!(
                 "Agent token refused for cluster {cluster_id}: it is not the token configured \
                  for this cluster, or it was revoked"
@@ -94,21 +96,26 @@ impl ApiError {
         )
     }
 
-    /// 403: valid credentials without the needed permission.
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message, None)
+    /// 403: a valid credential without the needed permission; `details.code` says which.
+    pub fn forbidden_with(message: impl Into<String>, details: Value) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            message,
+            Some(details),
+        )
     }
 
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message, None)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message, None)
     }
 
     /// 405: the path exists but not with this method. The router adds the `Allow` header.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!(
                 "Method {method} is not allowed on {path}; the Allow header lists the methods \
                  this path accepts"
@@ -121,7 +128,7 @@ impl ApiError {
     pub fn payload_too_large(limit_bytes: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!(
                 "Request body is larger than the broker's limit of {limit_bytes} bytes \
                  (--max-body-bytes); send a smaller body"
@@ -143,7 +150,7 @@ impl ApiError {
         };
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             message,
             Some(json!({ "content_type": content_type, "expected": "application/json" })),
         )
@@ -153,7 +160,7 @@ impl ApiError {
     pub fn too_many_requests(message: impl Into<String>, details: Value, retry_after: u64) -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             message,
             Some(details),
         )
@@ -164,7 +171,7 @@ impl ApiError {
     pub fn service_unavailable(message: impl Into<String>, details: Value) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
+            ErrorCode::ServiceUnavailable,
             message,
             Some(details),
         )
@@ -174,7 +181,7 @@ impl ApiError {
     pub fn timeout(message: impl Into<String>, details: Value) -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
+            ErrorCode::Timeout,
             message,
             Some(details),
         )
@@ -186,7 +193,7 @@ impl ApiError {
         error!(%request_id, error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "An unexpected error occurred",
             Some(json!({ "request_id": request_id })),
         )

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use kubeline_shared::api::{CommandResult, ResultStatus, Truncation};
 use kubeline_shared::protocol::{BrokerMessage, Done, Execute, OutputChunk};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken as CancelToken;
 use tracing::{debug, info, warn};
 
@@ -21,6 +21,8 @@ use crate::store::{ClusterRecord, QueuedCommand, Store, StoreEvent, StoreResult}
 
 /// How many commands the pump takes from the store at once.
 const TAKE_BATCH: usize = 64;
+/// Credential changes buffered per listener; a listener that falls further behind re-checks.
+const CREDENTIAL_CHANGES: usize = 1024;
 
 /// Tunables of the hub.
 #[derive(Debug, Clone)]
@@ -73,6 +75,8 @@ pub struct Hub {
     stop_taking: CancelToken,
     /// Cancelled when draining ends: every link closes.
     draining: CancelToken,
+    /// Ids of credentials revoked or shortened, from the store's announcements.
+    credential_changes: broadcast::Sender<Arc<str>>,
 }
 
 /// Hub-side state of one live agent link.
@@ -132,7 +136,7 @@ impl LinkState {
 }
 
 impl Hub {
-    /// A hub for replica `broker_id` over `store`; call [`Hub::run_events`] to start it.
+    /// A hub for replica `broker_id` over `store`; call [`Hub::start`] to start it.
     pub fn new(broker_id: String, store: Arc<dyn Store>, settings: HubSettings) -> Arc<Self> {
         Arc::new(Self {
             broker_id,
@@ -143,7 +147,14 @@ impl Hub {
             next_link: AtomicU64::new(1),
             stop_taking: CancelToken::new(),
             draining: CancelToken::new(),
+            credential_changes: broadcast::channel(CREDENTIAL_CHANGES).0,
         })
+    }
+
+    /// Where the ids of revoked or shortened credentials are announced, as the store reports
+    /// them (every replica's revocations, this one's included).
+    pub fn credential_changes(&self) -> &broadcast::Sender<Arc<str>> {
+        &self.credential_changes
     }
 
     /// This replica's id.
@@ -172,6 +183,10 @@ impl Hub {
                 match event {
                     StoreEvent::Queued(cluster) => hub.ring(&cluster),
                     StoreEvent::Result(result) => hub.wake(*result),
+                    StoreEvent::CredentialChanged(id) => {
+                        // No receiver (no open request or link) is fine.
+                        let _ = hub.credential_changes.send(Arc::from(id));
+                    }
                 }
             }
         });

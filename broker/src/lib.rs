@@ -94,12 +94,15 @@ pub struct BrokerArgs {
     #[arg(long, env = "KUBELINE_REDIS_URL")]
     pub redis_url: Option<String>,
 
-    /// API key as SCOPE=KEY (scope read or admin; KEY may be sha256:HEX). Repeat, or
-    /// comma-separate in the environment variable.
+    /// API key as SCOPE=KEY, or SCOPE@CLUSTERS=KEY to limit the clusters it reaches (scope read
+    /// or admin; CLUSTERS `|`-separated ids and globs such as `prod-*`, `!` before one to deny;
+    /// KEY may be sha256:HEX). Seeds the store at start; more keys come from the admin API.
+    /// Repeat, or comma-separate in the environment variable.
     #[arg(long = "api-key", env = "KUBELINE_API_KEYS", value_delimiter = ',')]
     pub api_keys: Vec<Credential>,
 
-    /// Agent token as CLUSTER=TOKEN (TOKEN may be sha256:HEX). One per cluster.
+    /// Agent token as CLUSTER=TOKEN (TOKEN may be sha256:HEX). One per cluster; rotate with
+    /// `POST /admin/agent-tokens`.
     #[arg(
         long = "agent-token",
         env = "KUBELINE_AGENT_TOKENS",
@@ -188,7 +191,7 @@ pub struct ApiSettings {
 pub struct AppState {
     /// This replica's hub.
     pub hub: Arc<Hub>,
-    /// Accepted credentials.
+    /// API keys and agent tokens.
     pub credentials: Arc<Credentials>,
     /// Request-level settings.
     pub settings: Arc<ApiSettings>,
@@ -212,6 +215,12 @@ pub fn app(state: AppState) -> Router {
     let (routes, doc) = openapi::router().split_for_parts();
     let doc = openapi::to_json(openapi::finish(doc));
     let routes = routes.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc));
+    // One authentication layer on every matched route (the public ones pass through it), so no
+    // handler can forget it.
+    let routes = routes.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
     edge(routes, max_body).with_state(state)
 }
 
@@ -252,8 +261,6 @@ pub struct Broker {
 impl Broker {
     /// Validates the configuration, connects the store and binds the listener.
     pub async fn bind(args: &BrokerArgs) -> anyhow::Result<Self> {
-        let credentials =
-            Credentials::new(&args.api_keys, &args.agent_tokens).map_err(|e| anyhow::anyhow!(e))?;
         if args.max_timeout == 0 || args.default_timeout == 0 {
             anyhow::bail!("--default-timeout and --max-timeout must be at least 1 second");
         }
@@ -296,14 +303,22 @@ impl Broker {
             abandoned_after: ping * 3,
             ..HubSettings::default()
         };
-        let hub = Hub::new(broker_id, store, settings);
+        let hub = Hub::new(broker_id, store.clone(), settings);
         hub.start().await.context("cannot subscribe to the store")?;
+        let credentials = Credentials::bootstrap(
+            store,
+            hub.credential_changes().clone(),
+            &args.api_keys,
+            &args.agent_tokens,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
         let state = AppState {
             hub,
-            credentials: Arc::new(credentials),
+            credentials,
             settings: Arc::new(ApiSettings {
                 session_ttl: chrono::Duration::seconds(args.session_ttl as i64),
                 session_retention: Duration::from_secs(3600),
@@ -400,30 +415,36 @@ mod tests {
 
     use super::*;
 
-    fn state() -> AppState {
+    async fn state() -> AppState {
         state_with(ExecuteLimits::new(
             DEFAULT_MAX_EXECUTES_PER_KEY,
             DEFAULT_MAX_EXECUTES_PER_CLUSTER,
             DEFAULT_MAX_QUEUE_PER_CLUSTER,
         ))
+        .await
     }
 
-    /// A router state over an embedded store with keys `adm` (admin) and `rd` (read), cluster
-    /// `c1`, and the given execute limits.
-    pub(crate) fn state_with(limits: ExecuteLimits) -> AppState {
-        let creds = Credentials::new(
-            &["admin=adm".parse().unwrap(), "read=rd".parse().unwrap()],
-            &["c1=tok".parse().unwrap()],
+    /// A router state over an embedded store with keys `adm` (admin), `rd` (read) and `rd-c2`
+    /// (read, cluster `c2` only), cluster `c1`, and the given execute limits.
+    pub(crate) async fn state_with(limits: ExecuteLimits) -> AppState {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let hub = Hub::new("broker_test".into(), store.clone(), HubSettings::default());
+        hub.start().await.unwrap();
+        let credentials = Credentials::bootstrap(
+            store,
+            hub.credential_changes().clone(),
+            &[
+                "admin=adm".parse().unwrap(),
+                "read=rd".parse().unwrap(),
+                "read@c2=rd-c2".parse().unwrap(),
+            ],
+            &["c1=tok".parse().unwrap(), "c2=tok2".parse().unwrap()],
         )
+        .await
         .unwrap();
-        let hub = Hub::new(
-            "broker_test".into(),
-            Arc::new(MemoryStore::new()),
-            HubSettings::default(),
-        );
         AppState {
             hub,
-            credentials: Arc::new(creds),
+            credentials,
             settings: Arc::new(ApiSettings {
                 session_ttl: chrono::Duration::hours(1),
                 session_retention: Duration::from_secs(60),
@@ -438,7 +459,7 @@ mod tests {
     }
 
     async fn call(req: Request<Body>) -> (StatusCode, Value) {
-        let res = app(state()).oneshot(req).await.unwrap();
+        let res = app(state().await).oneshot(req).await.unwrap();
         let status = res.status();
         let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
             .await
@@ -533,7 +554,7 @@ mod tests {
     async fn metrics_need_a_key_and_label_routes_by_template() {
         let (status, _) = call(Request::get("/metrics").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let app = app(state());
+        let app = app(state().await);
         let get = |path: &str| {
             Request::get(path)
                 .header("authorization", "Bearer rd")
@@ -600,9 +621,9 @@ mod tests {
             .header("x-correlation-id", "trace-1")
             .body(Body::empty())
             .unwrap();
-        let res = app(state()).oneshot(req).await.unwrap();
+        let res = app(state().await).oneshot(req).await.unwrap();
         assert_eq!(res.headers()["x-correlation-id"], "trace-1");
-        let res = app(state())
+        let res = app(state().await)
             .oneshot(Request::get("/health").body(Body::empty()).unwrap())
             .await
             .unwrap();

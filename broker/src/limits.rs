@@ -14,8 +14,6 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use crate::auth::KeyId;
-
 /// Counts in-flight executes by key `K`, refusing past `max` per key.
 pub struct InFlight<K: Hash + Eq + Clone> {
     max: usize,
@@ -86,7 +84,7 @@ impl<K: Hash + Eq + Clone> Drop for Permit<K> {
 /// The broker's in-flight execute counters.
 pub struct ExecuteLimits {
     /// Per API key.
-    pub per_key: Arc<InFlight<KeyId>>,
+    pub per_key: Arc<InFlight<String>>,
     /// Per cluster.
     pub per_cluster: Arc<InFlight<String>>,
     /// Largest queue (commands queued or running, as `queue_depth` reports) per cluster.

@@ -14,19 +14,20 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use kubeline_shared::protocol::{
-    AgentMessage, BrokerMessage, CLOSE_BAD_HELLO, CLOSE_GOING_AWAY, CLOSE_REPLACED, Hello,
-    PROTOCOL_VERSION, Ping, Reconnect, Welcome,
+    AgentMessage, BrokerMessage, CLOSE_BAD_HELLO, CLOSE_GOING_AWAY, CLOSE_REPLACED,
+    CLOSE_UNAUTHORIZED, Hello, PROTOCOL_VERSION, Ping, Reconnect, Welcome,
 };
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::AppState;
+use crate::auth::{self, Credentials, Refusal};
 use crate::error::ApiError;
 use crate::extract;
 use crate::hub::{Hub, LinkState};
 use crate::metrics::{self, AuthFailure, LinkEvent};
-use crate::store::ClusterRecord;
+use crate::store::{ClusterRecord, CredentialKind, CredentialRecord};
 
 /// Header in which the agent names its cluster on the upgrade request.
 pub const CLUSTER_HEADER: &str = "x-kubeline-cluster";
@@ -73,22 +74,37 @@ pub async fn connect(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
     if cluster.is_empty() {
         warn!("agent link refused: no X-Kubeline-Cluster header");
         metrics::auth_failure(AuthFailure::Missing);
-        return ApiError::unauthorized().into_response();
+        return ApiError::unauthorized(
+            "missing_cluster",
+            "Missing X-Kubeline-Cluster header: the agent names its cluster on the link",
+        )
+        .into_response();
     }
-    if !state.credentials.agent_token_valid(&cluster, token) {
-        warn!(cluster = %cluster, "agent link refused: invalid agent token");
-        metrics::auth_failure(AuthFailure::InvalidAgentToken);
-        return ApiError::agent_unauthorized(&cluster).into_response();
-    }
+    let token = match auth::presented(&headers) {
+        Ok(token) => token,
+        Err(e) => return e.into_response(),
+    };
+    let credential = match state
+        .credentials
+        .check(CredentialKind::AgentToken, token)
+        .await
+    {
+        Ok(record) if record.clusters.first() == Some(&cluster) => record,
+        Ok(_) | Err(Refusal::Unknown) => {
+            warn!(cluster = %cluster, "agent link refused: invalid agent token");
+            metrics::auth_failure(AuthFailure::InvalidAgentToken);
+            return ApiError::agent_unauthorized(&cluster).into_response();
+        }
+        Err(refusal) => {
+            warn!(cluster = %cluster, "agent link refused: {refusal:?}");
+            return auth::refusal_error(refusal, "agent token").into_response();
+        }
+    };
     let hub = state.hub.clone();
+    let credentials = state.credentials.clone();
     // Links are mostly idle and there are many of them: small buffers (tungstenite's default read
     // buffer alone is 128 KiB a connection). No agent frame comes near the message limit: output
     // travels in chunks of at most MAX_CHUNK_BYTES.
@@ -99,11 +115,17 @@ pub async fn connect(
         .max_frame_size(MAX_AGENT_FRAME);
     ws.on_upgrade(move |socket| {
         let span = info_span!("agent_link", cluster = %cluster);
-        serve(hub, cluster, socket).instrument(span)
+        serve(hub, credentials, credential, cluster, socket).instrument(span)
     })
 }
 
-async fn serve(hub: Arc<Hub>, cluster: String, mut socket: WebSocket) {
+async fn serve(
+    hub: Arc<Hub>,
+    credentials: Arc<Credentials>,
+    credential: Arc<CredentialRecord>,
+    cluster: String,
+    mut socket: WebSocket,
+) {
     let hello = match read_hello(&mut socket).await {
         Ok(hello) if hello.cluster_id != cluster => {
             let reason = format!(
@@ -147,7 +169,11 @@ async fn serve(hub: Arc<Hub>, cluster: String, mut socket: WebSocket) {
     };
     info!(agent_version = %hello.agent_version, kubernetes = %hello.kubernetes_version, "agent linked");
     metrics::link_event(LinkEvent::Connect);
-    let (event, reason) = run(&hub, &link, socket, rx).await;
+    let token = Token {
+        credentials: &credentials,
+        record: &credential,
+    };
+    let (event, reason) = run(&hub, &link, token, socket, rx).await;
     metrics::link_event(event);
     info!(%reason, "agent link closed");
     hub.detach(&link, &reason).await;
@@ -170,14 +196,39 @@ async fn read_hello(socket: &mut WebSocket) -> Result<Hello, String> {
     }
 }
 
+/// The agent token a link was opened with, re-checked while the link lives.
+struct Token<'a> {
+    credentials: &'a Credentials,
+    record: &'a CredentialRecord,
+}
+
+impl Token<'_> {
+    /// Why the token no longer holds (revoked, or past the end of a rotation's overlap), if it
+    /// does not. A store that does not answer keeps the link: revocations also arrive as
+    /// announcements.
+    async fn refused(&self) -> Option<&'static str> {
+        match self
+            .credentials
+            .check_hash(CredentialKind::AgentToken, &self.record.hash)
+            .await
+        {
+            Ok(_) | Err(Refusal::Store(_)) => None,
+            Err(Refusal::Expired) => Some("agent token expired (replaced by a newer token)"),
+            Err(_) => Some("agent token revoked"),
+        }
+    }
+}
+
 /// Runs a live link until it ends; returns how and why it ended.
 async fn run(
     hub: &Arc<Hub>,
     link: &Arc<LinkState>,
+    token: Token<'_>,
     mut socket: WebSocket,
     mut outbound: mpsc::Receiver<Box<BrokerMessage>>,
 ) -> (LinkEvent, String) {
     let settings = hub.settings().clone();
+    let mut changes = token.credentials.changes();
     let mut ping = tokio::time::interval(settings.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
@@ -208,7 +259,22 @@ async fn run(
                     return (LinkEvent::Disconnect, "cannot write to the agent".into());
                 }
             }
+            change = changes.recv() => {
+                let ours = match change {
+                    Ok(id) => *id == *token.record.id,
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => false,
+                };
+                if ours && let Some(reason) = token.refused().await {
+                    close(socket, CLOSE_UNAUTHORIZED, reason).await;
+                    return (LinkEvent::Revoked, reason.into());
+                }
+            }
             _ = ping.tick() => {
+                if let Some(reason) = token.refused().await {
+                    close(socket, CLOSE_UNAUTHORIZED, reason).await;
+                    return (LinkEvent::Revoked, reason.into());
+                }
                 if link.silence() > settings.link_timeout {
                     let reason = format!("agent silent for {}s", link.silence().as_secs());
                     let _ = socket.send(Message::Close(None)).await;

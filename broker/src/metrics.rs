@@ -155,15 +155,15 @@ pub fn executed(command_type: &'static str, answer: &ApiResult<CommandResult>, t
         Ok(result) => {
             histogram!(EXECUTE_DURATION, "command_type" => command_type).record(took.as_secs_f64());
             match result.status {
-                ResultStatus::Completed => "completed".to_owned(),
+                ResultStatus::Completed => "completed",
                 // A failure without an exit code never ran to an end: its link was lost.
-                ResultStatus::Failed if result.exit_code.is_none() => "agent_lost".to_owned(),
-                ResultStatus::Failed => "failed".to_owned(),
-                ResultStatus::Timeout => "timeout".to_owned(),
-                ResultStatus::Pending => "pending".to_owned(),
+                ResultStatus::Failed if result.exit_code.is_none() => "agent_lost",
+                ResultStatus::Failed => "failed",
+                ResultStatus::Timeout => "timeout",
+                ResultStatus::Pending => "pending",
             }
         }
-        Err(e) => e.body().error.clone(),
+        Err(e) => e.body().error.as_str(),
     };
     counter!(EXECUTES, "command_type" => command_type, "outcome" => outcome).increment(1);
 }
@@ -204,7 +204,13 @@ pub enum AuthFailure {
     InvalidApiKey,
     /// A wrong agent token for the named cluster.
     InvalidAgentToken,
-    /// A known key without the scope the route needs (403).
+    /// An API key or agent token that was revoked.
+    Revoked,
+    /// An API key or agent token past its expiry.
+    Expired,
+    /// A JWT that failed a check (signature, issuer, audience, time, key id).
+    InvalidJwt,
+    /// A known credential without the scope or cluster the route needs (403).
     Forbidden,
 }
 
@@ -214,6 +220,9 @@ pub fn auth_failure(reason: AuthFailure) {
         AuthFailure::Missing => "missing",
         AuthFailure::InvalidApiKey => "invalid_api_key",
         AuthFailure::InvalidAgentToken => "invalid_agent_token",
+        AuthFailure::Revoked => "revoked",
+        AuthFailure::Expired => "expired",
+        AuthFailure::InvalidJwt => "invalid_jwt",
         AuthFailure::Forbidden => "forbidden",
     };
     counter!(AUTH_FAILURES, "reason" => reason).increment(1);
@@ -230,6 +239,8 @@ pub enum LinkEvent {
     Replaced,
     /// The agent went silent past the link timeout.
     Timeout,
+    /// Closed because its agent token was revoked or ended (close code 4001).
+    Revoked,
 }
 
 /// Records a link event.
@@ -239,6 +250,7 @@ pub fn link_event(event: LinkEvent) {
         LinkEvent::Disconnect => "disconnect",
         LinkEvent::Replaced => "replaced",
         LinkEvent::Timeout => "timeout",
+        LinkEvent::Revoked => "revoked",
     };
     counter!(LINK_EVENTS, "event" => event).increment(1);
 }

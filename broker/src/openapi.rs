@@ -21,7 +21,7 @@
 use serde_json::{Value, json};
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, ObjectBuilder, OpenApi as Document, Ref, RefOr, Required,
     Schema, example::ExampleBuilder, schema::SchemaType, schema::Type,
@@ -30,10 +30,12 @@ use utoipa::{OpenApi, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, link, routes};
+use crate::{AppState, auth, link, routes};
 
 /// Name of the security scheme of callers (API keys); also spelled out in `ApiDoc`.
 pub const CALLER_AUTH: &str = "bearerAuth";
+/// Name of the security scheme of callers sending `X-API-Key`; also spelled out in `ApiDoc`.
+pub const API_KEY_AUTH: &str = "apiKeyAuth";
 /// Name of the security scheme of agents (cluster tokens); also spelled out on `link::connect`.
 pub const AGENT_AUTH: &str = "agentToken";
 
@@ -45,7 +47,9 @@ pub const AGENT_AUTH: &str = "agentToken";
         description = "A safe, fast line into every Kubernetes cluster of a fleet: open a debug \
             session on a cluster, execute read-only kubectl-style commands in it, read results \
             again by id. An agent in each cluster holds an outbound link to the broker and runs \
-            the commands.\n\nEvery route but `/health` needs `Authorization: Bearer <API key>`. \
+            the commands.\n\nEvery route but `/health` needs a credential: `Authorization: Bearer \
+            <API key or JWT>` or `X-API-Key: <API key>`. Answers carry `X-RateLimit-Limit`, \
+            `X-RateLimit-Remaining` and `X-RateLimit-Reset` for the caller's credential. \
             Every answer that is not a success has the body `{\"error\", \"message\", \"details\"}`. \
             Every answer carries `X-Correlation-ID` (the caller's, or one the broker made).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
@@ -57,9 +61,10 @@ pub const AGENT_AUTH: &str = "agentToken";
         (name = "commands", description = "Execute read-only kubectl commands; read results."),
         (name = "clusters", description = "Clusters and their agents' link state."),
         (name = "agent link", description = "The endpoint agents dial out to (WebSocket)."),
+        (name = "credentials", description = "API keys and agent tokens: create, list, revoke (admin)."),
     ),
     components(schemas(kubeline_shared::api::ErrorBody)),
-    security(("bearerAuth" = [])),
+    security(("bearerAuth" = []), ("apiKeyAuth" = [])),
 )]
 struct ApiDoc;
 
@@ -77,6 +82,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::list_clusters))
         .routes(routes!(routes::cluster_status))
         .routes(routes!(link::connect))
+        .routes(routes!(
+            auth::admin::create_api_key,
+            auth::admin::list_api_keys
+        ))
+        .routes(routes!(auth::admin::revoke_api_key))
+        .routes(routes!(
+            auth::admin::create_agent_token,
+            auth::admin::list_agent_tokens
+        ))
+        .routes(routes!(auth::admin::revoke_agent_token))
 }
 
 /// The whole document, as `/openapi.json` serves it.
@@ -122,15 +137,23 @@ pub fn finish(mut doc: Document) -> Document {
         SecurityScheme::Http(
             Http::builder()
                 .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("API key")
+                .bearer_format("API key or JWT")
                 .description(Some(
-                    "An API key given to the broker with `--api-key SCOPE=KEY`, sent as \
-                     `Authorization: Bearer <key>`. Scope `read` may use every route but the \
-                     admin lists (`GET /debug/sessions`, `GET /clusters`), which need scope \
-                     `admin` (403 otherwise).",
+                    "An API key (`POST /admin/api-keys`, or `--api-key` on the broker) or a JWT \
+                     from the configured OIDC issuer, sent as `Authorization: Bearer <…>`. \
+                     Scope `read` reaches sessions, commands, results and cluster status on the \
+                     clusters the credential is granted; `admin` also every caller's sessions, \
+                     the audit trail and credential management.",
                 ))
                 .build(),
         ),
+    );
+    components.add_security_scheme(
+        API_KEY_AUTH,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key",
+            "An API key sent as `X-API-Key: <key>` (as Kubently clients do).",
+        ))),
     );
     components.add_security_scheme(
         AGENT_AUTH,
@@ -177,6 +200,25 @@ fn finish_operation(path: &str, op: &mut Operation) {
     if path == "/health" {
         // Public: no credentials at all (an empty list, not "any of none").
         op.security = Some(Vec::new());
+    } else if path != kubeline_shared::protocol::CONNECT_PATH {
+        // Behind the authentication and rate-limit layers: every such operation can answer
+        // these, so they are added here rather than remembered by each handler.
+        for (status, name) in [
+            ("401", "Unauthorized"),
+            ("403", "Forbidden"),
+            ("429", "TooManyRequests"),
+            ("503", "ServiceUnavailable"),
+        ] {
+            op.responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+        }
+        for response in op.responses.responses.values_mut() {
+            if let RefOr::T(response) = response {
+                add_rate_limit_headers(response);
+            }
+        }
     }
     for param in op.parameters.iter_mut().flatten() {
         finish_parameter(param);
@@ -226,6 +268,40 @@ const EVERY_RESPONSE_HEADERS: &[(&str, &str)] = &[(
     "The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had \
      none; results and logs carry the same id.",
 )];
+
+/// Headers of the caller's rate limit, on every answer of an authenticated route.
+const RATE_LIMIT_HEADERS: &[(&str, &str)] = &[
+    (
+        "X-RateLimit-Limit",
+        "Requests a minute this credential may make in this route's class (session creation, \
+         execute, or everything else).",
+    ),
+    (
+        "X-RateLimit-Remaining",
+        "Requests left in the class before answers become 429.",
+    ),
+    (
+        "X-RateLimit-Reset",
+        "When the class's budget is full again, in seconds since the Unix epoch.",
+    ),
+];
+
+fn add_rate_limit_headers(response: &mut Response) {
+    for (name, description) in RATE_LIMIT_HEADERS {
+        response.headers.insert(
+            (*name).to_owned(),
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0))
+                        .build(),
+                )
+                .description(Some(*description))
+                .build(),
+        );
+    }
+}
 
 fn add_every_response_headers(response: &mut Response) {
     for (name, description) in EVERY_RESPONSE_HEADERS {
@@ -365,22 +441,43 @@ error_responses! {
         ],
         None,
     );
-    /// 401: no API key, or one the broker does not know.
+    /// 401: no credential, or one that failed a check; `details.code` names the check.
     Unauthorized => error_response(
-        "No credentials, or credentials the broker does not accept.",
-        &[("unauthorized", json!({
-            "error": "unauthorized",
-            "message": "Invalid or missing API key"
-        }))],
+        "No credentials, or credentials the broker does not accept: `details.code` is \
+         `missing_credentials`, `malformed_credentials`, `invalid_credentials`, `revoked`, \
+         `expired`, `invalid_token` (a JWT check: the message names it), `jwt_not_accepted`, or \
+         `credential_ended` (revoked or expired while the request ran).",
+        &[
+            ("missing", json!({
+                "error": "unauthorized",
+                "message": "Missing credentials: send `Authorization: Bearer <API key or JWT>` or `X-API-Key: <API key>`",
+                "details": { "code": "missing_credentials" }
+            })),
+            ("revoked", json!({
+                "error": "unauthorized",
+                "message": "This API key was revoked; ask an admin for a new one",
+                "details": { "code": "revoked" }
+            })),
+        ],
         None,
     );
-    /// 403: a valid key without the scope the route needs.
+    /// 403: a valid credential without the scope or cluster the request needs.
     Forbidden => error_response(
-        "The API key is valid but lacks the scope this route needs (admin).",
-        &[("forbidden", json!({
-            "error": "forbidden",
-            "message": "This endpoint requires an API key with admin scope"
-        }))],
+        "The credential is valid but may not do this: the route needs the admin scope, the \
+         cluster is not among those the credential reaches (`cluster_not_granted`), or the \
+         session belongs to another credential (`session_not_owned`).",
+        &[
+            ("cluster_not_granted", json!({
+                "error": "forbidden",
+                "message": "This credential may not reach cluster prod-eu (it reaches: staging-*); use a credential granted for it",
+                "details": { "cluster_id": "prod-eu", "code": "cluster_not_granted" }
+            })),
+            ("admin_only", json!({
+                "error": "forbidden",
+                "message": "This endpoint needs a credential with the admin scope; this one has read",
+                "details": { "code": "admin_scope_required" }
+            })),
+        ],
         None,
     );
     /// 404: the session, result or cluster does not exist (or is past its retention).
@@ -414,10 +511,16 @@ error_responses! {
     );
     /// 429: too many executes in flight for the key or the cluster.
     TooManyRequests => error_response(
-        "Too many commands in flight: for this API key (`--max-executes-per-key`) or for the \
-         cluster, all callers together (`--max-executes-per-cluster`). Nothing was queued; \
-         retry after `Retry-After` seconds.",
-        &[("too_many_in_flight", json!({
+        "A limit was hit: the credential's rate limit for this route's class (session creation \
+         20/min, execute 50/min, everything else 100/min by default), or too many commands in \
+         flight for this credential (`--max-executes-per-key`) or for the cluster, all callers \
+         together (`--max-executes-per-cluster`). Nothing was done; retry after `Retry-After` \
+         seconds.",
+        &[("rate_limited", json!({
+            "error": "rate_limited",
+            "message": "Rate limit exceeded",
+            "details": { "limit": 50, "window": "1m", "retry_after": 2 }
+        })), ("too_many_in_flight", json!({
             "error": "rate_limited",
             "message": "Too many commands in flight for this API key: at most 64 may run at once (broker limit --max-executes-per-key). Wait for one of them to finish, then retry",
             "details": { "limit": 64, "scope": "api_key", "code": "too_many_in_flight", "retry_after": 1 }

@@ -16,9 +16,10 @@ use kubeline_shared::trace::{TraceContext, TraceParent};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::auth::{Caller, KeyId};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::hub::SubmitError;
 use crate::limits::Permit;
 use crate::metrics::{self, Limit};
 use crate::middleware::RequestContext;
@@ -150,10 +151,11 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> Response
     ))]
 pub async fn create_session(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Json(req): Json<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
+    caller.require_cluster(&cluster_id)?;
     ensure_cluster_known(&state, &cluster_id).await?;
     let now = Utc::now();
     let record = SessionRecord {
@@ -167,6 +169,7 @@ pub async fn create_session(
         metadata: req
             .metadata
             .map(|m| serde_json::Value::Object(m).to_string()),
+        owner: Some(caller.credential_id.clone()),
     };
     state
         .hub
@@ -190,7 +193,7 @@ async fn ensure_cluster_known(state: &AppState, cluster_id: &str) -> ApiResult<C
     let record = state.hub.store().get_cluster(cluster_id).await?;
     match record {
         Some(r) => Ok(r),
-        None if state.credentials.knows_cluster(cluster_id) => Ok(ClusterRecord {
+        None if state.credentials.knows_cluster(cluster_id).await? => Ok(ClusterRecord {
             cluster_id: cluster_id.to_owned(),
             broker_id: None,
             agent_version: None,
@@ -203,13 +206,20 @@ async fn ensure_cluster_known(state: &AppState, cluster_id: &str) -> ApiResult<C
     }
 }
 
-async fn load_session(state: &AppState, session_id: &str) -> ApiResult<SessionRecord> {
-    state
+/// A session the caller may use: on a cluster it reaches, and its own unless it is an admin.
+async fn load_session(
+    state: &AppState,
+    caller: &Caller,
+    session_id: &str,
+) -> ApiResult<SessionRecord> {
+    let session = state
         .hub
         .store()
         .get_session(session_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))
+        .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))?;
+    caller.require_session(&session)?;
+    Ok(session)
 }
 
 /// Read a debug session.
@@ -225,10 +235,10 @@ async fn load_session(state: &AppState, session_id: &str) -> ApiResult<SessionRe
     ))]
 pub async fn get_session(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(session_id): Path<String>,
 ) -> ApiResult<Json<SessionInfo>> {
-    let s = load_session(&state, &session_id).await?;
+    let s = load_session(&state, &caller, &session_id).await?;
     Ok(Json(SessionInfo {
         status: s.status(Utc::now()),
         session_id: s.session_id,
@@ -256,9 +266,10 @@ pub async fn get_session(
     ))]
 pub async fn delete_session(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(session_id): Path<String>,
 ) -> ApiResult<Json<SessionClosed>> {
+    load_session(&state, &caller, &session_id).await?;
     let s = state
         .hub
         .store()
@@ -289,7 +300,10 @@ pub struct SessionQuery {
     limit: Option<String>,
 }
 
-/// List debug sessions (admin).
+/// List debug sessions.
+///
+/// An admin sees every session on the clusters its credential reaches; any other caller sees
+/// its own.
 #[utoipa::path(get, path = "/debug/sessions", tag = "sessions",
     params(SessionQuery),
     responses(
@@ -305,7 +319,6 @@ pub async fn list_sessions(
     caller: Caller,
     Query(q): Query<SessionQuery>,
 ) -> ApiResult<Json<SessionList>> {
-    caller.require_admin()?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(SessionStatus::parse(s).ok_or_else(|| {
@@ -331,9 +344,10 @@ pub async fn list_sessions(
     let now = Utc::now();
     let mut sessions: Vec<SessionRecord> = state.hub.store().list_sessions().await?;
     sessions.retain(|s| {
-        q.cluster_id
-            .as_deref()
-            .is_none_or(|c| c.is_empty() || s.cluster_id == c)
+        caller.may_see(s)
+            && q.cluster_id
+                .as_deref()
+                .is_none_or(|c| c.is_empty() || s.cluster_id == c)
             && status.is_none_or(|st| s.status(now) == st)
     });
     sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
@@ -452,6 +466,7 @@ async fn run_execute(
     req: ExecuteRequest,
 ) -> ApiResult<CommandResult> {
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
+    caller.require_cluster(&cluster_id)?;
     let session_id = required(req.session_id, "session_id")?;
     let command_type = required(req.command_type, "command_type")?;
     let args = req.args.ok_or_else(|| ApiError::missing_field("args"))?;
@@ -481,7 +496,7 @@ async fn run_execute(
             }
         },
     };
-    let session = load_session(state, &session_id).await?;
+    let session = load_session(state, caller, &session_id).await?;
     if session.cluster_id != cluster_id {
         return Err(ApiError::bad_request(
             format!(
@@ -550,14 +565,12 @@ async fn run_execute(
         trace_id = %trace.trace_id_hex(),
         span_id = %trace.parent_id_hex(),
         service = ctx.service_identity.as_deref().unwrap_or("-"),
-        key = %caller.key,
+        credential = %caller.credential_id,
         "execute"
     );
-    let result = state
-        .hub
-        .submit(command)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let result = state.hub.submit(command).await.map_err(|e| match e {
+        SubmitError::Store(e) => ApiError::from(e),
+    })?;
     info!(result_id = %result.result_id, status = ?result.status, ms = result.execution_time_ms, "executed");
     Ok(result)
 }
@@ -567,13 +580,13 @@ fn execute_permits(
     state: &AppState,
     caller: &Caller,
     cluster_id: &str,
-) -> ApiResult<(Permit<KeyId>, Permit<String>)> {
+) -> ApiResult<(Permit<String>, Permit<String>)> {
     let limits = &state.limits;
-    let key = limits.per_key.try_acquire(&caller.key);
+    let key = limits.per_key.try_acquire(&caller.credential_id);
     metrics::limit_decision(Limit::PerKey, key.is_some());
     let Some(key) = key else {
         let max = limits.per_key.max();
-        warn!(key = %caller.key, limit = max, "execute refused: too many in flight for this key");
+        warn!(credential = %caller.credential_id, limit = max, "execute refused: too many in flight for this key");
         return Err(ApiError::too_many_requests(
             format!(
                 "Too many commands in flight for this API key: at most {max} may run at once \
@@ -748,23 +761,25 @@ fn checked_timeout(state: &AppState, seconds: f64, field: &str) -> ApiResult<f64
     ))]
 pub async fn get_result(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(result_id): Path<String>,
 ) -> ApiResult<Json<CommandResult>> {
-    state
+    let result = state
         .hub
         .store()
         .get_result(&result_id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("Result not found: {result_id}")))
+        .ok_or_else(|| ApiError::not_found(format!("Result not found: {result_id}")))?;
+    caller.require_cluster(&result.cluster_id)?;
+    Ok(Json(result))
 }
 
 // === clusters ===
 
-/// List clusters (admin).
+/// List clusters.
 ///
-/// Every cluster with an agent token or whose agent ever linked, with its link state.
+/// The clusters the caller's credential reaches that have an agent token or whose agent ever
+/// linked, with their link state.
 #[utoipa::path(get, path = "/clusters", tag = "clusters",
     responses(
         (status = 200, description = "Every cluster the broker knows.", body = ClusterList,
@@ -780,12 +795,11 @@ pub async fn list_clusters(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<ClusterList>> {
-    caller.require_admin()?;
     let mut records = state.hub.store().list_clusters().await?;
-    for configured in state.credentials.clusters() {
+    for configured in state.credentials.token_clusters().await? {
         if !records.iter().any(|r| r.cluster_id == configured) {
             records.push(ClusterRecord {
-                cluster_id: configured.to_owned(),
+                cluster_id: configured,
                 broker_id: None,
                 agent_version: None,
                 kubernetes_version: None,
@@ -793,6 +807,7 @@ pub async fn list_clusters(
             });
         }
     }
+    records.retain(|r| caller.may_reach(&r.cluster_id));
     records.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
     let clusters = records
         .into_iter()
@@ -828,9 +843,10 @@ fn link_status(r: &ClusterRecord) -> ClusterStatus {
     ))]
 pub async fn cluster_status(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(cluster_id): Path<String>,
 ) -> ApiResult<Json<ClusterStatusInfo>> {
+    caller.require_cluster(&cluster_id)?;
     let record = ensure_cluster_known(&state, &cluster_id).await?;
     let store = state.hub.store();
     let now = Utc::now();

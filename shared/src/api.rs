@@ -467,6 +467,54 @@ pub struct ClusterStatusInfo {
 
 // === errors ===
 
+/// The machine-readable class of every error answer (`ErrorBody.error`). One enum, so a new
+/// class is a compile-time decision and SDKs can generate one exception type per variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: a field, parameter, header or command that is not acceptable.
+    InvalidRequest,
+    /// 401: no credential, or one that is unknown, expired, revoked or wrongly signed.
+    Unauthorized,
+    /// 403: a valid credential without the scope or cluster the request needs.
+    Forbidden,
+    /// 404: no such route, session, result or cluster.
+    NotFound,
+    /// 405: the path exists, not with this method (`Allow` lists the methods).
+    MethodNotAllowed,
+    /// 413: the body is larger than the broker accepts.
+    PayloadTooLarge,
+    /// 415: the body is not declared as JSON.
+    UnsupportedMediaType,
+    /// 429: a rate or in-flight limit; `Retry-After` says when to try again.
+    RateLimited,
+    /// 500: a bug; `details.request_id` names it in the broker's log.
+    InternalError,
+    /// 503: a dependency (agent link, store, audit trail) is not available now.
+    ServiceUnavailable,
+    /// 504: the command did not finish in time.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// The code as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited => "rate_limited",
+            Self::InternalError => "internal_error",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
 /// Every non-2xx body: `{"error", "message", "details"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({
@@ -475,16 +523,203 @@ pub struct ClusterStatusInfo {
     "details": { "field": "cluster_id", "code": "missing_required_field" }
 })))]
 pub struct ErrorBody {
-    /// Machine-readable class: `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `rate_limited`,
-    /// `timeout`, `internal_error`, `service_unavailable`.
-    pub error: String,
+    /// Machine-readable class.
+    pub error: ErrorCode,
     /// What went wrong and what to do, for people.
     pub message: String,
     /// Structured specifics (the offending field, the cluster, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub details: Option<Value>,
+}
+
+// === credentials (admin) ===
+
+/// What a credential may do.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Sessions, execute, results and cluster status, on the clusters the credential may reach.
+    Read,
+    /// Everything: every caller's sessions, the audit trail, credential management.
+    Admin,
+}
+
+impl Scope {
+    /// The scope as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Self::Read),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!("unknown scope `{other}` (expected read or admin)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Body of `POST /admin/api-keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "name": "ci-reader",
+    "scope": "read",
+    "clusters": ["staging-*", "!staging-secret"],
+    "expires_in_seconds": 2592000
+})))]
+pub struct CreateApiKeyRequest {
+    /// A label for people (at most 100 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+    /// `read` or `admin`.
+    #[schema(required = true, value_type = Scope)]
+    pub scope: Option<String>,
+    /// Clusters the key may reach: ids and globs (`prod-*`), `!` before one to deny (deny
+    /// wins). Default `["*"]`: every cluster. At most 32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<Vec<String>>,
+    /// Lifetime in seconds (at most one year). Without it the key does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 31536000)]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "id": "key_5f1c2a9e8b7d4c3a",
+    "name": "ci-reader",
+    "scope": "read",
+    "clusters": ["staging-*"],
+    "created_at": "2024-01-20T10:30:45Z",
+    "expires_at": "2024-02-19T10:30:45Z",
+    "revoked_at": null,
+    "last_used_at": "2024-01-20T11:02:13Z",
+    "bootstrap": false
+})))]
+pub struct ApiKeyInfo {
+    /// Identifier (not secret): for listing, revoking and the audit trail.
+    pub id: String,
+    /// Label given at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the key may do.
+    pub scope: Scope,
+    /// Clusters it may reach.
+    pub clusters: Vec<String>,
+    /// When it was created.
+    #[serde(serialize_with = "serialize_time")]
+    pub created_at: DateTime<Utc>,
+    /// When it stops working; null if never.
+    #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; null if not.
+    #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When a request last used it (to the minute); null if never.
+    #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Whether it comes from the broker's flags or environment (`--api-key`).
+    pub bootstrap: bool,
+}
+
+/// Answer to `POST /admin/api-keys`: the key's secret, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreated {
+    /// The secret to send as `Authorization: Bearer …` or `X-API-Key`. It is stored only as a
+    /// hash: keep it now, it cannot be read again.
+    #[schema(examples("kl_3q2-7wEVdRk2Qx1m9bLr0vZc8nS4tJpHfYaKuUeGiOo"))]
+    pub key: String,
+    /// The key's record.
+    #[serde(flatten)]
+    pub info: ApiKeyInfo,
+}
+
+/// Answer to `GET /admin/api-keys`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Every API key, revoked ones included, oldest first.
+    pub api_keys: Vec<ApiKeyInfo>,
+}
+
+/// Body of `POST /admin/agent-tokens`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({ "cluster_id": "production-cluster", "overlap_seconds": 300 })))]
+pub struct CreateAgentTokenRequest {
+    /// Cluster whose agent will use the token.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128,
+             pattern = "^[A-Za-z0-9._-]+$", examples("production-cluster"))]
+    pub cluster_id: Option<String>,
+    /// Rotation: how long the cluster's existing tokens keep working, in seconds (default
+    /// 300, at most 7 days). 0 ends them at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 604800)]
+    pub overlap_seconds: Option<u64>,
+}
+
+/// An agent token as listed: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentTokenInfo {
+    /// Identifier (not secret).
+    pub id: String,
+    /// Cluster whose agent may link with it.
+    pub cluster_id: String,
+    /// When it was created.
+    #[serde(serialize_with = "serialize_time")]
+    pub created_at: DateTime<Utc>,
+    /// When it stops working (set when a newer token replaced it); null if never.
+    #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; null if not.
+    #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When an agent last linked with it; null if never.
+    #[serde(serialize_with = "serialize_opt_time")]
+    #[schema(required = true)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Whether it comes from the broker's flags or environment (`--agent-token`).
+    pub bootstrap: bool,
+}
+
+/// Answer to `POST /admin/agent-tokens`: the token, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentTokenCreated {
+    /// The secret the agent sends (`--token`). Stored only as a hash: keep it now.
+    #[schema(examples("klat_Vb1m3x9QeT0pZ8rKc2sW7nYfH4jLdU6gAoEiRqXy5tM"))]
+    pub token: String,
+    /// The token's record.
+    #[serde(flatten)]
+    pub info: AgentTokenInfo,
+    /// The cluster's earlier tokens, with the end of their overlap.
+    pub replaced: Vec<AgentTokenInfo>,
+}
+
+/// Answer to `GET /admin/agent-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentTokenList {
+    /// Every agent token, revoked ones included, oldest first.
+    pub agent_tokens: Vec<AgentTokenInfo>,
 }
 
 #[cfg(test)]

@@ -328,6 +328,15 @@ impl Api {
         }
     }
 
+    /// The broker's port.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the base URL ends with a port")
+    }
+
     pub fn with_key(&self, key: Option<&str>) -> Self {
         Self {
             key: key.map(str::to_owned),

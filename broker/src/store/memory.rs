@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use kubeline_shared::api::{CommandResult, ResultStatus};
 use tokio::sync::mpsc;
 
-use super::{ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult};
+use super::{
+    ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
+};
 
 /// How many writes between sweeps of expired records.
 const SWEEP_EVERY: u64 = 1024;
@@ -34,6 +36,9 @@ struct State {
     results: HashMap<String, (CommandResult, Instant)>,
     next_entry: u64,
     writes: u64,
+    /// Credentials by id, and ids by secret hash.
+    credentials: HashMap<String, CredentialRecord>,
+    credential_ids: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -356,6 +361,56 @@ impl Store for MemoryStore {
     async fn deliver_result(&self, _broker_id: &str, result: &CommandResult) -> StoreResult<()> {
         self.lock()
             .emit(StoreEvent::Result(Box::new(result.clone())));
+        Ok(())
+    }
+
+    // --- credentials ---
+
+    async fn put_credential(
+        &self,
+        record: &CredentialRecord,
+        only_if_new: bool,
+    ) -> StoreResult<bool> {
+        let mut state = self.lock();
+        if only_if_new && state.credentials.contains_key(&record.id) {
+            return Ok(false);
+        }
+        state
+            .credential_ids
+            .insert(record.hash.clone(), record.id.clone());
+        state.credentials.insert(record.id.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn credential_by_hash(&self, hash: &str) -> StoreResult<Option<CredentialRecord>> {
+        let state = self.lock();
+        Ok(state
+            .credential_ids
+            .get(hash)
+            .and_then(|id| state.credentials.get(id))
+            .cloned())
+    }
+
+    async fn get_credential(&self, id: &str) -> StoreResult<Option<CredentialRecord>> {
+        Ok(self.lock().credentials.get(id).cloned())
+    }
+
+    async fn list_credentials(&self) -> StoreResult<Vec<CredentialRecord>> {
+        let mut all: Vec<_> = self.lock().credentials.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn touch_credential(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        if let Some(record) = self.lock().credentials.get_mut(id) {
+            record.last_used_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn announce_credential_change(&self, id: &str) -> StoreResult<()> {
+        self.lock()
+            .emit(StoreEvent::CredentialChanged(id.to_owned()));
         Ok(())
     }
 }

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use kubeline_shared::api::CommandResult;
 use tokio::sync::mpsc;
 
-use super::{ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult};
+use super::{
+    ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
+};
 use crate::metrics;
 
 /// Times the operations of `inner`, labelled with `backend`.
@@ -190,6 +192,48 @@ impl Store for Metered {
         self.timed(
             "deliver_result",
             self.inner.deliver_result(broker_id, result),
+        )
+        .await
+    }
+
+    // --- credentials ---
+
+    async fn put_credential(
+        &self,
+        record: &CredentialRecord,
+        only_if_new: bool,
+    ) -> StoreResult<bool> {
+        self.timed(
+            "put_credential",
+            self.inner.put_credential(record, only_if_new),
+        )
+        .await
+    }
+
+    async fn credential_by_hash(&self, hash: &str) -> StoreResult<Option<CredentialRecord>> {
+        self.timed("credential_by_hash", self.inner.credential_by_hash(hash))
+            .await
+    }
+
+    async fn get_credential(&self, id: &str) -> StoreResult<Option<CredentialRecord>> {
+        self.timed("get_credential", self.inner.get_credential(id))
+            .await
+    }
+
+    async fn list_credentials(&self) -> StoreResult<Vec<CredentialRecord>> {
+        self.timed("list_credentials", self.inner.list_credentials())
+            .await
+    }
+
+    async fn touch_credential(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.timed("touch_credential", self.inner.touch_credential(id, at))
+            .await
+    }
+
+    async fn announce_credential_change(&self, id: &str) -> StoreResult<()> {
+        self.timed(
+            "announce_credential_change",
+            self.inner.announce_credential_change(id),
         )
         .await
     }

@@ -57,6 +57,8 @@ pub struct SessionRecord {
     pub commands_executed: u64,
     /// Caller metadata as a JSON object, if any.
     pub metadata: Option<String>,
+    /// Credential id of the caller who created it (absent in sessions of older brokers).
+    pub owner: Option<String>,
 }
 
 impl SessionRecord {
@@ -123,6 +125,65 @@ pub enum StoreEvent {
     Queued(String),
     /// A result this broker's caller is waiting for.
     Result(Box<CommandResult>),
+    /// A credential was revoked or shortened (sent to every replica): drop what is cached of
+    /// it and end what it keeps open.
+    CredentialChanged(String),
+}
+
+/// Which kind of secret a credential is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A caller's API key.
+    ApiKey,
+    /// An agent's token for one cluster.
+    AgentToken,
+}
+
+/// A credential as stored: the SHA-256 of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CredentialRecord {
+    /// Identifier (`key_…`, `atk_…`, or `boot_…` for flag-given ones); not secret.
+    pub id: String,
+    /// API key or agent token.
+    pub kind: CredentialKind,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    /// Label for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// An API key's scope (absent for agent tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<kubeline_shared::api::Scope>,
+    /// An API key's cluster patterns, or an agent token's one cluster.
+    pub clusters: Vec<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Last use, to the minute (kept apart from the record by the store, merged on read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Whether it comes from the broker's flags or environment.
+    #[serde(default)]
+    pub bootstrap: bool,
+}
+
+impl CredentialRecord {
+    /// Whether it works at `now`: neither revoked nor expired.
+    pub fn usable(&self, now: DateTime<Utc>) -> Result<(), &'static str> {
+        if self.revoked_at.is_some() {
+            Err("revoked")
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            Err("expired")
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// The shared state behind every broker replica.
@@ -250,4 +311,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hands a result to the caller waiting on broker replica `broker_id`.
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()>;
+
+    // --- credentials ---
+
+    /// Stores a credential, replacing one with the same id; with `only_if_new`, leaves an
+    /// existing one alone and returns `false`.
+    async fn put_credential(
+        &self,
+        record: &CredentialRecord,
+        only_if_new: bool,
+    ) -> StoreResult<bool>;
+
+    /// The credential whose secret hashes to `hash` (hex SHA-256).
+    async fn credential_by_hash(&self, hash: &str) -> StoreResult<Option<CredentialRecord>>;
+
+    /// One credential by id.
+    async fn get_credential(&self, id: &str) -> StoreResult<Option<CredentialRecord>>;
+
+    /// Every credential, oldest first.
+    async fn list_credentials(&self) -> StoreResult<Vec<CredentialRecord>>;
+
+    /// Records a use of credential `id` at `at` (its `last_used_at`).
+    async fn touch_credential(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Tells every replica, this one included, that credential `id` changed
+    /// ([`StoreEvent::CredentialChanged`]).
+    async fn announce_credential_change(&self, id: &str) -> StoreResult<()>;
 }

@@ -12,9 +12,14 @@
 //! | `kl:session:ID` | hash with expiry | a session |
 //! | `kl:sessions` | sorted set | session ids by creation time, for listing |
 //! | `kl:result:ID` / `kl:pending:ID` | string with TTL | final result / pending placeholder |
+//! | `kl:cred:ID` | string (JSON) | a credential (API key or agent token): hash, scope, clusters, expiry, revocation |
+//! | `kl:credhash:HASH` | string | the credential id whose secret hashes to HASH |
+//! | `kl:creds` | sorted set | credential ids by creation time, for listing |
+//! | `kl:cred:used` | hash | credential id → last use (epoch ms) |
 //!
 //! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
-//! `kl:reply:B` carries finished results to the replica B whose caller waits.
+//! `kl:reply:B` carries finished results to the replica B whose caller waits;
+//! `kl:credentials` tells every replica that a credential was revoked or shortened.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -32,12 +37,16 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{
-    ClusterRecord, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent, StoreResult,
+    ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent,
+    StoreResult,
 };
 
 const GROUP: &str = "kl";
 const SESSIONS: &str = "kl:sessions";
 const CLUSTERS: &str = "kl:clusters";
+const CREDENTIALS: &str = "kl:creds";
+const CREDENTIALS_USED: &str = "kl:cred:used";
+const CREDENTIAL_CHANNEL: &str = "kl:credentials";
 /// Delay between attempts to re-establish the subscription after Redis went away.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
 
@@ -58,6 +67,12 @@ fn result_key(id: &str) -> String {
 }
 fn pending_key(id: &str) -> String {
     format!("kl:pending:{id}")
+}
+fn credential_key(id: &str) -> String {
+    format!("kl:cred:{id}")
+}
+fn credential_hash_key(hash: &str) -> String {
+    format!("kl:credhash:{hash}")
 }
 fn bell_channel(cluster: &str) -> String {
     format!("kl:bell:{cluster}")
@@ -155,7 +170,7 @@ async fn run_subscription(
             }
         };
         let (mut sink, mut stream) = pubsub.split();
-        let mut channels = vec![reply.clone()];
+        let mut channels = vec![reply.clone(), CREDENTIAL_CHANNEL.to_owned()];
         channels.extend(
             watched
                 .lock()
@@ -179,6 +194,11 @@ async fn run_subscription(
                     let channel = msg.get_channel_name();
                     if let Some(cluster) = channel.strip_prefix("kl:bell:") {
                         let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
+                    } else if channel == CREDENTIAL_CHANNEL {
+                        let id = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
+                        if events.send(StoreEvent::CredentialChanged(id)).await.is_err() {
+                            return;
+                        }
                     } else if channel == reply {
                         match serde_json::from_slice::<CommandResult>(msg.get_payload_bytes()) {
                             Ok(result) => {
@@ -273,6 +293,7 @@ fn decode_session(id: &str, map: HashMap<String, String>) -> StoreResult<Option<
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         metadata: map.get("metadata").cloned(),
+        owner: map.get("owner").cloned(),
     }))
 }
 
@@ -281,6 +302,21 @@ fn decode_result(key: &str, raw: &str) -> StoreResult<CommandResult> {
         key: key.to_owned(),
         reason: e.to_string(),
     })
+}
+
+fn decode_credential(
+    key: &str,
+    raw: Option<String>,
+    used: Option<i64>,
+) -> StoreResult<Option<CredentialRecord>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let mut record: CredentialRecord =
+        serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+    record.last_used_at = used.map(from_ms).or(record.last_used_at);
+    Ok(Some(record))
 }
 
 fn to_json(result: &CommandResult) -> String {
@@ -348,6 +384,9 @@ impl Store for RedisStore {
         ];
         if let Some(metadata) = &session.metadata {
             fields.push(("metadata", metadata.clone()));
+        }
+        if let Some(owner) = &session.owner {
+            fields.push(("owner", owner.clone()));
         }
         let keep_until = ms(session.expires_at) + retain.as_millis() as i64;
         let mut conn = self.conn();
@@ -719,6 +758,96 @@ impl Store for RedisStore {
         let _: i64 = conn
             .publish(reply_channel(broker_id), to_json(result))
             .await?;
+        Ok(())
+    }
+
+    // --- credentials ---
+
+    async fn put_credential(
+        &self,
+        record: &CredentialRecord,
+        only_if_new: bool,
+    ) -> StoreResult<bool> {
+        let key = credential_key(&record.id);
+        let json = serde_json::to_string(record).expect("a credential always serializes");
+        let mut conn = self.conn();
+        if only_if_new {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&json)
+                .arg("NX")
+                .query_async(&mut conn)
+                .await?;
+            if set.is_none() {
+                return Ok(false);
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !only_if_new {
+            pipe.set(&key, &json).ignore();
+        }
+        pipe.set(credential_hash_key(&record.hash), &record.id)
+            .ignore()
+            .zadd(CREDENTIALS, &record.id, ms(record.created_at))
+            .ignore();
+        pipe.exec_async(&mut conn).await?;
+        Ok(true)
+    }
+
+    async fn credential_by_hash(&self, hash: &str) -> StoreResult<Option<CredentialRecord>> {
+        let mut conn = self.conn();
+        let id: Option<String> = conn.get(credential_hash_key(hash)).await?;
+        match id {
+            Some(id) => {
+                let raw: Option<String> = conn.get(credential_key(&id)).await?;
+                decode_credential(&credential_key(&id), raw, None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn get_credential(&self, id: &str) -> StoreResult<Option<CredentialRecord>> {
+        let key = credential_key(id);
+        let mut conn = self.conn();
+        let (raw, used): (Option<String>, Option<i64>) = redis::pipe()
+            .get(&key)
+            .hget(CREDENTIALS_USED, id)
+            .query_async(&mut conn)
+            .await?;
+        decode_credential(&key, raw, used)
+    }
+
+    async fn list_credentials(&self) -> StoreResult<Vec<CredentialRecord>> {
+        let mut conn = self.conn();
+        let ids: Vec<String> = conn.zrange(CREDENTIALS, 0, -1).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| credential_key(id)).collect();
+        let (raws, used): (Vec<Option<String>>, HashMap<String, i64>) = redis::pipe()
+            .mget(&keys)
+            .hgetall(CREDENTIALS_USED)
+            .query_async(&mut conn)
+            .await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for ((id, key), raw) in ids.iter().zip(&keys).zip(raws) {
+            if let Some(record) = decode_credential(key, raw, used.get(id).copied())? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn touch_credential(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let _: i64 = conn.hset(CREDENTIALS_USED, id, ms(at)).await?;
+        Ok(())
+    }
+
+    async fn announce_credential_change(&self, id: &str) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let _: i64 = conn.publish(CREDENTIAL_CHANNEL, id).await?;
         Ok(())
     }
 }
