@@ -156,6 +156,9 @@ struct Cached {
 /// API keys and agent tokens: lookup (cached), bootstrap, creation, rotation and revocation.
 pub struct Credentials {
     store: Arc<dyn Store>,
+    /// The flag-given credentials by hash: put back into a store that lost them (a Redis
+    /// restarted without persistence), so the broker's own configuration keeps working.
+    bootstrap: HashMap<String, CredentialRecord>,
     cache: Mutex<HashMap<String, Cached>>,
     touched: Mutex<HashMap<String, Instant>>,
     changes: broadcast::Sender<Arc<str>>,
@@ -246,6 +249,7 @@ impl Credentials {
         }
         let credentials = Arc::new(Self {
             store,
+            bootstrap: records.into_iter().map(|r| (r.hash.clone(), r)).collect(),
             cache: Mutex::default(),
             touched: Mutex::default(),
             changes: changes.clone(),
@@ -295,7 +299,14 @@ impl Credentials {
         {
             return Ok(cached.record.clone());
         }
-        let record = self.store.credential_by_hash(hash).await?.map(Arc::new);
+        let mut record = self.store.credential_by_hash(hash).await?.map(Arc::new);
+        if record.is_none()
+            && let Some(seed) = self.bootstrap.get(hash)
+        {
+            warn!(id = %seed.id, "the store lost a flag-given credential; putting it back");
+            self.store.put_credential(seed, true).await?;
+            record = Some(Arc::new(seed.clone()));
+        }
         let mut cache = self.cache();
         if cache.len() >= CACHE_MAX {
             cache.clear();
@@ -373,11 +384,16 @@ impl Credentials {
     /// Clusters with a usable agent token.
     pub async fn token_clusters(&self) -> Result<Vec<String>, StoreError> {
         let now = Utc::now();
-        let mut clusters: Vec<String> = self
-            .store
-            .list_credentials()
-            .await?
+        let stored = self.store.list_credentials().await?;
+        // Flag-given tokens count even if the store lost them (they are put back when used).
+        let lost = self
+            .bootstrap
+            .values()
+            .filter(|b| !stored.iter().any(|r| r.id == b.id))
+            .cloned();
+        let mut clusters: Vec<String> = stored
             .into_iter()
+            .chain(lost)
             .filter(|r| r.kind == CredentialKind::AgentToken && r.usable(now).is_ok())
             .flat_map(|r| r.clusters)
             .collect();
