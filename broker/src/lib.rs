@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod jwt;
 pub mod limits;
 pub mod link;
 pub mod metrics;

@@ -260,3 +260,27 @@ pub fn store_operation(operation: &'static str, backend: &'static str, took: Dur
     histogram!(STORE_DURATION, "operation" => operation, "backend" => backend)
         .record(took.as_secs_f64());
 }
+
+/// Loads of the JWT issuer's signing keys, by `outcome` ([`JwksRefresh`]).
+pub const JWKS_REFRESHES: &str = "kubeline_jwks_refresh_total";
+
+/// How a load of the JWT signing keys (`crate::jwt`) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwksRefresh {
+    /// A key set was loaded and installed.
+    Success,
+    /// Fetching or parsing failed; the keys held before stay.
+    Failure,
+    /// A load asked for by an unknown `kid` came too soon after the last such load.
+    Throttled,
+}
+
+/// Records a load of the JWT signing keys.
+pub fn jwks_refresh(outcome: JwksRefresh) {
+    let outcome = match outcome {
+        JwksRefresh::Success => "success",
+        JwksRefresh::Failure => "failure",
+        JwksRefresh::Throttled => "throttled",
+    };
+    counter!(JWKS_REFRESHES, "outcome" => outcome).increment(1);
+}
