@@ -1,5 +1,5 @@
 //! JWT bearer tokens: an OIDC issuer's (or a JWKS file's) signed tokens, verified, and their
-//! claims mapped to a [`Scope`] and the clusters it covers.
+//! claims mapped to [`Access`]: a [`Scope`] on the clusters each matched binding names.
 //!
 //! Configuration is [`JwtArgs`] (`--jwt-*`, `KUBELINE_JWT_*`); [`JwtVerifier::new`] checks it,
 //! [`JwtVerifier::start`] loads the keys and starts their refresh, [`JwtVerifier::verify`] checks
@@ -45,10 +45,10 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-pub use grants::{Grant, GrantBinding, Matcher, glob_match};
+pub use grants::{GrantBinding, Matcher};
 use jwks::{Key, KeySet, LoadError, Lookup, Source};
 
-use crate::auth::Scope;
+use crate::auth::{Access, Scope};
 use crate::metrics::{self, JwksRefresh};
 
 /// Default `--jwt-algorithms`.
@@ -241,33 +241,9 @@ pub struct VerifiedToken {
     pub scopes: Vec<String>,
     /// `exp`.
     pub expires_at: DateTime<Utc>,
-    /// The highest scope granted by the bindings the token matched; `None` when the token is
-    /// valid but matched no binding (the auth layer answers 403).
-    pub scope: Option<Scope>,
-    /// The union of the matched bindings' cluster patterns (ids or globs, see
-    /// [`glob_match`]), in configuration order.
-    pub clusters: Vec<String>,
-    /// Each matched binding's grant. Unlike [`Self::scope`] with [`Self::clusters`], these
-    /// keep which scope goes with which clusters (see [`Self::scope_on`]).
-    pub grants: Vec<Grant>,
-}
-
-impl VerifiedToken {
-    /// Whether one of the token's cluster patterns matches `cluster_id`.
-    pub fn may_reach(&self, cluster_id: &str) -> bool {
-        self.clusters.iter().any(|p| glob_match(p, cluster_id))
-    }
-
-    /// The highest scope granted on `cluster_id` by a binding whose clusters cover it: with
-    /// `group:sre=admin@prod-*` and `scope:x=read@*`, a token matching both is admin on
-    /// `prod-1` but only read on `dev-1`.
-    pub fn scope_on(&self, cluster_id: &str) -> Option<Scope> {
-        self.grants
-            .iter()
-            .filter(|g| g.covers(cluster_id))
-            .map(|g| g.scope)
-            .max()
-    }
+    /// What the bindings the token matched grant it, each scope on its own clusters (see
+    /// [`crate::auth::Access`]); no grant when it matched none (the auth layer answers 403).
+    pub access: Access,
 }
 
 /// Why a token was refused: one variant per check, each message naming the check (never a key
@@ -696,16 +672,14 @@ impl Inner {
                 }
             }
         }
-        let granted = grants::resolve(&self.bindings, &subject, &groups, &scopes);
+        let access = grants::resolve(&self.bindings, &subject, &groups, &scopes);
         Ok(VerifiedToken {
             issuer,
             subject,
             groups,
             scopes,
             expires_at,
-            scope: granted.scope,
-            clusters: granted.clusters,
-            grants: granted.grants,
+            access,
         })
     }
 }
@@ -1205,9 +1179,8 @@ mod tests {
             assert_eq!(t.issuer, issuer.url);
             assert_eq!(t.subject, "alice");
             assert_eq!(t.expires_at.timestamp(), exp);
-            assert_eq!(t.scope, Some(Scope::Read));
-            assert_eq!(t.clusters, ["dev-*"]);
-            assert!(t.may_reach("dev-1") && !t.may_reach("prod-1"));
+            assert_eq!(t.access.to_string(), "read on dev-*");
+            assert!(t.access.may_reach("dev-1") && !t.access.may_reach("prod-1"));
         }
         // An `aud` array holding the audience is fine too.
         let token = RSA_A.sign(
@@ -1612,42 +1585,28 @@ mod tests {
             v.verify(&token).await.unwrap()
         };
         let t = check(json!({"groups": ["dev", "sre"]})).await;
-        assert_eq!(
-            (t.scope, t.clusters.clone()),
-            (Some(Scope::Admin), vec!["prod-*".to_owned()])
-        );
+        assert_eq!(t.access.to_string(), "admin on prod-*");
         assert_eq!(t.groups, ["dev", "sre"]);
         let t = check(json!({"scope": "openid kubeline.read  email"})).await;
         assert_eq!(t.scopes, ["openid", "kubeline.read", "email"]);
-        assert_eq!(
-            (t.scope, t.clusters.clone()),
-            (
-                Some(Scope::Read),
-                vec!["staging-*".to_owned(), "dev-1".to_owned()]
-            )
-        );
+        assert_eq!(t.access.to_string(), "read on staging-*|dev-1");
         let t = check(json!({"scp": ["kubeline.read"]})).await;
-        assert_eq!(t.scope, Some(Scope::Read));
+        assert_eq!(t.access.to_string(), "read on staging-*|dev-1");
         let t = check(json!({"sub": "robot"})).await;
-        assert_eq!(
-            (t.scope, t.clusters.clone()),
-            (Some(Scope::Read), vec!["ci".to_owned()])
-        );
-        // Both: the highest scope overall, but per cluster only what its binding grants.
+        assert_eq!(t.access.to_string(), "read on ci");
+        // Both: per cluster only what its binding grants.
         let t = check(json!({"groups": ["sre"], "scope": "kubeline.read"})).await;
-        assert_eq!(t.scope, Some(Scope::Admin));
-        assert_eq!(t.clusters, ["prod-*", "staging-*", "dev-1"]);
-        assert_eq!(t.scope_on("prod-eu"), Some(Scope::Admin));
-        assert_eq!(t.scope_on("dev-1"), Some(Scope::Read));
-        assert_eq!(t.scope_on("qa"), None);
+        assert_eq!(t.access.scope_on("prod-eu"), Some(Scope::Admin));
+        assert_eq!(t.access.scope_on("dev-1"), Some(Scope::Read));
+        assert_eq!(t.access.scope_on("qa"), None);
         // Valid, but matching nothing; odd claim types add nothing.
         let t = check(json!({"groups": "SRE", "scope": ["kubeline.read"], "scp": 7})).await;
         assert_eq!(t.groups, ["SRE"]);
-        assert_eq!((t.scope, t.clusters.len()), (Some(Scope::Read), 1 + 1));
+        assert_eq!(t.access.to_string(), "read on staging-*|dev-1");
         let t = check(json!({"groups": {"sre": true}, "scope": 1})).await;
         assert_eq!(
-            (t.scope, t.clusters, t.groups, t.scopes),
-            (None, vec![], vec![], vec![])
+            (t.access.grants().len(), t.groups, t.scopes),
+            (0, vec![], vec![])
         );
     }
 
@@ -1672,19 +1631,14 @@ mod tests {
             Some("r1"),
             &with(issuer.claims(), json!({"roles": ["ops"], "groups": ["x"]})),
         );
-        assert_eq!(v.verify(&token).await.unwrap().scope, Some(Scope::Admin));
+        assert!(v.verify(&token).await.unwrap().access.is_broker_admin());
         let token = RSA_A.sign(
             Some("r1"),
             &with(issuer.claims(), json!({"perms": "view", "scp": ["other"]})),
         );
         let t = v.verify(&token).await.unwrap();
-        assert_eq!(
-            (t.scope, t.scopes),
-            (
-                Some(Scope::Read),
-                vec!["view".to_owned(), "other".to_owned()]
-            )
-        );
+        assert_eq!(t.access.to_string(), "read on *");
+        assert_eq!(t.scopes, ["view", "other"]);
     }
 
     // --- hostile input ---

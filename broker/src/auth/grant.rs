@@ -1,8 +1,10 @@
-//! What a credential may do: a [`Scope`] and the clusters it may reach.
+//! What a credential may do: [`Access`], one or more [`Grant`]s of a [`Scope`] on clusters.
 //!
 //! Clusters are named by patterns: an exact id (`prod-eu-1`), a glob where `*` stands for any
-//! run of characters (`prod-*`, `*`), or either of those after `!` to deny. A cluster is
-//! reachable when some allow pattern matches it and no deny pattern does: **deny wins**.
+//! run of characters (`prod-*`, `*`), or either of those after `!` to deny. A grant reaches a
+//! cluster when some allow pattern matches it and none of its deny patterns does: **deny
+//! wins**. An API key has one grant; a JWT has one per `--jwt-grant` binding it matches, each
+//! keeping its scope with its own clusters.
 
 use std::fmt;
 use std::str::FromStr;
@@ -161,6 +163,62 @@ impl Grant {
     }
 }
 
+/// Everything a caller may reach: the union of its grants. On a cluster, the caller has the
+/// highest scope of the grants that reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access(Vec<Grant>);
+
+impl Access {
+    /// Access from grants (none: the caller reaches nothing).
+    pub fn new(grants: Vec<Grant>) -> Self {
+        Self(grants)
+    }
+
+    /// The scope on `cluster_id`: the highest of the grants reaching it, if any does.
+    pub fn scope_on(&self, cluster_id: &str) -> Option<Scope> {
+        self.0
+            .iter()
+            .filter(|g| g.allows(cluster_id))
+            .map(|g| g.scope)
+            .max()
+    }
+
+    /// Whether some grant reaches `cluster_id`.
+    pub fn may_reach(&self, cluster_id: &str) -> bool {
+        self.scope_on(cluster_id).is_some()
+    }
+
+    /// Whether the caller is an admin of the whole broker: admin on every cluster. Only such a
+    /// caller manages credentials and reads the audit trail; an admin of some clusters sees
+    /// every caller's sessions there.
+    pub fn is_broker_admin(&self) -> bool {
+        self.0
+            .iter()
+            .any(|g| g.scope == Scope::Admin && g.clusters.is_all())
+    }
+
+    /// The grants.
+    pub fn grants(&self) -> &[Grant] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Access {
+    /// `read on a|b; admin on prod-*`, or `nothing`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no cluster");
+        }
+        for (i, g) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{} on {}", g.scope, g.clusters)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +258,25 @@ mod tests {
             !clusters(&[]).allows("anything"),
             "no pattern reaches nothing"
         );
+    }
+
+    #[test]
+    fn access_takes_the_highest_scope_of_the_grants_that_reach_a_cluster() {
+        let grant = |scope, p: &[&str]| Grant {
+            scope,
+            clusters: clusters(p),
+        };
+        let access = Access::new(vec![
+            grant(Scope::Admin, &["prod-*", "!prod-secret"]),
+            grant(Scope::Read, &["*"]),
+        ]);
+        assert_eq!(access.scope_on("prod-eu"), Some(Scope::Admin));
+        assert_eq!(access.scope_on("prod-secret"), Some(Scope::Read), "a deny holds within its grant");
+        assert_eq!(access.scope_on("dev-1"), Some(Scope::Read));
+        assert!(!access.is_broker_admin());
+        assert!(Access::new(vec![grant(Scope::Admin, &["*"])]).is_broker_admin());
+        assert!(!Access::default().may_reach("x"));
+        assert_eq!(access.to_string(), "admin on prod-*|!prod-secret; read on *");
     }
 
     #[test]

@@ -27,13 +27,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use tracing::warn;
 
 pub use self::credentials::{Credential, Credentials, Refusal, hash_secret};
-pub use self::grant::{Clusters, Grant, Scope};
+pub use self::grant::{Access, Clusters, Grant, Scope};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::jwt::VerifiedToken;
 use crate::metrics::{self, AuthFailure};
 use crate::store::{CredentialKind, CredentialRecord, SessionRecord};
 
@@ -82,8 +84,8 @@ pub struct Identity {
     pub subject: Option<String>,
     /// The JWT's groups.
     pub groups: Vec<String>,
-    /// Scope and clusters.
-    pub grant: Grant,
+    /// Scopes and the clusters they apply to.
+    pub access: Access,
     /// When the credential stops working (a JWT's `exp`, an API key's expiry).
     pub expires_at: Option<DateTime<Utc>>,
     /// An API key's hash, to re-check it when revocation messages were missed.
@@ -110,53 +112,58 @@ impl Caller {
             kind: CallerKind::ApiKey,
             subject: None,
             groups: Vec::new(),
-            grant: Grant {
+            access: Access::new(vec![Grant {
                 scope: record.scope.unwrap_or(Scope::Read),
                 clusters,
-            },
+            }]),
             expires_at: record.expires_at,
             key_hash: Some(record.hash.clone()),
         })))
     }
 
-    /// A caller from a verified JWT.
-    pub fn from_jwt(
-        subject: String,
-        groups: Vec<String>,
-        grant: Grant,
-        expires_at: DateTime<Utc>,
-    ) -> Self {
+    /// A caller from a verified JWT. Its credential id is derived from issuer and subject
+    /// (bounded, stable across tokens of the same subject).
+    pub fn from_jwt(token: VerifiedToken) -> Self {
+        let mut h = Sha256::new();
+        h.update(token.issuer.as_bytes());
+        h.update([0]);
+        h.update(token.subject.as_bytes());
         Self(Arc::new(Identity {
-            credential_id: format!("jwt:{subject}"),
+            credential_id: format!("jwt_{}", &hex::encode(h.finalize())[..16]),
             kind: CallerKind::Jwt,
-            subject: Some(subject),
-            groups,
-            grant,
-            expires_at: Some(expires_at),
+            subject: Some(token.subject),
+            groups: token.groups,
+            access: token.access,
+            expires_at: Some(token.expires_at),
             key_hash: None,
         }))
     }
 
-    /// Whether the caller has the admin scope.
+    /// Whether the caller is an admin of the whole broker (admin on every cluster).
     pub fn is_admin(&self) -> bool {
-        self.grant.scope == Scope::Admin
+        self.access.is_broker_admin()
     }
 
-    /// Refuses callers without the admin scope (403).
+    /// Refuses callers that are not admins of the whole broker (403): credential management
+    /// and the audit trail.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() {
             return Ok(());
         }
         metrics::auth_failure(AuthFailure::Forbidden);
         Err(ApiError::forbidden_with(
-            "This endpoint needs a credential with the admin scope; this one has read",
+            format!(
+                "This endpoint needs a credential with the admin scope on every cluster; this \
+                 one has {}",
+                self.access
+            ),
             json!({ "code": "admin_scope_required" }),
         ))
     }
 
     /// Whether the caller may reach `cluster_id`.
     pub fn may_reach(&self, cluster_id: &str) -> bool {
-        self.grant.allows(cluster_id)
+        self.access.may_reach(cluster_id)
     }
 
     /// Refuses a cluster the caller's credential does not reach (403), whether or not the
@@ -168,19 +175,22 @@ impl Caller {
         metrics::auth_failure(AuthFailure::Forbidden);
         Err(ApiError::forbidden_with(
             format!(
-                "This credential may not reach cluster {cluster_id} (it reaches: {}); use a \
+                "This credential may not reach cluster {cluster_id} (it has: {}); use a \
                  credential granted for it",
-                self.grant.clusters
+                self.access
             ),
             json!({ "cluster_id": cluster_id, "code": "cluster_not_granted" }),
         ))
     }
 
-    /// Whether the caller may see a session: on a cluster it reaches, and its own unless it is
-    /// an admin.
+    /// Whether the caller may see a session: its own on a cluster it reaches, or any on a
+    /// cluster where it is an admin.
     pub fn may_see(&self, session: &SessionRecord) -> bool {
-        self.may_reach(&session.cluster_id)
-            && (self.is_admin() || session.owner.as_deref() == Some(&self.credential_id))
+        match self.access.scope_on(&session.cluster_id) {
+            Some(Scope::Admin) => true,
+            Some(Scope::Read) => session.owner.as_deref() == Some(&self.credential_id),
+            None => false,
+        }
     }
 
     /// Refuses a session the caller may not use (403).
@@ -257,9 +267,10 @@ pub fn presented(headers: &HeaderMap) -> Result<&str, ApiError> {
     ))
 }
 
-/// Whether a bearer token is a JWT (three base64url parts) rather than an API key.
+/// Whether a bearer token is a JWT (three dot-separated parts) rather than an API key (which
+/// never holds a dot).
 fn looks_like_jwt(token: &str) -> bool {
-    token.starts_with("eyJ") && token.bytes().filter(|&b| b == b'.').count() == 2
+    token.bytes().filter(|&b| b == b'.').count() == 2
 }
 
 /// Answers a refused API key or agent token.
@@ -302,11 +313,24 @@ pub async fn authenticate_headers(
 ) -> Result<Caller, ApiError> {
     let token = presented(headers)?;
     if looks_like_jwt(token) {
-        metrics::auth_failure(AuthFailure::InvalidJwt);
-        return Err(ApiError::unauthorized(
-            "jwt_not_accepted",
-            "A JWT was sent but this broker accepts no JWTs (no --jwt-issuer); send an API key",
-        ));
+        let Some(jwt) = &state.jwt else {
+            metrics::auth_failure(AuthFailure::InvalidJwt);
+            return Err(ApiError::unauthorized(
+                "jwt_not_accepted",
+                "A JWT was sent but this broker accepts no JWTs (no --jwt-issuer); send an API \
+                 key",
+            ));
+        };
+        return match jwt.verify(token).await {
+            Ok(verified) => Ok(Caller::from_jwt(verified)),
+            Err(e) => {
+                metrics::auth_failure(AuthFailure::InvalidJwt);
+                Err(ApiError::unauthorized(
+                    "invalid_token",
+                    format!("Invalid bearer token: {e}"),
+                ))
+            }
+        };
     }
     let record = state
         .credentials

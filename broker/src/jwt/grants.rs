@@ -2,15 +2,14 @@
 //!
 //! A binding is configured as `MATCH=SCOPE@CLUSTERS` (`--jwt-grant`), where MATCH is
 //! `group:NAME`, `scope:NAME` or `sub:NAME`, SCOPE is `read` or `admin`, and CLUSTERS is a
-//! `|`-separated list of cluster ids or globs (`*` matches any run of characters). Bindings only
-//! add: a token gets what every binding it matches grants, and nothing when none matches.
+//! `|`-separated list of cluster patterns (ids, globs such as `prod-*`, `!` before one to deny;
+//! see [`crate::auth::grant`]). Bindings only add: a token gets what every binding it matches
+//! grants, each scope on its own clusters, and nothing when none matches.
 
 use std::fmt;
 use std::str::FromStr;
 
-use kubeline_shared::api::MAX_CLUSTER_ID_LEN;
-
-use crate::auth::Scope;
+use crate::auth::{Access, Clusters, Grant, Scope};
 
 /// What a binding matches in a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,22 +29,6 @@ impl fmt::Display for Matcher {
             Self::Scope(name) => write!(f, "scope:{name}"),
             Self::Subject(name) => write!(f, "sub:{name}"),
         }
-    }
-}
-
-/// What a matched binding grants: a scope on some clusters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    /// The scope granted on those clusters.
-    pub scope: Scope,
-    /// Cluster ids or globs (`prod-*`, `*`).
-    pub clusters: Vec<String>,
-}
-
-impl Grant {
-    /// Whether one of the grant's patterns matches `cluster_id`.
-    pub fn covers(&self, cluster_id: &str) -> bool {
-        self.clusters.iter().any(|p| glob_match(p, cluster_id))
     }
 }
 
@@ -86,10 +69,9 @@ impl FromStr for GrantBinding {
             .split_once('@')
             .ok_or_else(|| format!("`{grant}`: {FORM}"))?;
         let scope: Scope = scope.parse()?;
-        let clusters: Vec<String> = clusters.split('|').map(str::to_owned).collect();
-        for pattern in &clusters {
-            check_pattern(pattern)?;
-        }
+        let patterns: Vec<&str> = clusters.split('|').collect();
+        let clusters = Clusters::parse(&patterns)
+            .map_err(|e| format!("{e} (clusters are separated by '|')"))?;
         Ok(Self {
             matcher,
             grant: Grant { scope, clusters },
@@ -104,91 +86,29 @@ impl fmt::Display for GrantBinding {
             "{}={}@{}",
             self.matcher,
             self.grant.scope,
-            self.grant.clusters.join("|")
+            self.grant.clusters
         )
     }
 }
 
-/// Checks a cluster pattern: a cluster id in which `*` may stand for any run of characters.
-fn check_pattern(pattern: &str) -> Result<(), String> {
-    let ok = !pattern.is_empty()
-        && pattern.len() <= MAX_CLUSTER_ID_LEN
-        && pattern
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "cluster pattern `{pattern}`: use 1 to {MAX_CLUSTER_ID_LEN} letters, digits, '-', '_', \
-             '.' or '*' (clusters are separated by '|')"
-        ))
-    }
-}
-
-/// Whether `text` matches `pattern`, where `*` matches any run of characters (also none) and
-/// every other character itself. Linear in practice: the classic backtrack-to-last-star walk.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    // Where the last `*` was, and the text position it currently swallows up to.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((star_pi, star_ti)) = star {
-            // Let the last star swallow one more character and retry after it.
-            pi = star_pi + 1;
-            ti = star_ti + 1;
-            star = Some((star_pi, star_ti + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
-}
-
-/// What a token's claims match among the bindings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Granted {
-    /// The highest scope of the matched bindings; `None` when none matched.
-    pub scope: Option<Scope>,
-    /// The union of the matched bindings' cluster patterns, in configuration order.
-    pub clusters: Vec<String>,
-    /// Each matched binding's grant, in configuration order.
-    pub grants: Vec<Grant>,
-}
-
-/// Matches a token's subject, groups and scopes against the bindings.
+/// What the bindings a token's claims match grant it: each matched binding's grant, in
+/// configuration order (none matched: no access at all).
 pub fn resolve(
     bindings: &[GrantBinding],
     subject: &str,
     groups: &[String],
     scopes: &[String],
-) -> Granted {
-    let mut granted = Granted::default();
-    for binding in bindings {
-        let matched = match &binding.matcher {
+) -> Access {
+    let grants = bindings
+        .iter()
+        .filter(|binding| match &binding.matcher {
             Matcher::Group(name) => groups.iter().any(|g| g == name),
             Matcher::Scope(name) => scopes.iter().any(|s| s == name),
             Matcher::Subject(name) => subject == name,
-        };
-        if !matched {
-            continue;
-        }
-        granted.scope = granted.scope.max(Some(binding.grant.scope));
-        for pattern in &binding.grant.clusters {
-            if !granted.clusters.contains(pattern) {
-                granted.clusters.push(pattern.clone());
-            }
-        }
-        granted.grants.push(binding.grant.clone());
-    }
-    granted
+        })
+        .map(|binding| binding.grant.clone())
+        .collect();
+    Access::new(grants)
 }
 
 #[cfg(test)]
@@ -204,10 +124,10 @@ mod tests {
         let b = binding("group:sre=admin@*");
         assert_eq!(b.matcher, Matcher::Group("sre".into()));
         assert_eq!(b.grant.scope, Scope::Admin);
-        assert_eq!(b.grant.clusters, ["*"]);
+        assert_eq!(b.grant.clusters.patterns(), ["*"]);
         let b = binding("scope:kubeline.read=read@staging-*|dev-1");
         assert_eq!(b.matcher, Matcher::Scope("kubeline.read".into()));
-        assert_eq!(b.grant.clusters, ["staging-*", "dev-1"]);
+        assert_eq!(b.grant.clusters.patterns(), ["staging-*", "dev-1"]);
         assert_eq!(b.to_string(), "scope:kubeline.read=read@staging-*|dev-1");
         // A subject may hold `@`, a group `=`: the split is at the last `=`.
         let b = binding("sub:robot@ci.example=read@ci");
@@ -226,10 +146,10 @@ mod tests {
             ("group:=admin@*", "empty"),
             ("group:sre=admin", "MATCH=SCOPE@CLUSTERS"),
             ("group:sre=root@*", "unknown scope"),
-            ("group:sre=read@", "cluster pattern"),
-            ("group:sre=read@a||b", "cluster pattern"),
-            ("group:sre=read@a b", "cluster pattern"),
-            ("group:sre=read@prod/1", "cluster pattern"),
+            ("group:sre=read@", "invalid cluster pattern"),
+            ("group:sre=read@a||b", "invalid cluster pattern"),
+            ("group:sre=read@a b", "invalid cluster pattern"),
+            ("group:sre=read@prod/1", "invalid cluster pattern"),
         ] {
             let err = input.parse::<GrantBinding>().unwrap_err();
             assert!(err.contains(needle), "{input:?}: {err}");
@@ -237,54 +157,31 @@ mod tests {
     }
 
     #[test]
-    fn globs_match_as_shell_stars() {
-        for (pattern, text, expected) in [
-            ("*", "anything", true),
-            ("*", "", true),
-            ("prod-*", "prod-eu-1", true),
-            ("prod-*", "prod-", true),
-            ("prod-*", "staging-1", false),
-            ("prod-*", "xprod-1", false),
-            ("*-eu-*", "prod-eu-1", true),
-            ("*-eu-*", "prod-us-1", false),
-            ("a*b*c", "aXbYbZc", true),
-            ("a*b*c", "aXbYbZ", false),
-            ("dev-1", "dev-1", true),
-            ("dev-1", "dev-10", false),
-            ("**", "x", true),
-        ] {
-            assert_eq!(glob_match(pattern, text), expected, "{pattern} ~ {text}");
-        }
-    }
-
-    #[test]
-    fn claims_resolve_to_the_highest_scope_and_the_union_of_clusters() {
+    fn claims_resolve_to_each_matched_grant() {
         let bindings = [
             binding("group:sre=admin@prod-*"),
             binding("scope:kubeline.read=read@staging-*|dev-1"),
-            binding("sub:robot=read@ci|dev-1"),
+            binding("sub:robot=read@ci|dev-1|!dev-secret"),
         ];
         let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
 
-        let g = resolve(&bindings, "alice", &s(&["sre"]), &[]);
-        assert_eq!(g.scope, Some(Scope::Admin));
-        assert_eq!(g.clusters, ["prod-*"]);
+        let a = resolve(&bindings, "alice", &s(&["sre"]), &[]);
+        assert_eq!(a.scope_on("prod-1"), Some(Scope::Admin));
+        assert_eq!(a.scope_on("dev-1"), None);
 
-        let g = resolve(&bindings, "alice", &[], &s(&["openid", "kubeline.read"]));
-        assert_eq!(g.scope, Some(Scope::Read));
-        assert_eq!(g.clusters, ["staging-*", "dev-1"]);
+        let a = resolve(&bindings, "alice", &[], &s(&["openid", "kubeline.read"]));
+        assert_eq!(a.scope_on("staging-x"), Some(Scope::Read));
+        assert_eq!(a.scope_on("prod-1"), None);
 
-        let g = resolve(&bindings, "robot", &[], &s(&["kubeline.read"]));
-        assert_eq!(g.scope, Some(Scope::Read));
-        assert_eq!(g.clusters, ["staging-*", "dev-1", "ci"]);
-        assert_eq!(g.grants.len(), 2);
+        let a = resolve(&bindings, "robot", &[], &s(&["kubeline.read"]));
+        assert_eq!(a.grants().len(), 2);
+        assert!(a.may_reach("ci") && a.may_reach("dev-1"));
 
-        let g = resolve(&bindings, "alice", &s(&["sre"]), &s(&["kubeline.read"]));
-        assert_eq!(g.scope, Some(Scope::Admin));
-        assert_eq!(g.clusters, ["prod-*", "staging-*", "dev-1"]);
-        assert!(g.grants[0].covers("prod-eu") && !g.grants[0].covers("dev-1"));
+        let a = resolve(&bindings, "alice", &s(&["sre"]), &s(&["kubeline.read"]));
+        assert_eq!(a.scope_on("prod-eu"), Some(Scope::Admin));
+        assert_eq!(a.scope_on("dev-1"), Some(Scope::Read));
 
-        let g = resolve(&bindings, "mallory", &s(&["SRE"]), &s(&["kubeline"]));
-        assert_eq!(g, Granted::default());
+        let a = resolve(&bindings, "mallory", &s(&["SRE"]), &s(&["kubeline"]));
+        assert_eq!(a, Access::default());
     }
 }
