@@ -16,6 +16,7 @@ pub mod link;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod store;
 
@@ -41,6 +42,7 @@ use crate::auth::{Credential, Credentials};
 use crate::error::ApiError;
 use crate::hub::{Hub, HubSettings};
 use crate::limits::ExecuteLimits;
+use crate::ratelimit::{RateLimitArgs, RateLimiter};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::metered::Metered;
@@ -164,6 +166,10 @@ pub struct BrokerArgs {
         default_value_t = DEFAULT_MAX_QUEUE_PER_CLUSTER
     )]
     pub max_queue_per_cluster: u64,
+
+    /// Requests per minute per credential and endpoint class.
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -194,6 +200,8 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// In-flight executes per key and per cluster, and the queue limit.
     pub limits: Arc<ExecuteLimits>,
+    /// Requests per minute per credential and class (see [`ratelimit::enforce`]).
+    pub rate_limiter: Arc<RateLimiter>,
     /// When the process started.
     pub started: Instant,
 }
@@ -296,6 +304,7 @@ impl Broker {
             abandoned_after: ping * 3,
             ..HubSettings::default()
         };
+        let rate_limiter = Arc::new(RateLimiter::new(store.clone(), (&args.rate_limits).into()));
         let hub = Hub::new(broker_id, store, settings);
         hub.start().await.context("cannot subscribe to the store")?;
         let listener = TcpListener::bind(args.listen)
@@ -317,6 +326,7 @@ impl Broker {
                 args.max_executes_per_cluster,
                 args.max_queue_per_cluster,
             )),
+            rate_limiter,
             started: Instant::now(),
         };
         Ok(Self {
@@ -387,6 +397,7 @@ impl BrokerArgs {
             max_executes_per_key: DEFAULT_MAX_EXECUTES_PER_KEY,
             max_executes_per_cluster: DEFAULT_MAX_EXECUTES_PER_CLUSTER,
             max_queue_per_cluster: DEFAULT_MAX_QUEUE_PER_CLUSTER,
+            rate_limits: RateLimitArgs::default(),
         }
     }
 }
@@ -421,6 +432,10 @@ mod tests {
             Arc::new(MemoryStore::new()),
             HubSettings::default(),
         );
+        let rate_limiter = Arc::new(RateLimiter::new(
+            Arc::new(MemoryStore::new()),
+            Default::default(),
+        ));
         AppState {
             hub,
             credentials: Arc::new(creds),
@@ -433,6 +448,7 @@ mod tests {
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             }),
             limits: Arc::new(limits),
+            rate_limiter,
             started: Instant::now(),
         }
     }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::{ClusterRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult};
 use crate::metrics;
+use crate::ratelimit::Decision;
 
 /// Times the operations of `inner`, labelled with `backend`.
 pub struct Metered {
@@ -192,5 +193,12 @@ impl Store for Metered {
             self.inner.deliver_result(broker_id, result),
         )
         .await
+    }
+
+    // --- rate limits ---
+
+    async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision> {
+        self.timed("rate_limit", self.inner.rate_limit(key, limit, period))
+            .await
     }
 }

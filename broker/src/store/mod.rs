@@ -19,6 +19,8 @@ use kubeline_shared::api::{CommandResult, SessionStatus};
 use kubeline_shared::trace::TraceContext;
 use tokio::sync::mpsc;
 
+use crate::ratelimit::Decision;
+
 /// Failure to reach or use the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -250,4 +252,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hands a result to the caller waiting on broker replica `broker_id`.
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()>;
+
+    // --- rate limits ---
+
+    /// Decides one request on the GCRA bucket `key` ([`crate::ratelimit::gcra`]): `limit`
+    /// (at least 1) per `period`, a burst of `limit`, by the store's clock, atomically for every
+    /// replica. A refusal changes nothing; an allowed request's bucket expires once full again.
+    async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision>;
 }
