@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use kubeline_broker::ratelimit::{self, Class, ClassLimits, RateLimiter};
 use kubeline_broker::store::memory::MemoryStore;
 use kubeline_broker::store::redis::RedisStore;
 use kubeline_broker::store::{
@@ -326,6 +327,7 @@ async fn credentials(store: Arc<dyn Store>) {
         revoked_at: None,
         last_used_at: None,
         bootstrap: false,
+        rate_limits: None,
     };
     let token = CredentialRecord {
         id: "atk_1".into(),
@@ -339,6 +341,7 @@ async fn credentials(store: Arc<dyn Store>) {
         revoked_at: None,
         last_used_at: None,
         bootstrap: true,
+        rate_limits: None,
     };
     assert!(store.put_credential(&token, true).await.unwrap());
     assert!(store.put_credential(&key, true).await.unwrap());
@@ -408,6 +411,66 @@ async fn credentials(store: Arc<dyn Store>) {
     }
 }
 
+async fn rate_limits(store: Arc<dyn Store>) {
+    let minute = Duration::from_secs(60);
+    let key = "kl:rl:execute:suite";
+    let before = ratelimit::now_ms() / 1000;
+    for remaining in (0..5).rev() {
+        let d = store.rate_limit(key, 5, minute).await.unwrap();
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(
+            (d.limit, d.remaining, d.retry_after_secs),
+            (5, remaining, 0)
+        );
+    }
+    let refused = store.rate_limit(key, 5, minute).await.unwrap();
+    let after = ratelimit::now_ms() / 1000;
+    assert!(!refused.allowed);
+    assert_eq!(refused.remaining, 0);
+    // T is 12 s; the bucket is full again a minute after the burst.
+    assert!((1..=12).contains(&refused.retry_after_secs), "{refused:?}");
+    assert!(
+        (before + 59..=after + 61).contains(&refused.reset_epoch_secs),
+        "{refused:?} between {before} and {after}"
+    );
+    let again = store.rate_limit(key, 5, minute).await.unwrap();
+    assert_eq!(
+        again.reset_epoch_secs, refused.reset_epoch_secs,
+        "a refusal uses nothing"
+    );
+    let other = store
+        .rate_limit("kl:rl:execute:other", 5, minute)
+        .await
+        .unwrap();
+    assert_eq!(
+        (other.allowed, other.remaining),
+        (true, 4),
+        "buckets are apart"
+    );
+
+    // Two per second: T is 500 ms, so a refused bucket conforms again within it.
+    let fast = "kl:rl:standard:suite";
+    let second = Duration::from_secs(1);
+    assert!(store.rate_limit(fast, 2, second).await.unwrap().allowed);
+    assert!(store.rate_limit(fast, 2, second).await.unwrap().allowed);
+    let refused = store.rate_limit(fast, 2, second).await.unwrap();
+    if !refused.allowed {
+        assert_eq!(refused.retry_after_secs, 1);
+    }
+    support::eventually("the bucket to refill", Duration::from_secs(5), || {
+        let store = store.clone();
+        async move {
+            store
+                .rate_limit(fast, 2, second)
+                .await
+                .unwrap()
+                .allowed
+                .then_some(())
+        }
+    })
+    .await;
+}
+
 async fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
@@ -430,7 +493,159 @@ macro_rules! both {
     };
 }
 
-both!(sessions, queue_and_results, presence, events, credentials);
+both!(
+    sessions,
+    queue_and_results,
+    presence,
+    events,
+    credentials,
+    rate_limits
+);
+
+/// Two broker replicas on one Redis draw from one budget, one at a time or all at once.
+#[tokio::test]
+async fn redis_replicas_share_one_rate_limit_budget() {
+    let server = support::Redis::start().await;
+    let a = redis(&server).await;
+    let b = redis(&server).await;
+    let minute = Duration::from_secs(60);
+    let mut remaining = Vec::new();
+    for i in 0..20 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let d = replica
+            .rate_limit("kl:rl:execute:shared", 10, minute)
+            .await
+            .unwrap();
+        if d.allowed {
+            remaining.push(d.remaining);
+        }
+    }
+    assert_eq!(remaining, (0..10).rev().collect::<Vec<_>>());
+
+    // 60 concurrent requests through both replicas, 20 per ten minutes (T = 30 s, so no
+    // refill during the test): exactly 20 pass.
+    let ten_minutes = Duration::from_secs(600);
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                replica
+                    .rate_limit("kl:rl:execute:burst", 20, ten_minutes)
+                    .await
+                    .unwrap()
+                    .allowed
+            })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await.unwrap());
+    }
+    assert_eq!(allowed, 20);
+}
+
+/// A small deterministic generator, so a failing sequence can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// The Lua script and `ratelimit::gcra` make the same decision at every step of the same
+/// sequences (the script told the time instead of reading Redis's clock), and the script leaves
+/// in Redis exactly the TAT the function would store: nothing changes on a refusal.
+#[tokio::test]
+async fn redis_script_mirrors_the_rust_function() {
+    let server = support::Redis::start().await;
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    // T is at least 6 s in every case, so no key expires (in real time) during the test.
+    let cases: [(u32, u64); 7] = [
+        (1, 60_000),
+        (5, 60_000),
+        (7, 60_000),
+        (10, 60_000),
+        (3, 100_000),
+        (50, 600_000),
+        (100, 600_000),
+    ];
+    let mut rng = Lcg(7);
+    for seed in 0..28 {
+        let (limit, period_ms) = cases[seed % cases.len()];
+        let key = format!("kl:rl:standard:mirror{seed}");
+        let period = Duration::from_millis(period_ms);
+        let t = ratelimit::emission_interval_ms(period_ms, limit);
+        let mut now = 1_700_000_000_000 + rng.next(1_000_000);
+        let mut tat = None;
+        for step in 0..60 {
+            now += match rng.next(4) {
+                0 => 0,
+                1 => rng.next(t),
+                2 => rng.next(3 * t),
+                _ => rng.next(2 * period_ms),
+            };
+            let (expected, new_tat) = ratelimit::gcra(now, tat, period_ms, limit);
+            let got = store.rate_limit_at(&key, limit, period, now).await.unwrap();
+            assert_eq!(got, expected, "case {seed} step {step} at {now}");
+            tat = new_tat.or(tat);
+            let stored: Option<u64> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            assert_eq!(stored, tat, "case {seed} step {step}");
+            if let Some(new_tat) = new_tat {
+                let ttl: i64 = redis::cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                let used = (new_tat - now) as i64;
+                assert!(ttl > 0 && ttl <= used, "expires when full: {ttl} of {used}");
+            }
+        }
+    }
+}
+
+/// With Redis gone, the limiter decides on this replica alone, counts the failures, and never
+/// fails a request.
+#[tokio::test]
+async fn rate_limiter_falls_back_when_redis_is_gone() {
+    let mut server = support::Redis::start().await;
+    let store = redis(&server).await;
+    let limiter = RateLimiter::new(
+        store,
+        ClassLimits {
+            execute: 2,
+            ..ClassLimits::default()
+        },
+    );
+    assert!(limiter.check("k1", Class::Execute, None).await.allowed);
+    server.kill();
+    let errors = || {
+        kubeline_broker::metrics::handle()
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("kubeline_ratelimit_backend_errors_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let before = errors();
+    // This replica has not seen k1's first request: its own bucket starts full.
+    let mut decided = Vec::new();
+    for _ in 0..3 {
+        decided.push(limiter.check("k1", Class::Execute, None).await.allowed);
+    }
+    assert_eq!(decided, [true, true, false]);
+    assert!(errors() >= before + 3, "every failed check is counted");
+}
 
 #[tokio::test]
 async fn redis_store_reports_an_unreachable_server() {

@@ -167,6 +167,19 @@ impl ApiError {
         .with_retry_after(retry_after)
     }
 
+    /// 429 for a credential past its rate limit of `class`, with the contract's body
+    /// (`details`: `limit`, `window`, `retry_after`) and `Retry-After`.
+    pub fn rate_limited(
+        class: crate::ratelimit::Class,
+        decision: &crate::ratelimit::Decision,
+    ) -> Self {
+        Self::too_many_requests(
+            crate::ratelimit::refusal_message(class, decision),
+            json!({ "limit": decision.limit, "window": crate::ratelimit::WINDOW_LABEL }),
+            decision.retry_after_secs,
+        )
+    }
+
     /// 503: a dependency (agent link, store) is not available.
     pub fn service_unavailable(message: impl Into<String>, details: Value) -> Self {
         Self::new(

@@ -92,6 +92,26 @@ const ASYMMETRIC: [Algorithm; 9] = [
 
 // === Configuration ===
 
+impl Default for JwtArgs {
+    /// JWTs off (no issuer), every other setting at its default.
+    fn default() -> Self {
+        Self {
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_jwks_file: None,
+            jwt_algorithms: DEFAULT_ALGORITHMS
+                .split(',')
+                .map(|a| a.parse().expect("the default algorithms parse"))
+                .collect(),
+            jwt_leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+            jwt_refresh_seconds: DEFAULT_REFRESH_SECONDS,
+            jwt_scopes_claim: DEFAULT_SCOPES_CLAIM.to_owned(),
+            jwt_groups_claim: DEFAULT_GROUPS_CLAIM.to_owned(),
+            jwt_grants: Vec::new(),
+        }
+    }
+}
+
 /// JWT configuration; every flag has a `KUBELINE_JWT_*` environment equivalent. Nothing is
 /// enabled without `--jwt-issuer`.
 #[derive(Debug, Clone, clap::Args)]

@@ -17,6 +17,7 @@ pub mod link;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod store;
 
@@ -41,7 +42,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::{Credential, Credentials};
 use crate::error::ApiError;
 use crate::hub::{Hub, HubSettings};
+use crate::jwt::{JwtArgs, JwtVerifier};
 use crate::limits::ExecuteLimits;
+use crate::ratelimit::{RateLimitArgs, RateLimiter};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::metered::Metered;
@@ -168,6 +171,14 @@ pub struct BrokerArgs {
         default_value_t = DEFAULT_MAX_QUEUE_PER_CLUSTER
     )]
     pub max_queue_per_cluster: u64,
+
+    /// Requests per minute per credential and endpoint class.
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
+
+    /// JWT callers from an OIDC issuer.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -198,6 +209,10 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// In-flight executes per key and per cluster, and the queue limit.
     pub limits: Arc<ExecuteLimits>,
+    /// Requests per minute per credential and class (see [`ratelimit::enforce`]).
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Verifies JWT callers, when an issuer is configured.
+    pub jwt: Option<JwtVerifier>,
     /// When the process started.
     pub started: Instant,
 }
@@ -217,11 +232,17 @@ pub fn app(state: AppState) -> Router {
     let doc = openapi::to_json(openapi::finish(doc));
     let routes = routes.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc));
     // One authentication layer on every matched route (the public ones pass through it), so no
-    // handler can forget it.
-    let routes = routes.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ));
+    // handler can forget it; inside it, the caller's rate limit. (The layer added last runs
+    // first.)
+    let routes = routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.rate_limiter.clone(),
+            ratelimit::enforce,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     edge(routes, max_body).with_state(state)
 }
 
@@ -304,6 +325,7 @@ impl Broker {
             abandoned_after: ping * 3,
             ..HubSettings::default()
         };
+        let rate_limiter = Arc::new(RateLimiter::new(store.clone(), (&args.rate_limits).into()));
         let hub = Hub::new(broker_id, store.clone(), settings);
         hub.start().await.context("cannot subscribe to the store")?;
         let credentials = Credentials::bootstrap(
@@ -314,6 +336,10 @@ impl Broker {
         )
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
+        let jwt = JwtVerifier::new(&args.jwt).map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(jwt) = &jwt {
+            jwt.start().await.map_err(|e| anyhow::anyhow!(e))?;
+        }
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
@@ -333,6 +359,8 @@ impl Broker {
                 args.max_executes_per_cluster,
                 args.max_queue_per_cluster,
             )),
+            rate_limiter,
+            jwt,
             started: Instant::now(),
         };
         Ok(Self {
@@ -403,6 +431,8 @@ impl BrokerArgs {
             max_executes_per_key: DEFAULT_MAX_EXECUTES_PER_KEY,
             max_executes_per_cluster: DEFAULT_MAX_EXECUTES_PER_CLUSTER,
             max_queue_per_cluster: DEFAULT_MAX_QUEUE_PER_CLUSTER,
+            rate_limits: RateLimitArgs::default(),
+            jwt: JwtArgs::default(),
         }
     }
 }
@@ -431,6 +461,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let hub = Hub::new("broker_test".into(), store.clone(), HubSettings::default());
         hub.start().await.unwrap();
+        let rate_limiter = Arc::new(RateLimiter::new(store.clone(), Default::default()));
         let credentials = Credentials::bootstrap(
             store,
             hub.credential_changes().clone(),
@@ -455,6 +486,8 @@ mod tests {
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             }),
             limits: Arc::new(limits),
+            rate_limiter,
+            jwt: None,
             started: Instant::now(),
         }
     }

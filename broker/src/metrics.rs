@@ -52,6 +52,12 @@ pub const AUTH_FAILURES: &str = "kubeline_auth_failures_total";
 pub const STORE_DURATION: &str = "kubeline_store_operation_duration_seconds";
 /// Always 1, labelled with the broker's `version`.
 pub const BUILD_INFO: &str = "kubeline_build_info";
+/// Rate limit decisions, by `class` (`session_create`, `execute`, `standard`) and `decision`
+/// (`allowed`, `refused`).
+pub const RATELIMIT_DECISIONS: &str = "kubeline_ratelimit_decisions_total";
+/// Rate limit checks the store failed (`reason` `error`) or did not answer in time (`timeout`),
+/// decided by this replica alone.
+pub const RATELIMIT_BACKEND_ERRORS: &str = "kubeline_ratelimit_backend_errors_total";
 
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -283,4 +289,16 @@ pub fn jwks_refresh(outcome: JwksRefresh) {
         JwksRefresh::Throttled => "throttled",
     };
     counter!(JWKS_REFRESHES, "outcome" => outcome).increment(1);
+}
+
+/// Records one rate limit decision.
+pub fn ratelimit_decision(class: crate::ratelimit::Class, allowed: bool) {
+    let decision = if allowed { "allowed" } else { "refused" };
+    counter!(RATELIMIT_DECISIONS, "class" => class.as_str(), "decision" => decision).increment(1);
+}
+
+/// Records a rate limit check the store could not decide.
+pub fn ratelimit_backend_error(timed_out: bool) {
+    let reason = if timed_out { "timeout" } else { "error" };
+    counter!(RATELIMIT_BACKEND_ERRORS, "reason" => reason).increment(1);
 }

@@ -574,6 +574,25 @@ impl std::fmt::Display for Scope {
     }
 }
 
+/// A credential's own rate limits, requests per minute per class, replacing the broker's
+/// defaults (`--rate-limit-*`); absent keeps the default, 0 means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct RateLimits {
+    /// Session creations (`POST /debug/session`) per minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 60000)]
+    pub session_create: Option<u32>,
+    /// Command executions (`POST /debug/execute`) per minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 60000)]
+    pub execute: Option<u32>,
+    /// Requests to every other route per minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 60000)]
+    pub standard: Option<u32>,
+}
+
 /// Body of `POST /admin/api-keys`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({
@@ -598,6 +617,9 @@ pub struct CreateApiKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 31536000)]
     pub expires_in_seconds: Option<u64>,
+    /// The key's own rate limits; without them the broker's defaults apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// An API key as listed: never its secret.
@@ -640,6 +662,9 @@ pub struct ApiKeyInfo {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Whether it comes from the broker's flags or environment (`--api-key`).
     pub bootstrap: bool,
+    /// Its own rate limits, if it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// Answer to `POST /admin/api-keys`: the key's secret, shown this once.

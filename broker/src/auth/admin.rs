@@ -20,6 +20,7 @@ use super::{Caller, Clusters};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::ratelimit;
 use crate::store::CredentialKind;
 
 /// Longest API key lifetime that can be asked for: one year.
@@ -87,9 +88,27 @@ pub async fn create_api_key(
             ));
         }
     };
+    if let Some(limits) = &req.rate_limits {
+        for (field, value) in [
+            ("session_create", limits.session_create),
+            ("execute", limits.execute),
+            ("standard", limits.standard),
+        ] {
+            if value.is_some_and(|v| v > ratelimit::MAX_PER_MINUTE) {
+                return Err(ApiError::invalid_field(
+                    &format!("rate_limits.{field}"),
+                    format!(
+                        "Invalid rate_limits.{field}: give requests per minute from 0 (unlimited) \
+                         to {}",
+                        ratelimit::MAX_PER_MINUTE
+                    ),
+                ));
+            }
+        }
+    }
     let (key, record) = state
         .credentials
-        .create_api_key(req.name, scope, &clusters, expires_at)
+        .create_api_key(req.name, scope, &clusters, expires_at, req.rate_limits)
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use kubeline_shared::api::{AgentTokenInfo, ApiKeyInfo, Scope, check_cluster_id};
+use kubeline_shared::api::{AgentTokenInfo, ApiKeyInfo, RateLimits, Scope, check_cluster_id};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
@@ -197,6 +197,7 @@ impl Credentials {
                 revoked_at: None,
                 last_used_at: None,
                 bootstrap: true,
+                rate_limits: None,
             });
         }
         let mut seen = std::collections::HashSet::new();
@@ -222,6 +223,7 @@ impl Credentials {
                 revoked_at: None,
                 last_used_at: None,
                 bootstrap: true,
+                rate_limits: None,
             });
         }
         for record in &records {
@@ -386,11 +388,12 @@ impl Credentials {
         let now = Utc::now();
         let stored = self.store.list_credentials().await?;
         // Flag-given tokens count even if the store lost them (they are put back when used).
-        let lost = self
+        let lost: Vec<CredentialRecord> = self
             .bootstrap
             .values()
             .filter(|b| !stored.iter().any(|r| r.id == b.id))
-            .cloned();
+            .cloned()
+            .collect();
         let mut clusters: Vec<String> = stored
             .into_iter()
             .chain(lost)
@@ -411,6 +414,7 @@ impl Credentials {
         scope: Scope,
         clusters: &Clusters,
         expires_at: Option<DateTime<Utc>>,
+        rate_limits: Option<RateLimits>,
     ) -> Result<(String, CredentialRecord), StoreError> {
         let secret = random_secret(API_KEY_PREFIX);
         let record = CredentialRecord {
@@ -425,6 +429,7 @@ impl Credentials {
             revoked_at: None,
             last_used_at: None,
             bootstrap: false,
+            rate_limits,
         };
         self.store.put_credential(&record, true).await?;
         info!(id = %record.id, scope = %scope, clusters = %clusters, "API key created");
@@ -453,6 +458,7 @@ impl Credentials {
             revoked_at: None,
             last_used_at: None,
             bootstrap: false,
+            rate_limits: None,
         };
         self.store.put_credential(&record, true).await?;
         let until = now + chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
@@ -531,6 +537,7 @@ pub fn api_key_info(r: &CredentialRecord) -> ApiKeyInfo {
         revoked_at: r.revoked_at,
         last_used_at: r.last_used_at,
         bootstrap: r.bootstrap,
+        rate_limits: r.rate_limits,
     }
 }
 
@@ -627,7 +634,7 @@ mod tests {
     async fn revoked_keys_are_refused_and_announced() {
         let c = creds(&["admin=a"], &[]).await.unwrap();
         let (secret, record) = c
-            .create_api_key(None, Scope::Read, &Clusters::all(), None)
+            .create_api_key(None, Scope::Read, &Clusters::all(), None, None)
             .await
             .unwrap();
         assert!(secret.starts_with(API_KEY_PREFIX));
@@ -661,6 +668,7 @@ mod tests {
                 Scope::Read,
                 &Clusters::all(),
                 Some(Utc::now() - chrono::Duration::seconds(1)),
+                None,
             )
             .await
             .unwrap();

@@ -271,12 +271,19 @@ mod tests {
             grant(Scope::Read, &["*"]),
         ]);
         assert_eq!(access.scope_on("prod-eu"), Some(Scope::Admin));
-        assert_eq!(access.scope_on("prod-secret"), Some(Scope::Read), "a deny holds within its grant");
+        assert_eq!(
+            access.scope_on("prod-secret"),
+            Some(Scope::Read),
+            "a deny holds within its grant"
+        );
         assert_eq!(access.scope_on("dev-1"), Some(Scope::Read));
         assert!(!access.is_broker_admin());
         assert!(Access::new(vec![grant(Scope::Admin, &["*"])]).is_broker_admin());
         assert!(!Access::default().may_reach("x"));
-        assert_eq!(access.to_string(), "admin on prod-*|!prod-secret; read on *");
+        assert_eq!(
+            access.to_string(),
+            "admin on prod-*|!prod-secret; read on *"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::jwt::VerifiedToken;
 use crate::metrics::{self, AuthFailure};
+use crate::ratelimit::{RateLimitSubject, RateLimits};
 use crate::store::{CredentialKind, CredentialRecord, SessionRecord};
 
 /// Routes that need no credential: probes, the API description, and the agent link (which
@@ -90,6 +91,8 @@ pub struct Identity {
     pub expires_at: Option<DateTime<Utc>>,
     /// An API key's hash, to re-check it when revocation messages were missed.
     key_hash: Option<String>,
+    /// An API key's own rate limits.
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// An authenticated caller (cheap to clone).
@@ -118,6 +121,7 @@ impl Caller {
             }]),
             expires_at: record.expires_at,
             key_hash: Some(record.hash.clone()),
+            rate_limits: record.rate_limits,
         })))
     }
 
@@ -136,6 +140,7 @@ impl Caller {
             access: token.access,
             expires_at: Some(token.expires_at),
             key_hash: None,
+            rate_limits: None,
         }))
     }
 
@@ -355,6 +360,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Err(e) => return e.into_response(),
     };
     req.extensions_mut().insert(caller.clone());
+    req.extensions_mut().insert(RateLimitSubject {
+        credential_id: caller.credential_id.clone(),
+        overrides: caller.rate_limits,
+    });
     let changes = state.credentials.changes();
     let run = next.run(req);
     tokio::select! {

@@ -84,9 +84,7 @@ impl fmt::Display for GrantBinding {
         write!(
             f,
             "{}={}@{}",
-            self.matcher,
-            self.grant.scope,
-            self.grant.clusters
+            self.matcher, self.grant.scope, self.grant.clusters
         )
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::{
     ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
 };
+use crate::ratelimit::{self, Decision, LocalBuckets};
 
 /// How many writes between sweeps of expired records.
 const SWEEP_EVERY: u64 = 1024;
@@ -24,6 +25,8 @@ const SWEEP_EVERY: u64 = 1024;
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Rate limit buckets, under their own lock (checked on every request).
+    rate_limits: LocalBuckets,
 }
 
 #[derive(Default)]
@@ -412,6 +415,14 @@ impl Store for MemoryStore {
         self.lock()
             .emit(StoreEvent::CredentialChanged(id.to_owned()));
         Ok(())
+    }
+
+    // --- rate limits ---
+
+    async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision> {
+        Ok(self
+            .rate_limits
+            .check(key, limit, period, ratelimit::now_ms()))
     }
 }
 

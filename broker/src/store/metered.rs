@@ -16,6 +16,7 @@ use super::{
     ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
 };
 use crate::metrics;
+use crate::ratelimit::Decision;
 
 /// Times the operations of `inner`, labelled with `backend`.
 pub struct Metered {
@@ -236,5 +237,12 @@ impl Store for Metered {
             self.inner.announce_credential_change(id),
         )
         .await
+    }
+
+    // --- rate limits ---
+
+    async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision> {
+        self.timed("rate_limit", self.inner.rate_limit(key, limit, period))
+            .await
     }
 }

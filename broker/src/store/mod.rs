@@ -19,6 +19,8 @@ use kubeline_shared::api::{CommandResult, SessionStatus};
 use kubeline_shared::trace::TraceContext;
 use tokio::sync::mpsc;
 
+use crate::ratelimit::Decision;
+
 /// Failure to reach or use the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -171,6 +173,9 @@ pub struct CredentialRecord {
     /// Whether it comes from the broker's flags or environment.
     #[serde(default)]
     pub bootstrap: bool,
+    /// An API key's own rate limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<kubeline_shared::api::RateLimits>,
 }
 
 impl CredentialRecord {
@@ -337,4 +342,11 @@ pub trait Store: Send + Sync + 'static {
     /// Tells every replica, this one included, that credential `id` changed
     /// ([`StoreEvent::CredentialChanged`]).
     async fn announce_credential_change(&self, id: &str) -> StoreResult<()>;
+
+    // --- rate limits ---
+
+    /// Decides one request on the GCRA bucket `key` ([`crate::ratelimit::gcra`]): `limit`
+    /// (at least 1) per `period`, a burst of `limit`, by the store's clock, atomically for every
+    /// replica. A refusal changes nothing; an allowed request's bucket expires once full again.
+    async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision>;
 }

@@ -16,13 +16,14 @@
 //! | `kl:credhash:HASH` | string | the credential id whose secret hashes to HASH |
 //! | `kl:creds` | sorted set | credential ids by creation time, for listing |
 //! | `kl:cred:used` | hash | credential id → last use (epoch ms) |
+//! | `kl:rl:CLASS:ID` | string with TTL | rate limit bucket of credential ID: its TAT in Unix ms |
 //!
 //! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
 //! `kl:reply:B` carries finished results to the replica B whose caller waits;
 //! `kl:credentials` tells every replica that a credential was revoked or shortened.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,6 +41,7 @@ use super::{
     ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent,
     StoreResult,
 };
+use crate::ratelimit::{self, Decision};
 
 const GROUP: &str = "kl";
 const SESSIONS: &str = "kl:sessions";
@@ -80,6 +82,39 @@ fn bell_channel(cluster: &str) -> String {
 fn reply_channel(broker: &str) -> String {
     format!("kl:reply:{broker}")
 }
+
+/// [`ratelimit::gcra`] in Lua, line for line, on Redis's clock (`TIME`, shared by every broker
+/// replica). Redis ≥ 6.2, which this store needs for XAUTOCLAIM anyway, replicates a script's
+/// effects, so Redis replicas and the AOF get the SET, never a second reading of the clock.
+/// `ARGV`: T in ms, the limit, and (tests only) a time in ms to decide at instead of `TIME`.
+/// Returns `{allowed, remaining, tat, retry_ms}`. Writes nothing on a refusal; an allowed
+/// request's TAT expires when the bucket is full again. Lua numbers are doubles: every value
+/// here is an integer far below 2^53.
+const GCRA_LUA: &str = r"
+local now
+if ARGV[3] then
+  now = tonumber(ARGV[3])
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+local t = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local tau = t * limit
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + t
+local used = new_tat - now
+if used > tau then
+  return {0, 0, tat, used - tau}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', used))
+return {1, math.floor((tau - used) / t), new_tat, 0}
+";
+
+/// The script, hashed once; `invoke_async` sends EVALSHA, and the script itself only after a
+/// NOSCRIPT (a restarted or new Redis).
+static GCRA_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(GCRA_LUA));
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -132,6 +167,50 @@ impl RedisStore {
         if let Some(tx) = guard.as_ref() {
             let _ = tx.send(control);
         }
+    }
+
+    /// [`Store::rate_limit`] decided at `now_ms` instead of by Redis's clock, so that tests can
+    /// compare the script with [`ratelimit::gcra`] step by step.
+    pub async fn rate_limit_at(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        now_ms: u64,
+    ) -> StoreResult<Decision> {
+        self.gcra(key, limit, period, Some(now_ms)).await
+    }
+
+    async fn gcra(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        now_ms: Option<u64>,
+    ) -> StoreResult<Decision> {
+        let limit = limit.max(1);
+        let t = ratelimit::emission_interval_ms(period.as_millis() as u64, limit);
+        let mut invocation = GCRA_SCRIPT.key(key);
+        invocation.arg(t).arg(limit);
+        if let Some(now_ms) = now_ms {
+            invocation.arg(now_ms);
+        }
+        let mut conn = self.conn();
+        let (allowed, remaining, tat, retry_ms): (i64, i64, i64, i64) =
+            invocation.invoke_async(&mut conn).await?;
+        let unsigned = |n: i64| {
+            u64::try_from(n).map_err(|_| StoreError::Corrupt {
+                key: key.to_owned(),
+                reason: format!("rate limit script answered a negative number ({n})"),
+            })
+        };
+        Ok(Decision::from_gcra(
+            allowed == 1,
+            limit,
+            unsigned(remaining)?,
+            unsigned(tat)?,
+            unsigned(retry_ms)?,
+        ))
     }
 
     async fn ensure_group(&self, cluster_id: &str) -> StoreResult<()> {
@@ -849,5 +928,11 @@ impl Store for RedisStore {
         let mut conn = self.conn();
         let _: i64 = conn.publish(CREDENTIAL_CHANNEL, id).await?;
         Ok(())
+    }
+
+    // --- rate limits ---
+
+    async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision> {
+        self.gcra(key, limit, period, None).await
     }
 }
