@@ -9,6 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::*;
@@ -239,5 +241,268 @@ async fn a_key_revoked_on_one_replica_ends_its_request_on_the_other() {
         (status, body["details"]["code"].as_str()),
         (401, Some("revoked"))
     );
+    keep.abort();
+}
+
+// === rate limits ===
+
+#[tokio::test]
+async fn two_replicas_share_one_rate_limit_budget() {
+    let redis = Redis::start().await;
+    let flags = ["--rate-limit-session-create", "4"];
+    let (_a, api_a) = start_broker("rl-a", BrokerOpts::redis(&redis).with(&flags)).await;
+    let (_b, api_b) = start_broker("rl-b", BrokerOpts::redis(&redis).with(&flags)).await;
+    let body = json!({ "cluster_id": CLUSTER }).to_string();
+    let mut remaining = Vec::new();
+    for i in 0..4 {
+        let api = if i % 2 == 0 { &api_a } else { &api_b };
+        let (status, headers, answer) = api.post_raw("/debug/session", &body, &[]).await.unwrap();
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(headers["x-ratelimit-limit"], "4");
+        remaining.push(
+            headers["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let reset: u64 = headers["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            reset >= now && reset <= now + 61,
+            "reset {reset} is epoch seconds"
+        );
+    }
+    assert_eq!(
+        remaining,
+        ["3", "2", "1", "0"],
+        "one budget across both replicas"
+    );
+    for api in [&api_a, &api_b] {
+        let (status, headers, answer) = api.post_raw("/debug/session", &body, &[]).await.unwrap();
+        assert_eq!(status, 429, "{answer}");
+        assert_eq!(answer["error"], "rate_limited");
+        assert_eq!(answer["details"]["limit"], 4);
+        assert_eq!(answer["details"]["window"], "1m");
+        let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert_eq!(answer["details"]["retry_after"], retry);
+        assert!((1..=15).contains(&retry), "{retry}");
+        assert_eq!(headers["x-ratelimit-remaining"], "0");
+    }
+    // Other classes and other credentials have their own budgets.
+    let (status, headers, _) = api_a.post_raw("/debug/sessions", "", &[]).await.unwrap();
+    assert_eq!(status, 405);
+    assert!(headers.contains_key("x-ratelimit-limit"));
+    let reader = api_b.with_key(Some(READ_KEY));
+    let (status, _, answer) = reader.post_raw("/debug/session", &body, &[]).await.unwrap();
+    assert_eq!(status, 201, "{answer}");
+    // Nothing was created by the refused calls.
+    let (_, sessions) = api_a.get("/debug/sessions?limit=1000").await.unwrap();
+    assert_eq!(sessions["total"], 5, "{sessions}");
+}
+
+// === JWT callers ===
+
+mod issuer {
+    //! A real OIDC issuer on loopback: discovery and JWKS over HTTP, ES256 keys made here.
+
+    use axum::Json;
+    use axum::routing::get;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use p256::elliptic_curve::rand_core::OsRng;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::EncodePrivateKey;
+    use serde_json::{Value, json};
+
+    pub const AUDIENCE: &str = "kubeline-e2e";
+
+    pub struct Key {
+        encoding: EncodingKey,
+        pub jwk: Value,
+    }
+
+    impl Key {
+        pub fn new(kid: &str) -> Self {
+            let secret = p256::SecretKey::random(&mut OsRng);
+            let der = secret.to_pkcs8_der().unwrap();
+            let point = secret.public_key().to_encoded_point(false);
+            let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+            Self {
+                encoding: EncodingKey::from_ec_der(der.as_bytes()),
+                jwk: json!({ "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+                             "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()) }),
+            }
+        }
+
+        pub fn sign(&self, claims: &Value) -> String {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = self.jwk["kid"].as_str().map(str::to_owned);
+            encode(&header, claims, &self.encoding).unwrap()
+        }
+    }
+
+    /// Serves discovery and the JWKS of `keys`; returns the issuer URL.
+    pub async fn serve(keys: &[&Key]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let jwks = json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() });
+        let discovery = json!({ "issuer": url, "jwks_uri": format!("{url}/jwks") });
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { Json(discovery) }),
+            )
+            .route("/jwks", get(move || async move { Json(jwks) }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    pub fn claims(issuer: &str, sub: &str, groups: &[&str], exp_in: i64) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({ "iss": issuer, "aud": AUDIENCE, "sub": sub, "groups": groups,
+                "iat": now, "exp": now + exp_in })
+    }
+}
+
+#[tokio::test]
+async fn jwt_callers_from_a_real_issuer_get_what_their_groups_grant() {
+    let key = issuer::Key::new("k1");
+    let stranger = issuer::Key::new("k2");
+    let url = issuer::serve(&[&key]).await;
+    let (_broker, api) = start_broker(
+        "jwt",
+        BrokerOpts::embedded().with(&[
+            "--jwt-issuer",
+            &url,
+            "--jwt-audience",
+            issuer::AUDIENCE,
+            "--jwt-grant",
+            &format!("group:sre=read@{CLUSTER}"),
+            "--jwt-grant",
+            "group:ops=admin@*",
+        ]),
+    )
+    .await;
+    let token = key.sign(&issuer::claims(&url, "alice", &["sre"], 300));
+    let alice = api.with_key(Some(&token));
+    let (status, body) = alice
+        .post("/debug/session", json!({ "cluster_id": CLUSTER }))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = alice
+        .post("/debug/session", json!({ "cluster_id": "elsewhere" }))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["details"]["code"], "cluster_not_granted");
+    let (status, _) = alice.get("/admin/api-keys").await.unwrap();
+    assert_eq!(status, 403, "read on one cluster is not a broker admin");
+    let ops = key.sign(&issuer::claims(&url, "bob", &["ops"], 300));
+    let (status, _) = api
+        .with_key(Some(&ops))
+        .get("/admin/api-keys")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    // Alice sees her session; Bob (admin) sees it too; Carol (no matching group) nothing.
+    let (_, listed) = alice.get("/debug/sessions").await.unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+    let carol = key.sign(&issuer::claims(&url, "carol", &["dev"], 300));
+    let (status, body) = api
+        .with_key(Some(&carol))
+        .get(&format!("/clusters/{CLUSTER}/status"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 403,
+        "a valid token matching no grant reaches nothing: {body}"
+    );
+
+    // Refusals say which check failed.
+    let mut wrong_aud = issuer::claims(&url, "alice", &["sre"], 300);
+    wrong_aud["aud"] = json!("someone-else");
+    let mut wrong_iss = issuer::claims(&url, "alice", &["sre"], 300);
+    wrong_iss["iss"] = json!("https://evil.example");
+    let good = key.sign(&issuer::claims(&url, "alice", &["sre"], 300));
+    let (head, rest) = good.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let forged_payload = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&issuer::claims(&url, "alice", &["ops"], 300)).unwrap());
+    let tampered = format!("{head}.{forged_payload}.{sig}");
+    for (token, needle) in [
+        (
+            key.sign(&issuer::claims(&url, "alice", &["sre"], -120)),
+            "expired",
+        ),
+        (key.sign(&wrong_aud), "audience"),
+        (key.sign(&wrong_iss), "issuer"),
+        (
+            stranger.sign(&issuer::claims(&url, "alice", &["sre"], 300)),
+            "key id",
+        ),
+        (tampered, "signature"),
+    ] {
+        let (status, body) = api.with_key(Some(&token)).get("/clusters").await.unwrap();
+        assert_eq!(status, 401, "{needle}: {body}");
+        assert_eq!(body["details"]["code"], "invalid_token", "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_jwt_request_ends_when_its_token_expires() {
+    let key = issuer::Key::new("k1");
+    let url = issuer::serve(&[&key]).await;
+    let port = free_port();
+    let (_broker, api) = start_broker(
+        "jwt-exp",
+        BrokerOpts {
+            port,
+            redis_url: None,
+            extra: Vec::new(),
+        }
+        .with(&[
+            "--jwt-issuer",
+            &url,
+            "--jwt-audience",
+            issuer::AUDIENCE,
+            "--jwt-leeway-seconds",
+            "0",
+            "--jwt-grant",
+            "group:sre=read@*",
+        ]),
+    )
+    .await;
+    let mut ws = link(port, CLUSTER, AGENT_TOKEN).await;
+    let keep = tokio::spawn(async move { closed(&mut ws).await });
+    let token = key.sign(&issuer::claims(&url, "alice", &["sre"], 3));
+    let alice = api.with_key(Some(&token));
+    let session = alice.session().await;
+    let started = Instant::now();
+    let (status, body) = alice
+        .post(
+            "/debug/execute",
+            json!({ "cluster_id": CLUSTER, "session_id": session, "command_type": "version",
+                    "args": [], "timeout": 60 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["details"]["code"], "credential_ended");
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
     keep.abort();
 }

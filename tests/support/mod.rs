@@ -135,6 +135,12 @@ impl Proc {
             .env("RUST_LOG", "info")
             .env_remove("KUBELINE_API_KEYS")
             .env_remove("KUBELINE_AGENT_TOKENS")
+            .env_remove("KUBELINE_JWT_ISSUER")
+            // Suites send far more than a person would: rate limits are off unless a test
+            // turns them on with a flag (flags win over the environment).
+            .env("KUBELINE_RATE_LIMIT_SESSION_CREATE", "0")
+            .env("KUBELINE_RATE_LIMIT_EXECUTE", "0")
+            .env("KUBELINE_RATE_LIMIT_STANDARD", "0")
             .stdout(log_file(name))
             .stderr(log_file(&format!("{name}.err")))
             .spawn()
