@@ -107,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster_id: args.cluster_id,
                 token: args.token,
                 max_concurrency: args.max_concurrency,
+                tls: kubeline_agent::tls::ClientTls::from_args(&args.tls)?,
             };
             config
                 .connect_url()
@@ -160,6 +161,8 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
         cluster_id: cluster_id.clone(),
         token: agent_token,
         max_concurrency: 16,
+        // Unused: the dev broker is plain HTTP on loopback.
+        tls: kubeline_agent::tls::ClientTls::default(),
     };
     let agent = tokio::spawn(kubeline_agent::link::run(
         link,
