@@ -358,7 +358,10 @@ fn rustls_error(error: &WsError) -> Option<&rustls::Error> {
 /// TLS alert, not HTTP, or the connection is dropped mid-handshake.
 fn not_tls_reply(error: &WsError) -> bool {
     match error {
-        WsError::HttpFormat(_) | WsError::Protocol(ProtocolError::HandshakeIncomplete) => true,
+        WsError::HttpFormat(_)
+        | WsError::Protocol(ProtocolError::HandshakeIncomplete | ProtocolError::HttparseError(_)) => {
+            true
+        }
         WsError::Io(io) => matches!(
             io.kind(),
             std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
@@ -466,7 +469,7 @@ mod tests {
     }
 
     fn err(args: &ClientTlsArgs) -> String {
-        let e = ClientTls::from_args(args).err().expect("refused");
+        let e = ClientTls::from_args(args).expect_err("refused");
         let mut text = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {

@@ -715,11 +715,7 @@ mod tests {
     }
 
     fn load_err(args: &TlsArgs) -> String {
-        chain(
-            &ServerTls::load(args)
-                .err()
-                .expect("the pair must be refused"),
-        )
+        chain(&ServerTls::load(args).expect_err("the pair must be refused"))
     }
 
     /// Handshakes with the server's current configuration over an in-memory pipe and returns
