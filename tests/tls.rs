@@ -238,6 +238,16 @@ async fn agent_links_over_wss_and_survives_a_certificate_rotation() {
     assert_eq!(served_cert(port, &ca).await, second.der);
     run_version(&api).await;
     assert_eq!(broker.logs().matches("agent linked").count(), 1);
+
+    // SIGTERM drains over TLS as over plain HTTP: the agent is told to come back later.
+    let mut broker = broker;
+    broker.terminate(Duration::from_secs(15));
+    log_says(
+        &agent,
+        "the agent to be asked to reconnect",
+        "broker asked to reconnect later",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -376,17 +386,27 @@ fn bad_certificate_files_stop_the_broker_with_the_flag_and_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--tls-key <FILE>"), "{err}");
 
-    // The agent refuses a CA file that holds no certificate before doing anything else.
-    let out = Command::new(env!("CARGO_BIN_EXE_kubeline"))
-        .args(["agent", "--broker-url", "https://127.0.0.1:1"])
-        .args(["--cluster-id", "c1", "--token", "t"])
-        .args(["--ca-file", &files.key()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    // The agent refuses a CA file that holds no certificate before doing anything else, and
+    // --insecure with --ca-file; KUBELINE_INSECURE=false is not --insecure.
+    let agent = |insecure: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+            .args(["agent", "--broker-url", "https://127.0.0.1:1"])
+            .args(["--cluster-id", "c1", "--token", "t"])
+            .args(["--ca-file", &files.key()])
+            .env("KUBELINE_INSECURE", insecure)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = agent("false");
     assert!(
         err.contains(&format!("--ca-file {} holds no certificate", files.key())),
+        "{err}"
+    );
+    let err = agent("1");
+    assert!(
+        err.contains("--ca-file and --insecure exclude each other"),
         "{err}"
     );
 }

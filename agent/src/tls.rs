@@ -30,17 +30,20 @@ pub const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 pub struct ClientTlsArgs {
     /// PEM file of the CA certificate(s) that signed the broker's certificate; trusted instead
     /// of the system's root certificates for a https:// or wss:// broker URL.
-    #[arg(
-        long,
-        env = "KUBELINE_CA_FILE",
-        value_name = "FILE",
-        conflicts_with = "insecure"
-    )]
+    #[arg(long, env = "KUBELINE_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
     /// Do not verify the broker's certificate. Development only: anyone on the path can then
     /// impersonate the broker, read the agent's token and send it commands.
-    #[arg(long, env = "KUBELINE_INSECURE")]
+    // Not `conflicts_with = "ca_file"`: clap would count KUBELINE_INSECURE=false as given.
+    // `ClientTls::from_args` refuses the pair instead. The environment variable takes
+    // true/false, yes/no, on/off or 1/0.
+    #[arg(
+        long,
+        env = "KUBELINE_INSECURE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub insecure: bool,
 }
 
@@ -540,10 +543,13 @@ mod tests {
         assert!(cli.tls.ca_file.is_none() && !cli.tls.insecure);
         let cli = <Cli as clap::Parser>::try_parse_from(["a", "--insecure"]).unwrap();
         assert!(cli.tls.insecure);
-        assert!(
-            <Cli as clap::Parser>::try_parse_from(["a", "--insecure", "--ca-file", "x"]).is_err()
-        );
         assert!(ClientTls::from_args(&cli.tls).unwrap().is_insecure());
+        let both =
+            <Cli as clap::Parser>::try_parse_from(["a", "--insecure", "--ca-file", "x"]).unwrap();
+        assert!(matches!(
+            ClientTls::from_args(&both.tls),
+            Err(ClientTlsError::Conflict)
+        ));
     }
 
     #[test]
