@@ -13,7 +13,10 @@
 //! over an `ArcSwap`), so a reload changes what new handshakes see and leaves established
 //! connections, including agent links, as they are. The files are polled, not watched:
 //! Kubernetes updates a mounted Secret by swapping a `..data` symlink, which file watches on
-//! the old path miss.
+//! the old path miss. Each look reads both files (a few KiB, through the symlinks) and compares
+//! the SHA-256 of their contents with the last look's: unlike an mtime check, this cannot miss
+//! a change made within the file system's timestamp resolution or by a copy that keeps times,
+//! and a pair that only got a new mtime is not reloaded.
 //!
 //! **Invariant:** a pair that does not load (unreadable, not PEM, no certificate, no key, a key
 //! that does not match the certificate) never replaces the pair being served.
