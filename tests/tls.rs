@@ -410,3 +410,17 @@ fn bad_certificate_files_stop_the_broker_with_the_flag_and_the_file() {
         "{err}"
     );
 }
+
+/// rustls 0.23 defaults to aws-lc-rs (cmake, a C toolchain, and a second provider that makes
+/// `ClientConfig::builder()` panic); the build stays on ring. A feature that pulls aws-lc in
+/// (axum-server `tls-rustls`, tokio-rustls defaults, reqwest 0.13 `rustls`, ...) fails here.
+#[test]
+fn the_build_stays_on_ring() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+        .expect("read Cargo.lock");
+    assert!(
+        !lock.contains("name = \"aws-lc"),
+        "Cargo.lock holds aws-lc: find what pulls it with `cargo tree --workspace -i aws-lc-rs` \
+         and turn that crate's default features off"
+    );
+}
