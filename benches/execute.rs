@@ -158,6 +158,7 @@ async fn start_stack(redis_url: Option<String>, executor: Executor) -> (String, 
         cluster_id: CLUSTER.to_owned(),
         token: TOKEN.to_owned(),
         max_concurrency: 256,
+        tls: kubeline_agent::tls::ClientTls::default(),
     };
     tokio::spawn(kubeline_agent::link::run(
         link,

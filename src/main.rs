@@ -101,12 +101,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
         }
         Command::Agent(args) => {
+            // Before the kubeconfig: a bad --ca-file is reported as such.
+            let tls = kubeline_agent::tls::ClientTls::from_args(&args.tls)?;
             let executor = kubeline_agent::executor(args.kubeconfig.as_deref()).await?;
             let config = LinkConfig {
                 broker_url: args.broker_url,
                 cluster_id: args.cluster_id,
                 token: args.token,
                 max_concurrency: args.max_concurrency,
+                tls,
             };
             config
                 .connect_url()
@@ -160,6 +163,8 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
         cluster_id: cluster_id.clone(),
         token: agent_token,
         max_concurrency: 16,
+        // Unused: the dev broker is plain HTTP on loopback.
+        tls: kubeline_agent::tls::ClientTls::default(),
     };
     let agent = tokio::spawn(kubeline_agent::link::run(
         link,

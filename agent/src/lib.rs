@@ -7,6 +7,7 @@
 pub mod exec;
 pub mod link;
 pub mod metrics;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub struct AgentArgs {
     /// default: without it the agent opens no port at all.
     #[arg(long, env = "KUBELINE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// How a https:// broker is trusted: --ca-file, --insecure.
+    #[command(flatten)]
+    pub tls: tls::ClientTlsArgs,
 }
 
 /// An executor for the local API server: from `kubeconfig` (its current context) if given,

@@ -55,6 +55,8 @@ pub struct LinkConfig {
     pub token: String,
     /// Commands run at once; more wait their turn.
     pub max_concurrency: usize,
+    /// How a `https://`/`wss://` broker's certificate is verified.
+    pub tls: crate::tls::ClientTls,
 }
 
 impl LinkConfig {
@@ -130,6 +132,7 @@ pub async fn run(config: LinkConfig, executor: Executor, shutdown: CancellationT
             return;
         }
     };
+    config.tls.announce(&url);
     let mut backoff = Backoff::default();
     for dial in 0u64.. {
         if dial > 0 {
@@ -183,7 +186,9 @@ async fn link_once(
     };
     let connected = tokio::select! {
         () = shutdown.cancelled() => return Ended::Shutdown,
-        c = tokio_tungstenite::connect_async_with_config(request, None, true) => c,
+        c = tokio_tungstenite::connect_async_tls_with_config(
+            request, None, true, config.tls.connector_for(url),
+        ) => c,
     };
     let mut ws = match connected {
         Ok((ws, _)) => ws,
@@ -198,8 +203,17 @@ async fn link_once(
                 response.status()
             ));
         }
-        Err(e) => return Ended::Lost(format!("cannot reach the broker at {url}: {e}")),
+        Err(e) => {
+            // A certificate the agent does not trust, or the wrong scheme, said so plainly.
+            return Ended::Lost(
+                config
+                    .tls
+                    .explain(url, &e)
+                    .unwrap_or_else(|| format!("cannot reach the broker at {url}: {e}")),
+            );
+        }
     };
+    config.tls.warn_if_insecure(url);
     let hello = AgentMessage::Hello(Hello {
         protocol: PROTOCOL_VERSION,
         cluster_id: config.cluster_id.clone(),
@@ -641,6 +655,7 @@ mod tests {
             cluster_id: "c".into(),
             token: "t".into(),
             max_concurrency: 4,
+            tls: crate::tls::ClientTls::default(),
         };
         assert_eq!(c.connect_url().unwrap(), "ws://b:8080/agent/v1/connect");
         c.broker_url = "https://b".into();

@@ -1,5 +1,5 @@
 //! JWT bearer tokens: an OIDC issuer's (or a JWKS file's) signed tokens, verified, and their
-//! claims mapped to [`Access`]: a [`Scope`] on the clusters each matched binding names.
+//! claims mapped to [`Access`]: a [`Scope`](crate::auth::Scope) on the clusters each matched binding names.
 //!
 //! Configuration is [`JwtArgs`] (`--jwt-*`, `KUBELINE_JWT_*`); [`JwtVerifier::new`] checks it,
 //! [`JwtVerifier::start`] loads the keys and starts their refresh, [`JwtVerifier::verify`] checks
@@ -48,7 +48,7 @@ use tracing::{debug, info, warn};
 pub use grants::{GrantBinding, Matcher};
 use jwks::{Key, KeySet, LoadError, Lookup, Source};
 
-use crate::auth::{Access, Scope};
+use crate::auth::Access;
 use crate::metrics::{self, JwksRefresh};
 
 /// Default `--jwt-algorithms`.
@@ -828,6 +828,7 @@ mod tests {
     //! of keys generated here, signing with `jsonwebtoken::encode`.
 
     use super::*;
+    use crate::auth::Scope;
     use std::sync::LazyLock;
     use std::sync::Mutex;
 

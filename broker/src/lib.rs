@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod store;
+pub mod tls;
 
 #[cfg(test)]
 mod edge_tests;
@@ -179,6 +180,10 @@ pub struct BrokerArgs {
     /// JWT callers from an OIDC issuer.
     #[command(flatten)]
     pub jwt: JwtArgs,
+
+    /// HTTPS and WSS: --tls-cert, --tls-key, --tls-reload-seconds.
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -278,6 +283,8 @@ pub struct Broker {
     state: AppState,
     listener: TcpListener,
     drain: Duration,
+    /// The certificate to serve HTTPS and WSS with; plain HTTP without it.
+    tls: Option<tls::ServerTls>,
 }
 
 impl Broker {
@@ -303,6 +310,8 @@ impl Broker {
                 args.max_timeout
             );
         }
+        // Before connecting anything: a certificate that does not load is a configuration error.
+        let tls = tls::ServerTls::load(&args.tls)?;
         // Installed before anything records, so no early sample is lost.
         metrics::handle();
         let store: Arc<dyn Store> =
@@ -367,6 +376,7 @@ impl Broker {
             state,
             listener,
             drain: Duration::from_secs(args.drain_seconds),
+            tls,
         })
     }
 
@@ -390,7 +400,8 @@ impl Broker {
     ) -> anyhow::Result<()> {
         let hub = self.state.hub.clone();
         let drain = self.drain;
-        info!(addr = %self.local_addr(), broker_id = %hub.broker_id(), "broker listening");
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        info!(addr = %self.local_addr(), %scheme, broker_id = %hub.broker_id(), "broker listening");
         let upkeep = tokio::spawn(metrics::upkeep());
         // Small frames (a result's last chunk and its `done`) must not wait for delayed ACKs.
         let listener = self.listener.tap_io(|tcp| {
@@ -398,14 +409,25 @@ impl Broker {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });
-        let served = axum::serve(listener, app(self.state))
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                info!("draining: finishing in-flight commands, then closing agent links");
-                hub.drain(drain).await;
-            })
-            .await
-            .context("server error");
+        let graceful = async move {
+            shutdown.await;
+            info!("draining: finishing in-flight commands, then closing agent links");
+            hub.drain(drain).await;
+        };
+        // With TLS, the same server over a listener that yields finished handshakes (`tls.rs`).
+        let served = match self.tls {
+            None => {
+                axum::serve(listener, app(self.state))
+                    .with_graceful_shutdown(graceful)
+                    .await
+            }
+            Some(tls) => {
+                axum::serve(tls.listen(listener), app(self.state))
+                    .with_graceful_shutdown(graceful)
+                    .await
+            }
+        }
+        .context("server error");
         upkeep.abort();
         served
     }
@@ -433,6 +455,7 @@ impl BrokerArgs {
             max_queue_per_cluster: DEFAULT_MAX_QUEUE_PER_CLUSTER,
             rate_limits: RateLimitArgs::default(),
             jwt: JwtArgs::default(),
+            tls: tls::TlsArgs::default(),
         }
     }
 }

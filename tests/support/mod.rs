@@ -245,6 +245,13 @@ impl BrokerOpts {
 
 /// Starts `kubeline broker` and waits until it answers.
 pub async fn start_broker(name: &str, opts: BrokerOpts) -> (Proc, Api) {
+    let api = Api::new(opts.port, ADMIN_KEY);
+    start_broker_answering(name, opts, api).await
+}
+
+/// Starts `kubeline broker` and waits until it answers `api` (an https client that trusts the
+/// broker's CA when `opts` has TLS flags, see [`Api::https`]).
+pub async fn start_broker_answering(name: &str, opts: BrokerOpts, api: Api) -> (Proc, Api) {
     let mut args = vec![
         "broker".to_owned(),
         "--listen".to_owned(),
@@ -266,7 +273,6 @@ pub async fn start_broker(name: &str, opts: BrokerOpts) -> (Proc, Api) {
         args.push(url);
     }
     let proc = Proc::spawn(name, &args);
-    let api = Api::new(opts.port, ADMIN_KEY);
     let probe = api.clone();
     eventually("broker to answer /health", Duration::from_secs(30), || {
         let probe = probe.clone();
@@ -288,10 +294,22 @@ pub fn start_agent_for(name: &str, port: u16, cluster: &str, token: &str) -> Pro
 
 /// Starts `kubeline agent` for the test bed with more flags.
 pub fn start_agent_with(name: &str, port: u16, cluster: &str, token: &str, extra: &[&str]) -> Proc {
+    let url = format!("http://127.0.0.1:{port}");
+    start_agent_at(name, &url, cluster, token, extra)
+}
+
+/// Starts `kubeline agent` for the test bed against the broker at `broker_url` (e.g. https://).
+pub fn start_agent_at(
+    name: &str,
+    broker_url: &str,
+    cluster: &str,
+    token: &str,
+    extra: &[&str],
+) -> Proc {
     let mut args = vec![
         "agent".to_owned(),
         "--broker-url".to_owned(),
-        format!("http://127.0.0.1:{port}"),
+        broker_url.to_owned(),
         "--cluster-id".to_owned(),
         cluster.to_owned(),
         "--token".to_owned(),
@@ -341,6 +359,21 @@ impl Api {
             .next()
             .and_then(|p| p.parse().ok())
             .expect("the base URL ends with a port")
+    }
+
+    /// A client of the broker on `port` over https, trusting only the CA in `ca_pem`.
+    pub fn https(port: u16, key: &str, ca_pem: &[u8]) -> Self {
+        Self {
+            base: format!("https://127.0.0.1:{port}"),
+            key: Some(key.to_owned()),
+            http: reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).expect("CA PEM"))
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("https client"),
+        }
     }
 
     pub fn with_key(&self, key: Option<&str>) -> Self {
