@@ -48,7 +48,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the broker: REST API for callers, link endpoint for agents.
-    Broker(BrokerArgs),
+    Broker(Box<BrokerArgs>),
     /// Run the agent in a cluster: dial out to the broker and run its commands.
     Agent(AgentArgs),
     /// Run a broker (embedded store) and an agent for one kubeconfig in this process.

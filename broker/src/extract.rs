@@ -49,10 +49,10 @@ where
             .headers()
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        if let Some(ct) = &content_type {
-            if !is_json(ct) {
-                return Err(ApiError::unsupported_media_type(Some(ct)));
-            }
+        if let Some(ct) = &content_type
+            && !is_json(ct)
+        {
+            return Err(ApiError::unsupported_media_type(Some(ct)));
         }
         // Refuse a declared oversize body without reading any of it.
         let declared = req

@@ -346,7 +346,7 @@ impl LocalBuckets {
         // A panic while holding the lock leaves a plain map behind; it is still usable.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.checks += 1;
-        if state.checks % PRUNE_EVERY == 0 {
+        if state.checks.is_multiple_of(PRUNE_EVERY) {
             state.tats.retain(|_, tat| *tat > now_ms);
         }
         let period_ms = period.as_millis() as u64;

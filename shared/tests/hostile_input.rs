@@ -120,11 +120,10 @@ proptest! {
         if let Ok(cmd) = command::parse(&ct, &args) {
             prop_assert!(args.len() <= MAX_ARGS);
             prop_assert!(args.iter().map(String::len).sum::<usize>() <= MAX_ARGV_BYTES);
-            if let Command::Get(g) = cmd {
-                if let GetOutput::JsonPath { template, .. } = &g.output {
+            if let Command::Get(g) = cmd
+                && let GetOutput::JsonPath { template, .. } = &g.output {
                     prop_assert!(!matches!(jsonpath::parse(template), Err(ParseError::Limit(_))));
                 }
-            }
             // Nothing accepted may smuggle a forbidden flag. After `--` every argument is a
             // name (kubectl reads `get -- --raw` as a resource type, and so does kubeline).
             let flags = args.iter().take_while(|a| *a != "--");

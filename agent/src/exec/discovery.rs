@@ -170,19 +170,19 @@ impl Discovery {
     /// Resolves what a user typed to a resource, as kubectl's `mappingFor` does.
     pub(crate) fn resolve(&self, arg: &str) -> Result<&ApiResource, NoMatch> {
         let (full, (resource, group)) = parse_resource_arg(arg);
-        if let Some((resource, version, group)) = full {
-            if let Some(found) = self.resource_for(resource, version, group) {
-                return Ok(found);
-            }
+        if let Some((resource, version, group)) = full
+            && let Some(found) = self.resource_for(resource, version, group)
+        {
+            return Ok(found);
         }
         if let Some(found) = self.resource_for(resource, "", group) {
             return Ok(found);
         }
         let (full_kind, (kind, kind_group)) = parse_resource_arg(arg);
-        if let Some((kind, version, group)) = full_kind {
-            if let Some(found) = self.kind_for(kind, version, group) {
-                return Ok(found);
-            }
+        if let Some((kind, version, group)) = full_kind
+            && let Some(found) = self.kind_for(kind, version, group)
+        {
+            return Ok(found);
         }
         if let Some(found) = self.kind_for(kind, "", kind_group) {
             return Ok(found);

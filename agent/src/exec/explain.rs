@@ -534,10 +534,11 @@ fn type_guess(doc: &Value, schema: &Value) -> Result<String, String> {
         return Ok(format!("map[string]{}", type_guess(doc, ap)?));
     }
     let all_of = schema.get("allOf").filter(|a| truthy(a));
-    if let Some(Value::Array(all)) = all_of {
-        if !schema.get("properties").is_some_and(truthy) && all.len() == 1 {
-            return type_guess(doc, &all[0]);
-        }
+    if let Some(Value::Array(all)) = all_of
+        && !schema.get("properties").is_some_and(truthy)
+        && all.len() == 1
+    {
+        return type_guess(doc, &all[0]);
     }
     let type_of = |s: &Value| s.get("type").filter(|t| truthy(t)).map(go_print);
     if let Some(r) = schema.get("$ref").filter(|r| truthy(r)) {

@@ -106,10 +106,11 @@ fn finish(
         }
         match result {
             Ok(mut f) => {
-                if human && g.sort_by.is_some() {
-                    if let Err(line) = sort_tables(&visits[i].mapping, &mut f.objects, g) {
-                        return fatal(line);
-                    }
+                if human
+                    && g.sort_by.is_some()
+                    && let Err(line) = sort_tables(&visits[i].mapping, &mut f.objects, g)
+                {
+                    return fatal(line);
                 }
                 fetched.push((i, f))
             }
@@ -503,13 +504,13 @@ fn sort_tables(mapping: &ApiResource, tables: &mut [Value], g: &Get) -> Result<(
                 }
             }
         }
-        if rows.len() > 1 {
-            if let Err(e) = sorter::sort_table_rows(rows, field) {
-                if sorter::is_fatal(&e) {
-                    return Err(e);
-                }
-                *table = Value::Null;
+        if rows.len() > 1
+            && let Err(e) = sorter::sort_table_rows(rows, field)
+        {
+            if sorter::is_fatal(&e) {
+                return Err(e);
             }
+            *table = Value::Null;
         }
     }
     Ok(())
@@ -654,10 +655,10 @@ fn print_generic(
         );
     for o in &mut objects {
         redact_secret(o);
-        if omit_managed_fields {
-            if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("managedFields");
-            }
+        if omit_managed_fields
+            && let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.remove("managedFields");
         }
     }
     // kubectl builds the printer (parsing the template) before it sorts and prints.
@@ -684,13 +685,13 @@ fn print_generic(
         _ => GenericPrinter::Json,
     };
     let one_object = single && objects.len() == 1;
-    if let (Some(field), false) = (&g.sort_by, one_object) {
-        if let Err(e) = sorter::sort_objects(&mut objects, field) {
-            if sorter::is_fatal(&e) {
-                return nothing(Some(e));
-            }
-            return nothing(Some(format!("error: {e}")));
+    if let (Some(field), false) = (&g.sort_by, one_object)
+        && let Err(e) = sorter::sort_objects(&mut objects, field)
+    {
+        if sorter::is_fatal(&e) {
+            return nothing(Some(e));
         }
+        return nothing(Some(format!("error: {e}")));
     }
     if let GenericPrinter::Name = printer {
         let mut text = String::new();
@@ -858,10 +859,10 @@ pub(crate) fn redact_secret(o: &mut Value) {
         o.get_mut("metadata").and_then(|m| m.get_mut("annotations"))
     {
         annotations.remove(LAST_APPLIED);
-        if annotations.is_empty() {
-            if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("annotations");
-            }
+        if annotations.is_empty()
+            && let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.remove("annotations");
         }
     }
 }

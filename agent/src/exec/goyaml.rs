@@ -149,10 +149,10 @@ fn resolves_to_string(s: &str) -> bool {
             if let Some(bits) = plain
                 .strip_prefix("0b")
                 .or_else(|| plain.strip_prefix("-0b"))
+                && !bits.is_empty()
+                && bits.bytes().all(|b| b == b'0' || b == b'1')
             {
-                if !bits.is_empty() && bits.bytes().all(|b| b == b'0' || b == b'1') {
-                    return false;
-                }
+                return false;
             }
             true
         }
@@ -279,10 +279,10 @@ fn is_timestamp(s: &str) -> bool {
     if !is_num(h, 1, 2, 0, 23) || !is_num(mi, 1, 2, 0, 59) || !is_num(se, 1, 2, 0, 59) {
         return false;
     }
-    if let Some(f) = frac {
-        if f.is_empty() || f.len() > 9 || !f.bytes().all(|c| c.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(f) = frac
+        && (f.is_empty() || f.len() > 9 || !f.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return false;
     }
     match zone {
         None => true,

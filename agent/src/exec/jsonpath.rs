@@ -482,10 +482,10 @@ impl JsonPath {
         }
         let mut out = Vec::new();
         for v in &input {
-            if let V::Json(Value::Object(map)) = v {
-                if let Some(found) = map.get(name) {
-                    out.push(V::Json(found));
-                }
+            if let V::Json(Value::Object(map)) = v
+                && let Some(found) = map.get(name)
+            {
+                out.push(V::Json(found));
             }
         }
         if out.is_empty() && !self.allow_missing_keys {

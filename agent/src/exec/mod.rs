@@ -265,17 +265,17 @@ impl Executor {
     /// and when `refresh` is asked for (after a lookup miss) and the cache is older than
     /// [`DISCOVERY_REFRESH_AFTER`].
     async fn discovery(&self, refresh: bool) -> Result<Arc<Discovery>, ApiError> {
-        if let Ok(guard) = self.discovery.read() {
-            if let Some(c) = guard.as_ref() {
-                let age = c.fetched.elapsed();
-                let fresh_enough = if refresh {
-                    age < DISCOVERY_REFRESH_AFTER
-                } else {
-                    age < DISCOVERY_MAX_AGE
-                };
-                if fresh_enough {
-                    return Ok(c.discovery.clone());
-                }
+        if let Ok(guard) = self.discovery.read()
+            && let Some(c) = guard.as_ref()
+        {
+            let age = c.fetched.elapsed();
+            let fresh_enough = if refresh {
+                age < DISCOVERY_REFRESH_AFTER
+            } else {
+                age < DISCOVERY_MAX_AGE
+            };
+            if fresh_enough {
+                return Ok(c.discovery.clone());
             }
         }
         let discovery = Arc::new(fetch_discovery(&self.client).await?);
@@ -332,10 +332,10 @@ async fn fetch_discovery(client: &kube::Client) -> Result<Discovery, ApiError> {
             .into_iter()
             .flatten()
         {
-            if let Some(gv) = v.get("groupVersion").and_then(Value::as_str) {
-                if Some(gv) != preferred {
-                    group_versions.push(gv.to_string());
-                }
+            if let Some(gv) = v.get("groupVersion").and_then(Value::as_str)
+                && Some(gv) != preferred
+            {
+                group_versions.push(gv.to_string());
             }
         }
     }

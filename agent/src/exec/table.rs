@@ -238,14 +238,14 @@ fn decorate(columns: &mut Vec<Value>, rows: &mut [Value], o: &PrintOptions) {
         let Some(cells) = row.get_mut("cells").and_then(Value::as_array_mut) else {
             continue;
         };
-        if let Some(i) = name_column {
-            if let Some(cell) = cells.get_mut(i) {
-                let name = match &*cell {
-                    Value::String(s) => s.clone(),
-                    other => go_sprint(other),
-                };
-                *cell = Value::String(format!("{}/{}", o.kind, name));
-            }
+        if let Some(i) = name_column
+            && let Some(cell) = cells.get_mut(i)
+        {
+            let name = match &*cell {
+                Value::String(s) => s.clone(),
+                other => go_sprint(other),
+            };
+            *cell = Value::String(format!("{}/{}", o.kind, name));
         }
         match meta {
             None => {

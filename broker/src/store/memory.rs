@@ -72,7 +72,7 @@ impl MemoryStore {
 impl State {
     fn wrote(&mut self) {
         self.writes += 1;
-        if self.writes % SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
             let wall = Utc::now();
             self.results.retain(|_, (_, until)| *until > now);
@@ -308,10 +308,10 @@ impl Store for MemoryStore {
         if let Some(queue) = state.queues.get_mut(cluster_id) {
             let now = Instant::now();
             for id in entry_ids {
-                if let Some(taken) = queue.taken.get_mut(id) {
-                    if taken.consumer == consumer {
-                        taken.since = now;
-                    }
+                if let Some(taken) = queue.taken.get_mut(id)
+                    && taken.consumer == consumer
+                {
+                    taken.since = now;
                 }
             }
         }
@@ -333,10 +333,10 @@ impl Store for MemoryStore {
         entry_id: Option<&str>,
     ) -> StoreResult<bool> {
         let mut state = self.lock();
-        if let Some(entry_id) = entry_id {
-            if let Some(queue) = state.queues.get_mut(&result.cluster_id) {
-                queue.taken.remove(entry_id);
-            }
+        if let Some(entry_id) = entry_id
+            && let Some(queue) = state.queues.get_mut(&result.cluster_id)
+        {
+            queue.taken.remove(entry_id);
         }
         let now = Instant::now();
         let won = match state.results.get(&result.result_id) {

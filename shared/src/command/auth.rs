@@ -154,13 +154,12 @@ pub(crate) fn parse(args: &[String]) -> Result<Auth, CommandError> {
                     format!("invalid resource type {resource:?}"),
                 ));
             }
-            if let Some(n) = name {
-                if n.is_empty()
+            if let Some(n) = name
+                && (n.is_empty()
                     || n.len() > 253
-                    || n.chars().any(|c| c.is_control() || c.is_whitespace())
-                {
-                    return Err(invalid(target, format!("invalid object name {n:?}")));
-                }
+                    || n.chars().any(|c| c.is_control() || c.is_whitespace()))
+            {
+                return Err(invalid(target, format!("invalid object name {n:?}")));
             }
             CanI::Resource {
                 verb: verb.to_string(),

@@ -137,10 +137,9 @@ fn camel_split(src: &str) -> Vec<String> {
     for i in 0..runs.len().saturating_sub(1) {
         if runs[i].first().is_some_and(|c| c.is_uppercase())
             && runs[i + 1].first().is_some_and(|c| c.is_lowercase())
+            && let Some(c) = runs[i].pop()
         {
-            if let Some(c) = runs[i].pop() {
-                runs[i + 1].insert(0, c);
-            }
+            runs[i + 1].insert(0, c);
         }
     }
     runs.into_iter()

@@ -780,17 +780,16 @@ fn pod_resources(pod: &Pod, limits: bool, use_status: bool) -> ResourceList {
     let mut out = ResourceList::new();
     for c in &spec.containers {
         let mut list = pick(&c.resources);
-        if use_status {
-            if let Some(cs) = statuses.iter().find(|s| s.name == c.name) {
-                if let Some(r) = &cs.resources {
-                    let status_list = parse_list(if limits {
-                        r.limits.as_ref()
-                    } else {
-                        r.requests.as_ref()
-                    });
-                    max_list(&mut list, &status_list);
-                }
-            }
+        if use_status
+            && let Some(cs) = statuses.iter().find(|s| s.name == c.name)
+            && let Some(r) = &cs.resources
+        {
+            let status_list = parse_list(if limits {
+                r.limits.as_ref()
+            } else {
+                r.requests.as_ref()
+            });
+            max_list(&mut list, &status_list);
         }
         add_list(&mut out, &list);
     }
@@ -1384,10 +1383,9 @@ pub(super) async fn persistent_volume_claim(
         if let Some(p) = all
             .iter()
             .find(|p| p.metadata.uid.as_deref() == Some(&o.uid))
+            && !used.iter().any(|u| u.metadata.uid == p.metadata.uid)
         {
-            if !used.iter().any(|u| u.metadata.uid == p.metadata.uid) {
-                used.push(p.clone());
-            }
+            used.push(p.clone());
         }
     }
     let events = object_events(ex, settings, &pvc.metadata, "PersistentVolumeClaim").await;

@@ -482,12 +482,12 @@ fn render_stateful_set(
             strategy.type_.as_deref().unwrap_or_default()
         ),
     );
-    if let Some(ru) = &strategy.rolling_update {
-        if let Some(p) = ru.partition {
-            w.write(1, &format!("Partition:\t{p}\n"));
-            if let Some(mu) = &ru.max_unavailable {
-                w.write(1, &format!("MaxUnavailable:\t{}\n", int_or_string(mu)));
-            }
+    if let Some(ru) = &strategy.rolling_update
+        && let Some(p) = ru.partition
+    {
+        w.write(1, &format!("Partition:\t{p}\n"));
+        if let Some(mu) = &ru.max_unavailable {
+            w.write(1, &format!("MaxUnavailable:\t{}\n", int_or_string(mu)));
         }
     }
     w.write(0, &format!("Pods Status:\t{}\n", counts.text()));
