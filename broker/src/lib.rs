@@ -7,6 +7,7 @@
 //! **Invariant:** `GET /health`, `GET /openapi.json` and `/docs` are the only routes without
 //! credentials.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -164,6 +165,10 @@ pub struct BrokerArgs {
         default_value_t = DEFAULT_MAX_QUEUE_PER_CLUSTER
     )]
     pub max_queue_per_cluster: u64,
+
+    /// Audit log settings (`--audit-*`).
+    #[command(flatten)]
+    pub audit: audit::AuditArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -196,6 +201,8 @@ pub struct AppState {
     pub limits: Arc<ExecuteLimits>,
     /// When the process started.
     pub started: Instant,
+    /// This replica's audit log writer.
+    pub audit: audit::Auditor,
 }
 
 /// The router: REST API, link endpoint, health, and the API description (`/openapi.json`, `/docs`).
@@ -267,6 +274,7 @@ impl Broker {
                  --max-queue-per-cluster must be at least 1"
             );
         }
+        args.audit.check()?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",
@@ -296,6 +304,7 @@ impl Broker {
             abandoned_after: ping * 3,
             ..HubSettings::default()
         };
+        let audit = audit::Auditor::start(store.clone(), &broker_id, &args.audit);
         let hub = Hub::new(broker_id, store, settings);
         hub.start().await.context("cannot subscribe to the store")?;
         let listener = TcpListener::bind(args.listen)
@@ -318,6 +327,7 @@ impl Broker {
                 args.max_queue_per_cluster,
             )),
             started: Instant::now(),
+            audit,
         };
         Ok(Self {
             state,
@@ -387,6 +397,7 @@ impl BrokerArgs {
             max_executes_per_key: DEFAULT_MAX_EXECUTES_PER_KEY,
             max_executes_per_cluster: DEFAULT_MAX_EXECUTES_PER_CLUSTER,
             max_queue_per_cluster: DEFAULT_MAX_QUEUE_PER_CLUSTER,
+            audit: audit::AuditArgs::default(),
         }
     }
 }
@@ -416,11 +427,9 @@ mod tests {
             &["c1=tok".parse().unwrap()],
         )
         .unwrap();
-        let hub = Hub::new(
-            "broker_test".into(),
-            Arc::new(MemoryStore::new()),
-            HubSettings::default(),
-        );
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let audit = audit::Auditor::start(store.clone(), "broker_test", &Default::default());
+        let hub = Hub::new("broker_test".into(), store, HubSettings::default());
         AppState {
             hub,
             credentials: Arc::new(creds),
@@ -434,6 +443,7 @@ mod tests {
             }),
             limits: Arc::new(limits),
             started: Instant::now(),
+            audit,
         }
     }
 

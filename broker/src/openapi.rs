@@ -30,7 +30,7 @@ use utoipa::{OpenApi, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, link, routes};
+use crate::{AppState, audit, link, routes};
 
 /// Name of the security scheme of callers (API keys); also spelled out in `ApiDoc`.
 pub const CALLER_AUTH: &str = "bearerAuth";
@@ -57,6 +57,7 @@ pub const AGENT_AUTH: &str = "agentToken";
         (name = "commands", description = "Execute read-only kubectl commands; read results."),
         (name = "clusters", description = "Clusters and their agents' link state."),
         (name = "agent link", description = "The endpoint agents dial out to (WebSocket)."),
+        (name = "audit", description = "The audit log and the check of its hash chains (admin)."),
     ),
     components(schemas(kubeline_shared::api::ErrorBody)),
     security(("bearerAuth" = [])),
@@ -77,6 +78,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::list_clusters))
         .routes(routes!(routes::cluster_status))
         .routes(routes!(link::connect))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
 }
 
 /// The whole document, as `/openapi.json` serves it.
@@ -126,8 +129,9 @@ pub fn finish(mut doc: Document) -> Document {
                 .description(Some(
                     "An API key given to the broker with `--api-key SCOPE=KEY`, sent as \
                      `Authorization: Bearer <key>`. Scope `read` may use every route but the \
-                     admin lists (`GET /debug/sessions`, `GET /clusters`), which need scope \
-                     `admin` (403 otherwise).",
+                     admin lists (`GET /debug/sessions`, `GET /clusters`) and the audit log \
+                     (`GET /audit`, `GET /audit/verify`), which need scope `admin` (403 \
+                     otherwise).",
                 ))
                 .build(),
         ),
