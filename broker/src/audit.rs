@@ -80,7 +80,7 @@ pub const VERIFY_MAX_RECORDS: usize = 100_000;
 /// With `since`, the scan stops at records written this long before it (replicas' clocks may
 /// differ by that much).
 const SINCE_SLACK: chrono::Duration = chrono::Duration::minutes(1);
-/// Longest id accepted in a filter.
+/// Longest id accepted in a filter, in characters.
 const MAX_FILTER_LEN: usize = 256;
 
 // === configuration ===
@@ -669,13 +669,14 @@ pub fn verify(records_oldest_first: impl IntoIterator<Item = StoredRecord>) -> V
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only records of this cluster.
-    #[param(value_type = Option<String>, example = "production-cluster")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128,
+        pattern = "^[A-Za-z0-9._-]+$", example = "production-cluster")]
     cluster_id: Option<String>,
     /// Only records of this credential (`credential_id` of the records).
-    #[param(value_type = Option<String>, example = "key:sha256:1f2e3d4c")]
+    #[param(value_type = Option<String>, max_length = 256, example = "key:sha256:1f2e3d4c")]
     credential_id: Option<String>,
     /// Only records of this session.
-    #[param(value_type = Option<String>, example = "sess_abc123def456")]
+    #[param(value_type = Option<String>, max_length = 256, example = "sess_abc123def456")]
     session_id: Option<String>,
     /// Only records with this outcome.
     #[param(value_type = Option<AuditOutcome>)]
@@ -693,7 +694,8 @@ pub struct AuditQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, example = 100)]
     limit: Option<String>,
     /// `next_cursor` of the previous page: continue with older records.
-    #[param(value_type = Option<String>, example = "1705746735361-0")]
+    #[param(value_type = Option<String>, pattern = "^[0-9]{1,19}-[0-9]{1,19}$",
+        example = "1705746735361-0")]
     cursor: Option<String>,
 }
 
@@ -737,9 +739,9 @@ fn given(value: Option<String>) -> Option<String> {
 
 fn id_filter(value: Option<String>, field: &str) -> ApiResult<Option<String>> {
     match given(value) {
-        Some(v) if v.len() > MAX_FILTER_LEN => Err(ApiError::invalid_field(
+        Some(v) if v.chars().count() > MAX_FILTER_LEN => Err(ApiError::invalid_field(
             field,
-            format!("Invalid {field}: at most {MAX_FILTER_LEN} bytes"),
+            format!("Invalid {field}: at most {MAX_FILTER_LEN} characters"),
         )),
         v => Ok(v),
     }
@@ -825,14 +827,6 @@ impl AuditQuery {
         }
         filter.since = time_filter(self.since, "since")?;
         filter.until = time_filter(self.until, "until")?;
-        if let (Some(since), Some(until)) = (filter.since, filter.until) {
-            if since > until {
-                return Err(ApiError::invalid_field(
-                    "until",
-                    "Invalid until: it is before since",
-                ));
-            }
-        }
         let limit = count_param(self.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         Ok((filter, limit, cursor_param(self.cursor)?))
     }
@@ -862,6 +856,15 @@ pub async fn list_audit(
 ) -> ApiResult<Json<AuditPage>> {
     caller.require_admin()?;
     let (filter, limit, mut cursor) = q.filter()?;
+    if let (Some(since), Some(until)) = (filter.since, filter.until) {
+        if since > until {
+            // An empty interval: nothing to read.
+            return Ok(Json(AuditPage {
+                records: Vec::new(),
+                next_cursor: None,
+            }));
+        }
+    }
     let store = state.hub.store();
     let budget = limit * SCAN_PER_RECORD;
     let mut scanned = 0;

@@ -4,7 +4,8 @@
 //!
 //! Where each part of the document comes from:
 //! - operations, parameters, request bodies and the statuses each route answers: the
-//!   `#[utoipa::path]` attribute on its handler in [`crate::routes`] (and [`crate::link`]);
+//!   `#[utoipa::path]` attribute on its handler in [`crate::routes`] (and [`crate::link`],
+//!   [`crate::audit`]);
 //! - schemas, field descriptions and the contract's examples: the `ToSchema` types of
 //!   `kubeline_shared::api`;
 //! - the error answers (one reusable response per status, all with the `ErrorBody` schema), the
