@@ -1,11 +1,14 @@
-//! `kubeline`: the broker, the agent, and `kubeline dev` (both in one process) behind one binary.
+//! `kubeline`: the broker, the agent, and `kubeline dev` (both in one process) behind one binary,
+//! and `kubeline audit verify`, which checks a broker's audit log.
 
+mod audit;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,6 +56,9 @@ enum Command {
     Agent(AgentArgs),
     /// Run a broker (embedded store) and an agent for one kubeconfig in this process.
     Dev(DevArgs),
+    /// Work with a broker's audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,12 +80,13 @@ struct DevArgs {
     api_key: Option<String>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let service = match cli.command {
         Command::Broker(_) => "kubeline-broker",
         Command::Agent(_) => "kubeline-agent",
         Command::Dev(_) => "kubeline-dev",
+        Command::Audit(_) => "kubeline-audit",
     };
     // Before the runtime: the OTLP exporter's HTTP client must not live inside it.
     let telemetry = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref(), service)?;
@@ -91,14 +98,14 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_on_signal();
     match cli.command {
         Command::Broker(args) => {
             let broker = Broker::bind(&args).await?;
             broker
                 .serve(async move { shutdown.cancelled().await })
-                .await
+                .await?;
         }
         Command::Agent(args) => {
             // Before the kubeconfig: a bad --ca-file is reported as such.
@@ -121,10 +128,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tokio::spawn(metrics);
             }
             kubeline_agent::link::run(config, executor, shutdown).await;
-            Ok(())
         }
-        Command::Dev(args) => dev(args, shutdown).await,
+        Command::Dev(args) => dev(args, shutdown).await?,
+        Command::Audit(command) => return Ok(audit::run(command).await),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 //! **Invariant:** `GET /health`, `GET /openapi.json` and `/docs` are the only routes without
 //! credentials.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -184,6 +185,10 @@ pub struct BrokerArgs {
     /// HTTPS and WSS: --tls-cert, --tls-key, --tls-reload-seconds.
     #[command(flatten)]
     pub tls: tls::TlsArgs,
+
+    /// Audit log settings (`--audit-*`).
+    #[command(flatten)]
+    pub audit: audit::AuditArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -220,6 +225,8 @@ pub struct AppState {
     pub jwt: Option<JwtVerifier>,
     /// When the process started.
     pub started: Instant,
+    /// This replica's audit log writer.
+    pub audit: audit::Auditor,
 }
 
 /// The router: REST API, link endpoint, health, and the API description (`/openapi.json`, `/docs`).
@@ -303,6 +310,7 @@ impl Broker {
                  --max-queue-per-cluster must be at least 1"
             );
         }
+        args.audit.check()?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",
@@ -334,6 +342,7 @@ impl Broker {
             abandoned_after: ping * 3,
             ..HubSettings::default()
         };
+        let audit = audit::Auditor::start(store.clone(), &broker_id, &args.audit);
         let rate_limiter = Arc::new(RateLimiter::new(store.clone(), (&args.rate_limits).into()));
         let hub = Hub::new(broker_id, store.clone(), settings);
         hub.start().await.context("cannot subscribe to the store")?;
@@ -371,6 +380,7 @@ impl Broker {
             rate_limiter,
             jwt,
             started: Instant::now(),
+            audit,
         };
         Ok(Self {
             state,
@@ -416,13 +426,17 @@ impl Broker {
         };
         // With TLS, the same server over a listener that yields finished handshakes (`tls.rs`).
         let served = match self.tls {
+            // With the peer's address, for the audit trail.
             None => {
-                axum::serve(listener, app(self.state))
+                let app = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app)
                     .with_graceful_shutdown(graceful)
                     .await
             }
             Some(tls) => {
-                axum::serve(tls.listen(listener), app(self.state))
+                let app =
+                    app(self.state).into_make_service_with_connect_info::<middleware::PeerAddr>();
+                axum::serve(tls.listen(listener), app)
                     .with_graceful_shutdown(graceful)
                     .await
             }
@@ -456,6 +470,7 @@ impl BrokerArgs {
             rate_limits: RateLimitArgs::default(),
             jwt: JwtArgs::default(),
             tls: tls::TlsArgs::default(),
+            audit: audit::AuditArgs::default(),
         }
     }
 }
@@ -485,6 +500,7 @@ mod tests {
         let hub = Hub::new("broker_test".into(), store.clone(), HubSettings::default());
         hub.start().await.unwrap();
         let rate_limiter = Arc::new(RateLimiter::new(store.clone(), Default::default()));
+        let audit = audit::Auditor::start(store.clone(), "broker_test", &Default::default());
         let credentials = Credentials::bootstrap(
             store,
             hub.credential_changes().clone(),
@@ -512,6 +528,7 @@ mod tests {
             rate_limiter,
             jwt: None,
             started: Instant::now(),
+            audit,
         }
     }
 

@@ -1,13 +1,19 @@
 //! Per-request context: the A2A headers (`X-Correlation-ID`, `X-Service-Identity`), the W3C
 //! trace context (`traceparent`, `tracestate`), and the correlation id echoed on every response.
 
-use axum::extract::{FromRequestParts, Request};
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::serve::IncomingStream;
 use kubeline_shared::trace::{self, TraceContext, TraceParent};
 use rand::Rng;
+
+use crate::tls::TlsListener;
 
 /// Header carrying the caller's trace id; generated when absent and echoed on the response.
 pub const CORRELATION_ID: &str = "x-correlation-id";
@@ -30,6 +36,28 @@ pub struct RequestContext {
     pub caller_trace: Option<TraceParent>,
     /// The caller's `tracestate`, passed on only with the caller's own `traceparent`.
     pub tracestate: Option<String>,
+    /// This request's id (`req_…`), in the audit trail.
+    pub request_id: String,
+    /// The peer's address (the TCP connection's; a proxy's when behind one).
+    pub source_addr: Option<String>,
+    /// When the broker received the request.
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Default for RequestContext {
+    /// A context for a request that came without one (tests of a bare router).
+    fn default() -> Self {
+        Self {
+            correlation_id: new_correlation_id(),
+            service_identity: None,
+            trace: fresh_trace(),
+            caller_trace: None,
+            tracestate: None,
+            request_id: new_request_id(),
+            source_addr: None,
+            received_at: chrono::Utc::now(),
+        }
+    }
 }
 
 impl RequestContext {
@@ -49,6 +77,18 @@ impl RequestContext {
             trace: caller_trace.unwrap_or_else(fresh_trace).child(span_id()),
             caller_trace,
             tracestate,
+            request_id: new_request_id(),
+            source_addr: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| *addr)
+                .or_else(|| {
+                    req.extensions()
+                        .get::<ConnectInfo<PeerAddr>>()
+                        .map(|ConnectInfo(PeerAddr(addr))| *addr)
+                })
+                .map(|addr| addr.to_string()),
+            received_at: chrono::Utc::now(),
         }
     }
 
@@ -59,6 +99,24 @@ impl RequestContext {
             tracestate: self.tracestate.clone(),
         }
     }
+}
+
+/// The address of the peer of a TLS connection (axum's own `SocketAddr` connect info covers
+/// its TCP listeners; a plain connection's peer is read from that).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl<Io> Connected<IncomingStream<'_, TlsListener<Io>>> for PeerAddr
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn connect_info(stream: IncomingStream<'_, TlsListener<Io>>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+fn new_request_id() -> String {
+    format!("req_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
 }
 
 fn new_correlation_id() -> String {
@@ -109,12 +167,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             .extensions
             .get::<RequestContext>()
             .cloned()
-            .unwrap_or_else(|| RequestContext {
-                correlation_id: new_correlation_id(),
-                service_identity: None,
-                trace: fresh_trace(),
-                caller_trace: None,
-                tracestate: None,
-            }))
+            .unwrap_or_default())
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Where each part of the document comes from:
 //! - operations, parameters, request bodies and the statuses each route answers: the
-//!   `#[utoipa::path]` attribute on its handler in [`crate::routes`] (and [`crate::link`]);
+//!   `#[utoipa::path]` attribute on its handler in [`crate::routes`] (and [`crate::link`],
+//!   [`crate::audit`]);
 //! - schemas, field descriptions and the contract's examples: the `ToSchema` types of
 //!   `kubeline_shared::api`;
 //! - the error answers (one reusable response per status, all with the `ErrorBody` schema), the
@@ -30,7 +31,7 @@ use utoipa::{OpenApi, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, auth, link, routes};
+use crate::{AppState, audit, auth, link, routes};
 
 /// Name of the security scheme of callers (API keys); also spelled out in `ApiDoc`.
 pub const CALLER_AUTH: &str = "bearerAuth";
@@ -62,6 +63,7 @@ pub const AGENT_AUTH: &str = "agentToken";
         (name = "clusters", description = "Clusters and their agents' link state."),
         (name = "agent link", description = "The endpoint agents dial out to (WebSocket)."),
         (name = "credentials", description = "API keys and agent tokens: create, list, revoke (admin)."),
+        (name = "audit", description = "The audit log and the check of its hash chains (admin)."),
     ),
     components(schemas(kubeline_shared::api::ErrorBody)),
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
@@ -92,6 +94,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             auth::admin::list_agent_tokens
         ))
         .routes(routes!(auth::admin::revoke_agent_token))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
 }
 
 /// The whole document, as `/openapi.json` serves it.

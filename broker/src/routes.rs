@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,11 +12,13 @@ use kubeline_shared::api::{
     CreateSessionRequest, ExecuteRequest, Health, ResultStatus, SessionClosed, SessionCreated,
     SessionInfo, SessionList, SessionStatus, SessionSummary,
 };
+use kubeline_shared::audit::{AuditAction, AuditDecision, AuditEvent, AuditOutcome};
 use kubeline_shared::command;
 use kubeline_shared::trace::{TraceContext, TraceParent};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
@@ -152,8 +155,9 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> Response
 pub async fn create_session(
     State(state): State<AppState>,
     caller: Caller,
+    ctx: RequestContext,
     Json(req): Json<CreateSessionRequest>,
-) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
+) -> ApiResult<(StatusCode, Extension<audit::Audited>, Json<SessionCreated>)> {
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
     caller.require_cluster(&cluster_id)?;
     ensure_cluster_known(&state, &cluster_id).await?;
@@ -171,6 +175,17 @@ pub async fn create_session(
             .map(|m| serde_json::Value::Object(m).to_string()),
         owner: Some(caller.credential_id.clone()),
     };
+    // Recorded before it exists: no session without its record.
+    let mut event = audit::request_event(
+        &ctx,
+        Some(&caller),
+        AuditAction::SessionCreate,
+        AuditOutcome::Accepted,
+    );
+    event.cluster_id = Some(record.cluster_id.clone());
+    event.session_id = Some(record.session_id.clone());
+    event.decision = Some(AuditDecision::Allowed);
+    state.audit.record(event).await?;
     state
         .hub
         .store()
@@ -179,6 +194,7 @@ pub async fn create_session(
     info!(session_id = %record.session_id, cluster = %record.cluster_id, "session created");
     Ok((
         StatusCode::CREATED,
+        Extension(audit::Audited),
         Json(SessionCreated {
             session_id: record.session_id,
             cluster_id: record.cluster_id,
@@ -267,9 +283,20 @@ pub async fn get_session(
 pub async fn delete_session(
     State(state): State<AppState>,
     caller: Caller,
+    ctx: RequestContext,
     Path(session_id): Path<String>,
-) -> ApiResult<Json<SessionClosed>> {
-    load_session(&state, &caller, &session_id).await?;
+) -> ApiResult<(Extension<audit::Audited>, Json<SessionClosed>)> {
+    let session = load_session(&state, &caller, &session_id).await?;
+    let mut event = audit::request_event(
+        &ctx,
+        Some(&caller),
+        AuditAction::SessionClose,
+        AuditOutcome::Accepted,
+    );
+    event.cluster_id = Some(session.cluster_id);
+    event.session_id = Some(session.session_id);
+    event.decision = Some(AuditDecision::Allowed);
+    state.audit.record(event).await?;
     let s = state
         .hub
         .store()
@@ -277,11 +304,14 @@ pub async fn delete_session(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))?;
     info!(session_id = %s.session_id, "session closed");
-    Ok(Json(SessionClosed {
-        session_id: s.session_id,
-        status: SessionStatus::Closed,
-        closed_at: s.closed_at.unwrap_or_else(Utc::now),
-    }))
+    Ok((
+        Extension(audit::Audited),
+        Json(SessionClosed {
+            session_id: s.session_id,
+            status: SessionStatus::Closed,
+            closed_at: s.closed_at.unwrap_or_else(Utc::now),
+        }),
+    ))
 }
 
 /// Query of `GET /debug/sessions`. Values arrive as strings and are checked in the handler, so
@@ -406,16 +436,80 @@ pub async fn execute(
     ctx: RequestContext,
     headers: HeaderMap,
     Json(req): Json<ExecuteRequest>,
-) -> ApiResult<Response> {
+) -> Response {
     let started = Instant::now();
     let command_label = metrics::command_label(req.command_type.as_deref());
     let span = info_span!("execute");
     let trace = span_trace(&span, &ctx);
-    let answer = run_execute(&state, &caller, &ctx, trace, &headers, req)
-        .instrument(span)
-        .await;
+    // What the audit trail says of it, whatever the answer.
+    let mut event = audit::request_event(
+        &ctx,
+        Some(&caller),
+        AuditAction::Execute,
+        AuditOutcome::Refused,
+    );
+    event.cluster_id = req.cluster_id.clone();
+    event.session_id = req.session_id.clone();
+    event.command_type = req.command_type.clone();
+    event.args = req.args.clone();
+    let mut dispatched = false;
+    let answer = run_execute(
+        &state,
+        &caller,
+        &ctx,
+        trace,
+        &headers,
+        req,
+        &mut event,
+        &mut dispatched,
+    )
+    .instrument(span)
+    .await;
     metrics::executed(command_label, &answer, started.elapsed());
-    result_response(answer?)
+    // The accepted record was written before dispatch (`run_execute`); this one says how it
+    // ended, or why it was refused.
+    event.duration_ms = Some(audit::elapsed_ms(&ctx));
+    match &answer {
+        Ok(result) => {
+            event.outcome = match result.status {
+                ResultStatus::Completed => AuditOutcome::Completed,
+                ResultStatus::Timeout => AuditOutcome::Timeout,
+                ResultStatus::Failed if result.exit_code.is_none() => AuditOutcome::Error,
+                _ => AuditOutcome::Failed,
+            };
+            event.decision = Some(AuditDecision::Allowed);
+            event.result_id = Some(result.result_id.clone());
+            event.exit_code = result.exit_code;
+            event.reason = result.error.as_deref().map(|e| truncate(e, 512).to_owned());
+        }
+        Err(e) => {
+            event.outcome = if dispatched {
+                AuditOutcome::Error
+            } else {
+                AuditOutcome::Refused
+            };
+            if !dispatched {
+                event.decision = Some(AuditDecision::Refused);
+            }
+            event.reason = Some(format!("{}: {}", e.status().as_u16(), e.body().message));
+        }
+    }
+    audit::record_after(&state.audit, event).await;
+    let mut response = match answer.and_then(result_response) {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(audit::Audited);
+    response
+}
+
+/// The first `max` bytes of `s` at most, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Where the `execute` span stands in the trace: the agent's span of the command takes it as
@@ -456,7 +550,10 @@ fn span_trace(span: &tracing::Span, ctx: &RequestContext) -> TraceParent {
     }
 }
 
-/// An execute from its request to its result (or the error that refuses it).
+/// An execute from its request to its result (or the error that refuses it). The accepted
+/// audit record (`event`, as the handler filled it) is written before anything is queued; an
+/// execute whose record cannot be written is refused with 503 and nothing is queued.
+#[allow(clippy::too_many_arguments)]
 async fn run_execute(
     state: &AppState,
     caller: &Caller,
@@ -464,6 +561,8 @@ async fn run_execute(
     trace: TraceParent,
     headers: &HeaderMap,
     req: ExecuteRequest,
+    event: &mut AuditEvent,
+    dispatched: &mut bool,
 ) -> ApiResult<CommandResult> {
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
     caller.require_cluster(&cluster_id)?;
@@ -555,6 +654,16 @@ async fn run_execute(
             tracestate: ctx.tracestate.clone(),
         }),
     };
+    event.result_id = Some(command.result_id.clone());
+    state
+        .audit
+        .record(AuditEvent {
+            outcome: AuditOutcome::Accepted,
+            decision: Some(AuditDecision::Allowed),
+            ..event.clone()
+        })
+        .await?;
+    *dispatched = true;
     info!(
         result_id = %command.result_id,
         session_id = %command.session_id,

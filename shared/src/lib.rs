@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod command;
 pub mod jsonpath;
 pub mod limits;

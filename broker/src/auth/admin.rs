@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
@@ -16,12 +17,16 @@ use kubeline_shared::api::{
 use serde::Deserialize;
 
 use super::credentials::{agent_token_info, api_key_info};
-use super::{Caller, Clusters};
+use super::{Caller, Clusters, Credentials};
 use crate::AppState;
+use crate::audit::{self, Audited};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::middleware::RequestContext;
 use crate::ratelimit;
 use crate::store::CredentialKind;
+use crate::store::CredentialRecord;
+use kubeline_shared::audit::{AuditAction, AuditDecision, AuditOutcome};
 
 /// Longest API key lifetime that can be asked for: one year.
 pub const MAX_KEY_LIFETIME_SECONDS: u64 = 365 * 24 * 3600;
@@ -50,8 +55,9 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
+    ctx: RequestContext,
     Json(req): Json<CreateApiKeyRequest>,
-) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
+) -> ApiResult<(StatusCode, Extension<Audited>, Json<ApiKeyCreated>)> {
     caller.require_admin()?;
     let scope: Scope = match req.scope.as_deref() {
         None | Some("") => return Err(ApiError::missing_field("scope")),
@@ -106,12 +112,20 @@ pub async fn create_api_key(
             }
         }
     }
-    let (key, record) = state
-        .credentials
-        .create_api_key(req.name, scope, &clusters, expires_at, req.rate_limits)
-        .await?;
+    let (key, record) =
+        Credentials::new_api_key(req.name, scope, &clusters, expires_at, req.rate_limits);
+    audit_change(
+        &state,
+        &caller,
+        &ctx,
+        AuditAction::CredentialCreate,
+        &record,
+    )
+    .await?;
+    state.credentials.add(&record, Duration::ZERO).await?;
     Ok((
         StatusCode::CREATED,
+        Extension(Audited),
         Json(ApiKeyCreated {
             key,
             info: api_key_info(&record),
@@ -156,15 +170,49 @@ pub async fn list_api_keys(
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     caller: Caller,
+    ctx: RequestContext,
     Path(key_id): Path<String>,
-) -> ApiResult<Json<ApiKeyInfo>> {
+) -> ApiResult<(Extension<Audited>, Json<ApiKeyInfo>)> {
     caller.require_admin()?;
-    let record = state
-        .credentials
-        .revoke(CredentialKind::ApiKey, &key_id)
+    let record = revoke(&state, &caller, &ctx, CredentialKind::ApiKey, &key_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("API key not found: {key_id}")))?;
-    Ok(Json(api_key_info(&record)))
+    Ok((Extension(Audited), Json(api_key_info(&record))))
+}
+
+/// Records a credential change in the audit trail before it is made: a change the trail
+/// cannot take is refused (503), and nothing changes.
+async fn audit_change(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    action: AuditAction,
+    record: &CredentialRecord,
+) -> ApiResult<()> {
+    let mut event = audit::request_event(ctx, Some(caller), action, AuditOutcome::Accepted);
+    event.decision = Some(AuditDecision::Allowed);
+    event.target = Some(record.id.clone());
+    event.cluster_id = match record.kind {
+        CredentialKind::AgentToken => record.clusters.first().cloned(),
+        CredentialKind::ApiKey => None,
+    };
+    state.audit.record(event).await?;
+    Ok(())
+}
+
+/// Revokes a credential of `kind` after recording it; `None` if there is none.
+async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    kind: CredentialKind,
+    id: &str,
+) -> ApiResult<Option<CredentialRecord>> {
+    let Some(record) = state.credentials.get(kind, id).await? else {
+        return Ok(None);
+    };
+    audit_change(state, caller, ctx, AuditAction::CredentialRevoke, &record).await?;
+    Ok(state.credentials.revoke(kind, id).await?)
 }
 
 /// Create an agent token for a cluster (admin); rotates the cluster's earlier tokens.
@@ -186,8 +234,9 @@ pub async fn revoke_api_key(
 pub async fn create_agent_token(
     State(state): State<AppState>,
     caller: Caller,
+    ctx: RequestContext,
     Json(req): Json<CreateAgentTokenRequest>,
-) -> ApiResult<(StatusCode, Json<AgentTokenCreated>)> {
+) -> ApiResult<(StatusCode, Extension<Audited>, Json<AgentTokenCreated>)> {
     caller.require_admin()?;
     let cluster_id = match req.cluster_id {
         Some(c) if !c.trim().is_empty() => c,
@@ -202,12 +251,22 @@ pub async fn create_agent_token(
             format!("Invalid overlap_seconds {overlap}: give 0 to {MAX_OVERLAP_SECONDS} (7 days)"),
         ));
     }
-    let (token, record, replaced) = state
+    let (token, record) = Credentials::new_agent_token(&cluster_id);
+    audit_change(
+        &state,
+        &caller,
+        &ctx,
+        AuditAction::CredentialCreate,
+        &record,
+    )
+    .await?;
+    let replaced = state
         .credentials
-        .create_agent_token(&cluster_id, Duration::from_secs(overlap))
+        .add(&record, Duration::from_secs(overlap))
         .await?;
     Ok((
         StatusCode::CREATED,
+        Extension(Audited),
         Json(AgentTokenCreated {
             token,
             info: agent_token_info(&record),
@@ -273,13 +332,12 @@ pub async fn list_agent_tokens(
 pub async fn revoke_agent_token(
     State(state): State<AppState>,
     caller: Caller,
+    ctx: RequestContext,
     Path(token_id): Path<String>,
-) -> ApiResult<Json<AgentTokenInfo>> {
+) -> ApiResult<(Extension<Audited>, Json<AgentTokenInfo>)> {
     caller.require_admin()?;
-    let record = state
-        .credentials
-        .revoke(CredentialKind::AgentToken, &token_id)
+    let record = revoke(&state, &caller, &ctx, CredentialKind::AgentToken, &token_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Agent token not found: {token_id}")))?;
-    Ok(Json(agent_token_info(&record)))
+    Ok((Extension(Audited), Json(agent_token_info(&record))))
 }

@@ -407,15 +407,15 @@ impl Credentials {
 
     // --- management (the admin API) ---
 
-    /// Creates an API key; returns its secret (shown once) and record.
-    pub async fn create_api_key(
-        &self,
+    /// A new API key, not stored yet: its secret (shown once) and record. [`Self::add`] stores
+    /// it (after the audit trail has it).
+    pub fn new_api_key(
         name: Option<String>,
         scope: Scope,
         clusters: &Clusters,
         expires_at: Option<DateTime<Utc>>,
         rate_limits: Option<RateLimits>,
-    ) -> Result<(String, CredentialRecord), StoreError> {
+    ) -> (String, CredentialRecord) {
         let secret = random_secret(API_KEY_PREFIX);
         let record = CredentialRecord {
             id: random_id("key"),
@@ -431,20 +431,12 @@ impl Credentials {
             bootstrap: false,
             rate_limits,
         };
-        self.store.put_credential(&record, true).await?;
-        info!(id = %record.id, scope = %scope, clusters = %clusters, "API key created");
-        Ok((secret, record))
+        (secret, record)
     }
 
-    /// Creates an agent token for `cluster_id`; the cluster's other usable tokens stop working
-    /// after `overlap` (rotation). Returns the secret (shown once), the record, and the
-    /// replaced tokens as they are now.
-    pub async fn create_agent_token(
-        &self,
-        cluster_id: &str,
-        overlap: Duration,
-    ) -> Result<(String, CredentialRecord, Vec<CredentialRecord>), StoreError> {
-        let now = Utc::now();
+    /// A new agent token for `cluster_id`, not stored yet: its secret (shown once) and record.
+    /// [`Self::add`] stores it.
+    pub fn new_agent_token(cluster_id: &str) -> (String, CredentialRecord) {
         let secret = random_secret(AGENT_TOKEN_PREFIX);
         let record = CredentialRecord {
             id: random_id("atk"),
@@ -453,20 +445,36 @@ impl Credentials {
             name: None,
             scope: None,
             clusters: vec![cluster_id.to_owned()],
-            created_at: now,
+            created_at: Utc::now(),
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
             bootstrap: false,
             rate_limits: None,
         };
-        self.store.put_credential(&record, true).await?;
+        (secret, record)
+    }
+
+    /// Stores a new credential. For an agent token, the cluster's other usable tokens stop
+    /// working after `overlap` (rotation); they are returned as they are now.
+    pub async fn add(
+        &self,
+        record: &CredentialRecord,
+        overlap: Duration,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        self.store.put_credential(record, true).await?;
+        if record.kind == CredentialKind::ApiKey {
+            info!(id = %record.id, scope = ?record.scope, clusters = ?record.clusters, "API key created");
+            return Ok(Vec::new());
+        }
+        let cluster_id = record.clusters.first().map(String::as_str);
+        let now = Utc::now();
         let until = now + chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
         let mut replaced = Vec::new();
         for mut old in self.store.list_credentials().await? {
             if old.kind != CredentialKind::AgentToken
                 || old.id == record.id
-                || old.clusters.first().map(String::as_str) != Some(cluster_id)
+                || old.clusters.first().map(String::as_str) != cluster_id
                 || old.usable(now).is_err()
             {
                 continue;
@@ -478,8 +486,21 @@ impl Credentials {
             }
             replaced.push(old);
         }
-        info!(id = %record.id, cluster = %cluster_id, replaced = replaced.len(), overlap_s = overlap.as_secs(), "agent token created");
-        Ok((secret, record, replaced))
+        info!(id = %record.id, cluster = ?cluster_id, replaced = replaced.len(), overlap_s = overlap.as_secs(), "agent token created");
+        Ok(replaced)
+    }
+
+    /// One credential of `kind` by id.
+    pub async fn get(
+        &self,
+        kind: CredentialKind,
+        id: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        Ok(self
+            .store
+            .get_credential(id)
+            .await?
+            .filter(|r| r.kind == kind))
     }
 
     /// Every credential of `kind`, oldest first.
@@ -633,10 +654,9 @@ mod tests {
     #[tokio::test]
     async fn revoked_keys_are_refused_and_announced() {
         let c = creds(&["admin=a"], &[]).await.unwrap();
-        let (secret, record) = c
-            .create_api_key(None, Scope::Read, &Clusters::all(), None, None)
-            .await
-            .unwrap();
+        let (secret, record) =
+            Credentials::new_api_key(None, Scope::Read, &Clusters::all(), None, None);
+        c.add(&record, Duration::ZERO).await.unwrap();
         assert!(secret.starts_with(API_KEY_PREFIX));
         assert_eq!(record.hash, hash_secret(&secret));
         c.check(CredentialKind::ApiKey, &secret).await.unwrap();
@@ -662,16 +682,14 @@ mod tests {
     #[tokio::test]
     async fn expired_keys_are_refused() {
         let c = creds(&[], &[]).await.unwrap();
-        let (secret, _) = c
-            .create_api_key(
-                None,
-                Scope::Read,
-                &Clusters::all(),
-                Some(Utc::now() - chrono::Duration::seconds(1)),
-                None,
-            )
-            .await
-            .unwrap();
+        let (secret, record) = Credentials::new_api_key(
+            None,
+            Scope::Read,
+            &Clusters::all(),
+            Some(Utc::now() - chrono::Duration::seconds(1)),
+            None,
+        );
+        c.add(&record, Duration::ZERO).await.unwrap();
         assert!(matches!(
             c.check(CredentialKind::ApiKey, &secret).await,
             Err(Refusal::Expired)
@@ -681,15 +699,14 @@ mod tests {
     #[tokio::test]
     async fn rotating_an_agent_token_ends_the_old_one_after_the_overlap() {
         let c = creds(&[], &["c1=old"]).await.unwrap();
-        let (new, _, replaced) = c
-            .create_agent_token("c1", Duration::from_secs(300))
-            .await
-            .unwrap();
+        let (new, record) = Credentials::new_agent_token("c1");
+        let replaced = c.add(&record, Duration::from_secs(300)).await.unwrap();
         assert_eq!(replaced.len(), 1);
         assert!(replaced[0].expires_at.is_some());
         c.check(CredentialKind::AgentToken, "old").await.unwrap();
         c.check(CredentialKind::AgentToken, &new).await.unwrap();
-        let (_, _, replaced) = c.create_agent_token("c1", Duration::ZERO).await.unwrap();
+        let (_, record) = Credentials::new_agent_token("c1");
+        let replaced = c.add(&record, Duration::ZERO).await.unwrap();
         assert_eq!(replaced.len(), 2, "both earlier tokens end now");
         assert!(matches!(
             c.check(CredentialKind::AgentToken, &new).await,

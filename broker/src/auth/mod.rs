@@ -20,9 +20,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -34,11 +34,14 @@ use tracing::warn;
 pub use self::credentials::{Credential, Credentials, Refusal, hash_secret};
 pub use self::grant::{Access, Clusters, Grant, Scope};
 use crate::AppState;
+use crate::audit;
 use crate::error::ApiError;
 use crate::jwt::VerifiedToken;
 use crate::metrics::{self, AuthFailure};
+use crate::middleware::RequestContext;
 use crate::ratelimit::{RateLimitSubject, RateLimits};
 use crate::store::{CredentialKind, CredentialRecord, SessionRecord};
+use kubeline_shared::audit::{AuditAction, AuditDecision, AuditOutcome};
 
 /// Routes that need no credential: probes, the API description, and the agent link (which
 /// checks its own agent token).
@@ -348,16 +351,35 @@ pub async fn authenticate_headers(
 /// The authentication layer (see the module docs). Routes that did not match pass through to
 /// the fallbacks (404/405); [`PUBLIC_ROUTES`] pass through as they are.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let public = req
-        .extensions()
-        .get::<MatchedPath>()
-        .is_none_or(|p| PUBLIC_ROUTES.contains(&p.as_str()));
-    if public {
+    let Some(route) = req.extensions().get::<MatchedPath>().cloned() else {
+        return next.run(req).await;
+    };
+    if PUBLIC_ROUTES.contains(&route.as_str()) {
         return next.run(req).await;
     }
+    let ctx = req
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default();
+    let action = audit::audited_action(req.method(), route.as_str());
     let caller = match authenticate_headers(&state, req.headers()).await {
         Ok(caller) => caller,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            if e.status() == StatusCode::UNAUTHORIZED {
+                let mut event = audit::request_event(
+                    &ctx,
+                    None,
+                    AuditAction::AuthFailure,
+                    AuditOutcome::Refused,
+                );
+                event.decision = Some(AuditDecision::Refused);
+                event.target = Some(format!("{} {}", req.method(), route.as_str()));
+                event.reason = Some(e.body().message.clone());
+                audit::record_after(&state.audit, event).await;
+            }
+            return e.into_response();
+        }
     };
     req.extensions_mut().insert(caller.clone());
     req.extensions_mut().insert(RateLimitSubject {
@@ -366,14 +388,27 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     });
     let changes = state.credentials.changes();
     let run = next.run(req);
-    tokio::select! {
+    let res = tokio::select! {
         biased;
         res = run => res,
         refusal = ended(&state, &caller, changes) => {
             warn!(credential = %caller.credential_id, "request ended: {refusal}");
             ApiError::unauthorized("credential_ended", refusal).into_response()
         }
+    };
+    // An audited action its handler did not record was refused before it ran (rate limit,
+    // body, scope) or cut short: record that.
+    if let Some(action) = action
+        && res.extensions().get::<audit::Audited>().is_none()
+    {
+        let mut event = audit::request_event(&ctx, Some(&caller), action, AuditOutcome::Refused);
+        event.decision = Some(AuditDecision::Refused);
+        event.target = Some(route.as_str().to_owned());
+        event.reason = Some(format!("answered {}", res.status()));
+        event.duration_ms = Some(audit::elapsed_ms(&ctx));
+        audit::record_after(&state.audit, event).await;
     }
+    res
 }
 
 /// Resolves when the caller's credential stops working while its request runs: revoked on any

@@ -27,6 +27,18 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Rate limit buckets, under their own lock (checked on every request).
     rate_limits: LocalBuckets,
+    // --- audit ---
+    /// The audit log, under its own lock: appends never wait for the command path's.
+    audit: Mutex<AuditLog>,
+}
+
+/// The embedded audit log: records in append order, each with its cursor number.
+#[derive(Default)]
+struct AuditLog {
+    records: VecDeque<(u64, String)>,
+    /// Cursor number of the next record (cursors are `N-0`, increasing).
+    next: u64,
+    heads: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -423,6 +435,60 @@ impl Store for MemoryStore {
         Ok(self
             .rate_limits
             .check(key, limit, period, ratelimit::now_ms()))
+    }
+
+    // --- audit ---
+
+    async fn append_audit(&self, chain: &str, records: &[String], max_len: u64) -> StoreResult<()> {
+        let mut log = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        for record in records {
+            let n = log.next;
+            log.next += 1;
+            log.records.push_back((n, record.clone()));
+        }
+        let keep = usize::try_from(max_len).unwrap_or(usize::MAX);
+        while log.records.len() > keep {
+            log.records.pop_front();
+        }
+        if let Some(last) = records.last() {
+            log.heads.insert(chain.to_owned(), last.clone());
+        }
+        Ok(())
+    }
+
+    async fn audit_head(&self, chain: &str) -> StoreResult<Option<String>> {
+        let log = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(log.heads.get(chain).cloned())
+    }
+
+    async fn read_audit(
+        &self,
+        before: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let end = match before {
+            None => u64::MAX,
+            Some(cursor) => match super::parse_audit_cursor(cursor) {
+                // `N-S` with S > 0 never names one of ours; it sorts after `N-0`.
+                Some((n, seq)) => n.saturating_add(u64::from(seq > 0)),
+                None => {
+                    return Err(super::StoreError::Corrupt {
+                        key: "audit cursor".to_owned(),
+                        reason: format!("not a cursor: {cursor:?}"),
+                    });
+                }
+            },
+        };
+        let log = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        // Cursor numbers increase along the deque: the records older than `end` end here.
+        let upto = log.records.partition_point(|(n, _)| *n < end);
+        Ok(log
+            .records
+            .range(..upto)
+            .rev()
+            .take(count)
+            .map(|(n, json)| (format!("{n}-0"), json.clone()))
+            .collect())
     }
 }
 

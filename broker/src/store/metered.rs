@@ -245,4 +245,24 @@ impl Store for Metered {
         self.timed("rate_limit", self.inner.rate_limit(key, limit, period))
             .await
     }
+
+    // --- audit ---
+
+    async fn append_audit(&self, chain: &str, records: &[String], max_len: u64) -> StoreResult<()> {
+        let op = self.inner.append_audit(chain, records, max_len);
+        self.timed("append_audit", op).await
+    }
+
+    async fn audit_head(&self, chain: &str) -> StoreResult<Option<String>> {
+        self.timed("audit_head", self.inner.audit_head(chain)).await
+    }
+
+    async fn read_audit(
+        &self,
+        before: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<(String, String)>> {
+        self.timed("read_audit", self.inner.read_audit(before, count))
+            .await
+    }
 }

@@ -1,4 +1,5 @@
-//! The store: sessions, the per-cluster command queues, results, and agent presence.
+//! The store: sessions, the per-cluster command queues, results, agent presence, and the audit
+//! log.
 //!
 //! One interface, two implementations: [`redis::RedisStore`] for production (several broker
 //! replicas share it) and [`memory::MemoryStore`], embedded in the process, for a single broker
@@ -349,4 +350,36 @@ pub trait Store: Send + Sync + 'static {
     /// (at least 1) per `period`, a burst of `limit`, by the store's clock, atomically for every
     /// replica. A refusal changes nothing; an allowed request's bucket expires once full again.
     async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision>;
+
+    // --- audit ---
+
+    /// Appends audit records (JSON, all of `chain`, in seq order) to the audit log and makes the
+    /// last one `chain`'s head, all or nothing, in one round trip; the log keeps about the
+    /// newest `max_len` records (the oldest go first).
+    async fn append_audit(&self, chain: &str, records: &[String], max_len: u64) -> StoreResult<()>;
+
+    /// The last record [`Store::append_audit`] wrote for `chain`, if it is still kept. A writer
+    /// whose append failed without an answer reads it to learn whether the append happened.
+    async fn audit_head(&self, chain: &str) -> StoreResult<Option<String>>;
+
+    /// Up to `count` audit records with their cursors, newest first: the newest ones, or those
+    /// older than the cursor `before` (see [`parse_audit_cursor`]).
+    async fn read_audit(
+        &self,
+        before: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<(String, String)>>;
+}
+
+// --- audit ---
+
+/// Reads an audit cursor, `MS-SEQ` (a Redis stream id; the embedded store uses `N-0`): both
+/// stores order records by it. Anything else is not a cursor.
+pub fn parse_audit_cursor(cursor: &str) -> Option<(u64, u64)> {
+    let (a, b) = cursor.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit());
+    if !digits(a) || !digits(b) {
+        return None;
+    }
+    Some((a.parse().ok()?, b.parse().ok()?))
 }

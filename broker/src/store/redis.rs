@@ -17,6 +17,8 @@
 //! | `kl:creds` | sorted set | credential ids by creation time, for listing |
 //! | `kl:cred:used` | hash | credential id → last use (epoch ms) |
 //! | `kl:rl:CLASS:ID` | string with TTL | rate limit bucket of credential ID: its TAT in Unix ms |
+//! | `kl:audit` | stream, field `r` | audit records (JSON), all replicas; `MAXLEN ~` trimmed |
+//! | `kl:audit:head:B` | string with TTL | the last audit record replica B wrote |
 //!
 //! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
 //! `kl:reply:B` carries finished results to the replica B whose caller waits;
@@ -32,7 +34,9 @@ use futures::StreamExt;
 use kubeline_shared::api::CommandResult;
 use kubeline_shared::trace::TraceContext;
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply,
+};
 use redis::{AsyncCommands, Client, RedisError, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -51,6 +55,12 @@ const CREDENTIALS_USED: &str = "kl:cred:used";
 const CREDENTIAL_CHANNEL: &str = "kl:credentials";
 /// Delay between attempts to re-establish the subscription after Redis went away.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// The audit log of every replica.
+const AUDIT: &str = "kl:audit";
+/// How long a replica's audit head outlives its last write. Only a live writer reads its own
+/// head (after an append that failed without an answer), so a week is plenty; heads of replicas
+/// long gone then disappear by themselves.
+const AUDIT_HEAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn queue_key(cluster: &str) -> String {
     format!("kl:{{{cluster}}}:q")
@@ -81,6 +91,9 @@ fn bell_channel(cluster: &str) -> String {
 }
 fn reply_channel(broker: &str) -> String {
     format!("kl:reply:{broker}")
+}
+fn audit_head_key(chain: &str) -> String {
+    format!("kl:audit:head:{chain}")
 }
 
 /// [`ratelimit::gcra`] in Lua, line for line, on Redis's clock (`TIME`, shared by every broker
@@ -934,5 +947,66 @@ impl Store for RedisStore {
 
     async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision> {
         self.gcra(key, limit, period, None).await
+    }
+
+    // --- audit ---
+
+    async fn append_audit(&self, chain: &str, records: &[String], max_len: u64) -> StoreResult<()> {
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        // MULTI/EXEC: the records and the head land together or not at all, so a failed append
+        // leaves no part of a batch behind for the chain to skip over.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for record in records {
+            pipe.cmd("XADD")
+                .arg(AUDIT)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max_len)
+                .arg("*")
+                .arg("r")
+                .arg(record)
+                .ignore();
+        }
+        pipe.cmd("SET")
+            .arg(audit_head_key(chain))
+            .arg(last)
+            .arg("EX")
+            .arg(AUDIT_HEAD_TTL.as_secs())
+            .ignore();
+        let mut conn = self.conn();
+        pipe.exec_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn audit_head(&self, chain: &str) -> StoreResult<Option<String>> {
+        let mut conn = self.conn();
+        Ok(conn.get(audit_head_key(chain)).await?)
+    }
+
+    async fn read_audit(
+        &self,
+        before: Option<&str>,
+        count: usize,
+    ) -> StoreResult<Vec<(String, String)>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        // `(ID` is an exclusive bound (Redis 6.2 and later).
+        let end = before.map_or_else(|| "+".to_owned(), |c| format!("({c}"));
+        let mut conn = self.conn();
+        let reply: StreamRangeReply = conn.xrevrange_count(AUDIT, end, "-", count).await?;
+        // An entry without a record reads as an empty one: verification reports it rather than
+        // letting it stop every read past it.
+        Ok(reply
+            .ids
+            .iter()
+            .map(|entry| {
+                let record = entry.get::<String>("r").unwrap_or_default();
+                (entry.id.clone(), record)
+            })
+            .collect())
     }
 }
