@@ -134,6 +134,21 @@ async fn revoking_an_agent_token_closes_its_link_on_the_other_replica() {
             }
         }
     }
+    // The refused links are in the audit trail (both replicas write to it).
+    let (status, page) = api_a
+        .get("/audit?action=auth.failure&limit=100")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{page}");
+    let refused = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["credential_kind"] == "agent_token" && r["cluster_id"] == "revoke-0")
+        .count();
+    assert!(refused >= 2, "{page}");
+    let (_, verified) = api_a.get("/audit/verify").await.unwrap();
+    assert_eq!(verified["ok"], true, "{verified}");
     took.sort();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     println!(

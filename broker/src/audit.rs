@@ -920,14 +920,14 @@ pub async fn list_audit(
 ) -> ApiResult<Json<AuditPage>> {
     caller.require_admin()?;
     let (filter, limit, mut cursor) = q.filter()?;
-    if let (Some(since), Some(until)) = (filter.since, filter.until) {
-        if since > until {
-            // An empty interval: nothing to read.
-            return Ok(Json(AuditPage {
-                records: Vec::new(),
-                next_cursor: None,
-            }));
-        }
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since > until
+    {
+        // An empty interval: nothing to read.
+        return Ok(Json(AuditPage {
+            records: Vec::new(),
+            next_cursor: None,
+        }));
     }
     let store = state.hub.store();
     let budget = limit * SCAN_PER_RECORD;

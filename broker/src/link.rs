@@ -22,12 +22,17 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::AppState;
+use crate::audit;
 use crate::auth::{self, Credentials, Refusal};
 use crate::error::ApiError;
 use crate::extract;
 use crate::hub::{Hub, LinkState};
 use crate::metrics::{self, AuthFailure, LinkEvent};
+use crate::middleware::RequestContext;
 use crate::store::{ClusterRecord, CredentialKind, CredentialRecord};
+use kubeline_shared::audit::{
+    AuditAction, AuditDecision, AuditOutcome, CredentialKind as AuditCredentialKind,
+};
 
 /// Header in which the agent names its cluster on the upgrade request.
 pub const CLUSTER_HEADER: &str = "x-kubeline-cluster";
@@ -66,9 +71,41 @@ const OUTBOUND_QUEUE: usize = 256;
     ))]
 pub async fn connect(
     State(state): State<AppState>,
+    ctx: RequestContext,
     headers: HeaderMap,
     extract::WebSocket(ws): extract::WebSocket,
 ) -> Response {
+    match accept(&state, &headers).await {
+        Ok((cluster, credential)) => upgrade(&state, cluster, credential, ws),
+        Err(e) => {
+            if e.status() == axum::http::StatusCode::UNAUTHORIZED {
+                let mut event = audit::request_event(
+                    &ctx,
+                    None,
+                    AuditAction::AuthFailure,
+                    AuditOutcome::Refused,
+                );
+                event.credential_kind = Some(AuditCredentialKind::AgentToken);
+                event.cluster_id = headers
+                    .get(CLUSTER_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|c| kubeline_shared::api::check_cluster_id(c).is_ok())
+                    .map(str::to_owned);
+                event.decision = Some(AuditDecision::Refused);
+                event.target = Some(format!("GET {}", kubeline_shared::protocol::CONNECT_PATH));
+                event.reason = Some(e.body().message.clone());
+                audit::record_after(&state.audit, event).await;
+            }
+            e.into_response()
+        }
+    }
+}
+
+/// Checks an agent's upgrade request: its cluster and its token.
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Arc<CredentialRecord>), ApiError> {
     let cluster = headers
         .get(CLUSTER_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -77,32 +114,37 @@ pub async fn connect(
     if cluster.is_empty() {
         warn!("agent link refused: no X-Kubeline-Cluster header");
         metrics::auth_failure(AuthFailure::Missing);
-        return ApiError::unauthorized(
+        return Err(ApiError::unauthorized(
             "missing_cluster",
             "Missing X-Kubeline-Cluster header: the agent names its cluster on the link",
-        )
-        .into_response();
+        ));
     }
-    let token = match auth::presented(&headers) {
-        Ok(token) => token,
-        Err(e) => return e.into_response(),
-    };
-    let credential = match state
+    let token = auth::presented(headers)?;
+    match state
         .credentials
         .check(CredentialKind::AgentToken, token)
         .await
     {
-        Ok(record) if record.clusters.first() == Some(&cluster) => record,
+        Ok(record) if record.clusters.first() == Some(&cluster) => Ok((cluster, record)),
         Ok(_) | Err(Refusal::Unknown) => {
             warn!(cluster = %cluster, "agent link refused: invalid agent token");
             metrics::auth_failure(AuthFailure::InvalidAgentToken);
-            return ApiError::agent_unauthorized(&cluster).into_response();
+            Err(ApiError::agent_unauthorized(&cluster))
         }
         Err(refusal) => {
             warn!(cluster = %cluster, "agent link refused: {refusal:?}");
-            return auth::refusal_error(refusal, "agent token").into_response();
+            Err(auth::refusal_error(refusal, "agent token"))
         }
-    };
+    }
+}
+
+/// Upgrades an accepted agent's request to the link.
+fn upgrade(
+    state: &AppState,
+    cluster: String,
+    credential: Arc<CredentialRecord>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
     let hub = state.hub.clone();
     let credentials = state.credentials.clone();
     // Links are mostly idle and there are many of them: small buffers (tungstenite's default read

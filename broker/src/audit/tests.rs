@@ -25,7 +25,7 @@ fn at(text: &str) -> DateTime<Utc> {
 
 fn event(n: usize) -> AuditEvent {
     AuditEvent {
-        cluster_id: Some(if n % 2 == 0 { "c1" } else { "c2" }.to_owned()),
+        cluster_id: Some(if n.is_multiple_of(2) { "c1" } else { "c2" }.to_owned()),
         session_id: Some(format!("sess_{}", n % 3)),
         credential_id: Some("key:sha256:0011aabb".to_owned()),
         credential_kind: Some(CredentialKind::ApiKey),
