@@ -811,8 +811,9 @@ fn id_filter(value: Option<String>, field: &str) -> ApiResult<Option<String>> {
     }
 }
 
+/// A time filter; given empty it is refused like any other value that is not a time.
 fn time_filter(value: Option<String>, field: &str) -> ApiResult<Option<DateTime<Utc>>> {
-    given(value)
+    value
         .map(|v| {
             DateTime::parse_from_rfc3339(&v)
                 .map(|t| t.with_timezone(&Utc))

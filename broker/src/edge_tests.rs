@@ -808,6 +808,18 @@ async fn admins_manage_api_keys_and_read_keys_may_not() {
             "expires_in_seconds",
         ),
         (json!({ "scope": "read", "name": "x".repeat(101) }), "name"),
+        (
+            json!({ "scope": "read", "rate_limits": [null, null] }),
+            "rate_limits",
+        ),
+        (
+            json!({ "scope": "read", "rate_limits": { "execute": 1.5 } }),
+            "rate_limits",
+        ),
+        (
+            json!({ "scope": "read", "rate_limits": { "execute": 70000 } }),
+            "rate_limits.execute",
+        ),
     ] {
         let answer = send(app(), post_json("/admin/api-keys", "adm", &body)).await;
         let refusal = refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
@@ -931,15 +943,35 @@ async fn admins_rotate_and_revoke_agent_tokens() {
         post_json(
             "/admin/agent-tokens",
             "adm",
-            &json!({ "cluster_id": "c1", "overlap_seconds": 60 }),
+            &json!({ "cluster_id": "c1", "overlap_seconds": 60.0 }),
         ),
     )
     .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     assert!(answer.body["token"].as_str().unwrap().starts_with("klat_"));
     assert_eq!(answer.body["cluster_id"], "c1");
+    assert_eq!(
+        answer.body["replaced"],
+        json!([]),
+        "the flag's token of c1 stays"
+    );
+    let first = answer.body["id"].clone();
+    let answer = send(
+        app(),
+        post_json(
+            "/admin/agent-tokens",
+            "adm",
+            &json!({ "cluster_id": "c1", "overlap_seconds": 60 }),
+        ),
+    )
+    .await;
     let replaced = answer.body["replaced"].as_array().unwrap();
-    assert_eq!(replaced.len(), 1, "the flag's token of c1 is rotated out");
+    assert_eq!(
+        replaced.len(),
+        1,
+        "the first API token of c1 is rotated out"
+    );
+    assert_eq!(replaced[0]["id"], first);
     assert!(replaced[0]["expires_at"].is_string());
     // A new cluster becomes known by its token.
     let answer = send(

@@ -574,21 +574,70 @@ impl std::fmt::Display for Scope {
     }
 }
 
+/// Reads a whole number that JSON may spell as an integer (`300`) or as a float with no
+/// fraction (`300.0`), as JSON Schema's `integer` allows.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(value) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {value}")))
+}
+
+/// Reads an object (never an array, which serde would otherwise take for a struct).
+fn object_only<'de, D>(deserializer: D) -> Result<Option<RateLimits>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    match Option::<Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(value @ Value::Object(_)) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected an object such as {{\"execute\": 50}}, got {other}"
+        ))),
+    }
+}
+
 /// A credential's own rate limits, requests per minute per class, replacing the broker's
 /// defaults (`--rate-limit-*`); absent keeps the default, 0 means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct RateLimits {
     /// Session creations (`POST /debug/session`) per minute.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
     #[schema(maximum = 60000)]
     pub session_create: Option<u32>,
     /// Command executions (`POST /debug/execute`) per minute.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
     #[schema(maximum = 60000)]
     pub execute: Option<u32>,
     /// Requests to every other route per minute.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
     #[schema(maximum = 60000)]
     pub standard: Option<u32>,
 }
@@ -614,11 +663,19 @@ pub struct CreateApiKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clusters: Option<Vec<String>>,
     /// Lifetime in seconds (at most one year). Without it the key does not expire.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
     #[schema(minimum = 1, maximum = 31536000)]
     pub expires_in_seconds: Option<u64>,
     /// The key's own rate limits; without them the broker's defaults apply.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_only"
+    )]
     pub rate_limits: Option<RateLimits>,
 }
 
@@ -696,7 +753,11 @@ pub struct CreateAgentTokenRequest {
     pub cluster_id: Option<String>,
     /// Rotation: how long the cluster's existing tokens keep working, in seconds (default
     /// 300, at most 7 days). 0 ends them at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
     #[schema(minimum = 0, maximum = 604800)]
     pub overlap_seconds: Option<u64>,
 }

@@ -472,7 +472,10 @@ impl Credentials {
         let until = now + chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
         let mut replaced = Vec::new();
         for mut old in self.store.list_credentials().await? {
+            // Flag-given tokens are the operator's configuration: the API does not end them
+            // (revoke one explicitly, or remove it from the flags).
             if old.kind != CredentialKind::AgentToken
+                || old.bootstrap
                 || old.id == record.id
                 || old.clusters.first().map(String::as_str) != cluster_id
                 || old.usable(now).is_err()
@@ -698,16 +701,20 @@ mod tests {
 
     #[tokio::test]
     async fn rotating_an_agent_token_ends_the_old_one_after_the_overlap() {
-        let c = creds(&[], &["c1=old"]).await.unwrap();
+        let c = creds(&[], &["c1=flag"]).await.unwrap();
+        let (old, record) = Credentials::new_agent_token("c1");
+        let replaced = c.add(&record, Duration::from_secs(300)).await.unwrap();
+        assert!(replaced.is_empty(), "a flag-given token is not rotated out");
         let (new, record) = Credentials::new_agent_token("c1");
         let replaced = c.add(&record, Duration::from_secs(300)).await.unwrap();
         assert_eq!(replaced.len(), 1);
         assert!(replaced[0].expires_at.is_some());
-        c.check(CredentialKind::AgentToken, "old").await.unwrap();
+        c.check(CredentialKind::AgentToken, &old).await.unwrap();
         c.check(CredentialKind::AgentToken, &new).await.unwrap();
         let (_, record) = Credentials::new_agent_token("c1");
         let replaced = c.add(&record, Duration::ZERO).await.unwrap();
-        assert_eq!(replaced.len(), 2, "both earlier tokens end now");
+        assert_eq!(replaced.len(), 2, "both earlier API tokens end now");
+        c.check(CredentialKind::AgentToken, "flag").await.unwrap();
         assert!(matches!(
             c.check(CredentialKind::AgentToken, &new).await,
             Err(Refusal::Expired)
