@@ -796,13 +796,12 @@ fn recorded_at(record: &Value) -> Option<DateTime<Utc>> {
     Some(DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc))
 }
 
-/// A non-empty query value.
-fn given(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.is_empty())
-}
-
 fn id_filter(value: Option<String>, field: &str) -> ApiResult<Option<String>> {
-    match given(value) {
+    match value {
+        Some(v) if v.is_empty() => Err(ApiError::invalid_field(
+            field,
+            format!("Invalid {field}: give a value, or leave the parameter out"),
+        )),
         Some(v) if v.chars().count() > MAX_FILTER_LEN => Err(ApiError::invalid_field(
             field,
             format!("Invalid {field}: at most {MAX_FILTER_LEN} characters"),
@@ -831,7 +830,7 @@ fn time_filter(value: Option<String>, field: &str) -> ApiResult<Option<DateTime<
 }
 
 fn count_param(value: Option<String>, default: usize, max: usize) -> ApiResult<usize> {
-    match given(value) {
+    match value {
         None => Ok(default),
         Some(l) => l
             .parse::<usize>()
@@ -847,7 +846,7 @@ fn count_param(value: Option<String>, default: usize, max: usize) -> ApiResult<u
 }
 
 fn cursor_param(value: Option<String>) -> ApiResult<Option<String>> {
-    match given(value) {
+    match value {
         Some(c) if parse_audit_cursor(&c).is_none() => Err(ApiError::invalid_field(
             "cursor",
             format!("Invalid cursor {c:?}: pass the next_cursor of a previous page"),
@@ -859,7 +858,7 @@ fn cursor_param(value: Option<String>) -> ApiResult<Option<String>> {
 impl AuditQuery {
     fn filter(self) -> ApiResult<(Filter, usize, Option<String>)> {
         let mut filter = Filter::default();
-        if let Some(cluster) = given(self.cluster_id) {
+        if let Some(cluster) = self.cluster_id {
             api::check_cluster_id(&cluster)
                 .map_err(|message| ApiError::invalid_field("cluster_id", message))?;
             filter.equal.push(("cluster_id", cluster));
@@ -870,7 +869,7 @@ impl AuditQuery {
         if let Some(id) = id_filter(self.session_id, "session_id")? {
             filter.equal.push(("session_id", id));
         }
-        if let Some(o) = given(self.outcome) {
+        if let Some(o) = self.outcome {
             let outcome = AuditOutcome::parse(&o).ok_or_else(|| {
                 let all: Vec<&str> = AuditOutcome::ALL.iter().map(|o| o.as_str()).collect();
                 ApiError::invalid_field(
@@ -880,7 +879,7 @@ impl AuditQuery {
             })?;
             filter.equal.push(("outcome", outcome.as_str().to_owned()));
         }
-        if let Some(a) = given(self.action) {
+        if let Some(a) = self.action {
             let action = AuditAction::parse(&a).ok_or_else(|| {
                 let all: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
                 ApiError::invalid_field(

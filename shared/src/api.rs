@@ -642,6 +642,24 @@ pub struct RateLimits {
     pub standard: Option<u32>,
 }
 
+/// A cluster pattern as the API spells it: a cluster id, a glob (`prod-*`), `!` before either
+/// to deny.
+pub struct ClusterPatternText(pub String);
+
+impl utoipa::PartialSchema for ClusterPatternText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^!?[A-Za-z0-9._*-]+$"))
+            .min_length(Some(1))
+            .max_length(Some(MAX_CLUSTER_ID_LEN + 1))
+            .examples([serde_json::json!("prod-*")])
+            .into()
+    }
+}
+
+impl ToSchema for ClusterPatternText {}
+
 /// Body of `POST /admin/api-keys`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({
@@ -661,6 +679,7 @@ pub struct CreateApiKeyRequest {
     /// Clusters the key may reach: ids and globs (`prod-*`), `!` before one to deny (deny
     /// wins). Default `["*"]`: every cluster. At most 32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ClusterPatternText>>, max_items = 32)]
     pub clusters: Option<Vec<String>>,
     /// Lifetime in seconds (at most one year). Without it the key does not expire.
     #[serde(

@@ -71,13 +71,11 @@ pub async fn create_api_key(
             .map_err(|e| ApiError::invalid_field("clusters", format!("Invalid clusters: {e}")))?,
     };
     if let Some(name) = &req.name
-        && (name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control))
+        && name.chars().count() > MAX_NAME_CHARS
     {
         return Err(ApiError::invalid_field(
             "name",
-            format!(
-                "Invalid name: use at most {MAX_NAME_CHARS} characters without control characters"
-            ),
+            format!("Invalid name: use at most {MAX_NAME_CHARS} characters"),
         ));
     }
     let expires_at = match req.expires_in_seconds {
