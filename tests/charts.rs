@@ -85,6 +85,11 @@ fn incomplete_values_are_refused_with_a_reason() {
             "apiKeys={admin=k},replicas=2",
             "replicas > 1 needs redisUrl",
         ),
+        (
+            "charts/kubeline-broker",
+            "apiKeys={admin=k},jwt.issuer=https://idp",
+            "jwt.issuer needs jwt.audience",
+        ),
     ];
     for (chart, values, expected) in cases {
         let (ok, _, err) = helm(&["template", "x", chart, "--set", values]);
@@ -136,9 +141,17 @@ fn charts_validate_against_the_api_server() {
     let kubeconfig = testbed_var("TESTBED_ADMIN_KUBECONFIG");
     for (chart, values) in [
         ("charts/kubeline-agent", AGENT_VALUES.to_owned()),
+        ("charts/kubeline-agent", format!("{AGENT_VALUES},caSecret=broker-ca")),
         (
             "charts/kubeline-broker",
             format!("{BROKER_VALUES},replicas=3,redisUrl=redis://redis:6379/0"),
+        ),
+        (
+            "charts/kubeline-broker",
+            format!(
+                "{BROKER_VALUES},tls.secretName=broker-tls,jwt.issuer=https://idp,\
+                 jwt.audience=kubeline,jwt.grants={{group:sre=admin@*}},rateLimits.execute=120"
+            ),
         ),
     ] {
         let (ok, out, err) = helm(&[
