@@ -141,7 +141,10 @@ fn charts_validate_against_the_api_server() {
     let kubeconfig = testbed_var("TESTBED_ADMIN_KUBECONFIG");
     for (chart, values) in [
         ("charts/kubeline-agent", AGENT_VALUES.to_owned()),
-        ("charts/kubeline-agent", format!("{AGENT_VALUES},caSecret=broker-ca")),
+        (
+            "charts/kubeline-agent",
+            format!("{AGENT_VALUES},caSecret=broker-ca"),
+        ),
         (
             "charts/kubeline-broker",
             format!("{BROKER_VALUES},replicas=3,redisUrl=redis://redis:6379/0"),

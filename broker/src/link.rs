@@ -270,7 +270,9 @@ async fn run(
     mut outbound: mpsc::Receiver<Box<BrokerMessage>>,
 ) -> (LinkEvent, String) {
     let settings = hub.settings().clone();
-    let mut changes = token.credentials.changes();
+    // `None` once the announcements end (the broker is going away): the branch then waits
+    // forever instead of spinning on a closed channel.
+    let mut changes = Some(token.credentials.changes());
     let mut ping = tokio::time::interval(settings.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
@@ -301,11 +303,14 @@ async fn run(
                     return (LinkEvent::Disconnect, "cannot write to the agent".into());
                 }
             }
-            change = changes.recv() => {
+            change = next_change(&mut changes) => {
                 let ours = match change {
                     Ok(id) => *id == *token.record.id,
                     Err(broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(broadcast::error::RecvError::Closed) => false,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        changes = None;
+                        false
+                    }
                 };
                 if ours && let Some(reason) = token.refused().await {
                     close(socket, CLOSE_UNAUTHORIZED, reason).await;
@@ -345,6 +350,16 @@ async fn run(
                 return (event, reason.into());
             }
         }
+    }
+}
+
+/// The next credential change, or never once there are none to come.
+async fn next_change(
+    changes: &mut Option<broadcast::Receiver<Arc<str>>>,
+) -> Result<Arc<str>, broadcast::error::RecvError> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
