@@ -180,24 +180,20 @@ impl Credentials {
         api_keys: &[Credential],
         agent_tokens: &[Credential],
     ) -> Result<Arc<Self>, String> {
-        let now = Utc::now();
         let mut records = Vec::new();
         for key in api_keys {
             let (scope, clusters) = parse_key_label(&key.label)
                 .map_err(|e| format!("--api-key {}=…: {e}", key.label))?;
             records.push(CredentialRecord {
-                id: bootstrap_id(&key.hash),
-                kind: CredentialKind::ApiKey,
-                hash: hex::encode(key.hash),
                 name: Some(format!("--api-key {}", key.label)),
-                scope: Some(scope),
-                clusters: clusters.patterns(),
-                created_at: now,
-                expires_at: None,
-                revoked_at: None,
-                last_used_at: None,
                 bootstrap: true,
-                rate_limits: None,
+                ..CredentialRecord::new(
+                    bootstrap_id(&key.hash),
+                    CredentialKind::ApiKey,
+                    hex::encode(key.hash),
+                    Some(scope),
+                    clusters.patterns(),
+                )
             });
         }
         let mut seen = std::collections::HashSet::new();
@@ -212,18 +208,15 @@ impl Credentials {
                 ));
             }
             records.push(CredentialRecord {
-                id: bootstrap_id(&token.hash),
-                kind: CredentialKind::AgentToken,
-                hash: hex::encode(token.hash),
                 name: Some(format!("--agent-token {}", token.label)),
-                scope: None,
-                clusters: vec![token.label.clone()],
-                created_at: now,
-                expires_at: None,
-                revoked_at: None,
-                last_used_at: None,
                 bootstrap: true,
-                rate_limits: None,
+                ..CredentialRecord::new(
+                    bootstrap_id(&token.hash),
+                    CredentialKind::AgentToken,
+                    hex::encode(token.hash),
+                    None,
+                    vec![token.label.clone()],
+                )
             });
         }
         for record in &records {
@@ -418,18 +411,16 @@ impl Credentials {
     ) -> (String, CredentialRecord) {
         let secret = random_secret(API_KEY_PREFIX);
         let record = CredentialRecord {
-            id: random_id("key"),
-            kind: CredentialKind::ApiKey,
-            hash: hash_secret(&secret),
             name,
-            scope: Some(scope),
-            clusters: clusters.patterns(),
-            created_at: Utc::now(),
             expires_at,
-            revoked_at: None,
-            last_used_at: None,
-            bootstrap: false,
             rate_limits,
+            ..CredentialRecord::new(
+                random_id("key"),
+                CredentialKind::ApiKey,
+                hash_secret(&secret),
+                Some(scope),
+                clusters.patterns(),
+            )
         };
         (secret, record)
     }
@@ -438,20 +429,13 @@ impl Credentials {
     /// [`Self::add`] stores it.
     pub fn new_agent_token(cluster_id: &str) -> (String, CredentialRecord) {
         let secret = random_secret(AGENT_TOKEN_PREFIX);
-        let record = CredentialRecord {
-            id: random_id("atk"),
-            kind: CredentialKind::AgentToken,
-            hash: hash_secret(&secret),
-            name: None,
-            scope: None,
-            clusters: vec![cluster_id.to_owned()],
-            created_at: Utc::now(),
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
-            bootstrap: false,
-            rate_limits: None,
-        };
+        let record = CredentialRecord::new(
+            random_id("atk"),
+            CredentialKind::AgentToken,
+            hash_secret(&secret),
+            None,
+            vec![cluster_id.to_owned()],
+        );
         (secret, record)
     }
 

@@ -180,6 +180,30 @@ pub struct CredentialRecord {
 }
 
 impl CredentialRecord {
+    /// A new credential, created now, usable, never used.
+    pub fn new(
+        id: String,
+        kind: CredentialKind,
+        hash: String,
+        scope: Option<kubeline_shared::api::Scope>,
+        clusters: Vec<String>,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            hash,
+            name: None,
+            scope,
+            clusters,
+            created_at: Utc::now(),
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            bootstrap: false,
+            rate_limits: None,
+        }
+    }
+
     /// Whether it works at `now`: neither revoked nor expired.
     pub fn usable(&self, now: DateTime<Utc>) -> Result<(), &'static str> {
         if self.revoked_at.is_some() {
