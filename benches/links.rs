@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+/// Agent tokens are `t<cluster index>`: each cluster has its own.
 const TOKEN: &str = "t";
 
 fn rss_kib(pid: u32) -> u64 {
@@ -45,7 +46,11 @@ async fn link(port: u16, cluster: String) -> tokio::task::JoinHandle<()> {
         .into_client_request()
         .unwrap();
     let headers = request.headers_mut();
-    headers.insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let index = cluster.trim_start_matches('c');
+    headers.insert(
+        "authorization",
+        format!("Bearer {TOKEN}{index}").parse().unwrap(),
+    );
     headers.insert("x-kubeline-cluster", cluster.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
@@ -96,7 +101,7 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let tokens: Vec<String> = (0..n).map(|i| format!("c{i}={TOKEN}")).collect();
+    let tokens: Vec<String> = (0..n).map(|i| format!("c{i}={TOKEN}{i}")).collect();
     let bin = std::env::var("KUBELINE_BIN").unwrap_or_else(|_| {
         // The bench profile builds into target/release, tests into target/debug.
         let exe = std::env::current_exe().unwrap();

@@ -520,3 +520,34 @@ async fn a_jwt_request_ends_when_its_token_expires() {
     assert!(started.elapsed() < Duration::from_secs(10));
     keep.abort();
 }
+
+#[tokio::test]
+async fn a_rotated_agent_token_closes_its_link_when_the_overlap_ends() {
+    let redis = Redis::start().await;
+    let ((_a, api_a), (_b, api_b)) = replicas("rotate", &redis).await;
+    let (old, _) = new_agent_token(&api_a, "rotating").await;
+    let mut ws = link(api_b.port(), "rotating", &old).await;
+    let (status, body) = api_a
+        .post(
+            "/admin/agent-tokens",
+            json!({ "cluster_id": "rotating", "overlap_seconds": 2 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["replaced"].as_array().unwrap().len(), 1);
+    let started = Instant::now();
+    let (code, reason) = tokio::time::timeout(Duration::from_secs(15), closed(&mut ws))
+        .await
+        .expect("the old link closes after the overlap");
+    assert_eq!(code, 4001, "{reason}");
+    assert!(reason.contains("expired"), "{reason}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "not before the overlap ends: {waited:?}"
+    );
+    // The new token links.
+    let new = body["token"].as_str().unwrap();
+    let _ws = link(api_b.port(), "rotating", new).await;
+}

@@ -213,7 +213,9 @@ async fn serve(
     metrics::link_event(LinkEvent::Connect);
     let token = Token {
         credentials: &credentials,
-        record: &credential,
+        hash: credential.hash.clone(),
+        id: credential.id.clone(),
+        expires_at: credential.expires_at,
     };
     let (event, reason) = run(&hub, &link, token, socket, rx).await;
     metrics::link_event(event);
@@ -238,26 +240,47 @@ async fn read_hello(socket: &mut WebSocket) -> Result<Hello, String> {
     }
 }
 
-/// The agent token a link was opened with, re-checked while the link lives.
+/// The agent token a link was opened with, re-checked while the link lives: at once when a
+/// change of it is announced, and otherwise every [`TOKEN_RECHECK_PINGS`] pings (in case an
+/// announcement was missed); its known expiry is checked at every ping without the store.
 struct Token<'a> {
     credentials: &'a Credentials,
-    record: &'a CredentialRecord,
+    hash: String,
+    id: String,
+    /// The end of the token's life as last read (a rotation sets it).
+    expires_at: Option<chrono::DateTime<Utc>>,
 }
+
+/// Pings between two re-checks of a link's token in the store (one minute at the default ping
+/// interval): with many links, re-reading every token at every ping would cost the store one
+/// read per link every few seconds.
+const TOKEN_RECHECK_PINGS: u64 = 12;
+
+const TOKEN_EXPIRED: &str = "agent token expired (replaced by a newer token)";
 
 impl Token<'_> {
     /// Why the token no longer holds (revoked, or past the end of a rotation's overlap), if it
     /// does not. A store that does not answer keeps the link: revocations also arrive as
     /// announcements.
-    async fn refused(&self) -> Option<&'static str> {
+    async fn refused(&mut self) -> Option<&'static str> {
         match self
             .credentials
-            .check_hash(CredentialKind::AgentToken, &self.record.hash)
+            .check_hash(CredentialKind::AgentToken, &self.hash)
             .await
         {
-            Ok(_) | Err(Refusal::Store(_)) => None,
-            Err(Refusal::Expired) => Some("agent token expired (replaced by a newer token)"),
+            Ok(record) => {
+                self.expires_at = record.expires_at;
+                None
+            }
+            Err(Refusal::Store(_)) => None,
+            Err(Refusal::Expired) => Some(TOKEN_EXPIRED),
             Err(_) => Some("agent token revoked"),
         }
+    }
+
+    /// Whether the token's known expiry has passed.
+    fn expired(&self) -> bool {
+        self.expires_at.is_some_and(|t| t <= Utc::now())
     }
 }
 
@@ -265,7 +288,7 @@ impl Token<'_> {
 async fn run(
     hub: &Arc<Hub>,
     link: &Arc<LinkState>,
-    token: Token<'_>,
+    mut token: Token<'_>,
     mut socket: WebSocket,
     mut outbound: mpsc::Receiver<Box<BrokerMessage>>,
 ) -> (LinkEvent, String) {
@@ -305,7 +328,7 @@ async fn run(
             }
             change = next_change(&mut changes) => {
                 let ours = match change {
-                    Ok(id) => *id == *token.record.id,
+                    Ok(id) => *id == *token.id,
                     Err(broadcast::error::RecvError::Lagged(_)) => true,
                     Err(broadcast::error::RecvError::Closed) => {
                         changes = None;
@@ -318,7 +341,14 @@ async fn run(
                 }
             }
             _ = ping.tick() => {
-                if let Some(reason) = token.refused().await {
+                let refused = if token.expired() {
+                    Some(TOKEN_EXPIRED)
+                } else if seq % TOKEN_RECHECK_PINGS == TOKEN_RECHECK_PINGS - 1 {
+                    token.refused().await
+                } else {
+                    None
+                };
+                if let Some(reason) = refused {
                     close(socket, CLOSE_UNAUTHORIZED, reason).await;
                     return (LinkEvent::Revoked, reason.into());
                 }

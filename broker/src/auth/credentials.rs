@@ -219,6 +219,18 @@ impl Credentials {
                 )
             });
         }
+        // A secret names one credential: the same secret given twice would make the second
+        // one a silent alias of the first.
+        let mut hashes = std::collections::HashMap::new();
+        for record in &records {
+            if let Some(first) = hashes.insert(record.hash.as_str(), record) {
+                return Err(format!(
+                    "{} and {} give the same secret; give each its own",
+                    first.name.as_deref().unwrap_or_default(),
+                    record.name.as_deref().unwrap_or_default()
+                ));
+            }
+        }
         for record in &records {
             let new = store
                 .put_credential(record, true)
@@ -636,6 +648,13 @@ mod tests {
         assert!(err.contains("Invalid cluster_id"), "{err}");
         let err = creds(&[], &["c1=a", "c1=b"]).await.unwrap_err();
         assert!(err.contains("one token per cluster"), "{err}");
+        let err = creds(&["read=same"], &["c1=same"]).await.unwrap_err();
+        assert!(err.contains("give the same secret"), "{err}");
+        let err = creds(&[], &["c1=t", "c2=t"]).await.unwrap_err();
+        assert!(
+            err.contains("--agent-token c1 and --agent-token c2"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
