@@ -21,6 +21,8 @@ use crate::store::{ClusterRecord, QueuedCommand, Store, StoreEvent, StoreResult}
 
 /// How many commands the pump takes from the store at once.
 const TAKE_BATCH: usize = 64;
+/// How long a drain waits for its links to close once told to.
+const LINKS_CLOSE_WITHIN: Duration = Duration::from_secs(2);
 /// Credential changes buffered per listener; a listener that falls further behind re-checks.
 const CREDENTIAL_CHANGES: usize = 1024;
 
@@ -562,6 +564,13 @@ impl Hub {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.draining.cancel();
+        // Upgraded connections outlive the server's graceful shutdown: wait (briefly) until
+        // every link has told its agent to come back later and closed, or the process could
+        // exit first and the agents would see a dropped connection instead.
+        let closing = Instant::now() + LINKS_CLOSE_WITHIN;
+        while Instant::now() < closing && self.link_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
