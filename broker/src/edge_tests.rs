@@ -11,9 +11,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::limits::ExecuteLimits;
-use crate::store::ClusterRecord;
 use crate::store::CredentialKind;
-use crate::tests::state_with;
+use crate::tests::{link_elsewhere, state_with};
 use crate::{
     AppState, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EXECUTES_PER_CLUSTER,
     DEFAULT_MAX_EXECUTES_PER_KEY, DEFAULT_MAX_QUEUE_PER_CLUSTER, app,
@@ -343,21 +342,7 @@ async fn unknown_paths_and_bad_credentials_keep_the_shape() {
 /// with the given limits, and a session of `c1`.
 async fn linked(limits: ExecuteLimits) -> (AppState, String) {
     let state = state_with(limits).await;
-    state
-        .hub
-        .store()
-        .link_cluster(
-            &ClusterRecord {
-                cluster_id: "c1".into(),
-                broker_id: Some("broker_elsewhere".into()),
-                agent_version: None,
-                kubernetes_version: None,
-                last_seen: None,
-            },
-            Duration::from_secs(600),
-        )
-        .await
-        .unwrap();
+    link_elsewhere(&state, "c1").await;
     let answer = send(
         app(state.clone()),
         post_json("/debug/session", "rd", &json!({ "cluster_id": "c1" })),

@@ -493,6 +493,25 @@ mod tests {
         .await
     }
 
+    /// Records `cluster_id` as linked to another replica (nobody answers its commands).
+    pub(crate) async fn link_elsewhere(state: &AppState, cluster_id: &str) {
+        state
+            .hub
+            .store()
+            .link_cluster(
+                &crate::store::ClusterRecord {
+                    cluster_id: cluster_id.into(),
+                    broker_id: Some("broker_elsewhere".into()),
+                    agent_version: None,
+                    kubernetes_version: None,
+                    last_seen: None,
+                },
+                Duration::from_secs(600),
+            )
+            .await
+            .unwrap();
+    }
+
     /// A router state over an embedded store with keys `adm` (admin), `rd` (read) and `rd-c2`
     /// (read, cluster `c2` only), cluster `c1`, and the given execute limits.
     pub(crate) async fn state_with(limits: ExecuteLimits) -> AppState {

@@ -505,21 +505,7 @@ async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
 async fn linked_state(sink: Arc<TestSink>) -> AppState {
     let mut state = default_state().await;
     state.audit = Auditor::spawn(sink, "broker_test", 1000);
-    state
-        .hub
-        .store()
-        .link_cluster(
-            &crate::store::ClusterRecord {
-                cluster_id: "c1".into(),
-                broker_id: Some("broker_elsewhere".into()),
-                agent_version: None,
-                kubernetes_version: None,
-                last_seen: None,
-            },
-            Duration::from_secs(600),
-        )
-        .await
-        .unwrap();
+    crate::tests::link_elsewhere(&state, "c1").await;
     state
 }
 
