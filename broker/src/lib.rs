@@ -213,6 +213,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// The MCP endpoint's settings.
     pub mcp: mcp::McpArgs,
+    /// Whether this broker serves HTTPS (`--tls-cert`).
+    pub tls: bool,
 }
 
 /// Shared state of the handlers.
@@ -290,6 +292,8 @@ fn edge(routes: Router<AppState>, max_body: usize) -> Router<AppState> {
             },
         ))
         .layer(axum::middleware::from_fn(middleware::context))
+        // MCP clients read JSON-RPC errors, not the REST body, from `/mcp`.
+        .layer(axum::middleware::from_fn(mcp::jsonrpc_errors))
         // Outermost, so it also counts the answers of the layers above (413, panics).
         .layer(axum::middleware::from_fn(metrics::track_http))
 }
@@ -382,6 +386,7 @@ impl Broker {
                 max_output_bytes: args.max_output_bytes,
                 max_body_bytes: args.max_body_bytes,
                 mcp: args.mcp.clone(),
+                tls: tls.is_some(),
             }),
             limits: Arc::new(ExecuteLimits::new(
                 args.max_executes_per_key,
@@ -558,6 +563,7 @@ mod tests {
                     mcp_output_bytes: 512,
                     ..Default::default()
                 },
+                tls: false,
             }),
             limits: Arc::new(limits),
             rate_limiter,

@@ -84,6 +84,12 @@ pub struct McpArgs {
     /// rest of a result is read by window with `read_result`.
     #[arg(long, env = "KUBELINE_MCP_OUTPUT_BYTES", default_value_t = DEFAULT_MCP_OUTPUT_BYTES)]
     pub mcp_output_bytes: u64,
+
+    /// The URL clients reach this broker at (e.g. https://kubeline.example.com), which names
+    /// the MCP resource (`<url>/mcp`) in its protected-resource metadata. Default: from each
+    /// request's `Host` (and `X-Forwarded-Proto`).
+    #[arg(long, env = "KUBELINE_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
 }
 
 impl Default for McpArgs {
@@ -92,6 +98,7 @@ impl Default for McpArgs {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             mcp_output_bytes: DEFAULT_MCP_OUTPUT_BYTES,
+            public_url: None,
         }
     }
 }
@@ -104,6 +111,11 @@ impl McpArgs {
                 "--mcp-output-bytes ({}) must be from 1 to --max-output-bytes ({max_output_bytes})",
                 self.mcp_output_bytes
             );
+        }
+        if let Some(url) = &self.public_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            anyhow::bail!("--public-url {url} must be an http:// or https:// URL");
         }
         for origin in &self.allowed_origins {
             if origin != "null" && !origin.contains("://") {
@@ -144,6 +156,141 @@ pub struct Mcp {
     state: AppState,
     /// Sessions opened for MCP callers: (credential id, cluster) → session id.
     sessions: Arc<Mutex<HashMap<(String, String), String>>>,
+}
+
+/// Where clients reach this broker: `--public-url`, else the request's `Host` with the scheme
+/// of `X-Forwarded-Proto` (a balancer ending TLS) or of this listener.
+pub fn public_base(state: &AppState, headers: &http::HeaderMap) -> String {
+    if let Some(url) = &state.settings.mcp.public_url {
+        return url.as_str().trim_end_matches('/').to_owned();
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ if state.settings.tls => "https",
+        _ => "http",
+    };
+    // Only what a host name and port may hold, so nothing a caller sends breaks the header.
+    let host = header("host")
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// Path of the MCP endpoint's protected-resource metadata (RFC 9728, path-suffixed form).
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+
+/// The `WWW-Authenticate` value of a 401: a Bearer challenge that names the protected-resource
+/// metadata when JWT callers are accepted (so MCP clients can find the issuer), as the MCP
+/// authorization spec asks.
+pub fn challenge(state: &AppState, headers: &http::HeaderMap) -> http::HeaderValue {
+    const PLAIN: http::HeaderValue = http::HeaderValue::from_static("Bearer realm=\"kubeline\"");
+    if state.jwt.is_none() {
+        return PLAIN;
+    }
+    let value = format!(
+        "Bearer realm=\"kubeline\", resource_metadata=\"{}{RESOURCE_METADATA_PATH}\"",
+        public_base(state, headers)
+    );
+    http::HeaderValue::from_str(&value).unwrap_or(PLAIN)
+}
+
+/// OAuth 2.0 protected-resource metadata of the MCP endpoint (RFC 9728).
+///
+/// Public. Served when the broker accepts JWTs (`--jwt-issuer`): it names the issuer MCP
+/// clients get tokens from. Without JWTs there is no authorization server to name: 404.
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp", tag = "mcp",
+    security(()),
+    responses(
+        (status = 200, description = "The metadata.", body = Object, content_type = "application/json",
+            example = json!({"resource": "https://kubeline.example.com/mcp",
+                "authorization_servers": ["https://issuer.example.com"],
+                "bearer_methods_supported": ["header"], "resource_name": "kubeline"})),
+        (status = 404, response = crate::openapi::NotFound),
+    ))]
+pub async fn protected_resource(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: http::HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Some(jwt) = &state.jwt else {
+        return Err(ApiError::not_found(
+            "This broker accepts API keys only (no --jwt-issuer), so it names no authorization \
+             server; send an API key as Authorization: Bearer",
+        ));
+    };
+    Ok(axum::Json(json!({
+        "resource": format!("{}/mcp", public_base(&state, &headers)),
+        "authorization_servers": [jwt.issuer()],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "kubeline",
+    })))
+}
+
+/// The MCP endpoint (described here; served by rmcp, see [`service`]).
+///
+/// JSON-RPC 2.0 over Streamable HTTP, protocol 2026-07-28 (stateless) and 2025-11-25 (the
+/// initialize handshake), JSON answers. Tools: `list_clusters`, `cluster_status`, `kubectl`,
+/// `read_result`, `open_session`, `close_session`. Errors of the transport and of the
+/// authentication and rate-limit layers are JSON-RPC error objects (`data` holds the REST
+/// error body); a refused or failed command is a tool result with `isError: true`.
+#[utoipa::path(post, path = "/mcp", tag = "mcp",
+    request_body(content = Object, content_type = "application/json",
+        description = "A JSON-RPC 2.0 request or notification.",
+        example = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}})),
+    responses(
+        (status = 200, description = "The JSON-RPC response.", body = Object, content_type = "application/json"),
+        (status = 202, description = "A notification was accepted."),
+        (status = 400, description = "Not a JSON-RPC request, or an unsupported protocol version.", body = Object),
+        (status = 401, description = "Missing or invalid credential (JSON-RPC error; `WWW-Authenticate`).", body = Object),
+        (status = 403, description = "An `Origin` that is not allowed (`--mcp-allowed-origin`).", body = Object),
+        (status = 413, description = "The request is larger than `--max-body-bytes`.", body = Object),
+        (status = 429, description = "Rate limited (JSON-RPC error; `Retry-After`).", body = Object),
+    ))]
+#[allow(dead_code)]
+pub(crate) fn mcp_endpoint() {}
+
+/// Middleware for `/mcp`: the REST error bodies of the layers in front of it (authentication,
+/// rate limits) become JSON-RPC error objects, which MCP clients show their users; the status
+/// and headers stay, and `data` keeps the REST body.
+pub async fn jsonrpc_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.uri().path() != "/mcp" {
+        return next.run(req).await;
+    }
+    let res = next.run(req).await;
+    let is_json = res
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if res.status().is_success() || !is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (parts.status, "error body too large").into_response();
+    };
+    let Ok(rest) = serde_json::from_slice::<api::ErrorBody>(&bytes) else {
+        // Already JSON-RPC (rmcp's own answers).
+        return axum::response::Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    let code = match parts.status.as_u16() {
+        401 => -32001,
+        403 => -32003,
+        429 => -32029,
+        _ => -32000,
+    };
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": rest.message, "data": rest},
+    });
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 // === tools ===

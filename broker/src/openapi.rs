@@ -64,7 +64,9 @@ pub const AGENT_AUTH: &str = "agentToken";
         (name = "agent link", description = "The endpoint agents dial out to (WebSocket)."),
         (name = "credentials", description = "API keys and agent tokens: create, list, revoke (admin)."),
         (name = "audit", description = "The audit log and the check of its hash chains (admin)."),
+        (name = "mcp", description = "The Model Context Protocol endpoint for AI agents, and its OAuth metadata."),
     ),
+    paths(crate::mcp::mcp_endpoint),
     components(schemas(kubeline_shared::api::ErrorBody)),
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
 )]
@@ -96,6 +98,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::admin::revoke_agent_token))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
+        .routes(routes!(crate::mcp::protected_resource))
 }
 
 /// The whole document, as `/openapi.json` serves it.

@@ -20,7 +20,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{self, AUTHORIZATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -52,6 +52,7 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/docs/",
     "/docs/{*rest}",
     "/agent/v1/connect",
+    crate::mcp::RESOURCE_METADATA_PATH,
 ];
 
 /// Header Kubently clients send their API key in.
@@ -378,9 +379,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 event.reason = Some(e.body().message.clone());
                 audit::record_after(&state.audit, event).await;
             }
-            return e.into_response();
+            let mut res = e.into_response();
+            if res.status() == StatusCode::UNAUTHORIZED {
+                let challenge = crate::mcp::challenge(&state, req.headers());
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            return res;
         }
     };
+    let challenge = crate::mcp::challenge(&state, req.headers());
     req.extensions_mut().insert(caller.clone());
     req.extensions_mut().insert(RateLimitSubject {
         credential_id: caller.credential_id.clone(),
@@ -393,7 +400,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         res = run => res,
         refusal = ended(&state, &caller, changes) => {
             warn!(credential = %caller.credential_id, "request ended: {refusal}");
-            ApiError::unauthorized("credential_ended", refusal).into_response()
+            let mut res = ApiError::unauthorized("credential_ended", refusal).into_response();
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            res
         }
     };
     // An audited action its handler did not record was refused before it ran (rate limit,
