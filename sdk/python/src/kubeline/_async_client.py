@@ -111,7 +111,7 @@ class AsyncClient(BaseClient):
             default_headers=default_headers,
         )
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx2.AsyncClient(verify=verify, trust_env=True)
+        self._http = http_client if http_client is not None else httpx2.AsyncClient(verify=_base.tls_verify(verify), trust_env=True)
 
     def __repr__(self) -> str:
         return f"kubeline.AsyncClient(endpoint={self.endpoint!r})"

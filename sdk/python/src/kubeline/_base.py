@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import ssl
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -133,6 +134,22 @@ def resolve_api_key(api_key: Optional[str]) -> Optional[str]:
         if any(ch in value for ch in "\r\n"):
             raise KubelineConfigError("The kubeline API key contains a line break")
     return value
+
+
+_ssl_context: Optional[ssl.SSLContext] = None
+_ssl_lock = threading.Lock()
+
+
+def tls_verify(verify: Any) -> Any:
+    """``verify=True`` becomes one SSL context shared by every client of the process (building
+    one reads the system's trust store: about 0.1 s)."""
+    global _ssl_context
+    if verify is not True:
+        return verify
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = httpx2.create_ssl_context()
+        return _ssl_context
 
 
 def make_timeout(seconds: Optional[float]) -> httpx2.Timeout:
