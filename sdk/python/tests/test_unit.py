@@ -253,14 +253,17 @@ def test_client_timeout_is_a_clear_timeout_error() -> None:
         assert srv.url in str(err) and "0.3 s" in str(err)
 
 
-def test_execute_waits_for_the_command_timeout_on_top_of_the_client_timeout() -> None:
+def test_execute_with_a_command_timeout_waits_at_least_that_long() -> None:
     with FakeBroker() as fb:
         fb.default = Reply(200, result(), hang=0.5)
         client = kubeline.Client(fb.url, "k", timeout=0.2)
-        # 0.2 s alone would time out; execute adds the command's timeout (1 s) to it.
+        # 0.2 s alone would time out; an execute given a command timeout waits for it (+5 s).
         assert client.execute("c1", "sess_1", "get", ["pods"], timeout=1).output == "out\n"
-        with pytest.raises(kubeline.KubelineTimeoutError):
-            client.list_clusters()
+        # Without one, the client's timeout is the limit.
+        with pytest.raises(kubeline.KubelineTimeoutError) as info:
+            client.execute("c1", "sess_1", "get", ["pods"])
+        assert "may have run" in str(info.value) and "0.2 s" in str(info.value)
+        assert len(fb.seen) == 2  # not sent again
 
 
 # --- configuration -------------------------------------------------------------------------------

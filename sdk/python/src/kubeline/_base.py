@@ -38,12 +38,12 @@ ENV_ENDPOINT = "KUBELINE_ENDPOINT"
 ENV_API_KEY = "KUBELINE_API_KEY"
 
 DEFAULT_TIMEOUT = 60.0
-"""Seconds the client waits for an answer (and, for execute, on top of the command's timeout)."""
+"""Seconds the client waits for an answer."""
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds to establish a connection, at most (never more than ``timeout``)."""
 DEFAULT_MAX_RETRIES = 2
-DEFAULT_COMMAND_TIMEOUT = 30.0
-"""The broker's default command timeout (``--default-timeout``), assumed when execute gives none."""
+EXECUTE_GRACE = 5.0
+"""Seconds an execute with an explicit command ``timeout`` waits beyond it, at least."""
 INITIAL_BACKOFF = 0.25
 MAX_BACKOFF = 8.0
 DEFAULT_MAX_RETRY_AFTER = 60.0
@@ -236,14 +236,16 @@ class BaseClient:
         params: Optional[Mapping[str, Any]] = None,
         body: Optional[BaseModel] = None,
         correlation_id: Optional[str] = None,
-        extra_wait: float = 0.0,
+        min_wait: Optional[float] = None,
         also_ok: frozenset[int] = frozenset(),
     ) -> PreparedCall:
         route = ROUTES[name]
         path = route.path
         for key, value in (path_params or {}).items():
             path = path.replace("{" + key + "}", quote(check_id(key, value), safe=""))
-        seconds = None if self.timeout is None else self.timeout + extra_wait
+        seconds = self.timeout
+        if seconds is not None and min_wait is not None:
+            seconds = max(seconds, min_wait)
         return PreparedCall(
             route=route,
             url=self.endpoint + path,
@@ -342,16 +344,17 @@ class BaseClient:
                     **common,
                 )
             waited = call.timeout.write if isinstance(exc, httpx2.WriteTimeout) else call.timeout.read
-            consequence = (
-                " The command may have run on the cluster: it was not sent again."
-                f" Its correlation id is {call.correlation_id}."
-                if call.route.execute
-                else ""
-            )
+            if call.route.execute:
+                advice = (
+                    " The command may have run on the cluster: it was not sent again (correlation "
+                    f"id {call.correlation_id}). Raise the client's timeout= (or give execute a "
+                    "timeout=) if the command is slow, or check that the broker is healthy."
+                )
+            else:
+                advice = " Raise the client's timeout= if the broker is slow, or check that it is healthy."
             return KubelineTimeoutError(
                 f"No answer from {where} within {_secs(waited)}{tried} ({request}); the request "
-                f"was sent.{consequence} Raise the client's timeout= if the broker is slow, or "
-                "check that it is healthy.",
+                f"was sent.{advice}",
                 reason="timeout",
                 request_sent=True,
                 **common,

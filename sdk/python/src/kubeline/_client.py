@@ -13,10 +13,10 @@ import httpx2
 
 from . import _base
 from ._base import (
-    DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_TIMEOUT,
+    EXECUTE_GRACE,
     BaseClient,
     PreparedCall,
     check_args,
@@ -68,9 +68,9 @@ class Client(BaseClient):
         endpoint: the broker's base URL; default ``$KUBELINE_ENDPOINT``.
         api_key: an API key (or JWT) sent as ``Authorization: Bearer …``; default
             ``$KUBELINE_API_KEY``. Only ``health()`` works without one.
-        timeout: seconds to wait for an answer (default 60; ``None`` waits forever). For
-            ``execute`` it is added to the command's own ``timeout`` (the broker answers when the
-            command ends or its timeout runs out), so a slow command never trips it.
+        timeout: seconds to wait for any answer (default 60; ``None`` waits forever). An
+            ``execute`` given a command ``timeout`` waits at least that plus 5 s, so that the
+            broker's own answer (the result, or its 504) arrives first.
         max_retries: how many times a request is sent again after a 429 or 503 answer, or after
             a connection failure that is safe to repeat (default 2). See :meth:`execute` for what
             is never repeated.
@@ -280,7 +280,8 @@ class Client(BaseClient):
 
         Args:
             timeout: seconds the broker waits for the command (its default 30, at most its
-                ``--max-timeout``); the HTTP wait is this plus the client's ``timeout``.
+                ``--max-timeout``). The client then waits for the answer at least this plus 5 s
+                (or its own ``timeout`` if longer); without it, the client's ``timeout``.
             max_output_bytes: output budget for this command (at most the broker's).
             correlation_id: sent as ``X-Correlation-ID`` and stored with the result.
         """
@@ -296,7 +297,7 @@ class Client(BaseClient):
             "execute",
             body=body,
             correlation_id=correlation_id,
-            extra_wait=timeout if timeout is not None else DEFAULT_COMMAND_TIMEOUT,
+            min_wait=None if timeout is None else timeout + EXECUTE_GRACE,
         )
         return self._parse(call, self._send(call), CommandResult)
 
