@@ -337,3 +337,26 @@ def test_parallel_async_commands(live: Live) -> None:
 
     outputs = anyio.run(main)
     assert len(outputs) == 4 and all(o.strip() for o in outputs)
+
+
+# --- the README's example ---------------------------------------------------------------------------
+
+
+def test_readme_example_runs(live: Live) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sdk = Path(__file__).resolve().parents[1]
+    example = (sdk / "examples" / "quickstart.py").read_text()
+    assert example.strip() in (sdk / "README.md").read_text(), "README.md must show examples/quickstart.py as it is"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBELINE_")}
+    env.update(KUBELINE_ENDPOINT=live.endpoint, KUBELINE_API_KEY=live.api_key)
+    done = subprocess.run(
+        [sys.executable, str(sdk / "examples" / "quickstart.py"), live.cluster],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("NAMESPACE") and "Server Version: v" in done.stdout
+    assert "refused: forbidden_command" in done.stdout
