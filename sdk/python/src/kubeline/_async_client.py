@@ -25,7 +25,7 @@ from ._base import (
     check_id,
 )
 from ._client import _UNSET, _check_window, _dict, _next_window, _note_close_failure, _now, _rate_limits
-from ._errors import KubelineError, NotFoundError
+from ._errors import KubelineConfigError, KubelineError, NotFoundError
 from ._models import (
     AgentTokenCreated,
     AgentTokenInfo,
@@ -141,7 +141,7 @@ class AsyncClient(BaseClient):
             other.timeout = timeout
         if max_retries is not _UNSET:
             if max_retries < 0:
-                raise _base.KubelineConfigError(f"max_retries must be >= 0, not {max_retries}")
+                raise KubelineConfigError(f"max_retries must be >= 0, not {max_retries}")
             other.max_retries = max_retries
         if max_retry_after is not _UNSET:
             other.max_retry_after = max_retry_after

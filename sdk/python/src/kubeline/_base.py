@@ -281,13 +281,15 @@ class BaseClient:
                 request_id=headers.get("x-request-id"),
                 **common,
             )
-        details = data.get("details") if isinstance(data.get("details"), dict) else {}
+        raw_details = data.get("details")
+        details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
         request_id = headers.get("x-request-id")
         if request_id is None and isinstance(details.get("request_id"), str):
             request_id = details["request_id"]
-        code = data["error"]
+        code: str = data["error"]
         cls = ERROR_CLASSES.get(code, KubelineError)
-        message = data.get("message") if isinstance(data.get("message"), str) else code
+        raw_message = data.get("message")
+        message: str = raw_message if isinstance(raw_message, str) else code
         return cls(message, code=code, details=details, request_id=request_id, **common)
 
     def _parse(self, call: PreparedCall, response: httpx2.Response, model: type[M]) -> M:
@@ -328,7 +330,7 @@ class BaseClient:
         where = f"the kubeline broker at {self.endpoint}"
         tried = f" after {attempts} attempts" if attempts > 1 else ""
         request = f"{method} {url}"
-        common = {"cause": exc, "method": method, "url": url, "correlation_id": call.correlation_id}
+        common: dict[str, Any] = {"cause": exc, "method": method, "url": url, "correlation_id": call.correlation_id}
         causes = _cause_chain(exc)
         if isinstance(exc, (httpx2.UnsupportedProtocol, httpx2.InvalidURL, httpx2.ProxyError)):
             return KubelineConfigError(f"Cannot send {request}: {exc}", method=method, url=url)
@@ -459,7 +461,8 @@ class BaseClient:
 
 def backoff(attempt: int) -> float:
     """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s … up to 8 s, each minus up to 25 %."""
-    return min(INITIAL_BACKOFF * (2**attempt), MAX_BACKOFF) * (1 - random.random() * 0.25)
+    delay: float = min(INITIAL_BACKOFF * (2**attempt), MAX_BACKOFF)
+    return delay * (1 - random.random() * 0.25)
 
 
 def _retry_after_seconds(headers: Mapping[str, str], details: Mapping[str, Any]) -> Optional[float]:

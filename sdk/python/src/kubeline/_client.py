@@ -22,7 +22,7 @@ from ._base import (
     check_args,
     check_id,
 )
-from ._errors import KubelineError, KubelineProtocolError, NotFoundError
+from ._errors import KubelineConfigError, KubelineError, KubelineProtocolError, NotFoundError
 from ._models import (
     AgentTokenCreated,
     AgentTokenInfo,
@@ -137,7 +137,7 @@ class Client(BaseClient):
             other.timeout = timeout
         if max_retries is not _UNSET:
             if max_retries < 0:
-                raise _base.KubelineConfigError(f"max_retries must be >= 0, not {max_retries}")
+                raise KubelineConfigError(f"max_retries must be >= 0, not {max_retries}")
             other.max_retries = max_retries
         if max_retry_after is not _UNSET:
             other.max_retry_after = max_retry_after
@@ -501,9 +501,9 @@ def _rate_limits(value: Union[RateLimits, Mapping[str, Optional[int]], None]) ->
 
 def _check_window(offset: Optional[int], limit: Optional[int]) -> None:
     if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int) or offset < 0):
-        raise _base.KubelineConfigError(f"offset must be an integer >= 0, not {offset!r}")
+        raise KubelineConfigError(f"offset must be an integer >= 0, not {offset!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise _base.KubelineConfigError(f"limit must be an integer >= 1, not {limit!r}")
+        raise KubelineConfigError(f"limit must be an integer >= 1, not {limit!r}")
 
 
 def _next_window(result: CommandResult, offset: int, parts: list[str]) -> Optional[int]:
