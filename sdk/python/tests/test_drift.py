@@ -71,21 +71,24 @@ def test_model_has_exactly_the_schema_properties(doc: dict[str, Any], schema_nam
     )
 
 
-def test_result_window_matches_the_schema_once_documented(doc: dict[str, Any]) -> None:
-    props, _ = flatten(doc, doc["components"]["schemas"]["CommandResult"])
+def test_output_window_matches_the_schema_once_documented(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    props, required = flatten(doc, schemas["CommandResult"])
     if "window" not in props:
-        # The broker's committed document predates windowed reads; the model is the one in the
-        # lead's announcement (offset, length, total_bytes, next_offset).
-        assert set(_models.ResultWindow.model_fields) == {"offset", "length", "total_bytes", "next_offset"}
+        # A document from before windowed result reads: the model is the announced one.
+        assert "OutputWindow" not in schemas
+        assert set(_models.OutputWindow.model_fields) == {"offset", "length", "total_bytes", "next_offset"}
         return
+    assert "window" not in required
     window = props["window"]
-    options = window.get("oneOf") or window.get("anyOf") or [window]
-    objects = [resolve(doc, o) for o in options if resolve(doc, o).get("type") != "null"]
+    options = [resolve(doc, o) for o in (window.get("oneOf") or window.get("anyOf") or [window])]
+    objects = [o for o in options if o.get("type") != "null"]
     assert len(objects) == 1, f"CommandResult.window: unexpected schema {window}"
+    assert objects[0] is schemas["OutputWindow"], "CommandResult.window is no longer an OutputWindow"
     wprops, wrequired = flatten(doc, objects[0])
-    names, required = model_fields(_models.ResultWindow)
-    assert names == set(wprops)
-    assert required == wrequired
+    names, model_required = model_fields(_models.OutputWindow)
+    assert names == set(wprops), f"OutputWindow: model {sorted(names)}, schema {sorted(wprops)}"
+    assert model_required == wrequired
 
 
 def enum_values(doc: dict[str, Any], name: str) -> set[str]:

@@ -39,6 +39,7 @@ __all__ = [
     "Health",
     "RateLimits",
     "ResultStatus",
+    "OutputWindow",
     "ResultWindow",
     "SCHEMA_MODELS",
     "Scope",
@@ -220,17 +221,21 @@ class Truncation(_Answer):
     limit_bytes: int
 
 
-class ResultWindow(_Answer):
-    """Which bytes of the stored output a windowed ``GET /debug/result/{id}`` answer holds."""
+class OutputWindow(_Answer):
+    """Which part of a result's stored output a windowed ``GET /debug/result/{id}`` answer holds."""
 
     offset: int
-    """First byte of the window in the stored output."""
+    """Byte offset of the window in the stored output."""
     length: int
-    """Bytes in this window (UTF-8 length of ``output``)."""
+    """Bytes of output in the window (the UTF-8 length of ``output``)."""
     total_bytes: int
-    """Size of the whole stored output."""
+    """Bytes of stored output in all."""
     next_offset: Optional[int]
-    """Offset of the next window; ``None`` when this one reaches the end."""
+    """Where the next window starts; ``None`` when this one reaches the end."""
+
+
+ResultWindow = OutputWindow
+"""Another name of :class:`OutputWindow`."""
 
 
 class CommandResult(_Answer):
@@ -252,8 +257,9 @@ class CommandResult(_Answer):
     correlation_id: str
     truncated: Optional[Truncation] = None
     """Set when the output was cut to fit the output budget."""
-    window: Optional[ResultWindow] = None
-    """Set on a windowed read (``get_result(..., offset=, limit=)``)."""
+    window: Optional[OutputWindow] = None
+    """Set when the result was read by window (``get_result(..., offset=, limit=)``): ``output``
+    then holds only that part of the stored output."""
 
     @property
     def succeeded(self) -> bool:
@@ -418,5 +424,5 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "SessionSummary": SessionSummary,
     "Truncation": Truncation,
 }
-"""OpenAPI schema name → the model that mirrors it (the drift test walks this). ``ResultWindow``
-is checked through ``CommandResult.window`` once the broker's document describes that field."""
+"""OpenAPI schema name → the model that mirrors it (the drift test walks this). ``OutputWindow``
+is checked too once the broker's document has it (it arrived with windowed result reads)."""
