@@ -305,6 +305,10 @@ def test_windowed_read_of_a_large_output(client: kubeline.Client, live: Live) ->
     assert w.length == len(first.output.encode()) <= window_bytes
     assert w.next_offset == w.length
     assert full.output.startswith(first.output)
+    assert first.output.endswith("\n")  # windows end after a whole line when they can
+
+    end = client.get_result(full.result_id, offset=total)
+    assert end.output == "" and end.window is not None and end.window.next_offset is None
 
     assert client.read_output(full.result_id, limit=window_bytes) == full.output
     assert client.read_output(full.result_id) == full.output  # the broker's default window
