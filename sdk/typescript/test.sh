@@ -2,7 +2,8 @@
 # Tests of the TypeScript SDK, from any directory:
 #   1. the generated types (src/openapi.ts) are fresh against broker/openapi.json;
 #   2. build dist/esm and dist/cjs with tsc (which type-checks the SDK);
-#   3. node --test: unit tests (local fake server) and the tests against a live broker + agent,
+#   3. compile test/types/consumer.{mts,cts} against the built package (its "exports" types);
+#   4. node --test: unit tests (local fake server) and the tests against a live broker + agent,
 #      found through KUBELINE_TEST_ENDPOINT, KUBELINE_TEST_API_KEY, KUBELINE_TEST_CLUSTER,
 #      KUBELINE_TEST_OTHER_KEY and KUBELINE_TEST_DEAD_ENDPOINT.
 # Needs setup.sh to have run once. Exits non-zero on any failure.
@@ -32,5 +33,7 @@ echo "== sdk/typescript: generated types are fresh"
 node scripts/gen-types.mjs --check
 echo "== sdk/typescript: build (tsc: ESM + CommonJS)"
 node scripts/build.mjs
+echo "== sdk/typescript: the published types compile for ESM and CommonJS consumers"
+node node_modules/typescript/bin/tsc -p test/types/tsconfig.json
 echo "== sdk/typescript: node --test"
 node --test test/*.test.mjs test/*.test.cjs
