@@ -15,8 +15,9 @@ if ! command -v node >/dev/null 2>&1; then
   echo "sdk/typescript/test.sh: Node.js 20 or later is needed and was not found on PATH" >&2
   exit 1
 fi
-if [ ! -f node_modules/.kubeline-setup-stamp ] || [ ! -d node_modules/typescript ]; then
-  echo "sdk/typescript/test.sh: the development dependencies are not installed; run $here/setup.sh first" >&2
+want="$(sha256sum package-lock.json | cut -d' ' -f1) node-$(node -p 'process.versions.node.split(".")[0]')"
+if [ ! -d node_modules/typescript ] || [ "$(cat node_modules/.kubeline-setup-stamp 2>/dev/null)" != "$want" ]; then
+  echo "sdk/typescript/test.sh: the development dependencies are missing or older than package-lock.json; run $here/setup.sh first" >&2
   exit 1
 fi
 
