@@ -25,28 +25,28 @@ export type ClusterLinkStatus = Schemas["ClusterStatus"];
 export type HealthModel = Schemas["Health"];
 
 /**
- * A window of a stored result's output (`GET /debug/result/{id}?offset=&limit=`).
- *
- * Declared by hand: the broker's windowed reads are newer than the committed
- * broker/openapi.json. When the document carries `window`, `CommandResultModel` below picks
- * the generated type up by itself (see `GeneratedWindow`).
+ * A window of a stored result's output (`GET /debug/result/{id}?offset=&limit=`), declared by
+ * hand for as long as the broker/openapi.json the types were generated from has no
+ * `OutputWindow`; with one, `ResultWindow` is the generated type.
  */
-export interface ResultWindow {
-  /** Byte offset (in the UTF-8 output) of the first byte of `output`. */
+export interface HandWrittenResultWindow {
+  /** Byte offset of the window in the stored (UTF-8) output. */
   offset: number;
-  /** Bytes of output in this window. */
+  /** Bytes of output in the window. */
   length: number;
-  /** Bytes of the whole stored output. */
+  /** Bytes of stored output in all. */
   total_bytes: number;
-  /** Offset of the next window, or `null` when this window reaches the end. */
+  /** Where the next window starts; `null` when this one reaches the end. */
   next_offset: number | null;
 }
 
-type GeneratedWindow = Schemas["CommandResult"] extends { window?: infer W } ? W : never;
+/** Which part of a result's stored output an answer holds (snake_case, as the broker sends it). */
+export type ResultWindow = Schemas extends { OutputWindow: infer W } ? W : HandWrittenResultWindow;
 
-/** `CommandResult` as the broker sends it, with the `window` of a windowed read. */
-export type CommandResultModel = Schemas["CommandResult"] &
-  ([GeneratedWindow] extends [never] ? { window?: ResultWindow | null } : unknown);
+/** `CommandResult` as the broker sends it, `window` included (generated, or added by hand). */
+export type CommandResultModel = Schemas["CommandResult"] extends { window?: unknown }
+  ? Schemas["CommandResult"]
+  : Schemas["CommandResult"] & { window?: ResultWindow | null };
 
 /** Query of `GET /debug/sessions`, as generated. */
 export type ListSessionsQuery = NonNullable<operations["list_sessions"]["parameters"]["query"]>;
