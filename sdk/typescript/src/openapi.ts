@@ -235,9 +235,11 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Read a command's result again.
+         * Read a command's result again, whole or by window.
          * @description Results stay readable for `--result-ttl` (default 1 h); a command still running reads as
-         *     `pending`.
+         *     `pending`. With `offset` or `limit` the answer holds only that window of the output and says
+         *     where the next one starts (`window.next_offset`), so a large output can be read in parts
+         *     that fit a model's context.
          */
         get: operations["get_result"];
         put?: never;
@@ -776,6 +778,7 @@ export interface components {
             /** @description Outcome. */
             status: components["schemas"]["ResultStatus"];
             truncated?: null | components["schemas"]["Truncation"];
+            window?: null | components["schemas"]["OutputWindow"];
         };
         /**
          * @description Body of `POST /admin/agent-tokens`.
@@ -960,6 +963,37 @@ export interface components {
             uptime_seconds: number;
             /** @description kubeline version of the answering broker. */
             version: string;
+        };
+        /**
+         * @description Which part of a result's stored output an answer holds.
+         * @example {
+         *       "length": 16384,
+         *       "next_offset": 16384,
+         *       "offset": 0,
+         *       "total_bytes": 702811
+         *     }
+         */
+        OutputWindow: {
+            /**
+             * Format: int64
+             * @description Bytes of output in the window.
+             */
+            length: number;
+            /**
+             * Format: int64
+             * @description Where the next window starts; `null` when this one reaches the end.
+             */
+            next_offset: number | null;
+            /**
+             * Format: int64
+             * @description Byte offset of the window in the stored output.
+             */
+            offset: number;
+            /**
+             * Format: int64
+             * @description Bytes of stored output in all.
+             */
+            total_bytes: number;
         };
         /**
          * @description The kinds of problem a verification reports.
@@ -2062,7 +2096,20 @@ export interface operations {
     };
     get_result: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Byte offset of the window in the stored output (default 0). Use the `next_offset` of
+                 *     the previous window.
+                 * @example 0
+                 */
+                offset?: number;
+                /**
+                 * @description Most bytes of output in the window (default 65536, at most 4194304). The window ends
+                 *     after its last whole line when the output goes on.
+                 * @example 16384
+                 */
+                limit?: number;
+            };
             header?: {
                 /**
                  * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
@@ -2096,7 +2143,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The result. */
+            /** @description The result, or the window of it asked for. */
             200: {
                 headers: {
                     /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
