@@ -735,6 +735,49 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
     assert!(list["items"].as_array().unwrap().len() >= 10);
     assert!(big.1.get("truncated").is_none());
 
+    // Read again by windows of 4 KiB: whole lines each, joined up they are the output.
+    let result_id = big.1["result_id"].as_str().unwrap();
+    let (mut offset, mut joined, mut windows) = (0u64, String::new(), 0);
+    loop {
+        let (status, w) = api
+            .get(&format!("/debug/result/{result_id}?offset={offset}&limit=4096"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{w}");
+        let part = w["output"].as_str().unwrap();
+        assert!(part.len() <= 4096 && !part.is_empty());
+        assert_eq!(w["window"]["offset"], offset);
+        assert_eq!(w["window"]["total_bytes"], output.len());
+        joined.push_str(part);
+        windows += 1;
+        match w["window"]["next_offset"].as_u64() {
+            Some(next) => {
+                assert!(part.ends_with('\n'), "a window that is not the last ends a line");
+                offset = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(joined, output);
+    assert!(windows > 8, "{windows} windows");
+    // Without offset/limit the result is whole, with no window.
+    let (_, whole) = api.get(&format!("/debug/result/{result_id}")).await.unwrap();
+    assert!(whole.get("window").is_none());
+    assert_eq!(whole["output"], output);
+    for (query, field) in [
+        (format!("offset={}", output.len() + 1), "offset"),
+        ("limit=0".to_owned(), "limit"),
+        ("limit=4194305".to_owned(), "limit"),
+        ("offset=-1".to_owned(), "offset"),
+    ] {
+        let (status, refused) = api
+            .get(&format!("/debug/result/{result_id}?{query}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{query}: {refused}");
+        assert_eq!(refused["details"]["field"], field, "{query}: {refused}");
+    }
+
     let (_b2, api2, port2) = {
         let opts = BrokerOpts::embedded().with(&["--max-output-bytes", "2000"]);
         let port = opts.port;

@@ -74,6 +74,7 @@ fn result(cmd: &QueuedCommand, status: ResultStatus) -> CommandResult {
         executed_at: cmd.executed_at,
         correlation_id: cmd.correlation_id.clone(),
         truncated: None,
+        window: None,
     }
 }
 

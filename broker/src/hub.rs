@@ -600,6 +600,7 @@ pub fn pending_result(command: &QueuedCommand) -> CommandResult {
         executed_at: command.executed_at,
         correlation_id: command.correlation_id.clone(),
         truncated: None,
+        window: None,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod hub;
 pub mod jwt;
 pub mod limits;
+pub mod mcp;
 pub mod link;
 pub mod metrics;
 pub mod middleware;
@@ -189,6 +190,10 @@ pub struct BrokerArgs {
     /// Audit log settings (`--audit-*`).
     #[command(flatten)]
     pub audit: audit::AuditArgs,
+
+    /// The MCP endpoint (`--mcp-*`).
+    #[command(flatten)]
+    pub mcp: mcp::McpArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -206,6 +211,8 @@ pub struct ApiSettings {
     pub max_output_bytes: u64,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The MCP endpoint's settings.
+    pub mcp: mcp::McpArgs,
 }
 
 /// Shared state of the handlers.
@@ -242,7 +249,9 @@ pub fn app(state: AppState) -> Router {
     // document is served with Swagger UI, whose assets are compiled in.
     let (routes, doc) = openapi::router().split_for_parts();
     let doc = openapi::to_json(openapi::finish(doc));
-    let routes = routes.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc));
+    let routes = routes
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc))
+        .route_service("/mcp", mcp::service(state.clone()));
     // One authentication layer on every matched route (the public ones pass through it), so no
     // handler can forget it; inside it, the caller's rate limit. (The layer added last runs
     // first.)
@@ -311,6 +320,7 @@ impl Broker {
             );
         }
         args.audit.check()?;
+        args.mcp.check(args.max_output_bytes)?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",
@@ -371,6 +381,7 @@ impl Broker {
                 max_timeout: Duration::from_secs(args.max_timeout),
                 max_output_bytes: args.max_output_bytes,
                 max_body_bytes: args.max_body_bytes,
+                mcp: args.mcp.clone(),
             }),
             limits: Arc::new(ExecuteLimits::new(
                 args.max_executes_per_key,
@@ -471,6 +482,7 @@ impl BrokerArgs {
             jwt: JwtArgs::default(),
             tls: tls::TlsArgs::default(),
             audit: audit::AuditArgs::default(),
+            mcp: mcp::McpArgs::default(),
         }
     }
 }
@@ -542,6 +554,10 @@ mod tests {
                 max_timeout: Duration::from_secs(300),
                 max_output_bytes: 1024,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                mcp: mcp::McpArgs {
+                    mcp_output_bytes: 512,
+                    ..Default::default()
+                },
             }),
             limits: Arc::new(limits),
             rate_limiter,

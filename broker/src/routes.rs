@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use kubeline_shared::api::{
@@ -158,9 +158,20 @@ pub async fn create_session(
     ctx: RequestContext,
     Json(req): Json<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Extension<audit::Audited>, Json<SessionCreated>)> {
+    let created = open_session(&state, &caller, &ctx, req).await?;
+    Ok((StatusCode::CREATED, Extension(audit::Audited), Json(created)))
+}
+
+/// Creates a session for the caller on a cluster it reaches (audited first).
+pub(crate) async fn open_session(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    req: CreateSessionRequest,
+) -> ApiResult<SessionCreated> {
     let cluster_id = valid_cluster_id(required(req.cluster_id, "cluster_id")?)?;
     caller.require_cluster(&cluster_id)?;
-    ensure_cluster_known(&state, &cluster_id).await?;
+    ensure_cluster_known(state, &cluster_id).await?;
     let now = Utc::now();
     let record = SessionRecord {
         session_id: new_id("sess"),
@@ -177,8 +188,8 @@ pub async fn create_session(
     };
     // Recorded before it exists: no session without its record.
     let mut event = audit::request_event(
-        &ctx,
-        Some(&caller),
+        ctx,
+        Some(caller),
         AuditAction::SessionCreate,
         AuditOutcome::Accepted,
     );
@@ -192,17 +203,13 @@ pub async fn create_session(
         .create_session(&record, state.settings.session_retention)
         .await?;
     info!(session_id = %record.session_id, cluster = %record.cluster_id, "session created");
-    Ok((
-        StatusCode::CREATED,
-        Extension(audit::Audited),
-        Json(SessionCreated {
-            session_id: record.session_id,
-            cluster_id: record.cluster_id,
-            status: SessionStatus::Active,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-        }),
-    ))
+    Ok(SessionCreated {
+        session_id: record.session_id,
+        cluster_id: record.cluster_id,
+        status: SessionStatus::Active,
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+    })
 }
 
 async fn ensure_cluster_known(state: &AppState, cluster_id: &str) -> ApiResult<ClusterRecord> {
@@ -286,10 +293,21 @@ pub async fn delete_session(
     ctx: RequestContext,
     Path(session_id): Path<String>,
 ) -> ApiResult<(Extension<audit::Audited>, Json<SessionClosed>)> {
-    let session = load_session(&state, &caller, &session_id).await?;
+    let closed = close_session(&state, &caller, &ctx, &session_id).await?;
+    Ok((Extension(audit::Audited), Json(closed)))
+}
+
+/// Closes a session the caller may use (audited first).
+pub(crate) async fn close_session(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    session_id: &str,
+) -> ApiResult<SessionClosed> {
+    let session = load_session(state, caller, session_id).await?;
     let mut event = audit::request_event(
-        &ctx,
-        Some(&caller),
+        ctx,
+        Some(caller),
         AuditAction::SessionClose,
         AuditOutcome::Accepted,
     );
@@ -300,18 +318,15 @@ pub async fn delete_session(
     let s = state
         .hub
         .store()
-        .close_session(&session_id, Utc::now())
+        .close_session(session_id, Utc::now())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))?;
     info!(session_id = %s.session_id, "session closed");
-    Ok((
-        Extension(audit::Audited),
-        Json(SessionClosed {
-            session_id: s.session_id,
-            status: SessionStatus::Closed,
-            closed_at: s.closed_at.unwrap_or_else(Utc::now),
-        }),
-    ))
+    Ok(SessionClosed {
+        session_id: s.session_id,
+        status: SessionStatus::Closed,
+        closed_at: s.closed_at.unwrap_or_else(Utc::now),
+    })
 }
 
 /// Query of `GET /debug/sessions`. Values arrive as strings and are checked in the handler, so
@@ -437,14 +452,33 @@ pub async fn execute(
     headers: HeaderMap,
     Json(req): Json<ExecuteRequest>,
 ) -> Response {
+    let answer = run_command(&state, &caller, &ctx, headers.get("x-request-timeout"), req).await;
+    let mut response = match answer.and_then(result_response) {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(audit::Audited);
+    response
+}
+
+/// Runs one command for the caller, from its request to its result (or the error that refuses
+/// it), measured and audited: the path of every execute, REST or MCP. `timeout_header` is
+/// `X-Request-Timeout`, used when the body gives no `timeout`.
+pub(crate) async fn run_command(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    timeout_header: Option<&HeaderValue>,
+    req: ExecuteRequest,
+) -> ApiResult<CommandResult> {
     let started = Instant::now();
     let command_label = metrics::command_label(req.command_type.as_deref());
     let span = info_span!("execute");
-    let trace = span_trace(&span, &ctx);
+    let trace = span_trace(&span, ctx);
     // What the audit trail says of it, whatever the answer.
     let mut event = audit::request_event(
-        &ctx,
-        Some(&caller),
+        ctx,
+        Some(caller),
         AuditAction::Execute,
         AuditOutcome::Refused,
     );
@@ -454,11 +488,11 @@ pub async fn execute(
     event.args = req.args.clone();
     let mut dispatched = false;
     let answer = run_execute(
-        &state,
-        &caller,
-        &ctx,
+        state,
+        caller,
+        ctx,
         trace,
-        &headers,
+        timeout_header,
         req,
         &mut event,
         &mut dispatched,
@@ -495,12 +529,7 @@ pub async fn execute(
         }
     }
     audit::record_after(&state.audit, event).await;
-    let mut response = match answer.and_then(result_response) {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    };
-    response.extensions_mut().insert(audit::Audited);
-    response
+    answer
 }
 
 /// The first `max` bytes of `s` at most, cut at a character boundary.
@@ -559,7 +588,7 @@ async fn run_execute(
     caller: &Caller,
     ctx: &RequestContext,
     trace: TraceParent,
-    headers: &HeaderMap,
+    timeout_header: Option<&HeaderValue>,
     req: ExecuteRequest,
     event: &mut AuditEvent,
     dispatched: &mut bool,
@@ -569,7 +598,7 @@ async fn run_execute(
     let session_id = required(req.session_id, "session_id")?;
     let command_type = required(req.command_type, "command_type")?;
     let args = req.args.ok_or_else(|| ApiError::missing_field("args"))?;
-    let timeout = request_timeout(state, req.timeout, headers)?;
+    let timeout = request_timeout(state, req.timeout, timeout_header)?;
     let max = state.settings.max_output_bytes;
     let max_output_bytes = match req.max_output_bytes {
         None => max,
@@ -785,6 +814,7 @@ async fn usage_error_result(
         executed_at: now,
         correlation_id: ctx.correlation_id.clone(),
         truncated: None,
+        window: None,
     };
     state
         .hub
@@ -816,11 +846,11 @@ fn result_response(result: CommandResult) -> ApiResult<Response> {
 fn request_timeout(
     state: &AppState,
     body: Option<f64>,
-    headers: &HeaderMap,
+    header: Option<&HeaderValue>,
 ) -> ApiResult<chrono::Duration> {
     // A header that is given is checked even when the body's `timeout` wins: a caller who sends
     // an unusable one is told so rather than silently ignored.
-    let header = match headers.get("x-request-timeout") {
+    let header = match header {
         Some(v) => Some(checked_timeout(
             state,
             v.to_str()
@@ -854,14 +884,62 @@ fn checked_timeout(state: &AppState, seconds: f64, field: &str) -> ApiResult<f64
     Ok(seconds)
 }
 
-/// Read a command's result again.
+/// Query of `GET /debug/result/{result_id}`: a window of the output. Values arrive as strings
+/// and are checked in the handler, so that the answer can say what is allowed.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResultQuery {
+    /// Byte offset of the window in the stored output (default 0). Use the `next_offset` of
+    /// the previous window.
+    #[param(value_type = Option<u64>, minimum = 0, example = 0)]
+    pub offset: Option<String>,
+    /// Most bytes of output in the window (default 65536, at most 4194304). The window ends
+    /// after its last whole line when the output goes on.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 4194304, example = 16384)]
+    pub limit: Option<String>,
+}
+
+impl ResultQuery {
+    /// The window asked for, if any: `(offset, limit)`.
+    pub fn window(&self) -> ApiResult<Option<(u64, u64)>> {
+        let offset = number_param("offset", self.offset.as_deref(), 0, u64::MAX)?;
+        let limit = number_param("limit", self.limit.as_deref(), 1, api::MAX_WINDOW_BYTES)?;
+        Ok(match (offset, limit) {
+            (None, None) => None,
+            (offset, limit) => Some((offset.unwrap_or(0), limit.unwrap_or(api::DEFAULT_WINDOW_BYTES))),
+        })
+    }
+}
+
+/// A whole-number query parameter from `min` to `max`, or `None` when absent or empty.
+fn number_param(name: &str, value: Option<&str>, min: u64, max: u64) -> ApiResult<Option<u64>> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    name,
+                    format!("Invalid {name} {v:?}: use a whole number from {min} to {max}"),
+                )
+            }),
+    }
+}
+
+/// Read a command's result again, whole or by window.
 ///
 /// Results stay readable for `--result-ttl` (default 1 h); a command still running reads as
-/// `pending`.
+/// `pending`. With `offset` or `limit` the answer holds only that window of the output and says
+/// where the next one starts (`window.next_offset`), so a large output can be read in parts
+/// that fit a model's context.
 #[utoipa::path(get, path = "/debug/result/{result_id}", tag = "commands",
-    params(("result_id" = String, Path, description = "`result_id` from `POST /debug/execute`.", example = "res_xyz789abc123")),
+    params(("result_id" = String, Path, description = "`result_id` from `POST /debug/execute`.", example = "res_xyz789abc123"),
+        ResultQuery),
     responses(
-        (status = 200, description = "The result.", body = CommandResult),
+        (status = 200, description = "The result, or the window of it asked for.", body = CommandResult),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 404, response = crate::openapi::NotFound),
@@ -872,15 +950,33 @@ pub async fn get_result(
     State(state): State<AppState>,
     caller: Caller,
     Path(result_id): Path<String>,
+    Query(q): Query<ResultQuery>,
 ) -> ApiResult<Json<CommandResult>> {
+    let window = q.window()?;
+    read_result(&state, &caller, &result_id, window).await.map(Json)
+}
+
+/// A stored result the caller may read (on a cluster it reaches), whole or the window
+/// `(offset, limit)` of its output.
+pub(crate) async fn read_result(
+    state: &AppState,
+    caller: &Caller,
+    result_id: &str,
+    window: Option<(u64, u64)>,
+) -> ApiResult<CommandResult> {
     let result = state
         .hub
         .store()
-        .get_result(&result_id)
+        .get_result(result_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Result not found: {result_id}")))?;
     caller.require_cluster(&result.cluster_id)?;
-    Ok(Json(result))
+    match window {
+        None => Ok(result),
+        Some((offset, limit)) => result
+            .windowed(offset, limit)
+            .map_err(|e| ApiError::invalid_field("offset", format!("Invalid offset: {e}"))),
+    }
 }
 
 // === clusters ===
@@ -904,6 +1000,11 @@ pub async fn list_clusters(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<ClusterList>> {
+    clusters(&state, &caller).await.map(Json)
+}
+
+/// The clusters the caller reaches, by id.
+pub(crate) async fn clusters(state: &AppState, caller: &Caller) -> ApiResult<ClusterList> {
     let mut records = state.hub.store().list_clusters().await?;
     for configured in state.credentials.token_clusters().await? {
         if !records.iter().any(|r| r.cluster_id == configured) {
@@ -928,7 +1029,7 @@ pub async fn list_clusters(
             last_seen: r.last_seen,
         })
         .collect();
-    Ok(Json(ClusterList { clusters }))
+    Ok(ClusterList { clusters })
 }
 
 fn link_status(r: &ClusterRecord) -> ClusterStatus {
@@ -955,8 +1056,17 @@ pub async fn cluster_status(
     caller: Caller,
     Path(cluster_id): Path<String>,
 ) -> ApiResult<Json<ClusterStatusInfo>> {
+    status_of(&state, &caller, cluster_id).await.map(Json)
+}
+
+/// The status of a cluster the caller reaches.
+pub(crate) async fn status_of(
+    state: &AppState,
+    caller: &Caller,
+    cluster_id: String,
+) -> ApiResult<ClusterStatusInfo> {
     caller.require_cluster(&cluster_id)?;
-    let record = ensure_cluster_known(&state, &cluster_id).await?;
+    let record = ensure_cluster_known(state, &cluster_id).await?;
     let store = state.hub.store();
     let now = Utc::now();
     let active_sessions = store
@@ -966,7 +1076,7 @@ pub async fn cluster_status(
         .filter(|s| s.cluster_id == cluster_id && s.status(now) == SessionStatus::Active)
         .count() as u64;
     let queue_depth = store.queue_depth(&cluster_id).await?;
-    Ok(Json(ClusterStatusInfo {
+    Ok(ClusterStatusInfo {
         status: link_status(&record),
         cluster_id,
         agent_version: record.agent_version,
@@ -974,5 +1084,5 @@ pub async fn cluster_status(
         active_sessions,
         queue_depth,
         kubernetes_version: record.kubernetes_version,
-    }))
+    })
 }

@@ -11,9 +11,14 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+/// A timestamp the way the contract prints it: `2024-01-20T10:30:45Z`.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 /// Serializes a timestamp the way the contract prints it: `2024-01-20T10:30:45Z`.
 pub fn serialize_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    s.serialize_str(&format_time(t))
 }
 
 fn serialize_opt_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
@@ -377,6 +382,81 @@ pub struct CommandResult {
     /// Set when the output was cut to fit the output budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncation>,
+    /// Set when the result was read by window (`offset`/`limit` on `GET /debug/result/{id}`):
+    /// `output` then holds only that part of the stored output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<OutputWindow>,
+}
+
+/// Which part of a result's stored output an answer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"offset": 0, "length": 16384, "total_bytes": 702811, "next_offset": 16384})))]
+pub struct OutputWindow {
+    /// Byte offset of the window in the stored output.
+    pub offset: u64,
+    /// Bytes of output in the window.
+    pub length: u64,
+    /// Bytes of stored output in all.
+    pub total_bytes: u64,
+    /// Where the next window starts; `null` when this one reaches the end.
+    #[schema(required = true)]
+    pub next_offset: Option<u64>,
+}
+
+/// Default `limit` of a windowed result read, in bytes.
+pub const DEFAULT_WINDOW_BYTES: u64 = 64 * 1024;
+/// Largest `limit` of a windowed result read, in bytes (the largest output budget).
+pub const MAX_WINDOW_BYTES: u64 = 4 * 1024 * 1024;
+
+impl CommandResult {
+    /// This result with its output cut to the window that starts at `offset` and holds at most
+    /// `limit` bytes. The window ends after its last whole line when the output goes on past
+    /// it (so windows hold whole lines), else at a character boundary; it never splits a
+    /// character. A window is never empty unless it starts at the end. `Err` names what is
+    /// wrong with `offset` (past the end) — `limit` is the caller's to bound.
+    pub fn windowed(mut self, offset: u64, limit: u64) -> Result<Self, String> {
+        let total = self.output.len();
+        let Ok(start) = usize::try_from(offset) else {
+            return Err(format!("offset {offset} is past the end of the output ({total} bytes)"));
+        };
+        if start > total {
+            return Err(format!("offset {offset} is past the end of the output ({total} bytes)"));
+        }
+        let start = floor_char_boundary(&self.output, start);
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let mut end = start.saturating_add(limit).min(total);
+        if end < total {
+            let cut = floor_char_boundary(&self.output, end);
+            end = match self.output[start..cut].rfind('\n') {
+                Some(i) => start + i + 1,
+                None if cut > start => cut,
+                // A single character longer than the limit: take it whole.
+                None => ceil_char_boundary(&self.output, start + 1),
+            };
+        }
+        self.window = Some(OutputWindow {
+            offset: start as u64,
+            length: (end - start) as u64,
+            total_bytes: total as u64,
+            next_offset: (end < total).then_some(end as u64),
+        });
+        self.output = self.output[start..end].to_owned();
+        Ok(self)
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(s.len())
 }
 
 /// How much output was left out of a result.
@@ -830,6 +910,79 @@ pub struct AgentTokenList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn result_with(output: &str) -> CommandResult {
+        CommandResult {
+            result_id: "res_1".into(),
+            session_id: "sess_1".into(),
+            cluster_id: "c".into(),
+            status: ResultStatus::Completed,
+            output: output.into(),
+            error: None,
+            exit_code: Some(0),
+            execution_time_ms: 1,
+            executed_at: Utc::now(),
+            correlation_id: "x".into(),
+            truncated: None,
+            window: None,
+        }
+    }
+
+    /// Reads every window of `output` with `limit` and checks they join up to it.
+    fn read_all(output: &str, limit: u64) -> Vec<String> {
+        let mut parts = Vec::new();
+        let mut offset = 0;
+        loop {
+            let r = result_with(output).windowed(offset, limit).unwrap();
+            let w = r.window.unwrap();
+            assert_eq!(w.offset, offset);
+            assert_eq!(w.length as usize, r.output.len());
+            assert_eq!(w.total_bytes as usize, output.len());
+            parts.push(r.output);
+            match w.next_offset {
+                Some(next) => {
+                    assert!(next > offset, "windows always move on");
+                    offset = next;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(parts.concat(), output);
+        parts
+    }
+
+    #[test]
+    fn windows_hold_whole_lines_when_they_can() {
+        let parts = read_all("aaa\nbbb\nccc\n", 9);
+        assert_eq!(parts, ["aaa\nbbb\n", "ccc\n"]);
+        // A line longer than the window is cut at the limit.
+        let parts = read_all("abcdefgh\nij", 4);
+        assert_eq!(parts, ["abcd", "efgh", "\nij"]);
+    }
+
+    #[test]
+    fn windows_never_split_a_character() {
+        for limit in 1..8 {
+            for part in read_all("é€😀x\nñ😀😀\n", limit) {
+                assert!(!part.is_empty());
+            }
+        }
+        // An offset inside a character starts at that character.
+        let r = result_with("€x").windowed(1, 10).unwrap();
+        assert_eq!(r.output, "€x");
+        assert_eq!(r.window.unwrap().offset, 0);
+    }
+
+    #[test]
+    fn window_at_or_past_the_end() {
+        let r = result_with("abc").windowed(3, 10).unwrap();
+        assert_eq!(r.output, "");
+        assert_eq!(r.window.unwrap().next_offset, None);
+        let e = result_with("abc").windowed(4, 10).unwrap_err();
+        assert!(e.contains("offset 4 is past the end of the output (3 bytes)"), "{e}");
+        assert!(result_with("").windowed(0, 1).is_ok());
+        assert!(result_with("abc").windowed(u64::MAX, 1).is_err());
+    }
 
     #[test]
     fn cluster_ids() {
