@@ -471,6 +471,53 @@ async fn jwt_callers_from_a_real_issuer_get_what_their_groups_grant() {
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(needle), "{needle}: {message}");
     }
+
+    // MCP clients find the issuer from a 401: the challenge names the protected-resource
+    // metadata (RFC 9728), which is public and names the issuer.
+    let base = format!("http://127.0.0.1:{}", api.port());
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(format!("{base}/mcp"))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(
+        challenge,
+        format!("Bearer realm=\"kubeline\", resource_metadata=\"{metadata_url}\"")
+    );
+    let metadata: serde_json::Value = http
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["resource"], format!("{base}/mcp"));
+    assert_eq!(metadata["authorization_servers"], json!([url]));
+    // And a JWT caller reaches the MCP tools as it reaches REST.
+    let listed: serde_json::Value = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(key.sign(&issuer::claims(&url, "alice", &["sre"], 300)))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "list_clusters", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["result"]["structuredContent"]["clusters"][0]["cluster_id"],
+        CLUSTER,
+        "{listed}"
+    );
 }
 
 #[tokio::test]

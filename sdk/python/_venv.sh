@@ -1,6 +1,7 @@
 # Sourced by setup.sh and test.sh: where the SDK's test virtualenv lives.
-# The directory is keyed on a hash of pyproject.toml, requirements-test.txt and the Python version,
-# so a change to any of them makes setup.sh build a fresh one (old ones are removed).
+# The directory is keyed on a hash of pyproject.toml, requirements-test.txt, the Python version and
+# this checkout's path (the SDK is installed editable from it), so a change to any of them makes
+# setup.sh build a fresh one (old ones are removed).
 SDK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KUBELINE_PYSDK_CACHE="${KUBELINE_PYSDK_CACHE:-$HOME/.cache/kubeline}"
 
@@ -19,6 +20,6 @@ pysdk_python() { # the interpreter: $KUBELINE_PYTHON, else python3 (must be >= 3
 
 pysdk_venv_dir() { # pysdk_venv_dir PYTHON
   local key
-  key="$( { cat "$SDK_DIR/pyproject.toml" "$SDK_DIR/requirements-test.txt"; "$1" -VV; } | sha256sum | cut -c1-16)"
+  key="$( { echo "$SDK_DIR"; cat "$SDK_DIR/pyproject.toml" "$SDK_DIR/requirements-test.txt"; "$1" -VV; } | sha256sum | cut -c1-16)"
   echo "$KUBELINE_PYSDK_CACHE/pysdk-venv-$key"
 }

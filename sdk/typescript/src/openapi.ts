@@ -7,6 +7,27 @@
  */
 
 export interface paths {
+    "/.well-known/oauth-protected-resource/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * OAuth 2.0 protected-resource metadata of the MCP endpoint (RFC 9728).
+         * @description Public. Served when the broker accepts JWTs (`--jwt-issuer`): it names the issuer MCP
+         *     clients get tokens from. Without JWTs there is no authorization server to name: 404.
+         */
+        get: operations["protected_resource"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/agent-tokens": {
         parameters: {
             query?: never;
@@ -330,6 +351,30 @@ export interface paths {
         get: operations["health"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The MCP endpoint (described here; served by rmcp, see [`service`]).
+         * @description JSON-RPC 2.0 over Streamable HTTP, protocol 2026-07-28 (stateless) and 2025-11-25 (the
+         *     initialize handshake), JSON answers. Tools: `list_clusters`, `cluster_status`, `kubectl`,
+         *     `read_result`, `open_session`, `close_session`. Errors of the transport and of the
+         *     authentication and rate-limit layers are JSON-RPC error objects (`data` holds the REST
+         *     error body); a refused or failed command is a tool result with `isError: true`.
+         */
+        post: operations["mcp_endpoint"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1353,6 +1398,72 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    protected_resource: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metadata. */
+            200: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "authorization_servers": [
+                     *         "https://issuer.example.com"
+                     *       ],
+                     *       "bearer_methods_supported": [
+                     *         "header"
+                     *       ],
+                     *       "resource": "https://kubeline.example.com/mcp",
+                     *       "resource_name": "kubeline"
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     list_agent_tokens: {
         parameters: {
             query?: {
@@ -2484,6 +2595,169 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+        };
+    };
+    mcp_endpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A JSON-RPC 2.0 request or notification. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "id": 1,
+                 *       "jsonrpc": "2.0",
+                 *       "method": "tools/list",
+                 *       "params": {}
+                 *     }
+                 */
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description The JSON-RPC response. */
+            200: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description A notification was accepted. */
+            202: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not a JSON-RPC request, or an unsupported protocol version. */
+            400: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Missing or invalid credential (JSON-RPC error; `WWW-Authenticate`). */
+            401: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description An `Origin` that is not allowed (`--mcp-allowed-origin`). */
+            403: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description The request is larger than `--max-body-bytes`. */
+            413: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Rate limited (JSON-RPC error; `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     metrics: {

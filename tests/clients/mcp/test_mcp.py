@@ -233,12 +233,17 @@ def test_missing_or_wrong_credentials_are_refused(mode):
         with pytest.raises(Exception) as caught:
             run(_list_with(mode, key))
         assert "401" in repr(caught.value) or "nauthorized" in repr(caught.value), repr(caught.value)
-    # What the client saw: the contract's 401 body.
+    # What the client saw: a JSON-RPC error carrying the REST body, and the Bearer challenge.
     with httpx2.Client(timeout=10) as h:
         r = h.post(MCP_URL, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         assert r.status_code == 401
-        assert r.json()["error"] == "unauthorized"
-        assert r.headers["www-authenticate"].startswith("Bearer")
+        error = r.json()["error"]
+        assert error["message"].startswith("Missing credentials"), error
+        assert error["data"]["error"] == "unauthorized"
+        assert r.headers["www-authenticate"] == 'Bearer realm="kubeline"'
+        # Without JWTs there is no authorization server to name (tests/trust.rs checks it with).
+        r = h.get(f"{ENDPOINT}/.well-known/oauth-protected-resource/mcp")
+        assert r.status_code == 404 and "no --jwt-issuer" in r.json()["message"]
 
 
 async def _list_with(mode, key):
