@@ -20,7 +20,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{ADMIN_KEY, AGENT_TOKEN, BrokerOpts, free_port, start_agent, start_broker, wait_connected};
+use support::{
+    ADMIN_KEY, AGENT_TOKEN, BrokerOpts, free_port, start_agent, start_broker, wait_connected,
+};
 
 const OTHER_KEY: &str = "clients-other-key";
 

@@ -740,7 +740,9 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
     let (mut offset, mut joined, mut windows) = (0u64, String::new(), 0);
     loop {
         let (status, w) = api
-            .get(&format!("/debug/result/{result_id}?offset={offset}&limit=4096"))
+            .get(&format!(
+                "/debug/result/{result_id}?offset={offset}&limit=4096"
+            ))
             .await
             .unwrap();
         assert_eq!(status, 200, "{w}");
@@ -752,7 +754,10 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
         windows += 1;
         match w["window"]["next_offset"].as_u64() {
             Some(next) => {
-                assert!(part.ends_with('\n'), "a window that is not the last ends a line");
+                assert!(
+                    part.ends_with('\n'),
+                    "a window that is not the last ends a line"
+                );
                 offset = next;
             }
             None => break,
@@ -761,7 +766,10 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
     assert_eq!(joined, output);
     assert!(windows > 8, "{windows} windows");
     // Without offset/limit the result is whole, with no window.
-    let (_, whole) = api.get(&format!("/debug/result/{result_id}")).await.unwrap();
+    let (_, whole) = api
+        .get(&format!("/debug/result/{result_id}"))
+        .await
+        .unwrap();
     assert!(whole.get("window").is_none());
     assert_eq!(whole["output"], output);
     for (query, field) in [

@@ -514,8 +514,7 @@ async fn jwt_callers_from_a_real_issuer_get_what_their_groups_grant() {
         .await
         .unwrap();
     assert_eq!(
-        listed["result"]["structuredContent"]["clusters"][0]["cluster_id"],
-        CLUSTER,
+        listed["result"]["structuredContent"]["clusters"][0]["cluster_id"], CLUSTER,
         "{listed}"
     );
 }

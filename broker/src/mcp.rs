@@ -176,7 +176,8 @@ pub fn public_base(state: &AppState, headers: &http::HeaderMap) -> String {
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
         .unwrap_or("localhost");
     format!("{scheme}://{host}")
@@ -257,7 +258,10 @@ pub(crate) fn mcp_endpoint() {}
 /// Middleware for `/mcp`: the REST error bodies of the layers in front of it (authentication,
 /// rate limits) become JSON-RPC error objects, which MCP clients show their users; the status
 /// and headers stay, and `data` keeps the REST body.
-pub async fn jsonrpc_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub async fn jsonrpc_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     if req.uri().path() != "/mcp" {
         return next.run(req).await;
@@ -531,22 +535,28 @@ impl ToolError {
     fn api(e: ApiError, hint: Option<&str>) -> Self {
         let body = e.body();
         let mut text = body.message.clone();
-        let code = body.details.as_ref().and_then(|d| d.get("code")).and_then(Value::as_str);
+        let code = body
+            .details
+            .as_ref()
+            .and_then(|d| d.get("code"))
+            .and_then(Value::as_str);
         let advice = match (e.status().as_u16(), code) {
-            (400, Some(c)) if c.starts_with("session_") => Some(
-                "Leave session_id out to use one kubeline opens for you, or open_session.",
-            ),
-            (400, _) if text.starts_with("Command refused") && !text.contains("supported:") => Some(
-                "kubeline runs read-only commands only (get, describe, logs, events, top, \
+            (400, Some(c)) if c.starts_with("session_") => {
+                Some("Leave session_id out to use one kubeline opens for you, or open_session.")
+            }
+            (400, _) if text.starts_with("Command refused") && !text.contains("supported:") => {
+                Some(
+                    "kubeline runs read-only commands only (get, describe, logs, events, top, \
                  explain, rollout status|history, auth can-i, api-resources, api-versions, \
                  version, cluster-info) with kubectl's read-only flags.",
-            ),
+                )
+            }
             (404, _) if text.starts_with("Cluster not found") => {
                 Some("Call list_clusters for the clusters you may reach.")
             }
-            (404, _) if text.starts_with("Result not found") => Some(
-                "Results are kept for an hour (--result-ttl); run the command again.",
-            ),
+            (404, _) if text.starts_with("Result not found") => {
+                Some("Results are kept for an hour (--result-ttl); run the command again.")
+            }
             (429, _) | (503, Some("queue_full")) => Some("Wait a few seconds, then retry."),
             (503, _) if text.contains("not connected") => Some(
                 "Its agent is offline; cluster_status shows when it was last seen. Try again \
@@ -714,7 +724,9 @@ impl Call<'_> {
 
     async fn cluster_status(&self) -> ToolResult {
         self.args.only(&["cluster_id"])?;
-        let cluster_id = self.args.required_string("cluster_id", "a cluster id (list_clusters)")?;
+        let cluster_id = self
+            .args
+            .required_string("cluster_id", "a cluster id (list_clusters)")?;
         let info: ClusterStatusInfo = routes::status_of(self.state(), &self.caller, cluster_id)
             .await
             .map_err(|e| ToolError::api(e, None))?;
@@ -732,7 +744,9 @@ impl Call<'_> {
 
     async fn open_session(&self) -> ToolResult {
         self.args.only(&["cluster_id"])?;
-        let cluster_id = self.args.required_string("cluster_id", "a cluster id (list_clusters)")?;
+        let cluster_id = self
+            .args
+            .required_string("cluster_id", "a cluster id (list_clusters)")?;
         let created = self.new_session(cluster_id).await?;
         let text = format!(
             "Session {} open on {} until {}",
@@ -745,7 +759,9 @@ impl Call<'_> {
 
     async fn close_session(&self) -> ToolResult {
         self.args.only(&["session_id"])?;
-        let session_id = self.args.required_string("session_id", "the session's id")?;
+        let session_id = self
+            .args
+            .required_string("session_id", "the session's id")?;
         let closed = routes::close_session(self.state(), &self.caller, &self.ctx, &session_id)
             .await
             .map_err(|e| ToolError::api(e, None))?;
@@ -760,7 +776,14 @@ impl Call<'_> {
 
     async fn kubectl(&self) -> ToolResult {
         let args = &self.args;
-        args.only(&["cluster_id", "command_type", "args", "session_id", "max_bytes", "timeout"])?;
+        args.only(&[
+            "cluster_id",
+            "command_type",
+            "args",
+            "session_id",
+            "max_bytes",
+            "timeout",
+        ])?;
         let cluster_id = args.required_string("cluster_id", "a cluster id (list_clusters)")?;
         let command_type = args.required_string(
             "command_type",
@@ -786,16 +809,26 @@ impl Call<'_> {
             // below carries a window of it.
             max_output_bytes: None,
         };
-        let mut answer =
-            routes::run_command(self.state(), &self.caller, &self.ctx, None, request(session.clone()))
-                .await;
+        let mut answer = routes::run_command(
+            self.state(),
+            &self.caller,
+            &self.ctx,
+            None,
+            request(session.clone()),
+        )
+        .await;
         // A remembered session that has expired (or was closed elsewhere): open a new one once.
         if !given && answer.as_ref().is_err_and(session_gone) {
             self.forget_session(&cluster_id);
             session = self.session_for(&cluster_id).await?;
-            answer =
-                routes::run_command(self.state(), &self.caller, &self.ctx, None, request(session))
-                    .await;
+            answer = routes::run_command(
+                self.state(),
+                &self.caller,
+                &self.ctx,
+                None,
+                request(session),
+            )
+            .await;
         }
         let result = answer.map_err(|e| ToolError::api(e, None))?;
         Ok(answer_with_window(result, 0, budget))
@@ -834,12 +867,19 @@ impl Call<'_> {
         let decision = self
             .state()
             .rate_limiter
-            .check(&self.caller.credential_id, class, self.caller.rate_limits.as_ref())
+            .check(
+                &self.caller.credential_id,
+                class,
+                self.caller.rate_limits.as_ref(),
+            )
             .await;
         if decision.allowed || decision.is_unlimited() {
             return Ok(());
         }
-        Err(ToolError::api(ApiError::rate_limited(class, &decision), None))
+        Err(ToolError::api(
+            ApiError::rate_limited(class, &decision),
+            None,
+        ))
     }
 
     async fn new_session(&self, cluster_id: String) -> Result<api::SessionCreated, ToolError> {
@@ -856,7 +896,13 @@ impl Call<'_> {
     /// The session this replica opened for the caller on `cluster_id`, or a new one.
     async fn session_for(&self, cluster_id: &str) -> Result<String, ToolError> {
         let key = (self.caller.credential_id.clone(), cluster_id.to_owned());
-        if let Some(s) = self.mcp.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(s) = self
+            .mcp
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(s.clone());
         }
         let created = self.new_session(cluster_id.to_owned()).await?;
@@ -975,5 +1021,140 @@ fn answer_with_window(result: CommandResult, offset: u64, budget: u64) -> CallTo
 impl std::fmt::Debug for Mcp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mcp").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn result(status: ResultStatus, output: &str, error: Option<&str>) -> CommandResult {
+        CommandResult {
+            result_id: "res_1".into(),
+            session_id: "sess_1".into(),
+            cluster_id: "c1".into(),
+            status,
+            output: output.into(),
+            error: error.map(Into::into),
+            exit_code: Some(if status == ResultStatus::Completed {
+                0
+            } else {
+                1
+            }),
+            execution_time_ms: 1,
+            executed_at: Utc::now(),
+            correlation_id: "corr".into(),
+            truncated: None,
+            window: None,
+        }
+    }
+
+    fn text(r: &CallToolResult) -> String {
+        r.content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_cut_answer_says_what_is_left_and_how_to_read_on() {
+        let output = "line\n".repeat(100);
+        let answer = answer_with_window(result(ResultStatus::Completed, &output, None), 0, 52);
+        assert_eq!(answer.is_error, Some(false));
+        let t = text(&answer);
+        assert!(t.starts_with(&"line\n".repeat(10)), "{t}");
+        assert!(
+            t.contains("[kubeline: output cut at 50 of 500 bytes; 450 bytes (~113 tokens) left. Read on with read_result {\"result_id\": \"res_1\", \"offset\": 50}"),
+            "{t}"
+        );
+        let s = answer.structured_content.unwrap();
+        assert_eq!(s["window"]["next_offset"], 50);
+        assert_eq!(s["output"], "line\n".repeat(10));
+        // The last window has no note.
+        let last = answer_with_window(result(ResultStatus::Completed, &output, None), 450, 52);
+        assert_eq!(text(&last), "line\n".repeat(10));
+    }
+
+    #[test]
+    fn failed_and_timed_out_commands_are_tool_errors_with_stderr() {
+        let failed = answer_with_window(
+            result(
+                ResultStatus::Failed,
+                "",
+                Some("Error from server (NotFound): x\n"),
+            ),
+            0,
+            100,
+        );
+        assert_eq!(failed.is_error, Some(true));
+        assert_eq!(text(&failed), "Error from server (NotFound): x\n");
+        let timeout = answer_with_window(result(ResultStatus::Timeout, "", None), 0, 100);
+        assert_eq!(timeout.is_error, Some(true));
+        assert!(text(&timeout).contains("read_result"), "{}", text(&timeout));
+    }
+
+    #[test]
+    fn arguments_are_checked_by_name() {
+        let args = Args::new(
+            json!({"args": ["a", 1], "n": "x", "t": -1, "s": 2})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let msg = |e: ToolError| e.text;
+        assert_eq!(
+            msg(args.strings("args").unwrap_err()),
+            "argument `args[1]` must be a string, not a number"
+        );
+        assert_eq!(
+            msg(args.whole("n", 1, 10).unwrap_err()),
+            "argument `n` must be a whole number, not a string"
+        );
+        assert_eq!(
+            msg(args.whole("t", 1, 10).unwrap_err()),
+            "argument `t` is -1: give a whole number from 1 to 10"
+        );
+        assert_eq!(
+            msg(args.string("s").unwrap_err()),
+            "argument `s` must be a string, not a number"
+        );
+        assert!(
+            msg(args.strings("missing").unwrap_err()).starts_with("argument `missing` is missing")
+        );
+        assert_eq!(
+            msg(args.only(&["args", "n", "t"]).unwrap_err()),
+            "unknown argument `s`; this tool takes args, n, t"
+        );
+    }
+
+    #[test]
+    fn the_tool_list_is_small_and_read_only() {
+        let tools = tools();
+        let bytes = serde_json::to_string(&tools).unwrap().len();
+        assert!(bytes < 6000, "tools/list grew to {bytes} bytes");
+        for t in &tools {
+            assert_eq!(t.annotations.as_ref().unwrap().read_only_hint, Some(true));
+            assert!(t.output_schema.is_some());
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_by_flag() {
+        let mut args = McpArgs::default();
+        assert!(
+            args.check(4096)
+                .unwrap_err()
+                .to_string()
+                .contains("--mcp-output-bytes")
+        );
+        args.mcp_output_bytes = 1024;
+        args.check(4096).unwrap();
+        args.allowed_origins = vec!["app.example.com".into()];
+        let e = args.check(4096).unwrap_err().to_string();
+        assert!(
+            e.contains("--mcp-allowed-origin \"app.example.com\" needs a scheme"),
+            "{e}"
+        );
     }
 }

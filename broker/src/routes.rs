@@ -159,7 +159,11 @@ pub async fn create_session(
     Json(req): Json<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Extension<audit::Audited>, Json<SessionCreated>)> {
     let created = open_session(&state, &caller, &ctx, req).await?;
-    Ok((StatusCode::CREATED, Extension(audit::Audited), Json(created)))
+    Ok((
+        StatusCode::CREATED,
+        Extension(audit::Audited),
+        Json(created),
+    ))
 }
 
 /// Creates a session for the caller on a cluster it reaches (audited first).
@@ -502,7 +506,7 @@ pub(crate) async fn run_command(
     metrics::executed(command_label, &answer, started.elapsed());
     // The accepted record was written before dispatch (`run_execute`); this one says how it
     // ended, or why it was refused.
-    event.duration_ms = Some(audit::elapsed_ms(&ctx));
+    event.duration_ms = Some(audit::elapsed_ms(ctx));
     match &answer {
         Ok(result) => {
             event.outcome = match result.status {
@@ -906,7 +910,10 @@ impl ResultQuery {
         let limit = number_param("limit", self.limit.as_deref(), 1, api::MAX_WINDOW_BYTES)?;
         Ok(match (offset, limit) {
             (None, None) => None,
-            (offset, limit) => Some((offset.unwrap_or(0), limit.unwrap_or(api::DEFAULT_WINDOW_BYTES))),
+            (offset, limit) => Some((
+                offset.unwrap_or(0),
+                limit.unwrap_or(api::DEFAULT_WINDOW_BYTES),
+            )),
         })
     }
 }
@@ -953,7 +960,9 @@ pub async fn get_result(
     Query(q): Query<ResultQuery>,
 ) -> ApiResult<Json<CommandResult>> {
     let window = q.window()?;
-    read_result(&state, &caller, &result_id, window).await.map(Json)
+    read_result(&state, &caller, &result_id, window)
+        .await
+        .map(Json)
 }
 
 /// A stored result the caller may read (on a cluster it reaches), whole or the window

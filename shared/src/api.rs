@@ -417,10 +417,14 @@ impl CommandResult {
     pub fn windowed(mut self, offset: u64, limit: u64) -> Result<Self, String> {
         let total = self.output.len();
         let Ok(start) = usize::try_from(offset) else {
-            return Err(format!("offset {offset} is past the end of the output ({total} bytes)"));
+            return Err(format!(
+                "offset {offset} is past the end of the output ({total} bytes)"
+            ));
         };
         if start > total {
-            return Err(format!("offset {offset} is past the end of the output ({total} bytes)"));
+            return Err(format!(
+                "offset {offset} is past the end of the output ({total} bytes)"
+            ));
         }
         let start = floor_char_boundary(&self.output, start);
         let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
@@ -979,7 +983,10 @@ mod tests {
         assert_eq!(r.output, "");
         assert_eq!(r.window.unwrap().next_offset, None);
         let e = result_with("abc").windowed(4, 10).unwrap_err();
-        assert!(e.contains("offset 4 is past the end of the output (3 bytes)"), "{e}");
+        assert!(
+            e.contains("offset 4 is past the end of the output (3 bytes)"),
+            "{e}"
+        );
         assert!(result_with("").windowed(0, 1).is_ok());
         assert!(result_with("abc").windowed(u64::MAX, 1).is_err());
     }

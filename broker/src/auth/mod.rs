@@ -382,7 +382,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             let mut res = e.into_response();
             if res.status() == StatusCode::UNAUTHORIZED {
                 let challenge = crate::mcp::challenge(&state, req.headers());
-                res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
             }
             return res;
         }
