@@ -324,7 +324,7 @@ impl Broker {
             );
         }
         args.audit.check()?;
-        args.mcp.check(args.max_output_bytes)?;
+        args.mcp.check()?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",

@@ -104,13 +104,11 @@ impl Default for McpArgs {
 }
 
 impl McpArgs {
-    /// Refuses settings that cannot work, naming the flag.
-    pub fn check(&self, max_output_bytes: u64) -> anyhow::Result<()> {
-        if self.mcp_output_bytes == 0 || self.mcp_output_bytes > max_output_bytes {
-            anyhow::bail!(
-                "--mcp-output-bytes ({}) must be from 1 to --max-output-bytes ({max_output_bytes})",
-                self.mcp_output_bytes
-            );
+    /// Refuses settings that cannot work, naming the flag. (A budget larger than
+    /// `--max-output-bytes` is fine: no answer holds more than a result has.)
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.mcp_output_bytes == 0 {
+            anyhow::bail!("--mcp-output-bytes must be at least 1");
         }
         if let Some(url) = &self.public_url
             && !matches!(url.scheme(), "http" | "https")
@@ -859,7 +857,7 @@ impl Call<'_> {
         Ok(self
             .args
             .whole(name, 1, max)?
-            .unwrap_or(settings.mcp.mcp_output_bytes))
+            .unwrap_or(settings.mcp.mcp_output_bytes.min(max)))
     }
 
     /// One step of the caller's budget of `class`, as the REST route would take it.
@@ -1142,16 +1140,17 @@ mod tests {
     #[test]
     fn settings_that_cannot_work_are_refused_by_flag() {
         let mut args = McpArgs::default();
+        args.check().unwrap();
+        args.mcp_output_bytes = 0;
         assert!(
-            args.check(4096)
+            args.check()
                 .unwrap_err()
                 .to_string()
                 .contains("--mcp-output-bytes")
         );
         args.mcp_output_bytes = 1024;
-        args.check(4096).unwrap();
         args.allowed_origins = vec!["app.example.com".into()];
-        let e = args.check(4096).unwrap_err().to_string();
+        let e = args.check().unwrap_err().to_string();
         assert!(
             e.contains("--mcp-allowed-origin \"app.example.com\" needs a scheme"),
             "{e}"
