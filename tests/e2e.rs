@@ -828,3 +828,95 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
         output.len()
     );
 }
+
+#[tokio::test]
+async fn idempotency_key_answers_a_retry_with_the_first_result() {
+    let opts = BrokerOpts::embedded().with(&["--agent-token", "late=late-token"]);
+    let port = opts.port;
+    let (_broker, api) = start_broker("idem", opts).await;
+    let _agent = start_agent("idem-agent", port, AGENT_TOKEN);
+    wait_connected(&api).await;
+    let session = api.session().await;
+    let body = |args: &[&str]| {
+        json!({ "cluster_id": CLUSTER, "session_id": session, "command_type": "get", "args": args })
+            .to_string()
+    };
+    let send = |body: String, key: &'static str| {
+        let api = api.clone();
+        async move {
+            let (status, _, answer) = api
+                .post_raw("/debug/execute", &body, &[("idempotency-key", key)])
+                .await
+                .unwrap();
+            (status, answer)
+        }
+    };
+    // A retry gets the first result, not a second run.
+    let (status, first) = send(body(&["pods", "-A"]), "retry-1").await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = send(body(&["pods", "-A"]), "retry-1").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["result_id"], first["result_id"]);
+    assert_eq!(again["output"], first["output"]);
+    // Two at once: one runs, the other waits for its result.
+    let (a, b) = tokio::join!(
+        send(body(&["namespaces"]), "together"),
+        send(body(&["namespaces"]), "together")
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
+    assert_eq!(a.1["result_id"], b.1["result_id"]);
+    // The same key for another request is refused; another key runs it.
+    let (status, refused) = send(body(&["nodes"]), "retry-1").await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["details"]["code"], "idempotency_key_reused");
+    let (status, other) = send(body(&["nodes"]), "retry-2").await;
+    assert_eq!(status, 200, "{other}");
+    assert_ne!(other["result_id"], first["result_id"]);
+    // Keys that are not keys.
+    for key in ["", " spaced key ", "tab\there"] {
+        let (status, _, refused) = api
+            .post_raw(
+                "/debug/execute",
+                &body(&["pods"]),
+                &[("idempotency-key", key)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{key:?}: {refused}");
+        assert_eq!(refused["details"]["field"], "Idempotency-Key");
+    }
+    let long = "k".repeat(256);
+    let (status, _, _) = api
+        .post_raw(
+            "/debug/execute",
+            &body(&["pods"]),
+            &[("idempotency-key", &long)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+    // A request refused before it was queued gives its key back: the retry runs.
+    let (status, late_session) = api
+        .post("/debug/session", json!({ "cluster_id": "late" }))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{late_session}");
+    let late = json!({ "cluster_id": "late", "session_id": late_session["session_id"],
+        "command_type": "version", "args": [] })
+    .to_string();
+    let (status, unavailable) = send(late.clone(), "late-1").await;
+    assert_eq!(status, 503, "no agent yet: {unavailable}");
+    let _late_agent = start_agent_for("idem-late-agent", port, "late", "late-token");
+    eventually(
+        "the late agent to link",
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = api.get("/clusters/late/status").await.ok()?;
+            (status == 200 && body["status"] == "connected").then_some(())
+        },
+    )
+    .await;
+    let (status, ran) = send(late, "late-1").await;
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(ran["status"], "completed");
+}

@@ -584,6 +584,74 @@ async fn auditor(store: Arc<dyn Store>) {
     );
 }
 
+async fn idempotency_keys(store: Arc<dyn Store>) {
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        store
+            .claim_idempotency_key("k1:a", "res_1 f", ttl)
+            .await
+            .unwrap(),
+        None,
+        "a fresh key is taken"
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key("k1:a", "res_2 f", ttl)
+            .await
+            .unwrap(),
+        Some("res_1 f".to_owned()),
+        "a taken key answers what it holds and is not changed"
+    );
+    // Another credential's key of the same text is another key.
+    assert_eq!(
+        store
+            .claim_idempotency_key("k2:a", "res_3 f", ttl)
+            .await
+            .unwrap(),
+        None
+    );
+    // Release only gives back a key that still holds the releaser's value.
+    store
+        .release_idempotency_key("k1:a", "res_2 f")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key("k1:a", "res_4 f", ttl)
+            .await
+            .unwrap(),
+        Some("res_1 f".to_owned())
+    );
+    store
+        .release_idempotency_key("k1:a", "res_1 f")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key("k1:a", "res_5 f", ttl)
+            .await
+            .unwrap(),
+        None
+    );
+    // Keys end with their lifetime.
+    let short = Duration::from_millis(50);
+    assert_eq!(
+        store
+            .claim_idempotency_key("k1:b", "res_6 f", short)
+            .await
+            .unwrap(),
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        store
+            .claim_idempotency_key("k1:b", "res_7 f", ttl)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 async fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
@@ -614,7 +682,8 @@ both!(
     credentials,
     rate_limits,
     audit_log,
-    auditor
+    auditor,
+    idempotency_keys
 );
 
 /// Two broker replicas on one Redis draw from one budget, one at a time or all at once.

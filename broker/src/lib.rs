@@ -12,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod idempotency;
 pub mod jwt;
 pub mod limits;
 pub mod link;

@@ -811,7 +811,7 @@ impl Call<'_> {
             self.state(),
             &self.caller,
             &self.ctx,
-            None,
+            Default::default(),
             request(session.clone()),
         )
         .await;
@@ -823,7 +823,7 @@ impl Call<'_> {
                 self.state(),
                 &self.caller,
                 &self.ctx,
-                None,
+                Default::default(),
                 request(session),
             )
             .await;

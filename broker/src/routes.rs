@@ -23,6 +23,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::hub::SubmitError;
+use crate::idempotency::{Claim, IdempotencyKey, replay};
 use crate::limits::Permit;
 use crate::metrics::{self, Limit};
 use crate::middleware::RequestContext;
@@ -427,7 +428,13 @@ pub async fn list_sessions(
 /// cluster's agent is not connected.
 #[utoipa::path(post, path = "/debug/execute", tag = "commands",
     params(("X-Request-Timeout" = Option<f64>, Header,
-        description = "Timeout in seconds when the body gives no `timeout`.", example = 30)),
+        description = "Timeout in seconds when the body gives no `timeout`.", example = 30),
+        ("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 visible ASCII characters. A retry with the same key (same \
+            credential, same body) is answered with the first request's result instead of \
+            running again; the same key with another body is refused (400 \
+            `idempotency_key_reused`). Kept as long as results.",
+        example = "5b1c7e2e-0c7a-4d8e-9d59-3f8f6c1e2a10")),
     request_body = ExecuteRequest,
     responses(
         (status = 200, description = "The command ran (or failed as kubectl would).", body = CommandResult,
@@ -456,7 +463,11 @@ pub async fn execute(
     headers: HeaderMap,
     Json(req): Json<ExecuteRequest>,
 ) -> Response {
-    let answer = run_command(&state, &caller, &ctx, headers.get("x-request-timeout"), req).await;
+    let extra = ExecuteHeaders {
+        timeout: headers.get("x-request-timeout"),
+        idempotency_key: headers.get("idempotency-key"),
+    };
+    let answer = run_command(&state, &caller, &ctx, extra, req).await;
     let mut response = match answer.and_then(result_response) {
         Ok(response) => response,
         Err(e) => e.into_response(),
@@ -465,14 +476,22 @@ pub async fn execute(
     response
 }
 
+/// What the headers of an execute request add to its body.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ExecuteHeaders<'a> {
+    /// `X-Request-Timeout`, used when the body gives no `timeout`.
+    pub timeout: Option<&'a HeaderValue>,
+    /// `Idempotency-Key`: a retry with the same key gets the first request's result.
+    pub idempotency_key: Option<&'a HeaderValue>,
+}
+
 /// Runs one command for the caller, from its request to its result (or the error that refuses
-/// it), measured and audited: the path of every execute, REST or MCP. `timeout_header` is
-/// `X-Request-Timeout`, used when the body gives no `timeout`.
+/// it), measured and audited: the path of every execute, REST or MCP.
 pub(crate) async fn run_command(
     state: &AppState,
     caller: &Caller,
     ctx: &RequestContext,
-    timeout_header: Option<&HeaderValue>,
+    headers: ExecuteHeaders<'_>,
     req: ExecuteRequest,
 ) -> ApiResult<CommandResult> {
     let started = Instant::now();
@@ -496,7 +515,7 @@ pub(crate) async fn run_command(
         caller,
         ctx,
         trace,
-        timeout_header,
+        headers,
         req,
         &mut event,
         &mut dispatched,
@@ -592,7 +611,7 @@ async fn run_execute(
     caller: &Caller,
     ctx: &RequestContext,
     trace: TraceParent,
-    timeout_header: Option<&HeaderValue>,
+    headers: ExecuteHeaders<'_>,
     req: ExecuteRequest,
     event: &mut AuditEvent,
     dispatched: &mut bool,
@@ -602,7 +621,7 @@ async fn run_execute(
     let session_id = required(req.session_id, "session_id")?;
     let command_type = required(req.command_type, "command_type")?;
     let args = req.args.ok_or_else(|| ApiError::missing_field("args"))?;
-    let timeout = request_timeout(state, req.timeout, timeout_header)?;
+    let timeout = request_timeout(state, req.timeout, headers.timeout)?;
     let max = state.settings.max_output_bytes;
     let max_output_bytes = match req.max_output_bytes {
         None => max,
@@ -654,6 +673,72 @@ async fn run_execute(
     if let Some(stderr) = usage_error {
         return usage_error_result(state, session_id, cluster_id, now, ctx, stderr).await;
     }
+    let result_id = new_id("res");
+    // A retry with the same key is answered with the first request's result, not run again.
+    let idempotency = match headers.idempotency_key {
+        None => None,
+        Some(key) => {
+            let request = [cluster_id.as_str(), &session_id, &command_type];
+            let key = IdempotencyKey::new(caller, key, &request, &args, max_output_bytes)?;
+            match key.claim(state, &result_id).await? {
+                Claim::Taken => Some(key),
+                Claim::Replay(first) => {
+                    event.result_id = Some(first.clone());
+                    event.reason = Some("replayed: Idempotency-Key of an earlier execute".into());
+                    return replay(state, &first, now + timeout).await;
+                }
+            }
+        }
+    };
+    let answer = dispatch(
+        state,
+        caller,
+        ctx,
+        trace,
+        event,
+        dispatched,
+        QueuedCommand {
+            entry_id: String::new(),
+            result_id: result_id.clone(),
+            session_id,
+            cluster_id,
+            command_type,
+            args,
+            executed_at: now,
+            deadline: now + timeout,
+            max_output_bytes,
+            correlation_id: ctx.correlation_id.clone(),
+            reply_to: state.hub.broker_id().to_owned(),
+            trace: Some(TraceContext {
+                traceparent: trace.to_string(),
+                tracestate: ctx.tracestate.clone(),
+            }),
+        },
+    )
+    .await;
+    // Refused before anything was queued: the key may be used again.
+    if let Some(key) = idempotency
+        && answer.is_err()
+        && !*dispatched
+    {
+        key.release(state, &result_id).await;
+    }
+    answer
+}
+
+/// The second half of an execute: the agent's link, the limits, the accepted audit record, the
+/// queue, and the wait for the result.
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    trace: TraceParent,
+    event: &mut AuditEvent,
+    dispatched: &mut bool,
+    command: QueuedCommand,
+) -> ApiResult<CommandResult> {
+    let cluster_id = command.cluster_id.clone();
     if !state.hub.holds_link(&cluster_id) {
         let record = state.hub.store().get_cluster(&cluster_id).await?;
         if record.as_ref().is_none_or(|r| r.broker_id.is_none()) {
@@ -670,23 +755,6 @@ async fn run_execute(
     // are held until this handler ends, however it ends (answer, error, caller gone).
     let _permits = execute_permits(state, caller, &cluster_id)?;
     check_queue(state, &cluster_id).await?;
-    let command = QueuedCommand {
-        entry_id: String::new(),
-        result_id: new_id("res"),
-        session_id,
-        cluster_id,
-        command_type,
-        args,
-        executed_at: now,
-        deadline: now + timeout,
-        max_output_bytes,
-        correlation_id: ctx.correlation_id.clone(),
-        reply_to: state.hub.broker_id().to_owned(),
-        trace: Some(TraceContext {
-            traceparent: trace.to_string(),
-            tracestate: ctx.tracestate.clone(),
-        }),
-    };
     event.result_id = Some(command.result_id.clone());
     state
         .audit

@@ -54,6 +54,8 @@ struct State {
     /// Credentials by id, and ids by secret hash.
     credentials: HashMap<String, CredentialRecord>,
     credential_ids: HashMap<String, String>,
+    /// Idempotency keys: what each holds, and until when.
+    idempotency: HashMap<String, (String, Instant)>,
 }
 
 #[derive(Default)]
@@ -89,6 +91,7 @@ impl State {
             let wall = Utc::now();
             self.results.retain(|_, (_, until)| *until > now);
             self.sessions.retain(|_, (_, until)| *until > wall);
+            self.idempotency.retain(|_, (_, until)| *until > now);
         }
     }
 
@@ -376,6 +379,38 @@ impl Store for MemoryStore {
     async fn deliver_result(&self, _broker_id: &str, result: &CommandResult) -> StoreResult<()> {
         self.lock()
             .emit(StoreEvent::Result(Box::new(result.clone())));
+        Ok(())
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<String>> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if let Some((held, until)) = state.idempotency.get(key)
+            && *until > now
+        {
+            return Ok(Some(held.clone()));
+        }
+        state
+            .idempotency
+            .insert(key.to_owned(), (value.to_owned(), now + ttl));
+        state.wrote();
+        Ok(None)
+    }
+
+    async fn release_idempotency_key(&self, key: &str, value: &str) -> StoreResult<()> {
+        let mut state = self.lock();
+        if state
+            .idempotency
+            .get(key)
+            .is_some_and(|(held, _)| held == value)
+        {
+            state.idempotency.remove(key);
+        }
         Ok(())
     }
 

@@ -239,6 +239,29 @@ impl Store for Metered {
         .await
     }
 
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<String>> {
+        self.timed(
+            "claim_idempotency_key",
+            self.inner.claim_idempotency_key(key, value, ttl),
+        )
+        .await
+    }
+
+    async fn release_idempotency_key(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.timed(
+            "release_idempotency_key",
+            self.inner.release_idempotency_key(key, value),
+        )
+        .await
+    }
+
     // --- rate limits ---
 
     async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision> {

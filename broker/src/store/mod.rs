@@ -342,6 +342,20 @@ pub trait Store: Send + Sync + 'static {
     /// Hands a result to the caller waiting on broker replica `broker_id`.
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()>;
 
+    // --- idempotency keys ---
+
+    /// Takes idempotency key `key` for `value` (kept `ttl`), unless it is taken: then answers
+    /// the value it holds and changes nothing. Atomic across replicas.
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<String>>;
+
+    /// Gives key `key` back if it still holds `value` (its request was refused before it ran).
+    async fn release_idempotency_key(&self, key: &str, value: &str) -> StoreResult<()>;
+
     // --- credentials ---
 
     /// Stores a credential, replacing one with the same id; with `only_if_new`, leaves an

@@ -19,6 +19,7 @@
 //! | `kl:rl:CLASS:ID` | string with TTL | rate limit bucket of credential ID: its TAT in Unix ms |
 //! | `kl:audit` | stream, field `r` | audit records (JSON), all replicas; `MAXLEN ~` trimmed |
 //! | `kl:audit:head:B` | string with TTL | the last audit record replica B wrote |
+//! | `kl:idem:ID:HASH` | string with TTL | the execute an `Idempotency-Key` (hashed) of credential ID named |
 //!
 //! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
 //! `kl:reply:B` carries finished results to the replica B whose caller waits;
@@ -46,6 +47,13 @@ use super::{
     StoreResult,
 };
 use crate::ratelimit::{self, Decision};
+
+/// Deletes KEYS[1] if it holds ARGV[1] (compare and delete, in one step).
+static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
 
 const GROUP: &str = "kl";
 const SESSIONS: &str = "kl:sessions";
@@ -940,6 +948,36 @@ impl Store for RedisStore {
     async fn announce_credential_change(&self, id: &str) -> StoreResult<()> {
         let mut conn = self.conn();
         let _: i64 = conn.publish(CREDENTIAL_CHANNEL, id).await?;
+        Ok(())
+    }
+
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<String>> {
+        // SET NX GET (Redis 7): sets only when absent, and answers what was there.
+        let held: Option<String> = redis::cmd("SET")
+            .arg(format!("kl:idem:{key}"))
+            .arg(value)
+            .arg("NX")
+            .arg("GET")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(held)
+    }
+
+    async fn release_idempotency_key(&self, key: &str, value: &str) -> StoreResult<()> {
+        let _: i64 = RELEASE_SCRIPT
+            .key(format!("kl:idem:{key}"))
+            .arg(value)
+            .invoke_async(&mut self.conn())
+            .await?;
         Ok(())
     }
 
