@@ -185,6 +185,38 @@ impl Client {
             .await
     }
 
+    /// A POST of a JSON `body` to `path` with more `headers`, for the caller to read the answer
+    /// itself (the MCP bridge). No total timeout unless given: an MCP answer may be a long
+    /// stream. A failure to get an answer is a [`ClientError`] naming the URL.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: reqwest::header::HeaderMap,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = self.url(path);
+        let mut request = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.key)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .headers(headers)
+            .body(body);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&url, &e, timeout.unwrap_or(Duration::ZERO)))
+    }
+
+    /// The cause of a failure while reading an answer's body, as a [`ClientError`] on `url`.
+    pub fn read_error(&self, url: &str, e: &reqwest::Error) -> ClientError {
+        self.transport_error(url, e, Duration::ZERO)
+    }
+
     async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -291,7 +323,7 @@ pub fn decode<T: DeserializeOwned>(
 }
 
 /// A few words on a body that is not an error body.
-fn describe_body(body: &[u8]) -> String {
+pub fn describe_body(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {

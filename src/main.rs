@@ -5,6 +5,7 @@
 mod audit;
 mod client;
 mod config;
+mod mcp;
 mod ops;
 #[cfg(feature = "otlp")]
 mod otlp;
@@ -68,6 +69,9 @@ enum Command {
     /// exits with kubectl's exit code; a broker refusal exits 2-11 (README, "Operator CLI").
     #[command(visible_alias = "k")]
     Kubectl(ops::KubectlArgs),
+    /// Bridge a desktop MCP client that speaks stdio to the broker's MCP endpoint
+    /// (POST {broker}/mcp): JSON-RPC lines in on stdin, answers out on stdout, logs on stderr.
+    Mcp(mcp::McpArgs),
     /// Print a shell completion script: `source <(kubeline completion bash)`.
     Completion {
         /// Shell to complete for.
@@ -120,7 +124,8 @@ fn main() -> anyhow::Result<ExitCode> {
         | Command::Logout(_)
         | Command::Clusters(_)
         | Command::Status(_)
-        | Command::Kubectl(_) => ("kubeline-cli", "warn"),
+        | Command::Kubectl(_)
+        | Command::Mcp(_) => ("kubeline-cli", "warn"),
     };
     // Before the runtime: the OTLP exporter's HTTP client must not live inside it.
     let telemetry = telemetry::init(
@@ -157,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .unwrap_or_else(ops::Failure::report));
         }
+        Command::Mcp(args) => return Ok(mcp::run(args).await),
         Command::Audit(command) => return Ok(audit::run(command).await),
         Command::Completion { .. } => unreachable!("answered before the runtime starts"),
         Command::Broker(args) => {

@@ -846,3 +846,345 @@ fn client_commands_without_a_broker_say_what_to_do() {
     let out = home.run(&["kubectl", "-c", "bed", "--timeout", "-3", "--", "version"]);
     assert_eq!(out.code, 2, "{out}");
 }
+
+// === kubeline mcp ===
+
+/// What the fake MCP endpoint received: each request's headers and body.
+#[derive(Clone, Default)]
+struct McpSeen {
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Value)>>>,
+    lists: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl McpSeen {
+    /// Headers of the request whose body matches `pick`.
+    fn headers_of(&self, pick: impl Fn(&Value) -> bool) -> Vec<axum::http::HeaderMap> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| pick(body))
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+}
+
+fn header<'a>(h: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A stand-in for the broker's `/mcp`: records what it gets and answers as a Streamable HTTP
+/// server would (JSON, SSE, 202, a kubeline 401 for a wrong key, a HeaderMismatch).
+async fn fake_mcp(
+    axum::extract::State(seen): axum::extract::State<McpSeen>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let message: Value = serde_json::from_slice(&body).expect("the bridge sends JSON");
+    seen.requests
+        .lock()
+        .unwrap()
+        .push((headers.clone(), message.clone()));
+    if header(&headers, "authorization") != Some("Bearer mcp-key") {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "unauthorized",
+                "message": "Invalid API key: the broker does not know it",
+                "details": {"code": "invalid_credentials"}})),
+        )
+            .into_response();
+    }
+    let id = message["id"].clone();
+    let reply = |result: Value| axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result}));
+    match message["method"].as_str().unwrap_or("") {
+        "initialize" => (
+            [("mcp-session-id", "sid-42")],
+            reply(json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                "serverInfo": {"name": "fake", "version": "1"}})),
+        )
+            .into_response(),
+        m if m.starts_with("notifications/") => axum::http::StatusCode::ACCEPTED.into_response(),
+        "tools/list" => {
+            let n = seen.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut tools = vec![
+                json!({"name": "get", "inputSchema": {"type": "object", "properties": {
+                    "cluster_id": {"type": "string", "x-mcp-header": "Cluster"}}}}),
+                json!({"name": "broken", "inputSchema": {"type": "object", "properties": {
+                    "n": {"type": "number", "x-mcp-header": "N"}}}}),
+            ];
+            if n > 0 {
+                tools.push(json!({"name": "late", "inputSchema": {"type": "object",
+                    "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}}));
+            }
+            let note = json!({"jsonrpc": "2.0", "method": "notifications/message",
+                "params": {"level": "info", "data": "listing"}});
+            let response = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools}});
+            (
+                [("content-type", "text/event-stream")],
+                format!(": keep-alive\n\nevent: message\ndata: {note}\n\ndata: {response}\n\n"),
+            )
+                .into_response()
+        }
+        "tools/call" => match message["params"]["name"].as_str().unwrap_or("") {
+            "slow" => {
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                reply(json!({"content": [], "slow": true})).into_response()
+            }
+            "late" if header(&headers, "mcp-param-region").is_none() => (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32020,
+                    "message": "Header mismatch: Mcp-Param-Region is missing"}})),
+            )
+                .into_response(),
+            name => reply(json!({"content": [], "called": name})).into_response(),
+        },
+        "html/please" => (
+            [("content-type", "text/html")],
+            "<html><body>Welcome to nginx</body></html>",
+        )
+            .into_response(),
+        _ => reply(json!({})).into_response(),
+    }
+}
+
+/// Runs `kubeline mcp` against `broker` with `key`: writes `lines` (after each, waiting for the
+/// number of output lines it gives), closes standard input, and returns every output line and
+/// the standard error.
+async fn run_mcp(
+    home: &Home,
+    broker: &str,
+    key: &str,
+    lines: &[(&str, usize)],
+) -> (i32, Vec<Value>, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubeline"))
+        .args(["mcp", "--broker", broker, "--api-key", key])
+        .env_clear()
+        .env("HOME", &home.dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubeline mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut answers = Vec::new();
+    for (line, wait) in lines {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        for _ in 0..*wait {
+            let answer =
+                tokio::time::timeout(std::time::Duration::from_secs(20), stdout.next_line())
+                    .await
+                    .expect("an answer in time")
+                    .unwrap()
+                    .expect("an answer line");
+            answers.push(serde_json::from_str(&answer).expect("stdout carries JSON lines only"));
+        }
+    }
+    drop(stdin);
+    while let Some(line) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), stdout.next_line())
+            .await
+            .expect("stdout ends in time")
+            .unwrap()
+    {
+        answers.push(serde_json::from_str(&line).expect("stdout carries JSON lines only"));
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("kubeline mcp exits once its input ends")
+        .unwrap();
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).await.unwrap();
+    (status.code().unwrap_or(-1), answers, err)
+}
+
+fn answer_to(answers: &[Value], id: Value) -> &Value {
+    answers
+        .iter()
+        .find(|a| a["id"] == id && (a.get("result").is_some() || a.get("error").is_some()))
+        .unwrap_or_else(|| panic!("no answer to {id} in {answers:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_bridges_stdio_to_the_brokers_endpoint_with_its_headers() {
+    let seen = McpSeen::default();
+    let app = axum::Router::new()
+        .route("/mcp", axum::routing::post(fake_mcp))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let home = Home::new("mcp");
+    let modern = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+    let slow = json!({"jsonrpc": "2.0", "id": "slow-3", "method": "tools/call",
+        "params": {"name": "slow", "arguments": {}}});
+    let get = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "get", "arguments": {"cluster_id": "bed"}, "_meta": modern}});
+    let read = json!({"jsonrpc": "2.0", "id": 5, "method": "resources/read",
+        "params": {"uri": "kubeline://results/ré"}});
+    let cancelled_slow = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+        "params": {"name": "slow", "arguments": {}}});
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 6, "reason": "user"}});
+    let prompt =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "prompts/get", "params": {"name": "triage"}});
+    let late = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+        "name": "late", "arguments": {"region": "eu-1"}}});
+    let html = json!({"jsonrpc": "2.0", "id": 9, "method": "html/please"});
+    let lines = [
+        (init.to_string(), 1),
+        (initialized.to_string(), 0),
+        // Its notification and its answer: the client lists the tools before calling them.
+        (list.to_string(), 2),
+        (slow.to_string(), 0),
+        (get.to_string(), 1),
+        (read.to_string(), 0),
+        ("this is not json".to_owned(), 0),
+        (cancelled_slow.to_string(), 0),
+        (cancel.to_string(), 0),
+        (prompt.to_string(), 0),
+        (late.to_string(), 0),
+        (html.to_string(), 0),
+    ];
+    let lines: Vec<(&str, usize)> = lines.iter().map(|(l, w)| (l.as_str(), *w)).collect();
+    let (code, answers, stderr) = run_mcp(&home, &url, "mcp-key", &lines).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // Answers: initialize first (waited for), then `get` before the slow call sent before it.
+    assert_eq!(answers[0]["result"]["protocolVersion"], "2025-11-25");
+    let position = |id: Value| answers.iter().position(|a| a["id"] == id).unwrap();
+    assert!(
+        position(json!(4)) < position(json!("slow-3")),
+        "{answers:?}"
+    );
+    assert_eq!(answer_to(&answers, json!("slow-3"))["result"]["slow"], true);
+    assert_eq!(answer_to(&answers, json!(4))["result"]["called"], "get");
+    // The SSE answer: its notification, then the response, without the invalid tool.
+    let note = answers
+        .iter()
+        .position(|a| a["method"] == "notifications/message")
+        .unwrap();
+    assert!(note < position(json!(2)), "{answers:?}");
+    let tools: Vec<&str> = answer_to(&answers, json!(2))["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["get"]);
+    assert!(
+        stderr.contains("tool \"broken\" left out of tools/list"),
+        "{stderr}"
+    );
+    // A line that is not JSON, and an answer that is not JSON-RPC.
+    let parse = answers
+        .iter()
+        .find(|a| a["id"].is_null() && a.get("error").is_some())
+        .unwrap();
+    assert_eq!(parse["error"]["code"], -32700);
+    let e = &answer_to(&answers, json!(9))["error"];
+    assert_eq!(e["code"], -31000);
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{url}/mcp answered HTTP 200 with this instead")),
+        "{message}"
+    );
+    assert!(message.contains("Welcome to nginx"), "{message}");
+    // The cancelled request is never answered; the others are.
+    assert!(!answers.iter().any(|a| a["id"] == 6), "{answers:?}");
+    for id in [json!(5), json!(7), json!(8)] {
+        assert!(
+            answer_to(&answers, id).get("result").is_some(),
+            "{answers:?}"
+        );
+    }
+    assert_eq!(answers.len(), 10, "{answers:?}");
+
+    // What the endpoint received.
+    let by_method = |method: &'static str| seen.headers_of(move |b| b["method"] == method);
+    let h = &by_method("initialize")[0];
+    assert_eq!(header(h, "mcp-method"), Some("initialize"));
+    assert_eq!(header(h, "mcp-protocol-version"), None);
+    assert_eq!(header(h, "mcp-session-id"), None);
+    assert_eq!(
+        header(h, "accept"),
+        Some("application/json, text/event-stream")
+    );
+    assert_eq!(header(h, "content-type"), Some("application/json"));
+    assert_eq!(header(h, "authorization"), Some("Bearer mcp-key"));
+    let h = &by_method("notifications/initialized")[0];
+    assert_eq!(header(h, "mcp-protocol-version"), Some("2025-11-25"));
+    assert_eq!(header(h, "mcp-method"), Some("notifications/initialized"));
+    assert_eq!(header(h, "mcp-session-id"), Some("sid-42"));
+    let h = &seen.headers_of(|b| b["id"] == 4)[0];
+    assert_eq!(header(h, "mcp-protocol-version"), Some("2026-07-28"));
+    assert_eq!(header(h, "mcp-method"), Some("tools/call"));
+    assert_eq!(header(h, "mcp-name"), Some("get"));
+    assert_eq!(header(h, "mcp-param-cluster"), Some("bed"));
+    let h = &seen.headers_of(|b| b["id"] == 5)[0];
+    assert_eq!(
+        header(h, "mcp-name"),
+        Some("=?base64?a3ViZWxpbmU6Ly9yZXN1bHRzL3LDqQ==?=")
+    );
+    let h = &seen.headers_of(|b| b["id"] == 7)[0];
+    assert_eq!(
+        (header(h, "mcp-method"), header(h, "mcp-name")),
+        (Some("prompts/get"), Some("triage"))
+    );
+    // The cancellation went to this initialize-era server too.
+    let h = &by_method("notifications/cancelled")[0];
+    assert_eq!(header(h, "mcp-method"), Some("notifications/cancelled"));
+    // `late` was refused for a header the bridge did not know; it listed the tools again (not
+    // shown to the client) and sent the call once more with Mcp-Param-Region.
+    let calls = seen.headers_of(|b| b["id"] == 8);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(header(&calls[0], "mcp-param-region"), None);
+    assert_eq!(header(&calls[1], "mcp-param-region"), Some("eu-1"));
+    assert_eq!(by_method("tools/list").len(), 2);
+
+    // A wrong key: the broker's 401 becomes a JSON-RPC error naming the URL and the cause.
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    let (code, answers, _) = run_mcp(&home, &url, "wrong", &[(ping.as_str(), 1)]).await;
+    assert_eq!(code, 0);
+    let e = &answer_to(&answers, json!(1))["error"];
+    assert_eq!(e["code"], -31000);
+    assert!(
+        e["message"].as_str().unwrap().starts_with(&format!(
+            "{url}/mcp answered HTTP 401 (unauthorized): Invalid API key"
+        )),
+        "{e}"
+    );
+    assert_eq!(e["data"]["status"], 401);
+
+    // A broker that is not there.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, answers, stderr) = run_mcp(&home, &dead, "k", &[(ping.as_str(), 1)]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        answer_to(&answers, json!(1))["error"]["message"],
+        format!("cannot reach the broker at {dead}/mcp: connection refused")
+    );
+    assert!(stderr.contains(&format!(
+        "relaying JSON-RPC between standard input/output and {dead}/mcp"
+    )));
+
+    // Without a broker configured it says so and exits 2.
+    let out = home.run(&["mcp"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("kubeline mcp: no broker given"),
+        "{out}"
+    );
+}
