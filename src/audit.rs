@@ -62,9 +62,7 @@ pub async fn run(command: AuditCommand) -> ExitCode {
 }
 
 async fn verify(args: VerifyArgs) -> ExitCode {
-    let client = match config::resolve(&args.client)
-        .and_then(|target| Client::new(&target.broker, &target.api_key))
-    {
+    let client = match config::resolve(&args.client).and_then(|target| target.client()) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("kubeline audit verify: {e}");

@@ -7,6 +7,7 @@
 //! refused` (or the actual cause) when there is no answer, never a debug dump.
 
 use std::error::Error as _;
+use std::path::Path;
 use std::time::Duration;
 
 use kubeline_shared::api::{
@@ -102,12 +103,19 @@ pub struct Client {
 
 impl Client {
     /// A client of the broker at `base` (`http://host:port` or `https://…`, a path prefix
-    /// allowed). Fails with a sentence naming the URL when it is not one.
-    pub fn new(base: &str, key: &str) -> Result<Self, String> {
+    /// allowed), trusting the CA certificates of `ca_file` besides the built-in roots. Fails
+    /// with a sentence naming the URL or the file when either is unusable.
+    pub fn new(base: &str, key: &str, ca_file: Option<&Path>) -> Result<Self, String> {
         let base = normalize_url(base)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(USER_AGENT)
+            .user_agent(USER_AGENT);
+        if let Some(path) = ca_file {
+            for certificate in read_ca_file(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot set up an HTTP client: {e}"))?;
         Ok(Self {
@@ -275,6 +283,42 @@ impl Client {
             cause: cause(e),
         }
     }
+}
+
+/// Largest CA file read.
+const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The certificates of a PEM file given with `--ca-file`.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    use std::io::Read;
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(|e| {
+            format!(
+                "cannot read the CA file {} (--ca-file): {e}",
+                path.display()
+            )
+        })?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "the CA file {} (--ca-file) is larger than {MAX_CA_FILE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        format!(
+            "the CA file {} (--ca-file) is not PEM certificates: {e}",
+            path.display()
+        )
+    })?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "the CA file {} (--ca-file) holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certificates)
 }
 
 /// Decodes an answer: `T` on 2xx, else the error body (or says what came instead).
@@ -543,12 +587,32 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let client = Client::new(&format!("http://127.0.0.1:{port}"), "k").unwrap();
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), "k", None).unwrap();
         let e = client.clusters().await.unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("cannot reach the broker at http://127.0.0.1:{port}: connection refused")
         );
+    }
+
+    #[test]
+    fn bad_ca_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("kubeline-client-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let e = Client::new("https://b", "k", Some(&missing)).err().unwrap();
+        assert!(
+            e.starts_with(&format!("cannot read the CA file {}", missing.display())),
+            "{e}"
+        );
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = Client::new("https://b", "k", Some(&empty)).err().unwrap();
+        assert!(
+            e.contains("holds no PEM certificate") || e.contains("is not PEM"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

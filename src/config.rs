@@ -36,6 +36,11 @@ pub struct ClientArgs {
         value_name = "KEY"
     )]
     pub api_key: Option<String>,
+
+    /// PEM file of CA certificates to trust for an https:// broker, besides the built-in roots
+    /// (a broker behind a private CA). Default: $KUBELINE_CA_FILE, then the config file.
+    #[arg(long, env = "KUBELINE_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What `kubeline login` saves.
@@ -48,6 +53,9 @@ pub struct ConfigFile {
     /// API key for that broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// CA certificates (PEM file) to trust for that broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A broker and the key to use there.
@@ -55,6 +63,15 @@ pub struct ConfigFile {
 pub struct Target {
     pub broker: String,
     pub api_key: String,
+    /// CA certificates to trust besides the built-in roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Target {
+    /// A client of this broker.
+    pub fn client(&self) -> Result<crate::client::Client, String> {
+        crate::client::Client::new(&self.broker, &self.api_key, self.ca_file.as_deref())
+    }
 }
 
 /// An environment variable, unless unset or empty.
@@ -219,21 +236,29 @@ fn resolve_with(args: &ClientArgs, file: &ConfigFile, path: &Path) -> Result<Tar
             );
         }
     };
-    if let Some(key) = args.api_key.as_deref().filter(|k| !k.trim().is_empty()) {
-        return Ok(Target {
-            broker,
-            api_key: key.trim().to_owned(),
-        });
-    }
     let same_broker = file
         .broker
         .as_deref()
         .and_then(|b| normalize_url(b).ok())
         .is_some_and(|b| b == broker);
+    // What the file says holds for its own broker only.
+    let ca_file = args
+        .ca_file
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+        .or_else(|| file.ca_file.clone().filter(|_| same_broker));
+    if let Some(key) = args.api_key.as_deref().filter(|k| !k.trim().is_empty()) {
+        return Ok(Target {
+            broker,
+            api_key: key.trim().to_owned(),
+            ca_file,
+        });
+    }
     match file.api_key.as_deref().filter(|_| same_broker) {
         Some(key) => Ok(Target {
             broker,
             api_key: key.to_owned(),
+            ca_file,
         }),
         None => Err(format!(
             "no API key for {broker}: run `kubeline login --broker {broker}`, or pass --api-key \
@@ -368,6 +393,7 @@ mod tests {
         ClientArgs {
             broker: broker.map(str::to_owned),
             api_key: key.map(str::to_owned),
+            ca_file: None,
         }
     }
 
@@ -377,10 +403,16 @@ mod tests {
         let file = ConfigFile {
             broker: Some("http://a:1/".into()),
             api_key: Some("file-key".into()),
+            ca_file: Some("/cfg/ca.pem".into()),
         };
         let t = resolve_with(&args(None, None), &file, path).unwrap();
         assert_eq!(t.broker, "http://a:1");
         assert_eq!(t.api_key, "file-key");
+        assert_eq!(t.ca_file.as_deref(), Some(Path::new("/cfg/ca.pem")));
+        let mut with_ca = args(None, None);
+        with_ca.ca_file = Some("/other/ca.pem".into());
+        let t = resolve_with(&with_ca, &file, path).unwrap();
+        assert_eq!(t.ca_file.as_deref(), Some(Path::new("/other/ca.pem")));
         // Same broker spelled differently: the file's key still applies.
         let t = resolve_with(&args(Some("http://A:1"), None), &file, path).unwrap();
         assert_eq!(t.api_key, "file-key");
@@ -402,6 +434,7 @@ mod tests {
         let file = ConfigFile {
             broker: Some("http://a:1".into()),
             api_key: Some("file-key".into()),
+            ca_file: None,
         };
         let e = resolve_with(&args(Some("http://b:2"), None), &file, path).unwrap_err();
         assert!(
@@ -427,7 +460,7 @@ mod tests {
         assert!(e.starts_with("--broker (or KUBELINE_BROKER_URL): "), "{e}");
         let bad = ConfigFile {
             broker: Some("nope".into()),
-            api_key: None,
+            ..ConfigFile::default()
         };
         let e = resolve_with(&args(None, Some("k")), &bad, path).unwrap_err();
         assert!(e.starts_with("the broker in /cfg/config.toml: "), "{e}");
@@ -440,6 +473,7 @@ mod tests {
         let file = ConfigFile {
             broker: Some("http://a:1".into()),
             api_key: Some("k\"ey".into()),
+            ca_file: Some("/x/ca.pem".into()),
         };
         write_private(&path, toml::to_string(&file).unwrap().as_bytes()).unwrap();
         assert_eq!(load_config(&path).unwrap(), Some(file));

@@ -103,14 +103,13 @@ struct Bridge {
 
 /// Runs the bridge until standard input ends.
 pub async fn run(args: McpArgs) -> ExitCode {
-    let client =
-        match config::resolve(&args.client).and_then(|t| Client::new(&t.broker, &t.api_key)) {
-            Ok(client) => client,
-            Err(e) => {
-                eprintln!("kubeline mcp: {e}");
-                return ExitCode::from(crate::ops::exit::USAGE);
-            }
-        };
+    let client = match config::resolve(&args.client).and_then(|t| t.client()) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("kubeline mcp: {e}");
+            return ExitCode::from(crate::ops::exit::USAGE);
+        }
+    };
     let url = format!("{}{ENDPOINT}", client.base());
     eprintln!("kubeline mcp: relaying JSON-RPC between standard input/output and {url}");
     let (out, mut lines) = mpsc::unbounded_channel::<String>();
@@ -1165,7 +1164,7 @@ mod tests {
     fn answers_that_are_not_jsonrpc_name_the_url_and_cause() {
         let (out, _rx) = mpsc::unbounded_channel();
         let bridge = Bridge {
-            client: Client::new("http://127.0.0.1:9", "k").unwrap(),
+            client: Client::new("http://127.0.0.1:9", "k", None).unwrap(),
             url: "http://127.0.0.1:9/mcp".into(),
             state: Mutex::new(State::default()),
             out,

@@ -276,7 +276,7 @@ fn explain_api(api: &ApiError, broker: &str, cluster: Option<&str>) -> Failure {
 
 fn client_for(args: &ClientArgs) -> Result<(Client, Target), Failure> {
     let target = config::resolve(args).map_err(Failure::usage)?;
-    let client = Client::new(&target.broker, &target.api_key).map_err(Failure::usage)?;
+    let client = target.client().map_err(Failure::usage)?;
     Ok((client, target))
 }
 
@@ -302,11 +302,24 @@ pub async fn login(args: LoginArgs) -> Result<(), Failure> {
         Some(key) => key.trim().to_owned(),
         None => read_key(&broker)?,
     };
+    // A CA file given now, else the saved one if it was for this broker.
+    let ca_file = match args.client.ca_file.filter(|p| !p.as_os_str().is_empty()) {
+        Some(path) => Some(std::path::absolute(&path).unwrap_or(path)),
+        None => existing.as_ref().and_then(|f| {
+            let same = f
+                .broker
+                .as_deref()
+                .and_then(|b| crate::client::normalize_url(b).ok())
+                .is_some_and(|b| b == broker);
+            f.ca_file.clone().filter(|_| same)
+        }),
+    };
     let target = Target {
         broker: broker.clone(),
         api_key: key.clone(),
+        ca_file: ca_file.clone(),
     };
-    let client = Client::new(&broker, &key).map_err(Failure::usage)?;
+    let client = target.client().map_err(Failure::usage)?;
     let clusters = client.clusters().await.map_err(|e| match &e {
         ClientError::Api(api) if api.code == Some(ErrorCode::Unauthorized) => Failure {
             message: format!(
@@ -326,6 +339,7 @@ pub async fn login(args: LoginArgs) -> Result<(), Failure> {
     let file = ConfigFile {
         broker: Some(broker.clone()),
         api_key: Some(key),
+        ca_file,
     };
     let text = toml::to_string(&file).expect("the config serializes");
     config::write_private(
@@ -400,7 +414,7 @@ pub async fn logout(_args: LogoutArgs) -> Result<(), Failure> {
         let sessions = cache
             .take_all(&broker, &config::key_id(key))
             .unwrap_or_default();
-        if let Ok(client) = Client::new(&broker, key) {
+        if let Ok(client) = Client::new(&broker, key, file.ca_file.as_deref()) {
             for s in sessions {
                 match client
                     .close_session(&s.session_id, Duration::from_secs(5))
@@ -722,6 +736,7 @@ mod tests {
         Target {
             broker: "http://b:1".into(),
             api_key: "k".into(),
+            ca_file: None,
         }
     }
 

@@ -1188,3 +1188,119 @@ async fn mcp_bridges_stdio_to_the_brokers_endpoint_with_its_headers() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn an_https_broker_behind_a_private_ca_needs_its_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let home = Home::new("tls");
+    // A CA and a certificate for 127.0.0.1 that it signs.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "kubeline cli test CA");
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let files = home.dir.join("tls");
+    std::fs::create_dir_all(&files).unwrap();
+    let (cert_file, key_file, ca_file) = (
+        files.join("tls.crt"),
+        files.join("tls.key"),
+        files.join("ca.pem"),
+    );
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let opts = BrokerOpts::embedded().with(&[
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ]);
+    let port = opts.port;
+    let (_broker, _api) = support::start_broker_answering(
+        "cli-tls-broker",
+        opts,
+        Api::https(port, ADMIN_KEY, ca_pem.as_bytes()),
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = ca_file.to_str().unwrap();
+
+    // Not trusted by the built-in roots: the cause is named.
+    let out = home.run(&["clusters", "--broker", &url, "--api-key", READ_KEY]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "kubeline: cannot reach the broker at {url}: invalid peer certificate"
+        )),
+        "{out}"
+    );
+    // Trusted with --ca-file (or KUBELINE_CA_FILE).
+    let out = home.run(&[
+        "clusters",
+        "--broker",
+        &url,
+        "--api-key",
+        READ_KEY,
+        "--ca-file",
+        ca,
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.starts_with("CLUSTER"), "{out}");
+    let out = home.run_with(
+        &["clusters", "--broker", &url, "--api-key", READ_KEY],
+        &[("KUBELINE_CA_FILE", ca)],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    // A CA file that is not one.
+    let out = home.run(&[
+        "clusters",
+        "--broker",
+        &url,
+        "--api-key",
+        READ_KEY,
+        "--ca-file",
+        cert_file.with_extension("nope").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("cannot read the CA file"), "{out}");
+    let out = home.run(&[
+        "clusters",
+        "--broker",
+        &url,
+        "--api-key",
+        READ_KEY,
+        "--ca-file",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("(--ca-file)"), "{out}");
+
+    // Login keeps the CA file with the broker and key.
+    let out = home.run(&[
+        "login",
+        "--broker",
+        &url,
+        "--api-key",
+        READ_KEY,
+        "--ca-file",
+        ca,
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        std::fs::read_to_string(home.config())
+            .unwrap()
+            .contains("ca.pem")
+    );
+    let out = home.run(&["kubectl", "-c", CLUSTER, "--", "get", "pods"]);
+    // No agent here: the broker answered over TLS, with its 503.
+    assert_eq!(out.code, 9, "{out}");
+}
