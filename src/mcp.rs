@@ -14,7 +14,8 @@
 //! (code [`BRIDGE_ERROR`], outside JSON-RPC's reserved range as MCP asks of local errors) whose
 //! message names the URL and the cause. `notifications/cancelled` aborts the request's HTTP
 //! exchange (closing it is the cancellation in Streamable HTTP). End of input: exit 0 once the
-//! requests in flight are answered.
+//! requests in flight are answered (`subscriptions/listen` streams, which never end by
+//! themselves, are closed).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -132,6 +133,8 @@ pub async fn run(args: McpArgs) -> ExitCode {
     });
     let mut tasks = JoinSet::new();
     let mut in_flight: HashMap<String, AbortHandle> = HashMap::new();
+    // `subscriptions/listen` streams never end by themselves: closed at the end of input.
+    let mut listens: Vec<AbortHandle> = Vec::new();
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     loop {
         let line = match read_line(&mut stdin).await {
@@ -194,8 +197,14 @@ pub async fn run(args: McpArgs) -> ExitCode {
                 }
             }
             Kind::Request(id) => {
+                let listen =
+                    message.get("method").and_then(Value::as_str) == Some("subscriptions/listen");
                 let b = bridge.clone();
                 let handle = tasks.spawn(async move { b.forward(message).await });
+                if listen {
+                    listens.retain(|h| !h.is_finished());
+                    listens.push(handle.clone());
+                }
                 in_flight.insert(id.to_string(), handle);
             }
             Kind::Notification(_) | Kind::Response => {
@@ -203,6 +212,9 @@ pub async fn run(args: McpArgs) -> ExitCode {
                 tasks.spawn(async move { b.forward(message).await });
             }
         }
+    }
+    for listen in listens {
+        listen.abort();
     }
     while tasks.join_next().await.is_some() {}
     drop(bridge);

@@ -596,7 +596,13 @@ pub async fn kubectl(args: KubectlArgs) -> Result<ExitCode, Failure> {
         }
     };
     let (client, target) = client_for(&args.client)?;
-    let cache = SessionCache::open().ok();
+    let cache = match SessionCache::open() {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            eprintln!("kubeline: warning: sessions are not kept between commands: {e}");
+            None
+        }
+    };
     let wait = match args.timeout {
         Some(t) => Duration::from_secs_f64(t) + Duration::from_secs(30),
         None => DEFAULT_EXECUTE_WAIT,

@@ -939,6 +939,21 @@ async fn fake_mcp(
                 .into_response(),
             name => reply(json!({"content": [], "called": name})).into_response(),
         },
+        "subscriptions/listen" => {
+            // Acknowledged, then open for as long as the client keeps it.
+            let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+                "params": {}});
+            let first = axum::body::Bytes::from(format!("data: {ack}\n\n"));
+            let stream = futures::StreamExt::chain(
+                futures::stream::once(async move { Ok::<_, std::convert::Infallible>(first) }),
+                futures::stream::pending(),
+            );
+            (
+                [("content-type", "text/event-stream")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
         "html/please" => (
             [("content-type", "text/html")],
             "<html><body>Welcome to nginx</body></html>",
@@ -1043,11 +1058,15 @@ async fn mcp_bridges_stdio_to_the_brokers_endpoint_with_its_headers() {
     let late = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
         "name": "late", "arguments": {"region": "eu-1"}}});
     let html = json!({"jsonrpc": "2.0", "id": 9, "method": "html/please"});
+    let listen = json!({"jsonrpc": "2.0", "id": "listen-1", "method": "subscriptions/listen",
+        "params": {"filter": {"toolsListChanged": true}, "_meta": modern}});
     let lines = [
         (init.to_string(), 1),
         (initialized.to_string(), 0),
         // Its notification and its answer: the client lists the tools before calling them.
         (list.to_string(), 2),
+        // Its acknowledgement; the stream stays open until the input ends.
+        (listen.to_string(), 1),
         (slow.to_string(), 0),
         (get.to_string(), 1),
         (read.to_string(), 0),
@@ -1110,7 +1129,16 @@ async fn mcp_bridges_stdio_to_the_brokers_endpoint_with_its_headers() {
             "{answers:?}"
         );
     }
-    assert_eq!(answers.len(), 10, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["method"] == "notifications/subscriptions/acknowledged")
+    );
+    assert!(
+        !answers.iter().any(|a| a["id"] == "listen-1"),
+        "{answers:?}"
+    );
+    assert_eq!(answers.len(), 11, "{answers:?}");
 
     // What the endpoint received.
     let by_method = |method: &'static str| seen.headers_of(move |b| b["method"] == method);
