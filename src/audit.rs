@@ -2,16 +2,22 @@
 //! chains here, with the same verifier the broker's `GET /audit/verify` uses, so that the check
 //! does not depend on the broker's own verdict.
 //!
+//! The broker and key are found as for every client command (`config::resolve`: flags, then
+//! `KUBELINE_BROKER_URL` / `KUBELINE_API_KEY`, then the file `kubeline login` wrote), and the
+//! log is read through the one REST client (`client.rs`).
+//!
 //! Exit status: 0 when nothing is wrong, 1 when the verifier found problems, 2 for a usage
 //! error or when the log cannot be read (broker unreachable, key refused).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Subcommand;
 use kubeline_broker::audit::{StoredRecord, Verifier};
-use kubeline_shared::audit::{AuditPage, VerifyReport};
+use kubeline_shared::audit::VerifyReport;
+
+use crate::client::Client;
+use crate::config::{self, ClientArgs};
 
 /// Largest page `GET /audit` serves.
 const MAX_PAGE: usize = 1000;
@@ -26,13 +32,9 @@ pub enum AuditCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Base URL of the broker (http://host:port or https://…).
-    #[arg(long, env = "KUBELINE_BROKER_URL", value_name = "URL")]
-    broker: String,
-
-    /// API key with admin scope.
-    #[arg(long, env = "KUBELINE_API_KEY", hide_env_values = true)]
-    api_key: String,
+    /// The broker and an API key with admin scope.
+    #[command(flatten)]
+    client: ClientArgs,
 
     /// Most records to read, newest first; older ones are not checked (their chains then show
     /// as starting after seq 0).
@@ -60,10 +62,17 @@ pub async fn run(command: AuditCommand) -> ExitCode {
 }
 
 async fn verify(args: VerifyArgs) -> ExitCode {
-    let report = match read_and_verify(&args).await {
+    let client = match config::resolve(&args.client).and_then(|target| target.client()) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("kubeline audit verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match read_and_verify(&client, &args).await {
         Ok(report) => report,
         Err(e) => {
-            eprintln!("kubeline audit verify: {e:#}");
+            eprintln!("kubeline audit verify: {e}");
             return ExitCode::from(2);
         }
     };
@@ -73,7 +82,7 @@ async fn verify(args: VerifyArgs) -> ExitCode {
             serde_json::to_string_pretty(&report).expect("a report serializes")
         );
     } else {
-        print!("{}", summary(&args.broker, &report));
+        print!("{}", summary(client.base(), &report));
     }
     if report.ok {
         ExitCode::SUCCESS
@@ -84,43 +93,19 @@ async fn verify(args: VerifyArgs) -> ExitCode {
 
 /// Pages through `GET /audit` (newest first), keeping what verification needs of each record,
 /// then verifies oldest first.
-async fn read_and_verify(args: &VerifyArgs) -> anyhow::Result<VerifyReport> {
-    let base = args.broker.trim_end_matches('/');
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        anyhow::bail!("--broker {base:?}: give the broker's URL, http://host:port or https://…");
-    }
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(args.timeout.max(1)))
-        .build()
-        .context("cannot build an HTTP client")?;
+async fn read_and_verify(
+    client: &Client,
+    args: &VerifyArgs,
+) -> Result<VerifyReport, crate::client::ClientError> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
     let max = usize::try_from(args.max_records).unwrap_or(usize::MAX);
     let mut checked = Vec::new();
     let mut cursor: Option<String> = None;
     let complete = loop {
         let limit = (args.page_size as usize).min(max - checked.len());
-        let mut query = vec![("limit", limit.to_string())];
-        query.extend(cursor.take().map(|c| ("cursor", c)));
-        let answer = http
-            .get(format!("{base}/audit"))
-            .bearer_auth(&args.api_key)
-            .query(&query)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the broker at {base}"))?;
-        let status = answer.status();
-        let body = answer
-            .text()
-            .await
-            .with_context(|| format!("cannot read the answer of {base}/audit"))?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|b| b["message"].as_str().map(str::to_owned))
-                .unwrap_or(body);
-            anyhow::bail!("GET {base}/audit answered {status}: {message}");
-        }
-        let page: AuditPage = serde_json::from_str(&body)
-            .with_context(|| format!("GET {base}/audit answered something else than a page"))?;
+        let page = client
+            .audit_page(limit, cursor.take().as_deref(), timeout)
+            .await?;
         for value in page.records.into_iter().take(max - checked.len()) {
             checked.push(
                 StoredRecord {

@@ -1,7 +1,12 @@
-//! `kubeline`: the broker, the agent, and `kubeline dev` (both in one process) behind one binary,
-//! and `kubeline audit verify`, which checks a broker's audit log.
+//! `kubeline`: the broker, the agent, and `kubeline dev` (both in one process) behind one binary;
+//! the operator's client of a broker (`login`, `clusters`, `status`, `kubectl`, `mcp`), and
+//! `kubeline audit verify`, which checks a broker's audit log.
 
 mod audit;
+mod client;
+mod config;
+mod mcp;
+mod ops;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod telemetry;
@@ -50,6 +55,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a broker URL and API key, and save them for the other commands (config file, mode
+    /// 0600). The key is read from --api-key, KUBELINE_API_KEY, a prompt, or standard input.
+    Login(ops::LoginArgs),
+    /// Forget the saved broker and key, and close the sessions the CLI opened with them.
+    Logout(ops::LogoutArgs),
+    /// List the clusters the API key reaches, with their agents' link state.
+    Clusters(ops::ClustersArgs),
+    /// Show one cluster's status: agent link, versions, sessions, queue.
+    Status(ops::StatusArgs),
+    /// Run a read-only kubectl command on a cluster through the broker:
+    /// `kubeline kubectl -c CLUSTER -- get pods -A`. Prints kubectl's output and error and
+    /// exits with kubectl's exit code; a broker refusal exits 2-11 (README, "Operator CLI").
+    #[command(visible_alias = "k")]
+    Kubectl(ops::KubectlArgs),
+    /// Bridge a desktop MCP client that speaks stdio to the broker's MCP endpoint
+    /// (POST {broker}/mcp): JSON-RPC lines in on stdin, answers out on stdout, logs on stderr.
+    Mcp(mcp::McpArgs),
+    /// Print a shell completion script: `source <(kubeline completion bash)`.
+    Completion {
+        /// Shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run the broker: REST API for callers, link endpoint for agents.
     Broker(Box<BrokerArgs>),
     /// Run the agent in a cluster: dial out to the broker and run its commands.
@@ -82,14 +110,30 @@ struct DevArgs {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let service = match cli.command {
-        Command::Broker(_) => "kubeline-broker",
-        Command::Agent(_) => "kubeline-agent",
-        Command::Dev(_) => "kubeline-dev",
-        Command::Audit(_) => "kubeline-audit",
+    let (service, log_filter) = match cli.command {
+        Command::Broker(_) => ("kubeline-broker", "info"),
+        Command::Agent(_) => ("kubeline-agent", "info"),
+        Command::Dev(_) => ("kubeline-dev", "info"),
+        Command::Audit(_) => ("kubeline-audit", "info"),
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "kubeline", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Login(_)
+        | Command::Logout(_)
+        | Command::Clusters(_)
+        | Command::Status(_)
+        | Command::Kubectl(_)
+        | Command::Mcp(_) => ("kubeline-cli", "warn"),
     };
     // Before the runtime: the OTLP exporter's HTTP client must not live inside it.
-    let telemetry = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref(), service)?;
+    let telemetry = telemetry::init(
+        cli.log_format,
+        cli.otlp_endpoint.as_deref(),
+        service,
+        log_filter,
+    )?;
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -98,16 +142,38 @@ fn main() -> anyhow::Result<ExitCode> {
     result
 }
 
+/// The exit status of a client command.
+fn exit_with(result: Result<(), ops::Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let shutdown = shutdown_on_signal();
     match cli.command {
+        // The client commands end with their own exit status.
+        Command::Login(args) => return Ok(exit_with(ops::login(args).await)),
+        Command::Logout(args) => return Ok(exit_with(ops::logout(args).await)),
+        Command::Clusters(args) => return Ok(exit_with(ops::clusters(args).await)),
+        Command::Status(args) => return Ok(exit_with(ops::status(args).await)),
+        Command::Kubectl(args) => {
+            return Ok(ops::kubectl(args)
+                .await
+                .unwrap_or_else(ops::Failure::report));
+        }
+        Command::Mcp(args) => return Ok(mcp::run(args).await),
+        Command::Audit(command) => return Ok(audit::run(command).await),
+        Command::Completion { .. } => unreachable!("answered before the runtime starts"),
         Command::Broker(args) => {
+            let shutdown = shutdown_on_signal();
             let broker = Broker::bind(&args).await?;
             broker
                 .serve(async move { shutdown.cancelled().await })
                 .await?;
         }
         Command::Agent(args) => {
+            let shutdown = shutdown_on_signal();
             // Before the kubeconfig: a bad --ca-file is reported as such.
             let tls = kubeline_agent::tls::ClientTls::from_args(&args.tls)?;
             let executor = kubeline_agent::executor(args.kubeconfig.as_deref()).await?;
@@ -129,8 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             kubeline_agent::link::run(config, executor, shutdown).await;
         }
-        Command::Dev(args) => dev(args, shutdown).await?,
-        Command::Audit(command) => return Ok(audit::run(command).await),
+        Command::Dev(args) => dev(args, shutdown_on_signal()).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

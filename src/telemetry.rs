@@ -1,5 +1,6 @@
-//! Logging: `RUST_LOG` filters (default `info`), plain or JSON lines on standard error; with the
-//! `otlp` feature and `--otlp-endpoint`, the command spans are also exported over OTLP/HTTP.
+//! Logging: `RUST_LOG` filters (default `info`; `warn` for the client commands), plain or JSON
+//! lines on standard error; with the `otlp` feature and `--otlp-endpoint`, the command spans are
+//! also exported over OTLP/HTTP.
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -34,15 +35,18 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber. `otlp_endpoint` (`--otlp-endpoint`) turns on OTLP export of
+/// Installs the global subscriber, filtered by `RUST_LOG`, else by `default_filter` (`info` for
+/// the servers; the client commands keep standard error for their own messages). `otlp_endpoint` (`--otlp-endpoint`) turns on OTLP export of
 /// spans as `service` (only in a build with the `otlp` feature; otherwise it is an error).
 /// Call it outside the async runtime: the exporter's HTTP client is a blocking one.
 pub fn init(
     format: Format,
     otlp_endpoint: Option<&str>,
     service: &str,
+    default_filter: &str,
 ) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt: BoxedLayer = match format {
         Format::Plain => fmt.boxed(),
