@@ -2147,6 +2147,11 @@ export interface operations {
                  */
                 "X-Request-Timeout"?: number;
                 /**
+                 * @description 1 to 255 visible ASCII characters. A retry with the same key (same credential, same body) is answered with the first request's result instead of running again; the same key with another body is refused (400 `idempotency_key_reused`). Kept as long as results.
+                 * @example 5b1c7e2e-0c7a-4d8e-9d59-3f8f6c1e2a10
+                 */
+                "Idempotency-Key"?: string;
+                /**
                  * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
                  * @example trace-123
                  */
