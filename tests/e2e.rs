@@ -580,13 +580,14 @@ enum Stop {
 
 /// Replicas A and B on one Redis, the agent on B; 20 commands sent to A are in flight on B when
 /// B stops; a new B starts on the same port. Every caller must get its completed result.
-async fn replica_stop_loses_nothing(name: &str, stop: Stop) {
+/// Returns the time from B's stop to the last result.
+async fn replica_stop_loses_nothing(name: &str, stop: Stop, extra: &[&str]) -> Duration {
     let redis = Redis::start().await;
     let (port_a, port_b) = (free_port(), free_port());
     let opts = |port| BrokerOpts {
         port,
         redis_url: Some(redis.url()),
-        extra: Vec::new(),
+        extra: extra.iter().map(|f| (*f).to_owned()).collect(),
     };
     let (_a, api_a) = start_broker(&format!("{name}-a"), opts(port_a)).await;
     let (mut b, api_b) = start_broker(&format!("{name}-b"), opts(port_b)).await;
@@ -594,6 +595,7 @@ async fn replica_stop_loses_nothing(name: &str, stop: Stop) {
     wait_connected(&api_b).await;
 
     let calls = commands_in_flight_on_b(&api_a, &api_b, &agent, 20).await;
+    let stopped = Instant::now();
     match stop {
         Stop::Kill => b.kill(),
         Stop::Drain => b.terminate(Duration::from_secs(15)),
@@ -602,21 +604,38 @@ async fn replica_stop_loses_nothing(name: &str, stop: Stop) {
     agent.signal("CONT");
     // The agent links to the new replica, which takes over what the old one had taken.
     all_completed(calls).await;
+    let took = stopped.elapsed();
     let (_, status) = api_a
         .get(&format!("/clusters/{CLUSTER}/status"))
         .await
         .unwrap();
     assert_eq!(status["queue_depth"], 0, "commands left behind: {status}");
+    took
 }
 
 #[tokio::test]
 async fn killed_replica_loses_no_command() {
-    replica_stop_loses_nothing("kill", Stop::Kill).await;
+    replica_stop_loses_nothing("kill", Stop::Kill, &[]).await;
 }
 
 #[tokio::test]
 async fn drained_replica_loses_no_command() {
-    replica_stop_loses_nothing("drain", Stop::Drain).await;
+    replica_stop_loses_nothing("drain", Stop::Drain, &[]).await;
+}
+
+/// With the default pings a command is abandoned after 15 s without keep-alive; a killed
+/// replica's commands must not wait for that: its liveness claim (2 s) ends, and the next link
+/// holder takes them over at once.
+#[tokio::test]
+async fn a_killed_replicas_commands_run_again_without_waiting_for_abandonment() {
+    let took =
+        replica_stop_loses_nothing("liveness", Stop::Kill, &["--ping-interval-ms", "5000"]).await;
+    println!("killed replica: its 20 commands answered {took:?} after the kill");
+    assert!(
+        took < Duration::from_secs(12),
+        "took {took:?}: the commands waited for the 15 s abandonment instead of the replica's \
+         2 s liveness claim"
+    );
 }
 
 #[tokio::test]

@@ -652,6 +652,72 @@ async fn idempotency_keys(store: Arc<dyn Store>) {
     );
 }
 
+async fn orphans(store: Arc<dyn Store>) {
+    store
+        .create_session(&session("sess_o", "co"), HOUR)
+        .await
+        .unwrap();
+    for id in ["res_o1", "res_o2"] {
+        let cmd = command(id, "co", "sess_o");
+        store
+            .enqueue(&cmd, &result(&cmd, ResultStatus::Pending), HOUR, false)
+            .await
+            .unwrap();
+    }
+    store.replica_alive("b1", HOUR).await.unwrap();
+    store.replica_alive("b2", HOUR).await.unwrap();
+    assert_eq!(store.take("co", "b1", 10).await.unwrap().len(), 2);
+    assert!(
+        store
+            .reclaim_orphans("co", "b2", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an alive replica keeps what it took"
+    );
+    store.replica_gone("b1").await.unwrap();
+    let mut ids: Vec<String> = store
+        .reclaim_orphans("co", "b2", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.result_id)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["res_o1", "res_o2"],
+        "a gone replica's commands are taken over at once"
+    );
+    assert!(
+        store
+            .reclaim_orphans("co", "b2", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "taken over once"
+    );
+    // A replica that never said it was alive (killed before, or an older version) is gone.
+    let cmd = command("res_o3", "co", "sess_o");
+    store
+        .enqueue(&cmd, &result(&cmd, ResultStatus::Pending), HOUR, false)
+        .await
+        .unwrap();
+    assert_eq!(store.take("co", "b9", 10).await.unwrap().len(), 1);
+    let taken = store.reclaim_orphans("co", "b2", 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].result_id, "res_o3");
+    assert_eq!(taken[0].args, cmd.args);
+    // No queue at all: nothing, no error.
+    assert!(
+        store
+            .reclaim_orphans("nowhere", "b2", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
@@ -683,7 +749,8 @@ both!(
     rate_limits,
     audit_log,
     auditor,
-    idempotency_keys
+    idempotency_keys,
+    orphans
 );
 
 /// Two broker replicas on one Redis draw from one budget, one at a time or all at once.

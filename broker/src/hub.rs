@@ -42,6 +42,10 @@ pub struct HubSettings {
     pub abandoned_after: Duration,
     /// How often each pump looks at its queue without being rung.
     pub poll_interval: Duration,
+    /// How long this replica's liveness claim lasts unless renewed (every quarter of it). The
+    /// commands a replica had taken are taken over by the next link holder as soon as its claim
+    /// is gone: a killed replica's within this long, a drained one's at once.
+    pub alive_ttl: Duration,
 }
 
 impl Default for HubSettings {
@@ -53,6 +57,7 @@ impl Default for HubSettings {
             result_ttl: Duration::from_secs(3600),
             abandoned_after: Duration::from_secs(15),
             poll_interval: Duration::from_secs(1),
+            alive_ttl: Duration::from_secs(2),
         }
     }
 }
@@ -176,6 +181,30 @@ impl Hub {
 
     /// Subscribes to store events and dispatches them until the store's channel closes.
     pub async fn start(self: &Arc<Self>) -> StoreResult<()> {
+        // Alive before it takes anything, so no other replica takes its commands over.
+        self.store
+            .replica_alive(&self.broker_id, self.settings.alive_ttl)
+            .await?;
+        let hub = Arc::downgrade(self);
+        let every = self.settings.alive_ttl / 4;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                if hub.draining.is_cancelled() {
+                    return;
+                }
+                if let Err(e) = hub
+                    .store
+                    .replica_alive(&hub.broker_id, hub.settings.alive_ttl)
+                    .await
+                {
+                    warn!(error = %e, "cannot renew this replica's liveness");
+                }
+            }
+        });
         let (tx, mut rx) = mpsc::channel(4096);
         self.store.subscribe(&self.broker_id, tx).await?;
         let hub = Arc::downgrade(self);
@@ -477,6 +506,20 @@ impl Hub {
         let cluster = &link.cluster_id;
         match self
             .store
+            .reclaim_orphans(cluster, &self.broker_id, TAKE_BATCH)
+            .await
+        {
+            Ok(batch) if !batch.is_empty() => {
+                info!(cluster = %cluster, count = batch.len(), "took over commands of a replica that is gone");
+                self.dispatch(link, batch).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(cluster = %cluster, error = %e, "cannot take over commands of gone replicas")
+            }
+        }
+        match self
+            .store
             .reclaim(
                 cluster,
                 &self.broker_id,
@@ -570,6 +613,10 @@ impl Hub {
         let closing = Instant::now() + LINKS_CLOSE_WITHIN;
         while Instant::now() < closing && self.link_count() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // What this replica took and did not finish is the next link holder's, at once.
+        if let Err(e) = self.store.replica_gone(&self.broker_id).await {
+            warn!(error = %e, "cannot say this replica is gone; its commands wait for takeover");
         }
     }
 }

@@ -56,6 +56,8 @@ struct State {
     credential_ids: HashMap<String, String>,
     /// Idempotency keys: what each holds, and until when.
     idempotency: HashMap<String, (String, Instant)>,
+    /// Replicas said to be alive, until when.
+    alive: HashMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -380,6 +382,45 @@ impl Store for MemoryStore {
         self.lock()
             .emit(StoreEvent::Result(Box::new(result.clone())));
         Ok(())
+    }
+
+    async fn replica_alive(&self, broker_id: &str, ttl: Duration) -> StoreResult<()> {
+        self.lock()
+            .alive
+            .insert(broker_id.to_owned(), Instant::now() + ttl);
+        Ok(())
+    }
+
+    async fn replica_gone(&self, broker_id: &str) -> StoreResult<()> {
+        self.lock().alive.remove(broker_id);
+        Ok(())
+    }
+
+    async fn reclaim_orphans(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let now = Instant::now();
+        let alive = |c: &str| state.alive.get(c).is_some_and(|until| *until > now);
+        let Some(queue) = state.queues.get_mut(cluster_id) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for taken in queue.taken.values_mut() {
+            if out.len() == max {
+                break;
+            }
+            if taken.consumer != consumer && !alive(&taken.consumer) {
+                taken.consumer = consumer.to_owned();
+                taken.since = now;
+                out.push(taken.command.clone());
+            }
+        }
+        Ok(out)
     }
 
     async fn claim_idempotency_key(

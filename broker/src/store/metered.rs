@@ -239,6 +239,31 @@ impl Store for Metered {
         .await
     }
 
+    // --- replica liveness ---
+
+    async fn replica_alive(&self, broker_id: &str, ttl: Duration) -> StoreResult<()> {
+        self.timed("replica_alive", self.inner.replica_alive(broker_id, ttl))
+            .await
+    }
+
+    async fn replica_gone(&self, broker_id: &str) -> StoreResult<()> {
+        self.timed("replica_gone", self.inner.replica_gone(broker_id))
+            .await
+    }
+
+    async fn reclaim_orphans(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        self.timed(
+            "reclaim_orphans",
+            self.inner.reclaim_orphans(cluster_id, consumer, max),
+        )
+        .await
+    }
+
     // --- idempotency keys ---
 
     async fn claim_idempotency_key(

@@ -342,6 +342,23 @@ pub trait Store: Send + Sync + 'static {
     /// Hands a result to the caller waiting on broker replica `broker_id`.
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()>;
 
+    // --- replica liveness ---
+
+    /// Says replica `broker_id` is alive for `ttl` (it says so again well within it).
+    async fn replica_alive(&self, broker_id: &str, ttl: Duration) -> StoreResult<()>;
+
+    /// Says replica `broker_id` is gone (a clean stop): its commands are taken over at once.
+    async fn replica_gone(&self, broker_id: &str) -> StoreResult<()>;
+
+    /// Takes over (for `consumer`) up to `max` commands of `cluster_id` that replicas no
+    /// longer alive had taken, whatever their last keep-alive.
+    async fn reclaim_orphans(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>>;
+
     // --- idempotency keys ---
 
     /// Takes idempotency key `key` for `value` (kept `ttl`), unless it is taken: then answers

@@ -19,6 +19,7 @@
 //! | `kl:rl:CLASS:ID` | string with TTL | rate limit bucket of credential ID: its TAT in Unix ms |
 //! | `kl:audit` | stream, field `r` | audit records (JSON), all replicas; `MAXLEN ~` trimmed |
 //! | `kl:audit:head:B` | string with TTL | the last audit record replica B wrote |
+//! | `kl:alive:B` | string with TTL | replica B is alive (refreshed every `alive_ttl / 4`) |
 //! | `kl:idem:ID:HASH` | string with TTL | the execute an `Idempotency-Key` (hashed) of credential ID named |
 //!
 //! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
@@ -47,6 +48,27 @@ use super::{
     StoreResult,
 };
 use crate::ratelimit::{self, Decision};
+
+/// The consumers with pending entries in an `XPENDING` summary reply.
+fn pending_consumers(summary: &Value) -> Vec<String> {
+    let Value::Array(parts) = summary else {
+        return Vec::new();
+    };
+    let Some(Value::Array(consumers)) = parts.get(3) else {
+        return Vec::new();
+    };
+    consumers
+        .iter()
+        .filter_map(|c| match c {
+            Value::Array(pair) => match pair.first() {
+                Some(Value::BulkString(name)) => String::from_utf8(name.clone()).ok(),
+                Some(Value::SimpleString(name)) => Some(name.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
 
 /// Deletes KEYS[1] if it holds ARGV[1] (compare and delete, in one step).
 static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -949,6 +971,78 @@ impl Store for RedisStore {
         let mut conn = self.conn();
         let _: i64 = conn.publish(CREDENTIAL_CHANNEL, id).await?;
         Ok(())
+    }
+
+    // --- replica liveness ---
+
+    async fn replica_alive(&self, broker_id: &str, ttl: Duration) -> StoreResult<()> {
+        let _: () = self
+            .conn()
+            .set_ex(format!("kl:alive:{broker_id}"), 1, ttl.as_secs().max(1))
+            .await?;
+        Ok(())
+    }
+
+    async fn replica_gone(&self, broker_id: &str) -> StoreResult<()> {
+        let _: i64 = self.conn().del(format!("kl:alive:{broker_id}")).await?;
+        Ok(())
+    }
+
+    async fn reclaim_orphans(
+        &self,
+        cluster_id: &str,
+        consumer: &str,
+        max: usize,
+    ) -> StoreResult<Vec<QueuedCommand>> {
+        let key = queue_key(cluster_id);
+        let mut conn = self.conn();
+        // Summary: [count, first id, last id, [[consumer, count], …]].
+        let summary: Result<Value, RedisError> = redis::cmd("XPENDING")
+            .arg(&key)
+            .arg(GROUP)
+            .query_async(&mut conn)
+            .await;
+        let summary = match summary {
+            Ok(v) => v,
+            Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for other in pending_consumers(&summary) {
+            if other == consumer || out.len() >= max {
+                continue;
+            }
+            let alive: bool = conn.exists(format!("kl:alive:{other}")).await?;
+            if alive {
+                continue;
+            }
+            // Its entries: [[id, consumer, idle ms, deliveries], …].
+            let entries: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+                .arg(&key)
+                .arg(GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(max - out.len())
+                .arg(&other)
+                .query_async(&mut conn)
+                .await?;
+            if entries.is_empty() {
+                continue;
+            }
+            let ids: Vec<&str> = entries.iter().map(|(id, ..)| id.as_str()).collect();
+            let claimed: StreamRangeReply = redis::cmd("XCLAIM")
+                .arg(&key)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(&ids)
+                .query_async(&mut conn)
+                .await?;
+            for entry in &claimed.ids {
+                out.push(decode_command(cluster_id, entry)?);
+            }
+        }
+        Ok(out)
     }
 
     // --- idempotency keys ---
