@@ -247,7 +247,9 @@ pub async fn protected_resource(
         (status = 400, description = "Not a JSON-RPC request, or an unsupported protocol version.", body = Object),
         (status = 401, description = "Missing or invalid credential (JSON-RPC error; `WWW-Authenticate`).", body = Object),
         (status = 403, description = "An `Origin` that is not allowed (`--mcp-allowed-origin`).", body = Object),
+        (status = 406, description = "The request's `Accept` does not take both `application/json` and `text/event-stream`, as MCP requires."),
         (status = 413, description = "The request is larger than `--max-body-bytes`.", body = Object),
+        (status = 415, description = "The body is not `application/json`."),
         (status = 429, description = "Rate limited (JSON-RPC error; `Retry-After`).", body = Object),
     ))]
 #[allow(dead_code)]

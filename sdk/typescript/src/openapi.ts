@@ -2728,6 +2728,21 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            /** @description The request's `Accept` does not take both `application/json` and `text/event-stream`, as MCP requires. */
+            406: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The request is larger than `--max-body-bytes`. */
             413: {
                 headers: {
@@ -2744,6 +2759,21 @@ export interface operations {
                 content: {
                     "application/json": Record<string, never>;
                 };
+            };
+            /** @description The body is not `application/json`. */
+            415: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Rate limited (JSON-RPC error; `Retry-After`). */
             429: {
