@@ -178,12 +178,13 @@ impl Hub {
             && matches!(result.status, ResultStatus::Failed | ResultStatus::Timeout)
         {
             let webhooks = webhooks.clone();
-            let (command_type, args, result) =
-                (command.command_type.clone(), command.args.clone(), result.clone());
+            let (command_type, args, result) = (
+                command.command_type.clone(),
+                command.args.clone(),
+                result.clone(),
+            );
             tokio::spawn(async move {
-                webhooks
-                    .command_failed(&command_type, &args, &result)
-                    .await;
+                webhooks.command_failed(&command_type, &args, &result).await;
             });
         }
     }

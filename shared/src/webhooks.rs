@@ -53,7 +53,9 @@ fn serialize_opt_event_time<S: Serializer>(
 // === event types ===
 
 /// What happened: the `type` of a payload, and what an endpoint subscribes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub enum EventType {
     /// A cluster's agent linked, and the cluster was not connected before.
     #[serde(rename = "cluster.connected")]

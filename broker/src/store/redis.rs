@@ -1598,7 +1598,12 @@ impl Store for RedisStore {
             .arg(delivery.status.as_str())
             .arg(delivery.attempts)
             .arg(next)
-            .arg(delivery.last_status_code.map(|c| c.to_string()).unwrap_or_default())
+            .arg(
+                delivery
+                    .last_status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            )
             .arg(delivery.last_error.clone().unwrap_or_default())
             .arg(history_json(&delivery.history))
             .arg(ms(delivery.created_at))

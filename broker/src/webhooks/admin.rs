@@ -244,7 +244,12 @@ pub async fn list_webhooks(
 
 /// An endpoint by id, or 404.
 async fn load(state: &AppState, id: &str) -> ApiResult<WebhookRecord> {
-    let not_found = || ApiError::not_found(format!("Webhook endpoint not found: {}", kubeline_shared::webhooks::truncate(id, MAX_ID_LEN)));
+    let not_found = || {
+        ApiError::not_found(format!(
+            "Webhook endpoint not found: {}",
+            kubeline_shared::webhooks::truncate(id, MAX_ID_LEN)
+        ))
+    };
     if id.len() > MAX_ID_LEN || !id.starts_with("wh_") {
         return Err(not_found());
     }

@@ -186,8 +186,11 @@ impl Webhooks {
         args: &WebhookArgs,
     ) -> anyhow::Result<Arc<Self>> {
         args.check()?;
-        let client = target::client(Duration::from_secs(args.timeout_seconds), args.allow_private)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let client = target::client(
+            Duration::from_secs(args.timeout_seconds),
+            args.allow_private,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Arc::new(Self {
             store,
             broker_id: broker_id.to_owned(),
@@ -241,7 +244,12 @@ impl Webhooks {
             broker_id: record.broker_id.clone().unwrap_or_default(),
         };
         let _ = self
-            .emit(EventType::ClusterConnected, random_event_id(), Utc::now(), data)
+            .emit(
+                EventType::ClusterConnected,
+                random_event_id(),
+                Utc::now(),
+                data,
+            )
             .await;
     }
 
@@ -289,7 +297,12 @@ impl Webhooks {
 
     /// `command.failed` for a final result that is `failed` or `timeout` (others are ignored),
     /// with an id derived from the result.
-    pub async fn command_failed(&self, command_type: &str, args: &[String], result: &CommandResult) {
+    pub async fn command_failed(
+        &self,
+        command_type: &str,
+        args: &[String],
+        result: &CommandResult,
+    ) {
         if !matches!(result.status, ResultStatus::Failed | ResultStatus::Timeout) {
             return;
         }
@@ -333,7 +346,11 @@ impl Webhooks {
         let body = serde_json::to_string(&payload).expect("payloads always serialize");
         if body.len() > MAX_PAYLOAD_BYTES {
             // The data's caller-influenced parts are cut below the bound; this is a bug.
-            warn!(event = event_type.as_str(), bytes = body.len(), "webhook payload too large; not queued");
+            warn!(
+                event = event_type.as_str(),
+                bytes = body.len(),
+                "webhook payload too large; not queued"
+            );
             return Ok(());
         }
         let now = Utc::now();
@@ -344,7 +361,11 @@ impl Webhooks {
             created_at: now,
             give_up_at: now + self.retry_period(),
         };
-        match self.store.emit_event(&event, MAX_PENDING_PER_ENDPOINT).await {
+        match self
+            .store
+            .emit_event(&event, MAX_PENDING_PER_ENDPOINT)
+            .await
+        {
             Ok(outcome) => {
                 if outcome.queued > 0 {
                     metrics::webhook_event(event_type);
@@ -490,7 +511,9 @@ impl Webhooks {
         if let Some(reason) = &endpoint.disabled_reason {
             delivery.status = DeliveryStatus::Failed;
             delivery.next_attempt_at = None;
-            delivery.last_error = Some(format!("not attempted: the endpoint is disabled ({reason})"));
+            delivery.last_error = Some(format!(
+                "not attempted: the endpoint is disabled ({reason})"
+            ));
             self.finish(&delivery, token).await;
             return;
         }
@@ -535,8 +558,11 @@ impl Webhooks {
             }
             _ => {
                 let next = Utc::now()
-                    + chrono::Duration::from_std(retry_delay(delivery.attempts, answer.retry_after))
-                        .unwrap_or(chrono::Duration::MAX);
+                    + chrono::Duration::from_std(retry_delay(
+                        delivery.attempts,
+                        answer.retry_after,
+                    ))
+                    .unwrap_or(chrono::Duration::MAX);
                 if next >= delivery.give_up_at {
                     delivery.status = DeliveryStatus::Failed;
                     delivery.next_attempt_at = None;
@@ -586,15 +612,20 @@ impl Webhooks {
         {
             Ok(true) => {
                 warn!(endpoint = %endpoint.id, url = %endpoint.url, "webhook endpoint disabled: it answered 410 Gone");
-                let mut event =
-                    AuditEvent::new(AuditAction::WebhookDisable, AuditOutcome::Completed, Utc::now());
+                let mut event = AuditEvent::new(
+                    AuditAction::WebhookDisable,
+                    AuditOutcome::Completed,
+                    Utc::now(),
+                );
                 event.target = Some(endpoint.id.clone());
                 event.decision = Some(AuditDecision::Allowed);
                 event.reason = Some(reason.to_owned());
                 audit::record_after(&self.audit, event).await;
             }
             Ok(false) => {}
-            Err(e) => warn!(endpoint = %endpoint.id, error = %e, "cannot disable a webhook endpoint"),
+            Err(e) => {
+                warn!(endpoint = %endpoint.id, error = %e, "cannot disable a webhook endpoint")
+            }
         }
     }
 
@@ -685,7 +716,9 @@ impl Webhooks {
             if status.is_redirection() {
                 error.push_str(": redirects are not followed");
                 if let Some(location) = &location {
-                    error.push_str(&format!(" (Location: {location}); register that URL instead"));
+                    error.push_str(&format!(
+                        " (Location: {location}); register that URL instead"
+                    ));
                 }
             } else if status == reqwest::StatusCode::GONE {
                 error.push_str(": the endpoint is disabled");
@@ -735,7 +768,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let wait = if let Ok(seconds) = value.parse::<u64>() {
         Duration::from_secs(seconds)
     } else {
-        let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc2822(value)
+            .ok()?
+            .with_timezone(&Utc);
         (at - now).to_std().unwrap_or_default()
     };
     Some(wait.min(Duration::from_secs(MAX_RETRY_SECONDS)))
@@ -799,7 +834,10 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
-        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
             Some(Duration::from_secs(30))

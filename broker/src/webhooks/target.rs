@@ -189,9 +189,7 @@ pub async fn check_addresses(url: &Url, allow_private: bool) -> Result<(), UrlRe
             "; use a public address (a broker run with --webhook-allow-private also accepts \
              loopback and private ones)"
         };
-        UrlRefused(format!(
-            "Invalid url: {what} is {ip}, {reason}{hint}"
-        ))
+        UrlRefused(format!("Invalid url: {what} is {ip}, {reason}{hint}"))
     };
     let port = url.port_or_known_default().unwrap_or(443);
     match url.host() {
@@ -212,7 +210,11 @@ pub async fn check_addresses(url: &Url, allow_private: bool) -> Result<(), UrlRe
             })?;
             for addr in addrs {
                 if let Some(reason) = refused_address(addr.ip(), allow_private) {
-                    return Err(refused(&format!("its host {name} resolves to"), addr.ip(), reason));
+                    return Err(refused(
+                        &format!("its host {name} resolves to"),
+                        addr.ip(),
+                        reason,
+                    ));
                 }
             }
             Ok(())
@@ -351,7 +353,13 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for a in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1", "100.128.0.1"] {
+        for a in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "172.32.0.1",
+            "100.128.0.1",
+        ] {
             assert_eq!(refused_address(ip(a), false), None, "{a}");
         }
     }
@@ -383,10 +391,16 @@ mod tests {
         };
         assert!(check("http://127.0.0.1:9/", true).await.is_ok());
         let e = check("http://127.0.0.1:9/", false).await.unwrap_err().0;
-        assert!(e.contains("loopback") && e.contains("--webhook-allow-private"), "{e}");
+        assert!(
+            e.contains("loopback") && e.contains("--webhook-allow-private"),
+            "{e}"
+        );
         let e = check("http://localhost:9/", false).await.unwrap_err().0;
         assert!(e.contains("localhost resolves to"), "{e}");
-        let e = check("http://[::ffff:169.254.169.254]/", true).await.unwrap_err().0;
+        let e = check("http://[::ffff:169.254.169.254]/", true)
+            .await
+            .unwrap_err()
+            .0;
         assert!(e.contains("metadata"), "{e}");
         assert!(check("https://8.8.8.8/", false).await.is_ok());
     }
