@@ -380,3 +380,283 @@ pub async fn list_deliveries(
         deliveries: deliveries.into_iter().map(delivery_info).collect(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::limits::ExecuteLimits;
+
+    async fn state() -> AppState {
+        crate::tests::state_with(ExecuteLimits::new(1, 1, 1)).await
+    }
+
+    async fn call(
+        state: &AppState,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let res = crate::app(state.clone()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn hook(url: &str) -> Value {
+        json!({ "url": url, "events": ["cluster.connected", "command.failed"] })
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_created_listed_read_and_deleted_by_admins() {
+        let state = state().await;
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/admin/webhooks",
+            "rd",
+            Some(hook("https://8.8.8.8/h")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["details"]["code"], "admin_scope_required");
+
+        let (status, created) = call(
+            &state,
+            "POST",
+            "/admin/webhooks",
+            "adm",
+            Some(hook("https://8.8.8.8/h")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let secret = created["secret"].as_str().unwrap();
+        assert!(sign::secret_key(secret).is_some(), "{secret}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            created["events"],
+            json!(["cluster.connected", "command.failed"])
+        );
+        assert!(
+            created["created_by"].as_str().unwrap().starts_with("boot_"),
+            "{created}"
+        );
+
+        let (status, list) = call(&state, "GET", "/admin/webhooks", "adm", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(list["webhooks"][0]["id"], id.as_str());
+        assert!(
+            !list.to_string().contains(secret),
+            "the secret is shown once"
+        );
+        let (status, one) =
+            call(&state, "GET", &format!("/admin/webhooks/{id}"), "adm", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["disabled_at"], Value::Null);
+        assert!(one.get("secret").is_none());
+        let (status, log) = call(
+            &state,
+            "GET",
+            &format!("/admin/webhooks/{id}/deliveries"),
+            "adm",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        assert_eq!(log["deliveries"], json!([]));
+        let (status, e) = call(
+            &state,
+            "GET",
+            &format!("/admin/webhooks/{id}/deliveries?limit=0"),
+            "adm",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(e["details"]["field"], "limit");
+
+        let (status, _) = call(
+            &state,
+            "DELETE",
+            &format!("/admin/webhooks/{id}"),
+            "adm",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        for path in [
+            format!("/admin/webhooks/{id}"),
+            format!("/admin/webhooks/{id}/deliveries"),
+            "/admin/webhooks/nope".into(),
+        ] {
+            let (status, body) = call(&state, "GET", &path, "adm", None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        }
+        let (status, _) = call(
+            &state,
+            "DELETE",
+            &format!("/admin/webhooks/{id}"),
+            "adm",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Both changes are in the audit trail.
+        let (_, audit) = call(&state, "GET", "/audit", "adm", None).await;
+        let actions: Vec<&str> = audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["action"].as_str().unwrap())
+            .collect();
+        assert!(
+            actions.contains(&"webhook.create") && actions.contains(&"webhook.delete"),
+            "{actions:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_input_names_the_field_and_leaves_nothing() {
+        let state = state().await;
+        let long = format!("https://8.8.8.8/{}", "a".repeat(2100));
+        let cases = [
+            (
+                json!({ "events": ["cluster.connected"] }),
+                "url",
+                "Missing required field",
+            ),
+            (
+                json!({ "url": "https://8.8.8.8/" }),
+                "events",
+                "Missing required field",
+            ),
+            (
+                json!({ "url": "https://8.8.8.8/", "events": [] }),
+                "events",
+                "give 1 to 4",
+            ),
+            (
+                json!({ "url": "https://8.8.8.8/", "events": ["cluster.exploded"] }),
+                "events[0]",
+                "unknown event type",
+            ),
+            (
+                json!({ "url": "https://8.8.8.8/", "events": ["session.expired", "session.expired"] }),
+                "events[1]",
+                "twice",
+            ),
+            (
+                json!({ "url": "https://8.8.8.8/", "events": "cluster.connected" }),
+                "events",
+                "",
+            ),
+            (
+                json!({ "url": "ftp://8.8.8.8/", "events": ["cluster.connected"] }),
+                "url",
+                "not http or https",
+            ),
+            (
+                json!({ "url": "https://u:p@8.8.8.8/", "events": ["cluster.connected"] }),
+                "url",
+                "user or password",
+            ),
+            (
+                json!({ "url": long, "events": ["cluster.connected"] }),
+                "url",
+                "at most 2048",
+            ),
+            (
+                json!({ "url": "http://127.0.0.1:8080/", "events": ["cluster.connected"] }),
+                "url",
+                "loopback",
+            ),
+            (
+                json!({ "url": "http://localhost/", "events": ["cluster.connected"] }),
+                "url",
+                "loopback",
+            ),
+            (
+                json!({ "url": "http://10.1.2.3/", "events": ["cluster.connected"] }),
+                "url",
+                "private",
+            ),
+            (
+                json!({ "url": "http://169.254.169.254/latest/meta-data", "events": ["cluster.connected"] }),
+                "url",
+                "metadata",
+            ),
+            (
+                json!({ "url": "http://[fe80::1]/", "events": ["cluster.connected"] }),
+                "url",
+                "link-local",
+            ),
+            (
+                json!({ "url": "https://8.8.8.8/", "events": ["cluster.connected"], "description": "d".repeat(201) }),
+                "description",
+                "at most 200",
+            ),
+        ];
+        for (body, field, says) in cases {
+            let (status, answer) =
+                call(&state, "POST", "/admin/webhooks", "adm", Some(body.clone())).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+            assert_eq!(answer["error"], "invalid_request");
+            assert_eq!(answer["details"]["field"], field, "{body}: {answer}");
+            assert!(
+                answer["message"].as_str().unwrap().contains(says),
+                "{body}: {answer}"
+            );
+        }
+        let (_, list) = call(&state, "GET", "/admin/webhooks", "adm", None).await;
+        assert_eq!(list["webhooks"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn the_number_of_endpoints_is_bounded() {
+        let state = state().await;
+        for i in 0..MAX_ENDPOINTS {
+            let (status, body) = call(
+                &state,
+                "POST",
+                "/admin/webhooks",
+                "adm",
+                Some(hook(&format!("https://8.8.8.8/{i}"))),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/admin/webhooks",
+            "adm",
+            Some(hook("https://8.8.8.8/x")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["details"]["code"], "too_many_webhooks");
+        let (_, list) = call(&state, "GET", "/admin/webhooks", "adm", None).await;
+        assert_eq!(list["webhooks"].as_array().unwrap().len(), MAX_ENDPOINTS);
+    }
+}
