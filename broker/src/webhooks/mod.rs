@@ -863,6 +863,68 @@ mod tests {
         assert_eq!(random_event_id().len(), 36);
     }
 
+    /// A name that passed when it was registered and now resolves to a refused address (DNS
+    /// rebinding) is refused at delivery: the connection is never made, and the attempt says
+    /// why.
+    #[tokio::test]
+    async fn deliveries_check_the_addresses_they_connect_to() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = reached.clone();
+        tokio::spawn(async move {
+            if listener.accept().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        let store: Arc<dyn Store> = Arc::new(crate::store::memory::MemoryStore::new());
+        let audit = Auditor::start(store.clone(), "b", &Default::default());
+        let webhooks = Webhooks::new(store.clone(), "b", audit, &WebhookArgs::default()).unwrap();
+        // Stored as if its name had resolved to a public address when it was registered.
+        let endpoint = WebhookRecord {
+            id: "wh_1".into(),
+            url: format!("http://localhost:{port}/hook"),
+            events: vec![EventType::SessionExpired],
+            description: None,
+            secret: sign::new_secret(),
+            created_at: Utc::now(),
+            created_by: None,
+            disabled_at: None,
+            disabled_reason: None,
+            pending: 0,
+            dropped: 0,
+        };
+        store.put_webhook(&endpoint, MAX_ENDPOINTS).await.unwrap();
+        let now = Utc::now();
+        let session = SessionRecord {
+            session_id: "sess_1".into(),
+            cluster_id: "c1".into(),
+            created_at: now,
+            expires_at: now,
+            closed_at: None,
+            last_activity: now,
+            commands_executed: 0,
+            metadata: None,
+            owner: None,
+        };
+        webhooks.session_expired(&session).await.unwrap();
+        let claimed = store
+            .claim_deliveries("t", Utc::now(), Duration::from_secs(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        webhooks.attempt(claimed[0].clone(), "t").await;
+        let d = &store.list_deliveries("wh_1", 10).await.unwrap()[0];
+        assert_eq!(d.status, DeliveryStatus::Pending, "retried later");
+        assert_eq!(d.attempts, 1);
+        let error = d.last_error.as_deref().unwrap();
+        assert!(
+            error.contains("localhost resolves to") && error.contains("a loopback address"),
+            "{error}"
+        );
+        assert!(!reached.load(Ordering::SeqCst), "no connection was made");
+    }
+
     #[test]
     fn flags_are_checked() {
         assert!(WebhookArgs::default().check().is_ok());
