@@ -194,7 +194,7 @@ pub async fn create_webhook(
     event.target = Some(record.id.clone());
     event.reason = Some(format!(
         "{} for {}",
-        record.url,
+        target::redacted(&url),
         record
             .events
             .iter()
@@ -211,7 +211,7 @@ pub async fn create_webhook(
         audit::record_after(&state.audit, event).await;
         return Err(too_many());
     }
-    info!(webhook = %record.id, url = %record.url, "webhook endpoint registered");
+    info!(webhook = %record.id, url = %target::redacted(&url), "webhook endpoint registered");
     Ok((
         StatusCode::CREATED,
         Extension(Audited),

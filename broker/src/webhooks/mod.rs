@@ -611,7 +611,7 @@ impl Webhooks {
             .await
         {
             Ok(true) => {
-                warn!(endpoint = %endpoint.id, url = %endpoint.url, "webhook endpoint disabled: it answered 410 Gone");
+                warn!(endpoint = %endpoint.id, "webhook endpoint disabled: it answered 410 Gone");
                 let mut event = AuditEvent::new(
                     AuditAction::WebhookDisable,
                     AuditOutcome::Completed,

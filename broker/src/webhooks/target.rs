@@ -180,6 +180,20 @@ pub fn check_form(url: &str) -> Result<Url, UrlRefused> {
     Ok(parsed)
 }
 
+/// The URL without its query and fragment (`?…` stands for a query), for the audit trail and
+/// logs: receivers sometimes take a token in the query.
+pub fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_fragment(None);
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    let mut text = shown.to_string();
+    if had_query {
+        text.push_str("?…");
+    }
+    text
+}
+
 /// Checks a target's host and every address it resolves to now (see the module's rules).
 pub async fn check_addresses(url: &Url, allow_private: bool) -> Result<(), UrlRefused> {
     let refused = |what: &str, ip: IpAddr, reason: &str| {
@@ -381,6 +395,14 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_BYTES));
         assert!(check_form(&long).unwrap_err().0.contains("at most 2048"));
+    }
+
+    #[test]
+    fn redacted_urls_keep_no_query() {
+        let u = check_form("https://hooks.example.com/k?token=s3cret#x").unwrap();
+        assert_eq!(redacted(&u), "https://hooks.example.com/k?…");
+        let u = check_form("http://10.0.0.1:8080/k").unwrap();
+        assert_eq!(redacted(&u), "http://10.0.0.1:8080/k");
     }
 
     #[tokio::test]
