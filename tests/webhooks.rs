@@ -421,6 +421,57 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
         .collect();
     assert_eq!(codes, [503, 503, 200]);
     assert_eq!(disconnected["payload"], delivered.body);
+
+    // More tries for the figure: KUBELINE_WEBHOOK_TRIES=20 cargo test --test webhooks
+    // cluster_and -- --nocapture
+    let tries: usize = std::env::var("KUBELINE_WEBHOOK_TRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut heard = vec![heard];
+    for i in 0..tries {
+        let before = ids(&receiver.attempts("fleet", "cluster.disconnected")).len();
+        let connects = ids(&receiver.attempts("fleet", "cluster.connected")).len();
+        let mut agent = start_agent_with(
+            &format!("wh-agent-{i}"),
+            api_b.port(),
+            support::CLUSTER,
+            support::AGENT_TOKEN,
+            &[],
+        );
+        eventually("the agent linked again", Duration::from_secs(30), || {
+            let r = receiver.clone();
+            async move {
+                (ids(&r.attempts("fleet", "cluster.connected")).len() > connects).then_some(())
+            }
+        })
+        .await;
+        agent.kill();
+        let killed = Instant::now();
+        let first = eventually(
+            "the next cluster.disconnected",
+            Duration::from_secs(30),
+            || {
+                let r = receiver.clone();
+                async move {
+                    let seen = r.attempts("fleet", "cluster.disconnected");
+                    (ids(&seen).len() > before).then(|| seen.last().unwrap().at)
+                }
+            },
+        )
+        .await;
+        heard.push(first.saturating_duration_since(killed));
+    }
+    if tries > 0 {
+        heard.sort();
+        println!(
+            "figure: agent killed -> first cluster.disconnected attempt, {} tries: median {} ms, \
+             max {} ms",
+            heard.len(),
+            heard[heard.len() / 2].as_millis(),
+            heard.last().unwrap().as_millis()
+        );
+    }
 }
 
 /// An endpoint that answers 410 Gone is disabled after that one attempt and gets nothing more;
