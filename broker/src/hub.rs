@@ -91,8 +91,8 @@ const LAPSED: &str = "presence lapsed: the broker replica holding the link stopp
 pub struct LinkState {
     id: u64,
     cluster_id: String,
-    /// The agent's versions and this replica, as the link claim recorded them.
-    record: ClusterRecord,
+    /// The agent's version and its Kubernetes version, from its hello (for `cluster.connected`).
+    versions: (Option<String>, Option<String>),
     /// Frames to send to the agent. Boxed so the channel's preallocated slots stay small: an
     /// idle link should cost little memory.
     outbound: mpsc::Sender<Box<BrokerMessage>>,
@@ -340,7 +340,10 @@ impl Hub {
         let link = Arc::new(LinkState {
             id: self.next_link.fetch_add(1, Ordering::Relaxed),
             cluster_id: record.cluster_id.clone(),
-            record: record.clone(),
+            versions: (
+                record.agent_version.clone(),
+                record.kubernetes_version.clone(),
+            ),
             outbound,
             bell: Notify::new(),
             in_flight: Mutex::default(),
@@ -588,7 +591,14 @@ impl Hub {
                 // The claim had lapsed and its lapse was announced: connected again.
                 Ok(true) => {
                     if let Some(webhooks) = self.webhooks() {
-                        webhooks.cluster_connected(&link.record).await;
+                        let record = ClusterRecord {
+                            cluster_id: cluster.clone(),
+                            broker_id: Some(self.broker_id.clone()),
+                            agent_version: link.versions.0.clone(),
+                            kubernetes_version: link.versions.1.clone(),
+                            last_seen: Some(last_seen),
+                        };
+                        webhooks.cluster_connected(&record).await;
                     }
                 }
                 Ok(false) => {}
