@@ -12,11 +12,13 @@ use kubeline_broker::ratelimit::{self, Class, ClassLimits, RateLimiter};
 use kubeline_broker::store::memory::MemoryStore;
 use kubeline_broker::store::redis::RedisStore;
 use kubeline_broker::store::{
-    ClusterRecord, CredentialKind, CredentialRecord, QueuedCommand, SessionRecord, Store,
-    StoreEvent, parse_audit_cursor,
+    ClusterRecord, CredentialKind, CredentialRecord, DeliveryRecord, KEPT_DELIVERIES, LinkChange,
+    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreEvent, WebhookRecord, delivery_id,
+    parse_audit_cursor,
 };
 use kubeline_shared::api::{CommandResult, ResultStatus, Scope, SessionStatus};
 use kubeline_shared::audit::{AuditAction, AuditEvent, AuditOutcome};
+use kubeline_shared::webhooks::{DeliveryAttempt, DeliveryStatus, EventType};
 use tokio::sync::mpsc;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -718,6 +720,441 @@ async fn orphans(store: Arc<dyn Store>) {
     );
 }
 
+// === link announcements, session expiries, the webhook outbox ===
+
+fn linked(cluster: &str, broker: &str) -> ClusterRecord {
+    ClusterRecord {
+        cluster_id: cluster.to_owned(),
+        broker_id: Some(broker.to_owned()),
+        agent_version: Some("0.1.0".to_owned()),
+        kubernetes_version: None,
+        last_seen: Some(Utc::now()),
+    }
+}
+
+/// Connected and disconnected alternate per cluster, each told to one caller: a live claim
+/// replaced is no change, only the holder's unlink disconnects, a lapsed claim is found once.
+async fn link_announcements(store: Arc<dyn Store>) {
+    let short = Duration::from_millis(300);
+    let a = linked("cl", "broker-a");
+    let b = linked("cl", "broker-b");
+    assert_eq!(
+        store.link_cluster(&a, HOUR).await.unwrap(),
+        LinkChange::Connected
+    );
+    // A reconnect through another replica while the old claim is live: no announcement.
+    assert_eq!(
+        store.link_cluster(&b, HOUR).await.unwrap(),
+        LinkChange::Continued
+    );
+    // The old replica's link ends later: it no longer holds the claim.
+    assert!(
+        !store
+            .unlink_cluster("cl", "broker-a", Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .unlink_cluster("cl", "broker-b", Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .unlink_cluster("cl", "broker-b", Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(store.lapsed_links(100).await.unwrap().is_empty());
+
+    // A claim whose replica died lapses; one caller of `lapsed_links` hears of it, once.
+    assert_eq!(
+        store.link_cluster(&a, short).await.unwrap(),
+        LinkChange::Connected
+    );
+    assert!(
+        store.lapsed_links(100).await.unwrap().is_empty(),
+        "still live"
+    );
+    let lapsed = support::eventually("the claim to lapse", Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            let lapsed = store.lapsed_links(100).await.unwrap();
+            (!lapsed.is_empty()).then_some(lapsed)
+        }
+    })
+    .await;
+    assert_eq!(lapsed, ["cl"]);
+    assert!(store.lapsed_links(100).await.unwrap().is_empty());
+    // Its replica was only cut off from the store: its refresh takes the claim again, and
+    // that is a connect to announce.
+    assert!(
+        store
+            .touch_cluster("cl", "broker-a", Utc::now(), HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .touch_cluster("cl", "broker-a", Utc::now(), HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .unlink_cluster("cl", "broker-a", Utc::now())
+            .await
+            .unwrap()
+    );
+
+    // A claim that lapsed unannounced and is then taken by a new link: disconnected, then
+    // connected, both told to the new holder.
+    assert_eq!(
+        store.link_cluster(&a, short).await.unwrap(),
+        LinkChange::Connected
+    );
+    support::eventually("the claim to lapse", Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            let c = store.get_cluster("cl").await.unwrap().unwrap();
+            c.broker_id.is_none().then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        store.link_cluster(&b, HOUR).await.unwrap(),
+        LinkChange::Relinked
+    );
+    assert!(store.lapsed_links(100).await.unwrap().is_empty());
+    assert!(
+        store
+            .unlink_cluster("cl", "broker-b", Utc::now())
+            .await
+            .unwrap()
+    );
+}
+
+/// Sessions past their expiry are found until they are forgotten; unexpired ones are not.
+async fn session_expiries(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let mut old = session("sess_x1", "c1");
+    old.expires_at = now - chrono::Duration::seconds(5);
+    let mut older = session("sess_x0", "c1");
+    older.expires_at = now - chrono::Duration::seconds(10);
+    let young = session("sess_x2", "c1");
+    for s in [&old, &older, &young] {
+        store.create_session(s, HOUR).await.unwrap();
+    }
+    let due = store.due_session_expiries(now, 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["sess_x0", "sess_x1"],
+        "soonest first, the young one not yet"
+    );
+    assert_eq!(due[1].1.as_ref().unwrap().cluster_id, "c1");
+    assert_eq!(store.due_session_expiries(now, 1).await.unwrap().len(), 1);
+    store
+        .forget_session_expiries(&["sess_x0".to_owned()])
+        .await
+        .unwrap();
+    let due = store.due_session_expiries(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].0, "sess_x1");
+    let later = now + chrono::Duration::hours(2);
+    assert_eq!(
+        store.due_session_expiries(later, 10).await.unwrap().len(),
+        2
+    );
+}
+
+fn endpoint(id: &str, events: &[EventType]) -> WebhookRecord {
+    WebhookRecord {
+        id: id.to_owned(),
+        url: "http://127.0.0.1:9/hook".to_owned(),
+        events: events.to_vec(),
+        description: Some("suite".to_owned()),
+        secret: "whsec_c2VjcmV0".to_owned(),
+        created_at: Utc::now(),
+        created_by: Some("key_suite".to_owned()),
+        disabled_at: None,
+        disabled_reason: None,
+        pending: 0,
+        dropped: 0,
+    }
+}
+
+fn outbox_event(hex: &str, event_type: EventType) -> OutboxEvent {
+    let now = Utc::now();
+    OutboxEvent {
+        id: format!("evt_{hex}"),
+        event_type,
+        body: format!(
+            r#"{{"type":"{}","timestamp":"x","data":{{}}}}"#,
+            event_type.as_str()
+        ),
+        created_at: now,
+        give_up_at: now + chrono::Duration::hours(24),
+    }
+}
+
+/// A delivery after one failed attempt, due again at `next`.
+fn retried(mut d: DeliveryRecord, next: chrono::DateTime<Utc>) -> DeliveryRecord {
+    d.attempts += 1;
+    d.last_status_code = Some(503);
+    d.last_error = Some("HTTP 503 Service Unavailable".to_owned());
+    d.history.push(DeliveryAttempt {
+        attempt: d.attempts,
+        at: Utc::now(),
+        status_code: Some(503),
+        error: d.last_error.clone(),
+        duration_ms: 3,
+    });
+    d.next_attempt_at = Some(next);
+    d
+}
+
+async fn webhook_endpoints(store: Arc<dyn Store>) {
+    let a = endpoint(
+        "wh_aa",
+        &[EventType::ClusterConnected, EventType::CommandFailed],
+    );
+    assert!(store.put_webhook(&a, 2).await.unwrap());
+    let b = endpoint("wh_bb", &[EventType::SessionExpired]);
+    assert!(store.put_webhook(&b, 2).await.unwrap());
+    assert!(
+        !store.put_webhook(&endpoint("wh_cc", &[]), 2).await.unwrap(),
+        "the limit holds"
+    );
+    let got = store.get_webhook("wh_aa").await.unwrap().unwrap();
+    assert_eq!(got.secret, a.secret, "the broker keeps the secret to sign");
+    assert_eq!(got.events, a.events);
+    assert_eq!(
+        got.created_at.timestamp_millis(),
+        a.created_at.timestamp_millis()
+    );
+    let ids: Vec<String> = store
+        .list_webhooks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(ids, ["wh_aa", "wh_bb"]);
+    assert!(store.get_webhook("wh_cc").await.unwrap().is_none());
+
+    // Disabled: kept, marked, and no event is queued for it any more.
+    let at = Utc::now();
+    assert!(store.disable_webhook("wh_aa", at, "410").await.unwrap());
+    let off = store.get_webhook("wh_aa").await.unwrap().unwrap();
+    assert_eq!(
+        off.disabled_at.unwrap().timestamp_millis(),
+        at.timestamp_millis()
+    );
+    assert_eq!(off.disabled_reason.as_deref(), Some("410"));
+    let outcome = store
+        .emit_event(&outbox_event("e0", EventType::ClusterConnected), 10)
+        .await
+        .unwrap();
+    assert_eq!(outcome.queued, 0);
+    assert!(!store.disable_webhook("wh_none", at, "410").await.unwrap());
+
+    let deleted = store.delete_webhook("wh_aa").await.unwrap().unwrap();
+    assert_eq!(deleted.id, "wh_aa");
+    assert!(store.delete_webhook("wh_aa").await.unwrap().is_none());
+    assert!(store.put_webhook(&endpoint("wh_cc", &[]), 2).await.unwrap());
+}
+
+/// An event becomes one delivery per subscribed endpoint, stored before any attempt; one
+/// claimer at a time holds each (a lease), and a lease that runs out gives it back.
+async fn outbox(store: Arc<dyn Store>) {
+    let a = endpoint(
+        "wh_0a",
+        &[EventType::ClusterConnected, EventType::CommandFailed],
+    );
+    let b = endpoint("wh_0b", &[EventType::CommandFailed]);
+    let c = endpoint("wh_0c", &[EventType::SessionExpired]);
+    for e in [&a, &b, &c] {
+        assert!(store.put_webhook(e, 10).await.unwrap());
+    }
+    let event = outbox_event("11", EventType::CommandFailed);
+    let outcome = store.emit_event(&event, 10).await.unwrap();
+    assert_eq!((outcome.queued, outcome.dropped), (2, 0));
+    // The same event again (another replica found it too): nothing more.
+    assert_eq!(store.emit_event(&event, 10).await.unwrap().queued, 0);
+    assert_eq!(
+        store.get_webhook("wh_0a").await.unwrap().unwrap().pending,
+        1
+    );
+
+    let now = Utc::now();
+    let lease = Duration::from_secs(30);
+    let mut first = store.claim_deliveries("t1", now, lease, 10).await.unwrap();
+    first.sort_by(|x, y| x.endpoint_id.cmp(&y.endpoint_id));
+    let ids: Vec<&str> = first.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            delivery_id("evt_11", "wh_0a"),
+            delivery_id("evt_11", "wh_0b")
+        ]
+    );
+    assert_eq!(first[0].id, "msg_11_0a");
+    assert_eq!(first[0].body, event.body);
+    assert_eq!(first[0].status, DeliveryStatus::Pending);
+    assert_eq!(first[0].event_type, EventType::CommandFailed);
+    // Leased: nobody else gets them while the lease runs.
+    assert!(
+        store
+            .claim_deliveries("t2", now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The claimer died: once the lease is over they are due again, for someone else.
+    let after = now + chrono::Duration::seconds(31);
+    let again = store
+        .claim_deliveries("t3", after, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    // The dead claimer's late answer is not recorded over the new lease.
+    assert!(
+        !store
+            .finish_attempt(&retried(first[0].clone(), after), "t1")
+            .await
+            .unwrap()
+    );
+
+    // A failed attempt: pending until its next attempt.
+    let (da, db) = {
+        let mut again = again;
+        again.sort_by(|x, y| x.endpoint_id.cmp(&y.endpoint_id));
+        (again[0].clone(), again[1].clone())
+    };
+    let next = after + chrono::Duration::seconds(10);
+    let da = retried(da, next);
+    assert!(store.finish_attempt(&da, "t3").await.unwrap());
+    // Due again at its next attempt, while the other one's lease still runs.
+    let retry = store
+        .claim_deliveries("t4", after + chrono::Duration::seconds(20), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(
+        (retry[0].id.as_str(), retry[0].attempts),
+        (da.id.as_str(), 1)
+    );
+    assert_eq!(
+        retry[0].next_attempt_at.unwrap().timestamp_millis(),
+        next.timestamp_millis()
+    );
+    // Delivered: leaves the pending set for the log.
+    let mut db = db;
+    db.attempts = 1;
+    db.status = DeliveryStatus::Delivered;
+    db.last_status_code = Some(200);
+    db.next_attempt_at = None;
+    assert!(store.finish_attempt(&db, "t3").await.unwrap());
+    assert_eq!(
+        store.get_webhook("wh_0b").await.unwrap().unwrap().pending,
+        0
+    );
+    let log = store.list_deliveries("wh_0b", 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, DeliveryStatus::Delivered);
+    assert_eq!(log[0].last_status_code, Some(200));
+    assert!(log[0].next_attempt_at.is_none());
+    let pending = store.list_deliveries("wh_0a", 10).await.unwrap();
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(pending[0].history.len(), 1);
+    assert_eq!(pending[0].history[0].status_code, Some(503));
+
+    // An endpoint at its pending bound gets nothing more (counted).
+    let outcome = store
+        .emit_event(&outbox_event("12", EventType::ClusterConnected), 1)
+        .await
+        .unwrap();
+    assert_eq!((outcome.queued, outcome.dropped), (0, 1));
+    assert_eq!(
+        store.get_webhook("wh_0a").await.unwrap().unwrap().dropped,
+        1
+    );
+
+    // Disabled: its pending deliveries end failed, with the reason.
+    assert!(
+        store
+            .disable_webhook("wh_0a", Utc::now(), "gone")
+            .await
+            .unwrap()
+    );
+    let ended = store.list_deliveries("wh_0a", 10).await.unwrap();
+    assert_eq!(ended[0].status, DeliveryStatus::Failed);
+    assert_eq!(ended[0].last_error.as_deref(), Some("gone"));
+    let far = Utc::now() + chrono::Duration::days(3);
+    assert!(
+        store
+            .claim_deliveries("t5", far, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing of it is due any more"
+    );
+
+    // Deleted: every delivery of it goes too.
+    store
+        .emit_event(&outbox_event("13", EventType::SessionExpired), 10)
+        .await
+        .unwrap();
+    store.delete_webhook("wh_0c").await.unwrap().unwrap();
+    assert!(store.list_deliveries("wh_0c", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_deliveries("t6", far, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The log keeps the newest finished deliveries of an endpoint, and every pending one.
+async fn outbox_log_is_bounded(store: Arc<dyn Store>) {
+    let e = endpoint("wh_1a", &[EventType::SessionExpired]);
+    assert!(store.put_webhook(&e, 10).await.unwrap());
+    let total = KEPT_DELIVERIES + 5;
+    let start = Utc::now();
+    for i in 0..total {
+        let mut event = outbox_event(&format!("{i:04x}"), EventType::SessionExpired);
+        event.created_at = start + chrono::Duration::milliseconds(i as i64);
+        assert_eq!(store.emit_event(&event, 10_000).await.unwrap().queued, 1);
+    }
+    let later = start + chrono::Duration::seconds(1);
+    let claimed = store
+        .claim_deliveries("t", later, HOUR, 1000)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), total);
+    for mut d in claimed.into_iter().take(total - 2) {
+        d.status = DeliveryStatus::Delivered;
+        d.attempts = 1;
+        d.next_attempt_at = None;
+        assert!(store.finish_attempt(&d, "t").await.unwrap());
+    }
+    let log = store.list_deliveries("wh_1a", 1000).await.unwrap();
+    let pending = log
+        .iter()
+        .filter(|d| d.status == DeliveryStatus::Pending)
+        .count();
+    assert_eq!(pending, 2);
+    assert_eq!(log.len(), KEPT_DELIVERIES + 2);
+    assert!(
+        log.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
+    assert_eq!(store.list_deliveries("wh_1a", 3).await.unwrap().len(), 3);
+}
+
 async fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
@@ -750,7 +1187,12 @@ both!(
     audit_log,
     auditor,
     idempotency_keys,
-    orphans
+    orphans,
+    link_announcements,
+    session_expiries,
+    webhook_endpoints,
+    outbox,
+    outbox_log_is_bounded
 );
 
 /// Two broker replicas on one Redis draw from one budget, one at a time or all at once.

@@ -154,6 +154,8 @@ pub fn audited_action(method: &axum::http::Method, route: &str) -> Option<AuditA
         (&Method::DELETE, "/admin/api-keys/{key_id}" | "/admin/agent-tokens/{token_id}") => {
             Some(AuditAction::CredentialRevoke)
         }
+        (&Method::POST, "/admin/webhooks") => Some(AuditAction::WebhookCreate),
+        (&Method::DELETE, "/admin/webhooks/{webhook_id}") => Some(AuditAction::WebhookDelete),
         _ => None,
     }
 }

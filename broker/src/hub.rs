@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -17,7 +17,8 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken as CancelToken;
 use tracing::{debug, info, warn};
 
-use crate::store::{ClusterRecord, QueuedCommand, Store, StoreEvent, StoreResult};
+use crate::store::{ClusterRecord, LinkChange, QueuedCommand, Store, StoreEvent, StoreResult};
+use crate::webhooks::Webhooks;
 
 /// How many commands the pump takes from the store at once.
 const TAKE_BATCH: usize = 64;
@@ -84,12 +85,19 @@ pub struct Hub {
     draining: CancelToken,
     /// Ids of credentials revoked or shortened, from the store's announcements.
     credential_changes: broadcast::Sender<Arc<str>>,
+    /// Where cluster and command events go (`Hub::set_webhooks`); none without.
+    webhooks: OnceLock<Arc<Webhooks>>,
 }
+
+/// Why a link ended, as `cluster.disconnected` tells it.
+const LAPSED: &str = "presence lapsed: the broker replica holding the link stopped refreshing it";
 
 /// Hub-side state of one live agent link.
 pub struct LinkState {
     id: u64,
     cluster_id: String,
+    /// The agent's version and its Kubernetes version, from its hello (for `cluster.connected`).
+    versions: (Option<String>, Option<String>),
     /// Frames to send to the agent. Boxed so the channel's preallocated slots stay small: an
     /// idle link should cost little memory.
     outbound: mpsc::Sender<Box<BrokerMessage>>,
@@ -155,7 +163,35 @@ impl Hub {
             stop_taking: CancelToken::new(),
             draining: CancelToken::new(),
             credential_changes: broadcast::channel(CREDENTIAL_CHANGES).0,
+            webhooks: OnceLock::new(),
         })
+    }
+
+    /// Sends this replica's cluster and command events to `webhooks` from now on (once).
+    pub fn set_webhooks(&self, webhooks: Arc<Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
+    }
+
+    fn webhooks(&self) -> Option<&Arc<Webhooks>> {
+        self.webhooks.get()
+    }
+
+    /// Announces a final result that failed or timed out (`command.failed`), without making
+    /// anyone wait for the outbox write.
+    fn announce_result(&self, command: &QueuedCommand, result: &CommandResult) {
+        if let Some(webhooks) = self.webhooks()
+            && matches!(result.status, ResultStatus::Failed | ResultStatus::Timeout)
+        {
+            let webhooks = webhooks.clone();
+            let (command_type, args, result) = (
+                command.command_type.clone(),
+                command.args.clone(),
+                result.clone(),
+            );
+            tokio::spawn(async move {
+                webhooks.command_failed(&command_type, &args, &result).await;
+            });
+        }
     }
 
     /// Where the ids of revoked or shortened credentials are announced, as the store reports
@@ -309,6 +345,7 @@ impl Hub {
                     .finish_result(&timeout, self.settings.result_ttl, None)
                     .await?
                 {
+                    self.announce_result(&command, &timeout);
                     return Ok(timeout);
                 }
                 Ok(self
@@ -332,6 +369,10 @@ impl Hub {
         let link = Arc::new(LinkState {
             id: self.next_link.fetch_add(1, Ordering::Relaxed),
             cluster_id: record.cluster_id.clone(),
+            versions: (
+                record.agent_version.clone(),
+                record.kubernetes_version.clone(),
+            ),
             outbound,
             bell: Notify::new(),
             in_flight: Mutex::default(),
@@ -339,7 +380,8 @@ impl Hub {
             last_seen: Mutex::new(Instant::now()),
         });
         self.store.watch_cluster(&record.cluster_id).await?;
-        self.store
+        let change = self
+            .store
             .link_cluster(&record, self.settings.presence_ttl)
             .await?;
         if let Some(old) = self.links().insert(record.cluster_id.clone(), link.clone()) {
@@ -347,6 +389,16 @@ impl Hub {
             old.closing.cancel();
         }
         tokio::spawn(self.clone().pump(link.clone()));
+        if let Some(webhooks) = self.webhooks() {
+            if change == LinkChange::Relinked {
+                webhooks
+                    .cluster_disconnected(&record.cluster_id, LAPSED, None, None)
+                    .await;
+            }
+            if change != LinkChange::Continued {
+                webhooks.cluster_connected(&record).await;
+            }
+        }
         Ok(link)
     }
 
@@ -387,12 +439,29 @@ impl Hub {
             if let Err(e) = self.store.unwatch_cluster(&link.cluster_id).await {
                 warn!(cluster = %link.cluster_id, error = %e, "could not stop watching the queue");
             }
-            if let Err(e) = self
+            match self
                 .store
                 .unlink_cluster(&link.cluster_id, &self.broker_id, now)
                 .await
             {
-                warn!(cluster = %link.cluster_id, error = %e, "could not clear presence");
+                Ok(true) => {
+                    if let Some(webhooks) = self.webhooks() {
+                        let last_seen =
+                            now - chrono::Duration::from_std(link.silence()).unwrap_or_default();
+                        webhooks
+                            .cluster_disconnected(
+                                &link.cluster_id,
+                                reason,
+                                Some(&self.broker_id),
+                                Some(last_seen),
+                            )
+                            .await;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(cluster = %link.cluster_id, error = %e, "could not clear presence");
+                }
             }
         }
     }
@@ -445,7 +514,12 @@ impl Hub {
             .finish_result(&result, self.settings.result_ttl, Some(&command.entry_id))
             .await
         {
-            Ok(won) => won,
+            Ok(won) => {
+                if won {
+                    self.announce_result(command, &result);
+                }
+                won
+            }
             Err(e) => {
                 warn!(result_id = %result.result_id, error = %e, "could not store result");
                 // The caller still deserves the outcome even if the store hiccuped.
@@ -547,7 +621,7 @@ impl Hub {
             *since_heartbeat = Instant::now();
             let last_seen =
                 Utc::now() - chrono::Duration::from_std(link.silence()).unwrap_or_default();
-            if let Err(e) = self
+            match self
                 .store
                 .touch_cluster(
                     cluster,
@@ -557,7 +631,21 @@ impl Hub {
                 )
                 .await
             {
-                warn!(cluster = %cluster, error = %e, "cannot refresh presence");
+                // The claim had lapsed and its lapse was announced: connected again.
+                Ok(true) => {
+                    if let Some(webhooks) = self.webhooks() {
+                        let record = ClusterRecord {
+                            cluster_id: cluster.clone(),
+                            broker_id: Some(self.broker_id.clone()),
+                            agent_version: link.versions.0.clone(),
+                            kubernetes_version: link.versions.1.clone(),
+                            last_seen: Some(last_seen),
+                        };
+                        webhooks.cluster_connected(&record).await;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => warn!(cluster = %cluster, error = %e, "cannot refresh presence"),
             }
         }
     }

@@ -24,6 +24,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod store;
 pub mod tls;
+pub mod webhooks;
 
 #[cfg(test)]
 mod edge_tests;
@@ -195,6 +196,10 @@ pub struct BrokerArgs {
     /// The MCP endpoint (`--mcp-*`).
     #[command(flatten)]
     pub mcp: mcp::McpArgs,
+
+    /// Webhook deliveries (`--webhook-*`).
+    #[command(flatten)]
+    pub webhooks: webhooks::WebhookArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -237,6 +242,8 @@ pub struct AppState {
     pub started: Instant,
     /// This replica's audit log writer.
     pub audit: audit::Auditor,
+    /// Webhook endpoints, events and deliveries.
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 /// The router: REST API, link endpoint, health, and the API description (`/openapi.json`, `/docs`).
@@ -326,6 +333,7 @@ impl Broker {
         }
         args.audit.check()?;
         args.mcp.check()?;
+        args.webhooks.check()?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",
@@ -359,7 +367,10 @@ impl Broker {
         };
         let audit = audit::Auditor::start(store.clone(), &broker_id, &args.audit);
         let rate_limiter = Arc::new(RateLimiter::new(store.clone(), (&args.rate_limits).into()));
+        let webhooks =
+            webhooks::Webhooks::new(store.clone(), &broker_id, audit.clone(), &args.webhooks)?;
         let hub = Hub::new(broker_id, store.clone(), settings);
+        hub.set_webhooks(webhooks.clone());
         hub.start().await.context("cannot subscribe to the store")?;
         let credentials = Credentials::bootstrap(
             store,
@@ -398,6 +409,7 @@ impl Broker {
             jwt,
             started: Instant::now(),
             audit,
+            webhooks,
         };
         Ok(Self {
             state,
@@ -427,6 +439,8 @@ impl Broker {
     ) -> anyhow::Result<()> {
         let hub = self.state.hub.clone();
         let drain = self.drain;
+        let webhooks = self.state.webhooks.clone();
+        webhooks.start();
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         info!(addr = %self.local_addr(), %scheme, broker_id = %hub.broker_id(), "broker listening");
         let upkeep = tokio::spawn(metrics::upkeep());
@@ -460,6 +474,7 @@ impl Broker {
         }
         .context("server error");
         upkeep.abort();
+        webhooks.stop();
         served
     }
 }
@@ -489,6 +504,7 @@ impl BrokerArgs {
             tls: tls::TlsArgs::default(),
             audit: audit::AuditArgs::default(),
             mcp: mcp::McpArgs::default(),
+            webhooks: webhooks::WebhookArgs::default(),
         }
     }
 }
@@ -538,6 +554,14 @@ mod tests {
         hub.start().await.unwrap();
         let rate_limiter = Arc::new(RateLimiter::new(store.clone(), Default::default()));
         let audit = audit::Auditor::start(store.clone(), "broker_test", &Default::default());
+        let webhooks = webhooks::Webhooks::new(
+            store.clone(),
+            "broker_test",
+            audit.clone(),
+            &Default::default(),
+        )
+        .unwrap();
+        hub.set_webhooks(webhooks.clone());
         let credentials = Credentials::bootstrap(
             store,
             hub.credential_changes().clone(),
@@ -571,6 +595,7 @@ mod tests {
             jwt: None,
             started: Instant::now(),
             audit,
+            webhooks,
         }
     }
 

@@ -302,3 +302,52 @@ pub fn ratelimit_backend_error(timed_out: bool) {
     let reason = if timed_out { "timeout" } else { "error" };
     counter!(RATELIMIT_BACKEND_ERRORS, "reason" => reason).increment(1);
 }
+
+/// Webhook events this replica queued, by `type` (the four event types).
+pub const WEBHOOK_EVENTS: &str = "kubeline_webhook_events_total";
+/// Webhook delivery attempts this replica made, by `outcome` ([`WebhookAttempt`]).
+pub const WEBHOOK_ATTEMPTS: &str = "kubeline_webhook_attempts_total";
+/// Time of a webhook delivery attempt, from sending to the answer or the failure.
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "kubeline_webhook_attempt_duration_seconds";
+/// Webhook deliveries that ended, by `outcome` (`delivered`, `failed`), and events not queued
+/// for an endpoint that had too many pending (`dropped`).
+pub const WEBHOOK_DELIVERIES: &str = "kubeline_webhook_deliveries_total";
+
+/// How one webhook delivery attempt went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookAttempt {
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// It answered another status (410 excepted).
+    HttpError,
+    /// It answered 410 Gone (the endpoint is disabled).
+    Gone,
+    /// No answer: connection refused or reset, TLS, a refused address.
+    NetworkError,
+    /// No answer within the attempt's timeout.
+    Timeout,
+}
+
+/// Records a webhook event queued for its endpoints.
+pub fn webhook_event(event_type: kubeline_shared::webhooks::EventType) {
+    counter!(WEBHOOK_EVENTS, "type" => event_type.as_str()).increment(1);
+}
+
+/// Records a webhook delivery attempt.
+pub fn webhook_attempt(outcome: WebhookAttempt, took: Duration) {
+    let outcome = match outcome {
+        WebhookAttempt::Delivered => "delivered",
+        WebhookAttempt::HttpError => "http_error",
+        WebhookAttempt::Gone => "gone",
+        WebhookAttempt::NetworkError => "network_error",
+        WebhookAttempt::Timeout => "timeout",
+    };
+    counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
+    histogram!(WEBHOOK_ATTEMPT_DURATION).record(took.as_secs_f64());
+}
+
+/// Records webhook deliveries that ended (`delivered`, `failed`) or were not queued
+/// (`dropped`).
+pub fn webhook_deliveries(outcome: &'static str, n: u64) {
+    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(n);
+}

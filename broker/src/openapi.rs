@@ -31,7 +31,7 @@ use utoipa::{OpenApi, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, audit, auth, link, routes};
+use crate::{AppState, audit, auth, link, routes, webhooks};
 
 /// Name of the security scheme of callers (API keys); also spelled out in `ApiDoc`.
 pub const CALLER_AUTH: &str = "bearerAuth";
@@ -65,9 +65,19 @@ pub const AGENT_AUTH: &str = "agentToken";
         (name = "credentials", description = "API keys and agent tokens: create, list, revoke (admin)."),
         (name = "audit", description = "The audit log and the check of its hash chains (admin)."),
         (name = "mcp", description = "The Model Context Protocol endpoint for AI agents, and its OAuth metadata."),
+        (name = "webhooks", description = "Webhook endpoints for state changes, signed as Standard \
+            Webhooks, and their delivery log (admin). Each delivery is a POST of a `WebhookPayload` \
+            whose `data` is the `…Data` schema of its `type`."),
     ),
     paths(crate::mcp::mcp_endpoint),
-    components(schemas(kubeline_shared::api::ErrorBody)),
+    components(schemas(
+        kubeline_shared::api::ErrorBody,
+        kubeline_shared::webhooks::WebhookPayload,
+        kubeline_shared::webhooks::ClusterConnectedData,
+        kubeline_shared::webhooks::ClusterDisconnectedData,
+        kubeline_shared::webhooks::SessionExpiredData,
+        kubeline_shared::webhooks::CommandFailedData,
+    )),
     security(("bearerAuth" = []), ("apiKeyAuth" = [])),
 )]
 struct ApiDoc;
@@ -99,6 +109,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(crate::mcp::protected_resource))
+        .routes(routes!(
+            webhooks::admin::create_webhook,
+            webhooks::admin::list_webhooks
+        ))
+        .routes(routes!(
+            webhooks::admin::get_webhook,
+            webhooks::admin::delete_webhook
+        ))
+        .routes(routes!(webhooks::admin::list_deliveries))
 }
 
 /// The whole document, as `/openapi.json` serves it.

@@ -671,7 +671,16 @@ async fn run_execute(
         }
     }
     if let Some(stderr) = usage_error {
-        return usage_error_result(state, session_id, cluster_id, now, ctx, stderr).await;
+        return usage_error_result(
+            state,
+            session_id,
+            cluster_id,
+            now,
+            ctx,
+            stderr,
+            (&command_type, &args),
+        )
+        .await;
     }
     let result_id = new_id("res");
     // A retry with the same key is answered with the first request's result, not run again.
@@ -865,7 +874,8 @@ async fn check_queue(state: &AppState, cluster_id: &str) -> ApiResult<()> {
 }
 
 /// Answers a kubectl usage error without queueing anything: a `failed` result with kubectl's
-/// standard error and exit code 1, stored so it can be fetched by `result_id` like any other.
+/// standard error and exit code 1, stored so it can be fetched by `result_id` like any other
+/// (and announced as `command.failed`, as every failed result is).
 async fn usage_error_result(
     state: &AppState,
     session_id: String,
@@ -873,6 +883,7 @@ async fn usage_error_result(
     now: chrono::DateTime<Utc>,
     ctx: &RequestContext,
     stderr: String,
+    (command_type, args): (&str, &[String]),
 ) -> ApiResult<CommandResult> {
     let result = CommandResult {
         result_id: new_id("res"),
@@ -894,6 +905,15 @@ async fn usage_error_result(
         .finish_result(&result, state.hub.settings().result_ttl, None)
         .await?;
     info!(result_id = %result.result_id, "kubectl usage error answered without queueing");
+    let (webhooks, command_type, args, failed) = (
+        state.webhooks.clone(),
+        command_type.to_owned(),
+        args.to_vec(),
+        result.clone(),
+    );
+    tokio::spawn(async move {
+        webhooks.command_failed(&command_type, &args, &failed).await;
+    });
     Ok(result)
 }
 

@@ -1,5 +1,6 @@
 //! Audit records: what the broker writes for every execute, session change, credential change
-//! and authentication failure, and the bodies of `GET /audit` and `GET /audit/verify`.
+//! (webhook endpoints included) and authentication failure, and the bodies of `GET /audit` and
+//! `GET /audit/verify`.
 //!
 //! A record is an [`AuditEvent`] sealed into its replica's hash chain ([`AuditRecord`]): `chain`
 //! is the broker replica that wrote it, `seq` counts from 0 within the chain, and
@@ -45,17 +46,29 @@ pub enum AuditAction {
     /// A request or an agent link was refused for its credentials (401/403).
     #[serde(rename = "auth.failure")]
     AuthFailure,
+    /// A webhook endpoint was registered (`POST /admin/webhooks`).
+    #[serde(rename = "webhook.create")]
+    WebhookCreate,
+    /// A webhook endpoint was deleted (`DELETE /admin/webhooks/{id}`).
+    #[serde(rename = "webhook.delete")]
+    WebhookDelete,
+    /// The broker stopped delivering to an endpoint because it answered 410 Gone.
+    #[serde(rename = "webhook.disable")]
+    WebhookDisable,
 }
 
 impl AuditAction {
     /// Every action, in the order the API documents them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 9] = [
         Self::Execute,
         Self::SessionCreate,
         Self::SessionClose,
         Self::CredentialCreate,
         Self::CredentialRevoke,
         Self::AuthFailure,
+        Self::WebhookCreate,
+        Self::WebhookDelete,
+        Self::WebhookDisable,
     ];
 
     /// The name records carry.
@@ -67,6 +80,9 @@ impl AuditAction {
             Self::CredentialCreate => "credential.create",
             Self::CredentialRevoke => "credential.revoke",
             Self::AuthFailure => "auth.failure",
+            Self::WebhookCreate => "webhook.create",
+            Self::WebhookDelete => "webhook.delete",
+            Self::WebhookDisable => "webhook.disable",
         }
     }
 

@@ -15,6 +15,7 @@ pub mod jsonpath;
 pub mod limits;
 pub mod protocol;
 pub mod trace;
+pub mod webhooks;
 
 /// The kubeline release this build belongs to, reported by `/health` and in the agent hello.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,17 +4,20 @@
 //! semantics as the Redis store (final results win once, abandoned commands are reclaimed,
 //! records expire), so the behavioural tests hold for both.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kubeline_shared::api::{CommandResult, ResultStatus};
+use kubeline_shared::webhooks::DeliveryStatus;
 use tokio::sync::mpsc;
 
 use super::{
-    ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
+    ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, KEPT_DELIVERIES, LinkChange,
+    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, WebhookRecord,
+    delivery_id,
 };
 use crate::ratelimit::{self, Decision, LocalBuckets};
 
@@ -30,6 +33,51 @@ pub struct MemoryStore {
     // --- audit ---
     /// The audit log, under its own lock: appends never wait for the command path's.
     audit: Mutex<AuditLog>,
+    // --- webhooks ---
+    /// Webhook endpoints and the outbox, under their own lock.
+    outbox: Mutex<Outbox>,
+}
+
+/// The embedded webhook outbox.
+#[derive(Default)]
+struct Outbox {
+    endpoints: HashMap<String, WebhookRecord>,
+    deliveries: HashMap<String, StoredDelivery>,
+    /// Pending delivery ids of each endpoint, by creation (ms).
+    pending: HashMap<String, BTreeSet<(i64, String)>>,
+    /// Finished delivery ids of each endpoint, by creation (ms); the newest are kept.
+    log: HashMap<String, BTreeSet<(i64, String)>>,
+}
+
+struct StoredDelivery {
+    record: DeliveryRecord,
+    /// When it may be taken (next attempt, or the end of its lease), in ms.
+    due_ms: i64,
+    lease: Option<String>,
+}
+
+impl Outbox {
+    /// Moves a delivery that just finished from its endpoint's pending set to its log, and
+    /// forgets the oldest finished ones past [`KEPT_DELIVERIES`].
+    fn retire(&mut self, endpoint: &str, created_ms: i64, id: &str) {
+        let key = (created_ms, id.to_owned());
+        if let Some(pending) = self.pending.get_mut(endpoint) {
+            pending.remove(&key);
+        }
+        let log = self.log.entry(endpoint.to_owned()).or_default();
+        log.insert(key);
+        while log.len() > KEPT_DELIVERIES {
+            if let Some((_, old)) = log.pop_first() {
+                self.deliveries.remove(&old);
+            }
+        }
+    }
+
+    fn with_counts(&self, record: &WebhookRecord) -> WebhookRecord {
+        let mut record = record.clone();
+        record.pending = self.pending.get(&record.id).map_or(0, |p| p.len() as u64);
+        record
+    }
 }
 
 /// The embedded audit log: records in append order, each with its cursor number.
@@ -47,6 +95,10 @@ struct State {
     watched: HashSet<String>,
     sessions: HashMap<String, (SessionRecord, DateTime<Utc>)>,
     clusters: HashMap<String, (ClusterRecord, Option<Instant>)>,
+    /// Clusters last announced connected.
+    up: HashSet<String>,
+    /// Session expiries not handled yet: (expiry in ms, session id).
+    expiries: BTreeSet<(i64, String)>,
     queues: HashMap<String, Queue>,
     results: HashMap<String, (CommandResult, Instant)>,
     next_entry: u64,
@@ -82,6 +134,10 @@ impl MemoryStore {
         // A panic while holding the lock leaves plain data behind, never a broken invariant
         // that later readers could trip on, so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -137,6 +193,10 @@ impl Store for MemoryStore {
         state
             .sessions
             .insert(session.session_id.clone(), (session.clone(), until));
+        state.expiries.insert((
+            session.expires_at.timestamp_millis(),
+            session.session_id.clone(),
+        ));
         state.wrote();
         Ok(())
     }
@@ -177,13 +237,54 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()> {
+    async fn due_session_expiries(
+        &self,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        let state = self.lock();
+        let wall = Utc::now();
+        let now_ms = now.timestamp_millis();
+        Ok(state
+            .expiries
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(max)
+            .map(|(_, id)| {
+                let session = state
+                    .sessions
+                    .get(id)
+                    .filter(|(_, until)| *until > wall)
+                    .map(|(s, _)| s.clone());
+                (id.clone(), session)
+            })
+            .collect())
+    }
+
+    async fn forget_session_expiries(&self, session_ids: &[String]) -> StoreResult<()> {
         let mut state = self.lock();
-        state.clusters.insert(
-            record.cluster_id.clone(),
-            (record.clone(), Some(Instant::now() + ttl)),
-        );
+        let ids: HashSet<&String> = session_ids.iter().collect();
+        state.expiries.retain(|(_, id)| !ids.contains(id));
         Ok(())
+    }
+
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<LinkChange> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let live = state
+            .clusters
+            .get(&record.cluster_id)
+            .and_then(|(_, lease)| *lease)
+            .is_some_and(|until| until > now);
+        let was_up = !state.up.insert(record.cluster_id.clone());
+        state
+            .clusters
+            .insert(record.cluster_id.clone(), (record.clone(), Some(now + ttl)));
+        Ok(match (was_up, live) {
+            (false, _) => LinkChange::Connected,
+            (true, true) => LinkChange::Continued,
+            (true, false) => LinkChange::Relinked,
+        })
     }
 
     async fn touch_cluster(
@@ -192,15 +293,24 @@ impl Store for MemoryStore {
         broker_id: &str,
         last_seen: DateTime<Utc>,
         ttl: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut state = self.lock();
-        if let Some((record, lease)) = state.clusters.get_mut(cluster_id) {
-            record.last_seen = Some(last_seen);
-            if record.broker_id.as_deref() == Some(broker_id) {
-                *lease = Some(Instant::now() + ttl);
+        let now = Instant::now();
+        let Some((record, lease)) = state.clusters.get_mut(cluster_id) else {
+            return Ok(false);
+        };
+        record.last_seen = Some(last_seen);
+        let lapsed = lease.is_none_or(|until| until <= now);
+        // Re-assert the claim if this replica still holds it, or if it lapsed while the link
+        // stayed up (and nobody else claimed the cluster meanwhile).
+        if record.broker_id.as_deref() == Some(broker_id) || lapsed {
+            record.broker_id = Some(broker_id.to_owned());
+            *lease = Some(now + ttl);
+            if lapsed {
+                return Ok(state.up.insert(cluster_id.to_owned()));
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn unlink_cluster(
@@ -208,16 +318,42 @@ impl Store for MemoryStore {
         cluster_id: &str,
         broker_id: &str,
         last_seen: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut state = self.lock();
-        if let Some((record, lease)) = state.clusters.get_mut(cluster_id) {
-            record.last_seen = Some(last_seen);
-            if record.broker_id.as_deref() == Some(broker_id) {
-                record.broker_id = None;
-                *lease = None;
-            }
+        let now = Instant::now();
+        let Some((record, lease)) = state.clusters.get_mut(cluster_id) else {
+            return Ok(false);
+        };
+        record.last_seen = Some(last_seen);
+        let holds = record.broker_id.as_deref() == Some(broker_id)
+            && lease.is_some_and(|until| until > now);
+        if !holds {
+            return Ok(false);
         }
-        Ok(())
+        record.broker_id = None;
+        *lease = None;
+        Ok(state.up.remove(cluster_id))
+    }
+
+    async fn lapsed_links(&self, max: usize) -> StoreResult<Vec<String>> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let lapsed: Vec<String> = state
+            .up
+            .iter()
+            .filter(|c| {
+                state
+                    .clusters
+                    .get(*c)
+                    .is_none_or(|(_, lease)| lease.is_none_or(|until| until <= now))
+            })
+            .take(max)
+            .cloned()
+            .collect();
+        for cluster in &lapsed {
+            state.up.remove(cluster);
+        }
+        Ok(lapsed)
     }
 
     async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
@@ -564,6 +700,211 @@ impl Store for MemoryStore {
             .rev()
             .take(count)
             .map(|(n, json)| (format!("{n}-0"), json.clone()))
+            .collect())
+    }
+
+    // --- webhooks ---
+
+    async fn put_webhook(&self, record: &WebhookRecord, max: usize) -> StoreResult<bool> {
+        let mut outbox = self.outbox();
+        if outbox.endpoints.len() >= max && !outbox.endpoints.contains_key(&record.id) {
+            return Ok(false);
+        }
+        outbox.endpoints.insert(record.id.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>> {
+        let outbox = self.outbox();
+        Ok(outbox.endpoints.get(id).map(|r| outbox.with_counts(r)))
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<WebhookRecord>> {
+        let outbox = self.outbox();
+        let mut all: Vec<WebhookRecord> = outbox
+            .endpoints
+            .values()
+            .map(|r| outbox.with_counts(r))
+            .collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>> {
+        let mut outbox = self.outbox();
+        let Some(record) = outbox.endpoints.get(id).map(|r| outbox.with_counts(r)) else {
+            return Ok(None);
+        };
+        outbox.endpoints.remove(id);
+        let ids: Vec<String> = outbox
+            .pending
+            .remove(id)
+            .into_iter()
+            .chain(outbox.log.remove(id))
+            .flatten()
+            .map(|(_, d)| d)
+            .collect();
+        for d in ids {
+            outbox.deliveries.remove(&d);
+        }
+        Ok(Some(record))
+    }
+
+    async fn disable_webhook(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let mut outbox = self.outbox();
+        let Some(record) = outbox.endpoints.get_mut(id) else {
+            return Ok(false);
+        };
+        if record.disabled_at.is_none() {
+            record.disabled_at = Some(at);
+            record.disabled_reason = Some(reason.to_owned());
+        }
+        let pending: Vec<(i64, String)> = outbox
+            .pending
+            .get(id)
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default();
+        for (created, d) in pending {
+            if let Some(stored) = outbox.deliveries.get_mut(&d) {
+                stored.record.status = DeliveryStatus::Failed;
+                stored.record.next_attempt_at = None;
+                stored.record.last_error = Some(reason.to_owned());
+                stored.lease = None;
+            }
+            outbox.retire(id, created, &d);
+        }
+        Ok(true)
+    }
+
+    async fn emit_event(&self, event: &OutboxEvent, max_pending: u64) -> StoreResult<EmitOutcome> {
+        let mut outbox = self.outbox();
+        let mut outcome = EmitOutcome::default();
+        let subscribed: Vec<String> = outbox
+            .endpoints
+            .values()
+            .filter(|e| e.disabled_at.is_none() && e.events.contains(&event.event_type))
+            .map(|e| e.id.clone())
+            .collect();
+        let created_ms = event.created_at.timestamp_millis();
+        for endpoint in subscribed {
+            let id = delivery_id(&event.id, &endpoint);
+            if outbox.deliveries.contains_key(&id) {
+                continue;
+            }
+            let pending = outbox.pending.entry(endpoint.clone()).or_default();
+            if pending.len() as u64 >= max_pending {
+                if let Some(e) = outbox.endpoints.get_mut(&endpoint) {
+                    e.dropped += 1;
+                }
+                outcome.dropped += 1;
+                continue;
+            }
+            pending.insert((created_ms, id.clone()));
+            outbox.deliveries.insert(
+                id.clone(),
+                StoredDelivery {
+                    record: DeliveryRecord {
+                        id,
+                        endpoint_id: endpoint,
+                        event_id: event.id.clone(),
+                        event_type: event.event_type,
+                        body: event.body.clone(),
+                        created_at: event.created_at,
+                        give_up_at: event.give_up_at,
+                        status: DeliveryStatus::Pending,
+                        attempts: 0,
+                        next_attempt_at: Some(event.created_at),
+                        last_status_code: None,
+                        last_error: None,
+                        history: Vec::new(),
+                    },
+                    due_ms: created_ms,
+                    lease: None,
+                },
+            );
+            outcome.queued += 1;
+        }
+        Ok(outcome)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        max: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let mut outbox = self.outbox();
+        let now_ms = now.timestamp_millis();
+        let mut due: Vec<(i64, String)> = outbox
+            .deliveries
+            .values()
+            .filter(|d| d.record.status == DeliveryStatus::Pending && d.due_ms <= now_ms)
+            .map(|d| (d.due_ms, d.record.id.clone()))
+            .collect();
+        due.sort();
+        due.truncate(max);
+        let until = now_ms + lease.as_millis() as i64;
+        let mut out = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            if let Some(stored) = outbox.deliveries.get_mut(&id) {
+                stored.due_ms = until;
+                stored.lease = Some(token.to_owned());
+                out.push(stored.record.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn finish_attempt(&self, delivery: &DeliveryRecord, token: &str) -> StoreResult<bool> {
+        let mut outbox = self.outbox();
+        let Some(stored) = outbox.deliveries.get_mut(&delivery.id) else {
+            return Ok(false);
+        };
+        if stored.lease.as_deref() != Some(token) {
+            return Ok(false);
+        }
+        stored.record = delivery.clone();
+        stored.lease = None;
+        if delivery.status == DeliveryStatus::Pending {
+            stored.due_ms = delivery
+                .next_attempt_at
+                .map_or(i64::MAX, |t| t.timestamp_millis());
+        } else {
+            stored.record.next_attempt_at = None;
+            outbox.retire(
+                &delivery.endpoint_id,
+                delivery.created_at.timestamp_millis(),
+                &delivery.id,
+            );
+        }
+        Ok(true)
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let outbox = self.outbox();
+        let mut ids: Vec<&(i64, String)> = outbox
+            .pending
+            .get(endpoint_id)
+            .into_iter()
+            .chain(outbox.log.get(endpoint_id))
+            .flatten()
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        Ok(ids
+            .into_iter()
+            .filter_map(|(_, id)| outbox.deliveries.get(id))
+            .take(limit)
+            .map(|d| d.record.clone())
             .collect())
     }
 }

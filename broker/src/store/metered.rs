@@ -13,7 +13,8 @@ use kubeline_shared::api::CommandResult;
 use tokio::sync::mpsc;
 
 use super::{
-    ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult,
+    ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, LinkChange, OutboxEvent,
+    QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, WebhookRecord,
 };
 use crate::metrics;
 use crate::ratelimit::Decision;
@@ -87,7 +88,21 @@ impl Store for Metered {
             .await
     }
 
-    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()> {
+    async fn due_session_expiries(
+        &self,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        let op = self.inner.due_session_expiries(now, max);
+        self.timed("due_session_expiries", op).await
+    }
+
+    async fn forget_session_expiries(&self, session_ids: &[String]) -> StoreResult<()> {
+        let op = self.inner.forget_session_expiries(session_ids);
+        self.timed("forget_session_expiries", op).await
+    }
+
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<LinkChange> {
         self.timed("link_cluster", self.inner.link_cluster(record, ttl))
             .await
     }
@@ -98,7 +113,7 @@ impl Store for Metered {
         broker_id: &str,
         last_seen: DateTime<Utc>,
         ttl: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let op = self
             .inner
             .touch_cluster(cluster_id, broker_id, last_seen, ttl);
@@ -110,9 +125,14 @@ impl Store for Metered {
         cluster_id: &str,
         broker_id: &str,
         last_seen: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let op = self.inner.unlink_cluster(cluster_id, broker_id, last_seen);
         self.timed("unlink_cluster", op).await
+    }
+
+    async fn lapsed_links(&self, max: usize) -> StoreResult<Vec<String>> {
+        self.timed("lapsed_links", self.inner.lapsed_links(max))
+            .await
     }
 
     async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
@@ -312,5 +332,66 @@ impl Store for Metered {
     ) -> StoreResult<Vec<(String, String)>> {
         self.timed("read_audit", self.inner.read_audit(before, count))
             .await
+    }
+
+    // --- webhooks ---
+
+    async fn put_webhook(&self, record: &WebhookRecord, max: usize) -> StoreResult<bool> {
+        self.timed("put_webhook", self.inner.put_webhook(record, max))
+            .await
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>> {
+        self.timed("get_webhook", self.inner.get_webhook(id)).await
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<WebhookRecord>> {
+        self.timed("list_webhooks", self.inner.list_webhooks())
+            .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>> {
+        self.timed("delete_webhook", self.inner.delete_webhook(id))
+            .await
+    }
+
+    async fn disable_webhook(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let op = self.inner.disable_webhook(id, at, reason);
+        self.timed("disable_webhook", op).await
+    }
+
+    async fn emit_event(&self, event: &OutboxEvent, max_pending: u64) -> StoreResult<EmitOutcome> {
+        self.timed("emit_event", self.inner.emit_event(event, max_pending))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        max: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let op = self.inner.claim_deliveries(token, now, lease, max);
+        self.timed("claim_deliveries", op).await
+    }
+
+    async fn finish_attempt(&self, delivery: &DeliveryRecord, token: &str) -> StoreResult<bool> {
+        self.timed("finish_attempt", self.inner.finish_attempt(delivery, token))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let op = self.inner.list_deliveries(endpoint_id, limit);
+        self.timed("list_deliveries", op).await
     }
 }

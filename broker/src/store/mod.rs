@@ -1,5 +1,5 @@
-//! The store: sessions, the per-cluster command queues, results, agent presence, and the audit
-//! log.
+//! The store: sessions, the per-cluster command queues, results, agent presence, the audit
+//! log, and the webhook outbox.
 //!
 //! One interface, two implementations: [`redis::RedisStore`] for production (several broker
 //! replicas share it) and [`memory::MemoryStore`], embedded in the process, for a single broker
@@ -7,6 +7,15 @@
 //!
 //! **Invariant:** a result is final once written: the first final result for a `result_id`
 //! wins, so a late agent answer can never overwrite a reported timeout, and vice versa.
+//!
+//! **Invariant:** a cluster's connected/disconnected announcements alternate: the store keeps
+//! whether the cluster was last announced connected, and [`Store::link_cluster`],
+//! [`Store::touch_cluster`], [`Store::unlink_cluster`] and [`Store::lapsed_links`] flip it
+//! atomically, each telling its one caller (of all replicas) to announce the change.
+//!
+//! **Invariant:** a webhook delivery is in the store before any attempt is made, and is
+//! attempted by one replica at a time (a lease); a lease that is not finished (the replica
+//! died) runs out and the delivery is attempted again: every delivery at least once.
 
 pub mod memory;
 pub mod metered;
@@ -18,6 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kubeline_shared::api::{CommandResult, SessionStatus};
 use kubeline_shared::trace::TraceContext;
+use kubeline_shared::webhooks::{DeliveryAttempt, DeliveryStatus, EventType};
 use tokio::sync::mpsc;
 
 use crate::ratelimit::Decision;
@@ -216,6 +226,119 @@ impl CredentialRecord {
     }
 }
 
+/// What a new link claim changed, that the claiming replica announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChange {
+    /// The cluster was connected through another live claim (a reconnect that overlapped the
+    /// old link): nothing to announce.
+    Continued,
+    /// The cluster was not connected: announce `cluster.connected`.
+    Connected,
+    /// The previous claim lapsed without anybody announcing it (its replica died): announce
+    /// `cluster.disconnected`, then `cluster.connected`.
+    Relinked,
+}
+
+/// Finished deliveries a store keeps per webhook endpoint (the newest; older ones go).
+pub const KEPT_DELIVERIES: usize = 100;
+
+/// A webhook endpoint as stored, with its signing secret (the broker needs it to sign).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookRecord {
+    /// `wh_…` identifier; not secret.
+    pub id: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Event types it receives.
+    pub events: Vec<EventType>,
+    /// Label for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `whsec_…` signing secret.
+    pub secret: String,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// Credential id of the admin who registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// When it was disabled (it answered 410 Gone); kept apart by the store, merged on read.
+    #[serde(skip)]
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why it was disabled; kept apart by the store, merged on read.
+    #[serde(skip)]
+    pub disabled_reason: Option<String>,
+    /// Deliveries not finished; counted by the store on read.
+    #[serde(skip)]
+    pub pending: u64,
+    /// Events not queued because it had [`Store::emit_event`]'s `max_pending` already.
+    #[serde(skip)]
+    pub dropped: u64,
+}
+
+/// An event to deliver to every endpoint that subscribes to its type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// `evt_` + 32 hex digits. Emitting the same id twice queues nothing the second time (while
+    /// the first deliveries are kept).
+    pub id: String,
+    /// Its type.
+    pub event_type: EventType,
+    /// The JSON body to POST (the same to every endpoint).
+    pub body: String,
+    /// When it happened: its deliveries are due now.
+    pub created_at: DateTime<Utc>,
+    /// After this its deliveries are not attempted any more.
+    pub give_up_at: DateTime<Utc>,
+}
+
+/// What [`Store::emit_event`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmitOutcome {
+    /// Deliveries queued.
+    pub queued: u32,
+    /// Endpoints that got nothing because they had `max_pending` deliveries already.
+    pub dropped: u32,
+}
+
+/// One event for one endpoint, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    /// `msg_…`: the `webhook-id` header ([`delivery_id`]).
+    pub id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The event.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: EventType,
+    /// The JSON body.
+    pub body: String,
+    /// When the event happened.
+    pub created_at: DateTime<Utc>,
+    /// After this no attempt is made.
+    pub give_up_at: DateTime<Utc>,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (while pending).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// HTTP status of the last attempt.
+    pub last_status_code: Option<u16>,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+    /// The newest attempts, oldest first.
+    pub history: Vec<DeliveryAttempt>,
+}
+
+/// The id of the delivery of event `event_id` (`evt_HEX`) to endpoint `endpoint_id` (`wh_HEX`):
+/// `msg_<event hex>_<endpoint hex>`, the same on every attempt (Standard Webhooks' `webhook-id`).
+pub fn delivery_id(event_id: &str, endpoint_id: &str) -> String {
+    let event = event_id.strip_prefix("evt_").unwrap_or(event_id);
+    let endpoint = endpoint_id.strip_prefix("wh_").unwrap_or(endpoint_id);
+    format!("msg_{event}_{endpoint}")
+}
+
 /// The shared state behind every broker replica.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -251,28 +374,48 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored session.
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
 
+    /// Up to `max` sessions whose `expires_at` is at or before `now` and that
+    /// [`Store::forget_session_expiries`] has not been told about yet, soonest first, with the
+    /// session (`None` once it is no longer kept). Several replicas may get the same ones.
+    async fn due_session_expiries(
+        &self,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>>;
+
+    /// Marks these sessions' expiries handled.
+    async fn forget_session_expiries(&self, session_ids: &[String]) -> StoreResult<()>;
+
     // --- clusters ---
 
     /// Records that this broker holds the link of `record.cluster_id`; the claim lapses after
-    /// `ttl` unless refreshed by [`Store::touch_cluster`].
-    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()>;
+    /// `ttl` unless refreshed by [`Store::touch_cluster`]. Says what the caller announces.
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<LinkChange>;
 
-    /// Refreshes the link claim and `last_seen`.
+    /// Refreshes the link claim and `last_seen`. A claim that had lapsed is taken again if no
+    /// other replica claimed the cluster meanwhile; `true` when the lapse had been announced
+    /// ([`Store::lapsed_links`]): the caller announces `cluster.connected` again.
     async fn touch_cluster(
         &self,
         cluster_id: &str,
         broker_id: &str,
         last_seen: DateTime<Utc>,
         ttl: Duration,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 
-    /// Drops the link claim if `broker_id` still holds it.
+    /// Drops the link claim if `broker_id` still holds it; `true` when that made the cluster
+    /// disconnected (the caller announces `cluster.disconnected`).
     async fn unlink_cluster(
         &self,
         cluster_id: &str,
         broker_id: &str,
         last_seen: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
+
+    /// Up to `max` clusters announced connected whose claim lapsed without an unlink (the
+    /// replica holding it died or lost the store), each returned to one caller once: it
+    /// announces `cluster.disconnected`.
+    async fn lapsed_links(&self, max: usize) -> StoreResult<Vec<String>>;
 
     /// What is known of one cluster.
     async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>>;
@@ -424,6 +567,53 @@ pub trait Store: Send + Sync + 'static {
         before: Option<&str>,
         count: usize,
     ) -> StoreResult<Vec<(String, String)>>;
+    // --- webhooks ---
+
+    /// Stores a new webhook endpoint unless `max` are stored already (`false`).
+    async fn put_webhook(&self, record: &WebhookRecord, max: usize) -> StoreResult<bool>;
+
+    /// One endpoint, with its disabled state and counts.
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>>;
+
+    /// Every endpoint, oldest first.
+    async fn list_webhooks(&self) -> StoreResult<Vec<WebhookRecord>>;
+
+    /// Removes an endpoint with every delivery of it, pending or finished; returns it.
+    async fn delete_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>>;
+
+    /// Stops deliveries to an endpoint: no event is queued for it any more and its pending
+    /// deliveries end `failed` with `reason`. `false` if there is no such endpoint.
+    async fn disable_webhook(&self, id: &str, at: DateTime<Utc>, reason: &str)
+    -> StoreResult<bool>;
+
+    /// Queues one delivery of `event` per enabled endpoint subscribed to its type, all at once
+    /// (the outbox): except to endpoints that have `max_pending` pending deliveries (counted
+    /// as dropped), and except deliveries of this event id that exist already.
+    async fn emit_event(&self, event: &OutboxEvent, max_pending: u64) -> StoreResult<EmitOutcome>;
+
+    /// Takes up to `max` pending deliveries due at `now` for an attempt, leased to `token`
+    /// until `now + lease`: nobody else takes them meanwhile; if the lease runs out unfinished
+    /// they are due again.
+    async fn claim_deliveries(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        max: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+
+    /// Records an attempt's outcome (`delivery` as it is now: pending with its next attempt,
+    /// or delivered, or failed) if `token` still holds its lease; `false` otherwise (another
+    /// replica took it over, or the endpoint was deleted). A finished delivery moves to its
+    /// endpoint's log, which keeps the newest [`KEPT_DELIVERIES`].
+    async fn finish_attempt(&self, delivery: &DeliveryRecord, token: &str) -> StoreResult<bool>;
+
+    /// Up to `limit` deliveries of an endpoint, newest first: pending, then finished.
+    async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
 }
 
 // --- audit ---

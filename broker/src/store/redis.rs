@@ -21,6 +21,20 @@
 //! | `kl:audit:head:B` | string with TTL | the last audit record replica B wrote |
 //! | `kl:alive:B` | string with TTL | replica B is alive (refreshed every `alive_ttl / 4`) |
 //! | `kl:idem:ID:HASH` | string with TTL | the execute an `Idempotency-Key` (hashed) of credential ID named |
+//! | `kl:linked` | sorted set | clusters announced connected, by when their claim was last known to end (ms): where [`Store::lapsed_links`] looks |
+//! | `kl:session:expiry` | sorted set | session ids by expiry (ms), until the `session.expired` scan handles them |
+//! | `kl:{wh}:ep:ID` | string (JSON) | webhook endpoint ID: URL, event types, signing secret |
+//! | `kl:{wh}:eps` | sorted set | endpoint ids by creation time |
+//! | `kl:{wh}:sub:TYPE` | set | enabled endpoint ids subscribed to event TYPE |
+//! | `kl:{wh}:off` | hash | endpoint id → JSON `{at, reason}` once disabled |
+//! | `kl:{wh}:dropped` | hash | endpoint id → events not queued (pending bound reached) |
+//! | `kl:{wh}:d:MSG` | hash | delivery MSG: endpoint, event, type, body, times, attempts, status, history, lease |
+//! | `kl:{wh}:due` | sorted set | pending delivery ids by next attempt (ms); a lease pushes it to the lease's end |
+//! | `kl:{wh}:pend:ID` / `kl:{wh}:log:ID` | sorted set | endpoint ID's pending / finished (newest 100) delivery ids by creation |
+//!
+//! A cluster's info hash also holds `up` (`1` while the cluster is announced connected): the
+//! link scripts flip it, so connect and disconnect announcements alternate. Every webhook key
+//! shares the `{wh}` hash tag: the outbox scripts touch several of them at once.
 //!
 //! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
 //! `kl:reply:B` carries finished results to the replica B whose caller waits;
@@ -43,9 +57,12 @@ use redis::{AsyncCommands, Client, RedisError, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use kubeline_shared::webhooks::{DeliveryAttempt, DeliveryStatus, EventType};
+
 use super::{
-    ClusterRecord, CredentialRecord, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent,
-    StoreResult,
+    ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, KEPT_DELIVERIES, LinkChange,
+    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent, StoreResult,
+    WebhookRecord,
 };
 use crate::ratelimit::{self, Decision};
 
@@ -124,6 +141,240 @@ fn reply_channel(broker: &str) -> String {
 }
 fn audit_head_key(chain: &str) -> String {
     format!("kl:audit:head:{chain}")
+}
+
+/// Clusters announced connected, scored by when their claim was last known to end (ms).
+const LINKED: &str = "kl:linked";
+/// Session ids by expiry (ms), until the `session.expired` scan forgets them.
+const SESSION_EXPIRY: &str = "kl:session:expiry";
+const WEBHOOKS: &str = "kl:{wh}:eps";
+const WEBHOOKS_OFF: &str = "kl:{wh}:off";
+const WEBHOOKS_DROPPED: &str = "kl:{wh}:dropped";
+const DELIVERIES_DUE: &str = "kl:{wh}:due";
+
+fn webhook_key(id: &str) -> String {
+    format!("kl:{{wh}}:ep:{id}")
+}
+fn subscribers_key(event: EventType) -> String {
+    format!("kl:{{wh}}:sub:{}", event.as_str())
+}
+fn delivery_key(id: &str) -> String {
+    format!("kl:{{wh}}:d:{id}")
+}
+fn pending_deliveries_key(endpoint: &str) -> String {
+    format!("kl:{{wh}}:pend:{endpoint}")
+}
+fn delivery_log_key(endpoint: &str) -> String {
+    format!("kl:{{wh}}:log:{endpoint}")
+}
+
+/// A new link claim: `KEYS` link, info; `ARGV` broker, ttl ms, then the info's field/value
+/// pairs. Returns 0 (continued: another live claim), 1 (connected) or 2 (the last claim lapsed
+/// unannounced: disconnected, then connected).
+const LINK_LUA: &str = r"
+local live = redis.call('EXISTS', KEYS[1])
+local up = redis.call('HGET', KEYS[2], 'up')
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], 'up', '1', unpack(ARGV, 3))
+if up ~= '1' then return 1 end
+if live == 1 then return 0 end
+return 2
+";
+
+/// Refreshes a claim: `KEYS` link, info; `ARGV` broker, ttl ms, last seen ms. Re-asserts it
+/// only if this replica holds it or it lapsed (a newer link on another replica keeps its
+/// claim). Returns 1 when a lapsed claim was taken again after its lapse was announced.
+const TOUCH_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+redis.call('HSET', KEYS[2], 'last_seen', ARGV[3])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  if cur == false and redis.call('HGET', KEYS[2], 'up') ~= '1' then
+    redis.call('HSET', KEYS[2], 'up', '1')
+    return 1
+  end
+end
+return 0
+";
+
+/// Drops a claim held by `ARGV[1]`: `KEYS` link, info; `ARGV` broker, last seen ms. Returns 1
+/// when the cluster is disconnected by it (to announce).
+const UNLINK_LUA: &str = r"
+redis.call('HSET', KEYS[2], 'last_seen', ARGV[2])
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('HGET', KEYS[2], 'up') == '1' then
+  redis.call('HSET', KEYS[2], 'up', '0')
+  return 1
+end
+return 0
+";
+
+/// Looks at a claim that may have lapsed: `KEYS` link, info. Returns its remaining ms when it
+/// is live, -1 when it lapsed while announced connected (now announced disconnected: the
+/// caller tells), -2 otherwise.
+const LAPSE_LUA: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then return ttl end
+if redis.call('HGET', KEYS[2], 'up') == '1' then
+  redis.call('HSET', KEYS[2], 'up', '0')
+  return -1
+end
+return -2
+";
+
+/// Forgets a cluster in `kl:linked` unless its score moved past `ARGV[2]` (a new claim).
+const UNLIST_LUA: &str = r"
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+";
+
+/// Stores an endpoint unless `ARGV[3]` are stored: `KEYS` ep, eps; `ARGV` id, json, max,
+/// created ms, then the subscription keys.
+const PUT_WEBHOOK_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+for i = 5, #ARGV do redis.call('SADD', ARGV[i], ARGV[1]) end
+return 1
+";
+
+/// Removes an endpoint and every delivery of it: `KEYS` ep, eps, pend, log, due, off,
+/// dropped; `ARGV` id, then every subscription key. Returns the endpoint's JSON, or false.
+const DELETE_WEBHOOK_LUA: &str = r"
+local json = redis.call('GET', KEYS[1])
+if not json then return false end
+for _, k in ipairs({KEYS[3], KEYS[4]}) do
+  for _, d in ipairs(redis.call('ZRANGE', k, 0, -1)) do
+    redis.call('DEL', 'kl:{wh}:d:' .. d)
+    redis.call('ZREM', KEYS[5], d)
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1])
+for i = 2, #ARGV do redis.call('SREM', ARGV[i], ARGV[1]) end
+return json
+";
+
+/// Moves finished delivery `id` (created `created`) of an endpoint to its log, forgetting the
+/// oldest finished ones past `keep`: `pend`, `log`, `due` are the keys.
+const RETIRE_LUA_FN: &str = r"
+local function retire(pend, log, due, id, created, keep)
+  redis.call('ZREM', due, id)
+  redis.call('ZREM', pend, id)
+  redis.call('ZADD', log, created, id)
+  local extra = redis.call('ZCARD', log) - keep
+  if extra > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', log, 0, extra - 1)) do
+      redis.call('DEL', 'kl:{wh}:d:' .. old)
+    end
+    redis.call('ZREMRANGEBYRANK', log, 0, extra - 1)
+  end
+end
+";
+
+/// Disables an endpoint: `KEYS` ep, off, pend, log, due; `ARGV` id, off JSON, reason, keep,
+/// then every subscription key. Its pending deliveries end failed with the reason.
+const DISABLE_WEBHOOK_BODY: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+for i = 5, #ARGV do redis.call('SREM', ARGV[i], ARGV[1]) end
+local pending = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+for i = 1, #pending, 2 do
+  local id = pending[i]
+  local key = 'kl:{wh}:d:' .. id
+  redis.call('HSET', key, 'status', 'failed', 'next', '', 'error', ARGV[3])
+  redis.call('HDEL', key, 'lease')
+  retire(KEYS[3], KEYS[4], KEYS[5], id, pending[i + 1], tonumber(ARGV[4]))
+end
+return 1
+";
+
+/// The outbox: one delivery of an event per subscribed endpoint. `KEYS` the type's
+/// subscription set, due, dropped; `ARGV` event id, type, body, created ms, give up ms, max
+/// pending. Returns `{queued, dropped}`.
+const EMIT_LUA: &str = r"
+local queued, dropped = 0, 0
+local event = string.sub(ARGV[1], 5)
+for _, ep in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local id = 'msg_' .. event .. '_' .. string.sub(ep, 4)
+  local key = 'kl:{wh}:d:' .. id
+  if redis.call('EXISTS', key) == 0 then
+    local pend = 'kl:{wh}:pend:' .. ep
+    if redis.call('ZCARD', pend) >= tonumber(ARGV[6]) then
+      redis.call('HINCRBY', KEYS[3], ep, 1)
+      dropped = dropped + 1
+    else
+      redis.call('HSET', key, 'ep', ep, 'evt', ARGV[1], 'type', ARGV[2], 'body', ARGV[3],
+        'created', ARGV[4], 'give_up', ARGV[5], 'next', ARGV[4], 'attempts', '0',
+        'status', 'pending')
+      redis.call('ZADD', KEYS[2], ARGV[4], id)
+      redis.call('ZADD', pend, ARGV[4], id)
+      queued = queued + 1
+    end
+  end
+end
+return {queued, dropped}
+";
+
+/// Leases due deliveries: `KEYS` due; `ARGV` now ms, lease end ms, max, token. Returns their
+/// ids (deliveries whose record is gone are dropped from the queue).
+const CLAIM_LUA: &str = r"
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  local key = 'kl:{wh}:d:' .. id
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HSET', key, 'lease', ARGV[4])
+    table.insert(out, id)
+  end
+end
+return out
+";
+
+/// Records an attempt if the lease is still `ARGV[1]`'s: `KEYS` delivery, pend, log, due;
+/// `ARGV` token, id, status, attempts, next ms (or ''), code (or ''), error (or ''), history
+/// JSON, created ms, keep.
+const FINISH_BODY: &str = r"
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next', ARGV[5],
+  'code', ARGV[6], 'error', ARGV[7], 'history', ARGV[8])
+redis.call('HDEL', KEYS[1], 'lease')
+if ARGV[3] == 'pending' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
+else
+  retire(KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[9], tonumber(ARGV[10]))
+end
+return 1
+";
+
+static LINK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LINK_LUA));
+static TOUCH_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(TOUCH_LUA));
+static UNLINK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(UNLINK_LUA));
+static LAPSE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LAPSE_LUA));
+static UNLIST_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(UNLIST_LUA));
+static PUT_WEBHOOK_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(PUT_WEBHOOK_LUA));
+static DELETE_WEBHOOK_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(DELETE_WEBHOOK_LUA));
+static DISABLE_WEBHOOK_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{RETIRE_LUA_FN}{DISABLE_WEBHOOK_BODY}")));
+static EMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(EMIT_LUA));
+static CLAIM_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CLAIM_LUA));
+static FINISH_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{RETIRE_LUA_FN}{FINISH_BODY}")));
+
+fn every_subscription_key() -> Vec<String> {
+    EventType::ALL.into_iter().map(subscribers_key).collect()
 }
 
 /// [`ratelimit::gcra`] in Lua, line for line, on Redis's clock (`TIME`, shared by every broker
@@ -441,6 +692,84 @@ fn decode_credential(
     Ok(Some(record))
 }
 
+fn decode_webhook(
+    key: &str,
+    raw: &str,
+    off: Option<String>,
+    dropped: Option<u64>,
+    pending: u64,
+) -> StoreResult<WebhookRecord> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut record: WebhookRecord = serde_json::from_str(raw).map_err(corrupt)?;
+    if let Some(off) = off {
+        let off: DisabledState = serde_json::from_str(&off).map_err(corrupt)?;
+        record.disabled_at = Some(from_ms(off.at));
+        record.disabled_reason = Some(off.reason);
+    }
+    record.dropped = dropped.unwrap_or(0);
+    record.pending = pending;
+    Ok(record)
+}
+
+/// `kl:{wh}:off`'s values.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DisabledState {
+    at: i64,
+    reason: String,
+}
+
+fn decode_delivery(id: &str, map: &HashMap<String, String>) -> StoreResult<Option<DeliveryRecord>> {
+    if map.is_empty() {
+        return Ok(None);
+    }
+    let key = delivery_key(id);
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.clone(),
+        reason,
+    };
+    let text = |name: &str| {
+        map.get(name)
+            .cloned()
+            .ok_or_else(|| corrupt(format!("missing field {name}")))
+    };
+    let int = |name: &str| -> StoreResult<i64> {
+        text(name)?
+            .parse()
+            .map_err(|_| corrupt(format!("field {name} is not a number")))
+    };
+    let optional = |name: &str| map.get(name).filter(|v| !v.is_empty());
+    let event_type = text("type")?;
+    let status = text("status")?;
+    let history = match optional("history") {
+        Some(json) => serde_json::from_str(json).map_err(|e| corrupt(e.to_string()))?,
+        None => Vec::new(),
+    };
+    Ok(Some(DeliveryRecord {
+        id: id.to_owned(),
+        endpoint_id: text("ep")?,
+        event_id: text("evt")?,
+        event_type: EventType::parse(&event_type)
+            .ok_or_else(|| corrupt(format!("unknown event type {event_type:?}")))?,
+        body: text("body")?,
+        created_at: from_ms(int("created")?),
+        give_up_at: from_ms(int("give_up")?),
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        attempts: int("attempts")?.try_into().unwrap_or(u32::MAX),
+        next_attempt_at: optional("next").and_then(|v| v.parse().ok()).map(from_ms),
+        last_status_code: optional("code").and_then(|v| v.parse().ok()),
+        last_error: optional("error").cloned(),
+        history,
+    }))
+}
+
+fn history_json(history: &[DeliveryAttempt]) -> String {
+    serde_json::to_string(history).expect("attempts always serialize")
+}
+
 fn to_json(result: &CommandResult) -> String {
     serde_json::to_string(result).expect("a CommandResult always serializes")
 }
@@ -522,6 +851,8 @@ impl Store for RedisStore {
             .ignore()
             .zadd(SESSIONS, &session.session_id, ms(session.created_at))
             .ignore()
+            .zadd(SESSION_EXPIRY, &session.session_id, ms(session.expires_at))
+            .ignore()
             .exec_async(&mut conn)
             .await?;
         Ok(())
@@ -581,7 +912,48 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<()> {
+    async fn due_session_expiries(
+        &self,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        let mut conn = self.conn();
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(SESSION_EXPIRY)
+            .arg("-inf")
+            .arg(ms(now))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(max)
+            .query_async(&mut conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(session_key(id));
+        }
+        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        ids.into_iter()
+            .zip(maps)
+            .map(|(id, map)| {
+                let session = decode_session(&id, map)?;
+                Ok((id, session))
+            })
+            .collect()
+    }
+
+    async fn forget_session_expiries(&self, session_ids: &[String]) -> StoreResult<()> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let _: i64 = conn.zrem(SESSION_EXPIRY, session_ids).await?;
+        Ok(())
+    }
+
+    async fn link_cluster(&self, record: &ClusterRecord, ttl: Duration) -> StoreResult<LinkChange> {
         let cluster = &record.cluster_id;
         let broker = record.broker_id.clone().unwrap_or_default();
         let mut fields = vec![("broker", broker.clone())];
@@ -594,21 +966,26 @@ impl Store for RedisStore {
         if let Some(t) = record.last_seen {
             fields.push(("last_seen", ms(t).to_string()));
         }
+        let ttl_ms = ttl.as_millis() as u64;
+        let mut link = LINK_SCRIPT.key(link_key(cluster));
+        link.key(info_key(cluster)).arg(&broker).arg(ttl_ms);
+        for (name, value) in &fields {
+            link.arg(*name).arg(value);
+        }
         let mut conn = self.conn();
+        let change: i64 = link.invoke_async(&mut conn).await?;
         redis::pipe()
-            .cmd("SET")
-            .arg(link_key(cluster))
-            .arg(&broker)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .ignore()
-            .hset_multiple(info_key(cluster), &fields)
-            .ignore()
             .sadd(CLUSTERS, cluster)
+            .ignore()
+            .zadd(LINKED, cluster, ms(Utc::now()) + ttl_ms as i64)
             .ignore()
             .exec_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(match change {
+            1 => LinkChange::Connected,
+            2 => LinkChange::Relinked,
+            _ => LinkChange::Continued,
+        })
     }
 
     async fn touch_cluster(
@@ -617,19 +994,9 @@ impl Store for RedisStore {
         broker_id: &str,
         last_seen: DateTime<Utc>,
         ttl: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut conn = self.conn();
-        // Re-assert the claim only if this replica still holds it (or it lapsed while the
-        // link stayed up); a newer link on another replica keeps its claim.
-        let script = redis::Script::new(
-            r"local cur = redis.call('GET', KEYS[1])
-              if cur == false or cur == ARGV[1] then
-                redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-              end
-              redis.call('HSET', KEYS[2], 'last_seen', ARGV[3])
-              return 1",
-        );
-        let _: i64 = script
+        let revived: i64 = TOUCH_SCRIPT
             .key(link_key(cluster_id))
             .key(info_key(cluster_id))
             .arg(broker_id)
@@ -637,7 +1004,12 @@ impl Store for RedisStore {
             .arg(ms(last_seen))
             .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        if revived == 1 {
+            let _: i64 = conn
+                .zadd(LINKED, cluster_id, ms(Utc::now()) + ttl.as_millis() as i64)
+                .await?;
+        }
+        Ok(revived == 1)
     }
 
     async fn unlink_cluster(
@@ -645,23 +1017,54 @@ impl Store for RedisStore {
         cluster_id: &str,
         broker_id: &str,
         last_seen: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut conn = self.conn();
-        let script = redis::Script::new(
-            r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-                redis.call('DEL', KEYS[1])
-              end
-              redis.call('HSET', KEYS[2], 'last_seen', ARGV[2])
-              return 1",
-        );
-        let _: i64 = script
+        // `kl:linked` keeps the cluster until `lapsed_links` sees its claim gone.
+        let ended: i64 = UNLINK_SCRIPT
             .key(link_key(cluster_id))
             .key(info_key(cluster_id))
             .arg(broker_id)
             .arg(ms(last_seen))
             .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(ended == 1)
+    }
+
+    async fn lapsed_links(&self, max: usize) -> StoreResult<Vec<String>> {
+        let mut conn = self.conn();
+        let now = ms(Utc::now());
+        let candidates: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(LINKED)
+            .arg("-inf")
+            .arg(now)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(max)
+            .query_async(&mut conn)
+            .await?;
+        let mut lapsed = Vec::new();
+        for cluster in candidates {
+            let state: i64 = LAPSE_SCRIPT
+                .key(link_key(&cluster))
+                .key(info_key(&cluster))
+                .invoke_async(&mut conn)
+                .await?;
+            if state > 0 {
+                // Live: look again when this claim would end.
+                let _: i64 = conn.zadd(LINKED, &cluster, now + state).await?;
+                continue;
+            }
+            let _: i64 = UNLIST_SCRIPT
+                .key(LINKED)
+                .arg(&cluster)
+                .arg(now)
+                .invoke_async(&mut conn)
+                .await?;
+            if state == -1 {
+                lapsed.push(cluster);
+            }
+        }
+        Ok(lapsed)
     }
 
     async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
@@ -1140,5 +1543,244 @@ impl Store for RedisStore {
                 (entry.id.clone(), record)
             })
             .collect())
+    }
+    // --- webhooks ---
+
+    async fn put_webhook(&self, record: &WebhookRecord, max: usize) -> StoreResult<bool> {
+        let json = serde_json::to_string(record).expect("a webhook record always serializes");
+        let mut put = PUT_WEBHOOK_SCRIPT.key(webhook_key(&record.id));
+        put.key(WEBHOOKS)
+            .arg(&record.id)
+            .arg(json)
+            .arg(max)
+            .arg(ms(record.created_at));
+        for event in &record.events {
+            put.arg(subscribers_key(*event));
+        }
+        let mut conn = self.conn();
+        let stored: i64 = put.invoke_async(&mut conn).await?;
+        Ok(stored == 1)
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>> {
+        let key = webhook_key(id);
+        let mut conn = self.conn();
+        let (raw, off, dropped, pending): (Option<String>, Option<String>, Option<u64>, u64) =
+            redis::pipe()
+                .get(&key)
+                .hget(WEBHOOKS_OFF, id)
+                .hget(WEBHOOKS_DROPPED, id)
+                .zcard(pending_deliveries_key(id))
+                .query_async(&mut conn)
+                .await?;
+        raw.map(|raw| decode_webhook(&key, &raw, off, dropped, pending))
+            .transpose()
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<WebhookRecord>> {
+        let mut conn = self.conn();
+        let ids: Vec<String> = conn.zrange(WEBHOOKS, 0, -1).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| webhook_key(id)).collect();
+        let (raws, off, dropped): (
+            Vec<Option<String>>,
+            HashMap<String, String>,
+            HashMap<String, u64>,
+        ) = redis::pipe()
+            .mget(&keys)
+            .hgetall(WEBHOOKS_OFF)
+            .hgetall(WEBHOOKS_DROPPED)
+            .query_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.zcard(pending_deliveries_key(id));
+        }
+        let pending: Vec<u64> = pipe.query_async(&mut conn).await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for (((id, key), raw), pending) in ids.iter().zip(&keys).zip(raws).zip(pending) {
+            if let Some(raw) = raw {
+                records.push(decode_webhook(
+                    key,
+                    &raw,
+                    off.get(id).cloned(),
+                    dropped.get(id).copied(),
+                    pending,
+                )?);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<Option<WebhookRecord>> {
+        let Some(record) = self.get_webhook(id).await? else {
+            return Ok(None);
+        };
+        let mut delete = DELETE_WEBHOOK_SCRIPT.key(webhook_key(id));
+        delete
+            .key(WEBHOOKS)
+            .key(pending_deliveries_key(id))
+            .key(delivery_log_key(id))
+            .key(DELIVERIES_DUE)
+            .key(WEBHOOKS_OFF)
+            .key(WEBHOOKS_DROPPED)
+            .arg(id);
+        for key in every_subscription_key() {
+            delete.arg(key);
+        }
+        let mut conn = self.conn();
+        let deleted: Option<String> = delete.invoke_async(&mut conn).await?;
+        Ok(deleted.map(|_| record))
+    }
+
+    async fn disable_webhook(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let off = serde_json::to_string(&DisabledState {
+            at: ms(at),
+            reason: reason.to_owned(),
+        })
+        .expect("always serializes");
+        let mut disable = DISABLE_WEBHOOK_SCRIPT.key(webhook_key(id));
+        disable
+            .key(WEBHOOKS_OFF)
+            .key(pending_deliveries_key(id))
+            .key(delivery_log_key(id))
+            .key(DELIVERIES_DUE)
+            .arg(id)
+            .arg(off)
+            .arg(reason)
+            .arg(KEPT_DELIVERIES);
+        for key in every_subscription_key() {
+            disable.arg(key);
+        }
+        let mut conn = self.conn();
+        let done: i64 = disable.invoke_async(&mut conn).await?;
+        Ok(done == 1)
+    }
+
+    async fn emit_event(&self, event: &OutboxEvent, max_pending: u64) -> StoreResult<EmitOutcome> {
+        let mut conn = self.conn();
+        let (queued, dropped): (u32, u32) = EMIT_SCRIPT
+            .key(subscribers_key(event.event_type))
+            .key(DELIVERIES_DUE)
+            .key(WEBHOOKS_DROPPED)
+            .arg(&event.id)
+            .arg(event.event_type.as_str())
+            .arg(&event.body)
+            .arg(ms(event.created_at))
+            .arg(ms(event.give_up_at))
+            .arg(max_pending)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(EmitOutcome { queued, dropped })
+    }
+
+    async fn claim_deliveries(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        max: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let mut conn = self.conn();
+        let ids: Vec<String> = CLAIM_SCRIPT
+            .key(DELIVERIES_DUE)
+            .arg(ms(now))
+            .arg(ms(now) + lease.as_millis() as i64)
+            .arg(max)
+            .arg(token)
+            .invoke_async(&mut conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(delivery_key(id));
+        }
+        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, map) in ids.iter().zip(maps) {
+            if let Some(delivery) = decode_delivery(id, &map)? {
+                out.push(delivery);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn finish_attempt(&self, delivery: &DeliveryRecord, token: &str) -> StoreResult<bool> {
+        let next = match (delivery.status, delivery.next_attempt_at) {
+            (DeliveryStatus::Pending, Some(t)) => ms(t).to_string(),
+            _ => String::new(),
+        };
+        let mut conn = self.conn();
+        let done: i64 = FINISH_SCRIPT
+            .key(delivery_key(&delivery.id))
+            .key(pending_deliveries_key(&delivery.endpoint_id))
+            .key(delivery_log_key(&delivery.endpoint_id))
+            .key(DELIVERIES_DUE)
+            .arg(token)
+            .arg(&delivery.id)
+            .arg(delivery.status.as_str())
+            .arg(delivery.attempts)
+            .arg(next)
+            .arg(
+                delivery
+                    .last_status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(delivery.last_error.clone().unwrap_or_default())
+            .arg(history_json(&delivery.history))
+            .arg(ms(delivery.created_at))
+            .arg(KEPT_DELIVERIES)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn();
+        let last = limit as isize - 1;
+        let (pending, finished): (Vec<(String, f64)>, Vec<(String, f64)>) = redis::pipe()
+            .zrevrange_withscores(pending_deliveries_key(endpoint_id), 0, last)
+            .zrevrange_withscores(delivery_log_key(endpoint_id), 0, last)
+            .query_async(&mut conn)
+            .await?;
+        let mut ids: Vec<(f64, String)> = pending
+            .into_iter()
+            .chain(finished)
+            .map(|(id, score)| (score, id))
+            .collect();
+        ids.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        ids.truncate(limit);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (_, id) in &ids {
+            pipe.hgetall(delivery_key(id));
+        }
+        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for ((_, id), map) in ids.iter().zip(maps) {
+            if let Some(delivery) = decode_delivery(id, &map)? {
+                out.push(delivery);
+            }
+        }
+        Ok(out)
     }
 }

@@ -113,6 +113,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List webhook endpoints (admin). Never their secrets. */
+        get: operations["list_webhooks"];
+        put?: never;
+        /**
+         * Register a webhook endpoint (admin).
+         * @description Events of the listed types are POSTed to `url` in the Standard Webhooks format, signed with
+         *     the secret in this answer (shown once; the broker keeps it to sign). Deliveries are retried
+         *     with backoff for `--webhook-retry-seconds` (default a day); an endpoint that answers 410
+         *     Gone is disabled.
+         */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a webhook endpoint (admin): its state and counts, never its secret. */
+        get: operations["get_webhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint (admin).
+         * @description Nothing more is delivered to it; its pending deliveries and its delivery log go with it.
+         *     Answers the endpoint as it was.
+         */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The delivery log of a webhook endpoint (admin).
+         * @description Newest first: every pending delivery (with its next attempt) and the newest finished ones
+         *     (100 are kept per endpoint), each with its attempts' status codes and errors and the body
+         *     sent.
+         */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agent/v1/connect": {
         parameters: {
             query?: never;
@@ -518,7 +586,7 @@ export interface components {
          * @description What a record is about.
          * @enum {string}
          */
-        AuditAction: "execute" | "session.create" | "session.close" | "credential.create" | "credential.revoke" | "auth.failure";
+        AuditAction: "execute" | "session.create" | "session.close" | "credential.create" | "credential.revoke" | "auth.failure" | "webhook.create" | "webhook.delete" | "webhook.disable";
         /**
          * @description The authorization decision taken for the request.
          * @enum {string}
@@ -700,6 +768,35 @@ export interface components {
              */
             trimmed: boolean;
         };
+        /** @description `data` of `cluster.connected`. */
+        ClusterConnectedData: {
+            /** @description Version of its agent. */
+            agent_version?: string | null;
+            /** @description Broker replica holding the link. */
+            broker_id: string;
+            /** @description The cluster. */
+            cluster_id: string;
+            /** @description Kubernetes version its agent reported. */
+            kubernetes_version?: string | null;
+        };
+        /** @description `data` of `cluster.disconnected`. */
+        ClusterDisconnectedData: {
+            /** @description Broker replica that held the link; null when its claim lapsed. */
+            broker_id?: string | null;
+            /** @description The cluster. */
+            cluster_id: string;
+            /**
+             * Format: date-time
+             * @description When the agent was last heard from, if known.
+             */
+            last_seen?: string | null;
+            /**
+             * @description Why the link ended (`agent closed the link`, `agent silent for 15s`, `broker shutting
+             *     down`, `agent token revoked`, or `presence lapsed: …` when the replica that held it
+             *     stopped answering).
+             */
+            reason: string;
+        };
         /**
          * @description Answer to `GET /clusters`.
          * @example {
@@ -776,6 +873,42 @@ export interface components {
             name: string;
             /** @description Link state. */
             status: components["schemas"]["ClusterStatus"];
+        };
+        /** @description `data` of `command.failed`. */
+        CommandFailedData: {
+            /** @description Its arguments (at most 32, 2048 bytes in all; `args_truncated` says when cut). */
+            args: string[];
+            /** @description Whether `args` was cut. */
+            args_truncated: boolean;
+            /** @description Its cluster. */
+            cluster_id: string;
+            /** @description kubectl command type. */
+            command_type: string;
+            /** @description Correlation id of the request. */
+            correlation_id: string;
+            /** @description kubectl's standard error or why it could not run (at most 1024 bytes). */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When the broker accepted it.
+             */
+            executed_at: string;
+            /**
+             * Format: int64
+             * @description Time the agent spent on it.
+             */
+            execution_time_ms: number;
+            /**
+             * Format: int32
+             * @description kubectl's exit code; null when the command never ran to an end (timeout, link lost).
+             */
+            exit_code?: number | null;
+            /** @description The result (`GET /debug/result/{result_id}` reads it while it is kept). */
+            result_id: string;
+            /** @description Its session. */
+            session_id: string;
+            /** @description `failed` or `timeout`. */
+            status: components["schemas"]["ResultStatus"];
         };
         /**
          * @description Answer to `POST /debug/execute` and `GET /debug/result/{result_id}`.
@@ -896,10 +1029,165 @@ export interface components {
             } | null;
         };
         /**
+         * @description Body of `POST /admin/webhooks`.
+         * @example {
+         *       "description": "on-call pager",
+         *       "events": [
+         *         "cluster.connected",
+         *         "cluster.disconnected"
+         *       ],
+         *       "url": "https://hooks.example.com/kubeline"
+         *     }
+         */
+        CreateWebhookRequest: {
+            /** @description A label for people (at most 200 characters). */
+            description?: string | null;
+            /**
+             * @description Event types to deliver, each at most once: `cluster.connected`,
+             *     `cluster.disconnected`, `session.expired`, `command.failed`.
+             */
+            events: components["schemas"]["EventType"][];
+            /**
+             * Format: uri
+             * @description Where to POST events: an `http://` or `https://` URL without user or password, at most
+             *     2048 bytes. Its host must not be (or resolve to) a loopback, link-local, private or
+             *     cloud-metadata address unless the broker runs with `--webhook-allow-private`.
+             * @example https://hooks.example.com/kubeline
+             */
+            url: string;
+        };
+        /**
          * @description The kind of credential a caller presented.
          * @enum {string}
          */
         CredentialKind: "api_key" | "jwt" | "agent_token";
+        /** @description One attempt to deliver. */
+        DeliveryAttempt: {
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            at: string;
+            /**
+             * Format: int32
+             * @description 1 for the first attempt.
+             */
+            attempt: number;
+            /**
+             * Format: int64
+             * @description Time from sending to the answer (or the failure).
+             */
+            duration_ms: number;
+            /** @description What went wrong; null on success. */
+            error: string | null;
+            /**
+             * Format: int32
+             * @description The endpoint's HTTP status; null when no answer came (refused address, connection
+             *     error, timeout).
+             */
+            status_code: number | null;
+        };
+        /**
+         * @description A delivery as the log shows it.
+         * @example {
+         *       "attempts": 3,
+         *       "created_at": "2024-01-20T10:30:45Z",
+         *       "event_type": "cluster.disconnected",
+         *       "give_up_at": "2024-01-21T10:30:45Z",
+         *       "history": [
+         *         {
+         *           "at": "2024-01-20T10:30:45Z",
+         *           "attempt": 1,
+         *           "duration_ms": 3,
+         *           "error": "HTTP 503 Service Unavailable",
+         *           "status_code": 503
+         *         },
+         *         {
+         *           "at": "2024-01-20T10:30:46Z",
+         *           "attempt": 2,
+         *           "duration_ms": 2,
+         *           "error": "HTTP 503 Service Unavailable",
+         *           "status_code": 503
+         *         },
+         *         {
+         *           "at": "2024-01-20T10:30:47Z",
+         *           "attempt": 3,
+         *           "duration_ms": 2,
+         *           "error": null,
+         *           "status_code": 200
+         *         }
+         *       ],
+         *       "id": "msg_5b0e6e1f1d2c4e8a9b7c3d2e1f0a9b8c_7f3a9c1e2b4d6f80",
+         *       "last_error": null,
+         *       "last_status_code": 200,
+         *       "next_attempt_at": null,
+         *       "payload": {
+         *         "data": {
+         *           "broker_id": "broker_8d1f",
+         *           "cluster_id": "production-cluster",
+         *           "last_seen": "2024-01-20T10:30:45.118Z",
+         *           "reason": "agent closed the link"
+         *         },
+         *         "timestamp": "2024-01-20T10:30:45.120Z",
+         *         "type": "cluster.disconnected"
+         *       },
+         *       "status": "delivered"
+         *     }
+         */
+        DeliveryInfo: {
+            /**
+             * Format: int32
+             * @description Attempts made so far.
+             */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When the event happened.
+             */
+            created_at: string;
+            /** @description Event type. */
+            event_type: components["schemas"]["EventType"];
+            /**
+             * Format: date-time
+             * @description After this no attempt is made (`--webhook-retry-seconds` after the event).
+             */
+            give_up_at: string;
+            /** @description The newest attempts, oldest first (at most 10). */
+            history: components["schemas"]["DeliveryAttempt"][];
+            /** @description The delivery's `webhook-id` header: the same on every attempt, for deduplication. */
+            id: string;
+            /** @description What went wrong in the last attempt (or why the delivery was given up). */
+            last_error: string | null;
+            /**
+             * Format: int32
+             * @description HTTP status of the last attempt; null if it got no answer or none was made.
+             */
+            last_status_code: number | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; null once finished.
+             */
+            next_attempt_at: string | null;
+            /** @description The body sent (the same on every attempt). */
+            payload: Record<string, never>;
+            /** @description Where it stands. */
+            status: components["schemas"]["DeliveryStatus"];
+        };
+        /** @description Answer to `GET /admin/webhooks/{webhook_id}/deliveries`. */
+        DeliveryList: {
+            /**
+             * @description Its deliveries, newest first: every pending one and the newest finished ones (the
+             *     broker keeps 100 finished per endpoint), at most `limit`.
+             */
+            deliveries: components["schemas"]["DeliveryInfo"][];
+            /** @description The endpoint. */
+            webhook_id: string;
+        };
+        /**
+         * @description State of one delivery (one event to one endpoint).
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivered" | "failed";
         /**
          * @description Every non-2xx body: `{"error", "message", "details"}`.
          * @example {
@@ -925,6 +1213,11 @@ export interface components {
          * @enum {string}
          */
         ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable" | "timeout";
+        /**
+         * @description What happened: the `type` of a payload, and what an endpoint subscribes to.
+         * @enum {string}
+         */
+        EventType: "cluster.connected" | "cluster.disconnected" | "session.expired" | "command.failed";
         /**
          * @description Body of `POST /debug/execute`.
          * @example {
@@ -1126,6 +1419,35 @@ export interface components {
             /** @description Always `active` for a new session. */
             status: components["schemas"]["SessionStatus"];
         };
+        /** @description `data` of `session.expired`. */
+        SessionExpiredData: {
+            /** @description Its cluster. */
+            cluster_id: string;
+            /**
+             * Format: int64
+             * @description Commands run in it.
+             */
+            commands_executed: number;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it expired.
+             */
+            expires_at: string;
+            /**
+             * Format: date-time
+             * @description Time of its last command.
+             */
+            last_activity: string;
+            /** @description Credential id that created it. */
+            owner?: string | null;
+            /** @description The session. */
+            session_id: string;
+        };
         /**
          * @description Answer to `GET /debug/session/{id}`.
          * @example {
@@ -1273,6 +1595,99 @@ export interface components {
              * @description Records read.
              */
             scanned: number;
+        };
+        /** @description Answer to `POST /admin/webhooks`: the endpoint's signing secret, shown this once. */
+        WebhookCreated: components["schemas"]["WebhookInfo"] & {
+            /**
+             * @description The signing secret (`whsec_` + base64 of 32 random bytes). The receiver verifies each
+             *     delivery's `webhook-signature` with it: keep it now, it cannot be read again.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw3gM2CkUgqLU=
+             */
+            secret: string;
+        };
+        /**
+         * @description A webhook endpoint as listed: never its secret.
+         * @example {
+         *       "created_at": "2024-01-20T10:30:45Z",
+         *       "created_by": "key_5f1c2a9e8b7d4c3a",
+         *       "description": "on-call pager",
+         *       "disabled_at": null,
+         *       "disabled_reason": null,
+         *       "dropped_events": 0,
+         *       "events": [
+         *         "cluster.connected",
+         *         "cluster.disconnected"
+         *       ],
+         *       "id": "wh_7f3a9c1e2b4d6f80",
+         *       "pending_deliveries": 0,
+         *       "url": "https://hooks.example.com/kubeline"
+         *     }
+         */
+        WebhookInfo: {
+            /**
+             * Format: date-time
+             * @description When it was registered.
+             */
+            created_at: string;
+            /** @description Credential id of the admin who registered it. */
+            created_by: string | null;
+            /** @description Label given at creation. */
+            description?: string | null;
+            /**
+             * Format: date-time
+             * @description When deliveries to it stopped because it answered 410 Gone; null while it receives.
+             */
+            disabled_at: string | null;
+            /** @description Why it was disabled; null while it receives. */
+            disabled_reason: string | null;
+            /**
+             * Format: int64
+             * @description Events not queued for it because it already had the most pending deliveries allowed.
+             */
+            dropped_events: number;
+            /** @description Event types it receives. */
+            events: components["schemas"]["EventType"][];
+            /** @description Identifier (not secret). */
+            id: string;
+            /**
+             * Format: int64
+             * @description Deliveries not finished yet (waiting for their next attempt, or being attempted).
+             */
+            pending_deliveries: number;
+            /** @description Where events are POSTed. */
+            url: string;
+        };
+        /** @description Answer to `GET /admin/webhooks`. */
+        WebhookList: {
+            /** @description Every endpoint, disabled ones included, oldest first. */
+            webhooks: components["schemas"]["WebhookInfo"][];
+        };
+        /**
+         * @description The body of every delivery.
+         * @example {
+         *       "data": {
+         *         "agent_version": "0.1.0",
+         *         "broker_id": "broker_8d1f",
+         *         "cluster_id": "production-cluster",
+         *         "kubernetes_version": "v1.36.3"
+         *       },
+         *       "timestamp": "2024-01-20T10:30:45.120Z",
+         *       "type": "cluster.connected"
+         *     }
+         */
+        WebhookPayload: {
+            /**
+             * @description Its details: [`ClusterConnectedData`], [`ClusterDisconnectedData`],
+             *     [`SessionExpiredData`] or [`CommandFailedData`], by `type`.
+             */
+            data: Record<string, never>;
+            /**
+             * Format: date-time
+             * @description When it happened (milliseconds).
+             */
+            timestamp: string;
+            /** @description What happened. */
+            type: components["schemas"]["EventType"];
         };
     };
     responses: {
@@ -1810,6 +2225,306 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyInfo"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every endpoint, oldest first. */
+            200: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description Registered; `secret` signs its deliveries, shown once. */
+            201: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path: {
+                /**
+                 * @description `id` of the endpoint.
+                 * @example wh_7f3a9c1e2b4d6f80
+                 */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookInfo"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path: {
+                /**
+                 * @description `id` of the endpoint.
+                 * @example wh_7f3a9c1e2b4d6f80
+                 */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookInfo"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Most deliveries to return, newest first (default 50).
+                 * @example 50
+                 */
+                limit?: number;
+            };
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path: {
+                /**
+                 * @description `id` of the endpoint.
+                 * @example wh_7f3a9c1e2b4d6f80
+                 */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Its deliveries, newest first. */
+            200: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
