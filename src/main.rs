@@ -110,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => {
             // Before the kubeconfig: a bad --ca-file is reported as such.
             let tls = kubeline_agent::tls::ClientTls::from_args(&args.tls)?;
+            let labels = args.labels()?;
             let executor = kubeline_agent::executor(args.kubeconfig.as_deref()).await?;
             let config = LinkConfig {
                 broker_url: args.broker_url,
@@ -117,6 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 token: args.token,
                 max_concurrency: args.max_concurrency,
                 tls,
+                labels,
             };
             config
                 .connect_url()
@@ -173,6 +175,7 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
         max_concurrency: 16,
         // Unused: the dev broker is plain HTTP on loopback.
         tls: kubeline_agent::tls::ClientTls::default(),
+        labels: Default::default(),
     };
     let agent = tokio::spawn(kubeline_agent::link::run(
         link,

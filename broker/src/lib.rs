@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod fleet;
 pub mod hub;
 pub mod jwt;
 pub mod limits;
@@ -194,6 +195,10 @@ pub struct BrokerArgs {
     /// The MCP endpoint (`--mcp-*`).
     #[command(flatten)]
     pub mcp: mcp::McpArgs,
+
+    /// Fleet calls (`--fleet-*`).
+    #[command(flatten)]
+    pub fleet: fleet::FleetArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -213,6 +218,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// The MCP endpoint's settings.
     pub mcp: mcp::McpArgs,
+    /// Fleet call settings.
+    pub fleet: fleet::FleetArgs,
     /// Whether this broker serves HTTPS (`--tls-cert`).
     pub tls: bool,
 }
@@ -325,6 +332,7 @@ impl Broker {
         }
         args.audit.check()?;
         args.mcp.check()?;
+        args.fleet.check(args.max_executes_per_key)?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",
@@ -386,6 +394,7 @@ impl Broker {
                 max_output_bytes: args.max_output_bytes,
                 max_body_bytes: args.max_body_bytes,
                 mcp: args.mcp.clone(),
+                fleet: args.fleet.clone(),
                 tls: tls.is_some(),
             }),
             limits: Arc::new(ExecuteLimits::new(
@@ -488,6 +497,7 @@ impl BrokerArgs {
             tls: tls::TlsArgs::default(),
             audit: audit::AuditArgs::default(),
             mcp: mcp::McpArgs::default(),
+            fleet: fleet::FleetArgs::default(),
         }
     }
 }
@@ -522,6 +532,7 @@ mod tests {
                     agent_version: None,
                     kubernetes_version: None,
                     last_seen: None,
+                    labels: Default::default(),
                 },
                 Duration::from_secs(600),
             )
@@ -563,6 +574,7 @@ mod tests {
                     mcp_output_bytes: 512,
                     ..Default::default()
                 },
+                fleet: fleet::FleetArgs::default(),
                 tls: false,
             }),
             limits: Arc::new(limits),

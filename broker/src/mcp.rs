@@ -692,7 +692,7 @@ impl Call<'_> {
 
     async fn list_clusters(&self) -> ToolResult {
         self.args.only(&[])?;
-        let ClusterList { clusters } = routes::clusters(self.state(), &self.caller)
+        let ClusterList { clusters } = routes::clusters(self.state(), &self.caller, None)
             .await
             .map_err(|e| ToolError::api(e, None))?;
         let mut text = String::new();

@@ -60,7 +60,8 @@ pub const AGENT_AUTH: &str = "agentToken";
         (name = "metrics", description = "Prometheus metrics of the broker replica."),
         (name = "sessions", description = "Debug sessions: a cluster, a lifetime, a history."),
         (name = "commands", description = "Execute read-only kubectl commands; read results."),
-        (name = "clusters", description = "Clusters and their agents' link state."),
+        (name = "clusters", description = "Clusters, their labels and their agents' link state."),
+        (name = "fleet", description = "One command on many clusters, chosen by ids, globs or labels."),
         (name = "agent link", description = "The endpoint agents dial out to (WebSocket)."),
         (name = "credentials", description = "API keys and agent tokens: create, list, revoke (admin)."),
         (name = "audit", description = "The audit log and the check of its hash chains (admin)."),
@@ -85,6 +86,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::get_result))
         .routes(routes!(routes::list_clusters))
         .routes(routes!(routes::cluster_status))
+        .routes(routes!(crate::fleet::fleet_execute))
         .routes(routes!(link::connect))
         .routes(routes!(
             auth::admin::create_api_key,

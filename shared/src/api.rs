@@ -503,7 +503,7 @@ pub struct ClusterSummary {
     /// The cluster's labels, as its (last linked) agent gave them (`--label env=prod`); `{}`
     /// when it has none or never linked.
     #[serde(default)]
-    #[schema(examples(json!({"env": "prod", "region": "eu"})))]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub labels: crate::labels::Labels,
 }
 
@@ -557,7 +557,7 @@ pub struct ClusterStatusInfo {
     pub kubernetes_version: Option<String>,
     /// The cluster's labels, as its (last linked) agent gave them; `{}` when none.
     #[serde(default)]
-    #[schema(examples(json!({"env": "prod", "region": "eu"})))]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub labels: crate::labels::Labels,
 }
 
@@ -729,6 +729,17 @@ pub struct FleetResult {
 pub struct FleetSummaryLine {
     /// The totals.
     pub summary: FleetSummary,
+}
+
+/// One line of the `application/x-ndjson` answer of `POST /fleet/execute`: a cluster's result
+/// as soon as it is known, and last the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum FleetStreamLine {
+    /// One cluster's result.
+    Result(FleetClusterResult),
+    /// The totals, after every cluster's result.
+    Summary(FleetSummaryLine),
 }
 
 // === errors ===
