@@ -295,6 +295,63 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
         "{audit}"
     );
 
+    // --- the same through MCP: fleet_kubectl, the budget split across clusters ---
+    let mcp = |name: &str, arguments: Value| {
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}});
+        async move {
+            let answer: Value = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/mcp"))
+                .bearer_auth(READ_KEY)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&call)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["result"].clone()
+        }
+    };
+    let listed = mcp("list_clusters", json!({"selector": "region=eu"})).await;
+    let text = listed["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("fleet-a connected"), "{text}");
+    assert!(text.contains("env=prod,region=eu"), "{text}");
+    assert_eq!(ids(&listed["structuredContent"], "clusters"), ["fleet-a", "fleet-c"]);
+    let answer = mcp(
+        "fleet_kubectl",
+        json!({"selector": "env=prod", "command_type": "get", "args": ["pods", "-A"], "max_bytes": 2000}),
+    )
+    .await;
+    assert_eq!(answer["isError"], false, "{answer}");
+    let structured = &answer["structuredContent"];
+    assert_eq!(ids(structured, "results"), ["fleet-a", "fleet-b"]);
+    for r in structured["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "completed", "{r}");
+        let shown = r["window"]["length"].as_u64().unwrap();
+        assert!(shown > 0 && shown <= 1000, "half of max_bytes each: {r}");
+        assert!(r["window"]["next_offset"].is_u64(), "get pods -A is longer: {r}");
+    }
+    let text = answer["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("2 clusters: 2 completed"), "{text}");
+    assert!(text.contains("== fleet-b: completed ==\nNAMESPACE"), "{text}");
+    assert!(text.contains("read_result {\"result_id\": \"res_"), "{text}");
+    let refused = mcp(
+        "fleet_kubectl",
+        json!({"selector": "env in prod", "command_type": "version", "args": []}),
+    )
+    .await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(
+        refused["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("list_clusters shows"),
+        "{refused}"
+    );
+
     // --- one agent stopped mid-call: the others complete and arrive first ---
     agents[2].signal("STOP");
     let lines = fleet_stream(

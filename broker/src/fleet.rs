@@ -186,19 +186,41 @@ pub async fn fleet_execute(
     decision: Option<Extension<Decision>>,
     Json(req): Json<FleetExecuteRequest>,
 ) -> Response {
+    let decision = decision.map(|Extension(d)| d);
+    let timeout_header = headers.get("x-request-timeout");
+    let mut response = match begin(&state, &caller, &ctx, timeout_header, decision, req).await {
+        Ok(running) if wants_ndjson(&headers) => running.streamed(),
+        Ok(running) => Json(running.collect().await).into_response(),
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(audit::Audited);
+    response
+}
+
+/// A fleet call under way: its results arrive as each cluster finishes.
+pub(crate) struct Running {
+    results: mpsc::Receiver<FleetClusterResult>,
+    /// Each cluster's output budget.
+    per_cluster: u64,
+    started: Instant,
+}
+
+/// Checks a fleet call and starts it; a refusal changes nothing but the audit record saying
+/// so (each cluster's command, once it runs, is recorded by `run_command`). `decision` is the
+/// caller's step of the `execute` rate limit this call has already taken, if the class is
+/// limited; `timeout_header` is `X-Request-Timeout`.
+pub(crate) async fn begin(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestContext,
+    timeout_header: Option<&HeaderValue>,
+    decision: Option<Decision>,
+    req: FleetExecuteRequest,
+) -> ApiResult<Running> {
     let started = Instant::now();
-    let stream = wants_ndjson(&headers);
     let command_type = req.command_type.clone();
     let args = req.args.clone();
-    let plan = plan(
-        &state,
-        &caller,
-        headers.get("x-request-timeout"),
-        decision.map(|Extension(d)| d),
-        req,
-    )
-    .await;
-    let mut response = match plan {
+    match plan(state, caller, timeout_header, decision, req).await {
         Ok(plan) => {
             info!(
                 clusters = plan.clusters.len(),
@@ -208,19 +230,16 @@ pub async fn fleet_execute(
                 "fleet execute"
             );
             let per_cluster = plan.max_output_bytes;
-            let results = start(state, caller, ctx, plan);
-            if stream {
-                streamed(results, per_cluster, started)
-            } else {
-                Json(collect(results, per_cluster, started).await).into_response()
-            }
+            Ok(Running {
+                results: start(state.clone(), caller.clone(), ctx.clone(), plan),
+                per_cluster,
+                started,
+            })
         }
         Err(e) => {
-            // Refused before anything ran: one record says so (each cluster's command, once
-            // it runs, is recorded by `run_command`).
             let mut event = audit::request_event(
-                &ctx,
-                Some(&caller),
+                ctx,
+                Some(caller),
                 AuditAction::Execute,
                 AuditOutcome::Refused,
             );
@@ -229,13 +248,11 @@ pub async fn fleet_execute(
             event.command_type = command_type;
             event.args = args;
             event.reason = Some(format!("{}: {}", e.status().as_u16(), e.body().message));
-            event.duration_ms = Some(audit::elapsed_ms(&ctx));
+            event.duration_ms = Some(audit::elapsed_ms(ctx));
             audit::record_after(&state.audit, event).await;
-            e.into_response()
+            Err(e)
         }
-    };
-    response.extensions_mut().insert(audit::Audited);
-    response
+    }
 }
 
 /// A fleet call that may go ahead: which clusters, what to run, with which budgets.
@@ -576,73 +593,68 @@ fn refused(cluster_id: String, e: &ApiError, started: Instant) -> FleetClusterRe
 
 // === answers ===
 
-/// Every result, by cluster id, with the totals.
-async fn collect(
-    mut results: mpsc::Receiver<FleetClusterResult>,
-    per_cluster: u64,
-    started: Instant,
-) -> FleetResult {
-    let mut summary = FleetSummary {
-        max_output_bytes_per_cluster: per_cluster,
-        ..FleetSummary::default()
-    };
-    let mut all = Vec::new();
-    while let Some(result) = results.recv().await {
-        summary.add(&result);
-        all.push(result);
+impl Running {
+    /// Every result, by cluster id, with the totals.
+    pub(crate) async fn collect(mut self) -> FleetResult {
+        let mut summary = FleetSummary {
+            max_output_bytes_per_cluster: self.per_cluster,
+            ..FleetSummary::default()
+        };
+        let mut all = Vec::new();
+        while let Some(result) = self.results.recv().await {
+            summary.add(&result);
+            all.push(result);
+        }
+        all.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
+        summary.elapsed_ms = elapsed_ms(self.started);
+        FleetResult {
+            results: all,
+            summary,
+        }
     }
-    all.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
-    summary.elapsed_ms = elapsed_ms(started);
-    FleetResult {
-        results: all,
-        summary,
-    }
-}
 
-/// One line per result as each arrives, then the summary line.
-fn streamed(
-    results: mpsc::Receiver<FleetClusterResult>,
-    per_cluster: u64,
-    started: Instant,
-) -> Response {
-    let summary = FleetSummary {
-        max_output_bytes_per_cluster: per_cluster,
-        ..FleetSummary::default()
-    };
-    let lines = futures::stream::unfold(
-        (Some(results), summary),
-        move |(results, mut summary)| async move {
-            let mut results = results?;
-            let line = match results.recv().await {
-                Some(result) => {
-                    summary.add(&result);
-                    let line = ndjson_line(&FleetStreamLine::Result(result));
-                    return Some((Ok::<_, Infallible>(line), (Some(results), summary)));
-                }
-                None => {
-                    summary.elapsed_ms = elapsed_ms(started);
-                    ndjson_line(&FleetStreamLine::Summary(FleetSummaryLine {
-                        summary: summary.clone(),
-                    }))
-                }
-            };
-            Some((Ok(line), (None, summary)))
-        },
-    );
-    (
-        StatusCode::OK,
-        [
-            (CONTENT_TYPE, HeaderValue::from_static(NDJSON)),
-            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            // Proxies that buffer (nginx) pass each line on at once.
-            (
-                axum::http::HeaderName::from_static("x-accel-buffering"),
-                HeaderValue::from_static("no"),
-            ),
-        ],
-        Body::from_stream(lines),
-    )
-        .into_response()
+    /// One line per result as each arrives, then the summary line.
+    fn streamed(self) -> Response {
+        let summary = FleetSummary {
+            max_output_bytes_per_cluster: self.per_cluster,
+            ..FleetSummary::default()
+        };
+        let started = self.started;
+        let lines = futures::stream::unfold(
+            (Some(self.results), summary),
+            move |(results, mut summary)| async move {
+                let mut results = results?;
+                let line = match results.recv().await {
+                    Some(result) => {
+                        summary.add(&result);
+                        let line = ndjson_line(&FleetStreamLine::Result(result));
+                        return Some((Ok::<_, Infallible>(line), (Some(results), summary)));
+                    }
+                    None => {
+                        summary.elapsed_ms = elapsed_ms(started);
+                        ndjson_line(&FleetStreamLine::Summary(FleetSummaryLine {
+                            summary: summary.clone(),
+                        }))
+                    }
+                };
+                Some((Ok(line), (None, summary)))
+            },
+        );
+        (
+            StatusCode::OK,
+            [
+                (CONTENT_TYPE, HeaderValue::from_static(NDJSON)),
+                (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                // Proxies that buffer (nginx) pass each line on at once.
+                (
+                    axum::http::HeaderName::from_static("x-accel-buffering"),
+                    HeaderValue::from_static("no"),
+                ),
+            ],
+            Body::from_stream(lines),
+        )
+            .into_response()
+    }
 }
 
 fn ndjson_line(line: &FleetStreamLine) -> Bytes {

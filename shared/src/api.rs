@@ -415,38 +415,43 @@ impl CommandResult {
     /// character. A window is never empty unless it starts at the end. `Err` names what is
     /// wrong with `offset` (past the end) — `limit` is the caller's to bound.
     pub fn windowed(mut self, offset: u64, limit: u64) -> Result<Self, String> {
-        let total = self.output.len();
-        let Ok(start) = usize::try_from(offset) else {
-            return Err(format!(
-                "offset {offset} is past the end of the output ({total} bytes)"
-            ));
-        };
-        if start > total {
-            return Err(format!(
-                "offset {offset} is past the end of the output ({total} bytes)"
-            ));
-        }
-        let start = floor_char_boundary(&self.output, start);
-        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
-        let mut end = start.saturating_add(limit).min(total);
-        if end < total {
-            let cut = floor_char_boundary(&self.output, end);
-            end = match self.output[start..cut].rfind('\n') {
-                Some(i) => start + i + 1,
-                None if cut > start => cut,
-                // A single character longer than the limit: take it whole.
-                None => ceil_char_boundary(&self.output, start + 1),
-            };
-        }
-        self.window = Some(OutputWindow {
-            offset: start as u64,
-            length: (end - start) as u64,
-            total_bytes: total as u64,
-            next_offset: (end < total).then_some(end as u64),
-        });
-        self.output = self.output[start..end].to_owned();
+        let window = output_window(&self.output, offset, limit)?;
+        let start = window.offset as usize;
+        self.output = self.output[start..start + window.length as usize].to_owned();
+        self.window = Some(window);
         Ok(self)
     }
+}
+
+/// The window of `output` that starts at `offset` and holds at most `limit` bytes, as
+/// [`CommandResult::windowed`] cuts it: after its last whole line when the output goes on past
+/// it, else at a character boundary, never inside a character, never empty unless it starts at
+/// the end. `Err` says that `offset` is past the end.
+pub fn output_window(output: &str, offset: u64, limit: u64) -> Result<OutputWindow, String> {
+    let total = output.len();
+    let past_end = || format!("offset {offset} is past the end of the output ({total} bytes)");
+    let start = usize::try_from(offset).map_err(|_| past_end())?;
+    if start > total {
+        return Err(past_end());
+    }
+    let start = floor_char_boundary(output, start);
+    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let mut end = start.saturating_add(limit).min(total);
+    if end < total {
+        let cut = floor_char_boundary(output, end);
+        end = match output[start..cut].rfind('\n') {
+            Some(i) => start + i + 1,
+            None if cut > start => cut,
+            // A single character longer than the limit: take it whole.
+            None => ceil_char_boundary(output, start + 1),
+        };
+    }
+    Ok(OutputWindow {
+        offset: start as u64,
+        length: (end - start) as u64,
+        total_bytes: total as u64,
+        next_offset: (end < total).then_some(end as u64),
+    })
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
