@@ -575,3 +575,45 @@ async fn fleet_of_ten() {
         );
     }
 }
+
+/// The agent chart's `labels` value becomes `KUBELINE_AGENT_LABELS`, in the form `--label`
+/// reads; without labels the variable is not set.
+#[test]
+fn the_agent_chart_passes_its_labels() {
+    let helm = format!(
+        "{}/helm",
+        std::env::var("TESTBED_BIN").expect("TESTBED_BIN: load the test bed's env")
+    );
+    let render = |extra: &[&str]| {
+        let out = std::process::Command::new(&helm)
+            .args(["template", "x", "charts/kubeline-agent", "--set"])
+            .arg("brokerUrl=https://broker.example,clusterId=prod-eu,token=t")
+            .args(extra)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(!render(&[]).contains("KUBELINE_AGENT_LABELS"));
+    let manifest = render(&[
+        "--set",
+        "labels.env=prod",
+        "--set",
+        "labels.region=eu",
+        "--set",
+        r"labels.example\.com/tier=1",
+    ]);
+    let at = manifest.find("KUBELINE_AGENT_LABELS").expect("the variable is set");
+    let value = manifest[at..]
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().strip_prefix("value: "))
+        .expect("its value on the next line");
+    assert_eq!(value, "\"env=prod,example.com/tier=1,region=eu\"");
+    for label in value.trim_matches('"').split(',') {
+        label
+            .parse::<kubeline_shared::labels::Label>()
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+    }
+}
