@@ -2,9 +2,9 @@
 //! test bed's API server. Several agents serve the one test bed under different cluster ids and
 //! labels (`--label`), as agents in several clusters would.
 //!
-//! `KUBELINE_FLEET_ROUNDS=20 cargo test --test fleet fleet_of_ten -- --nocapture` prints the
-//! figures of a fleet call across 10 clusters: the call's total time against its slowest
-//! cluster.
+//! `KUBELINE_FLEET_ROUNDS=20 cargo test --test fleet fleet_of -- --nocapture` prints the
+//! figures of a fleet call across 10 clusters (real agents) and 100 (scripted agents that
+//! answer at once): the call's total time against its slowest cluster.
 
 mod support;
 
@@ -577,6 +577,123 @@ async fn fleet_of_ten() {
             median(&totals) < median(&sums),
             "total {totals:?} vs sums {sums:?}"
         );
+    }
+}
+
+/// A scripted agent: links as `cluster` with `labels`, answers pings, and answers every command
+/// at once with `ok` (an agent with no API server behind it, to measure the broker alone).
+async fn fake_agent(port: u16, cluster: String, token: String, labels: Value) {
+    let mut request = format!("ws://127.0.0.1:{port}/agent/v1/connect")
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    headers.insert("x-kubeline-cluster", cluster.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": cluster,
+        "agent_version": "fake", "kubernetes_version": "", "commands": ["version"], "labels": labels });
+    ws.send(Message::Text(hello.to_string().into()))
+        .await
+        .unwrap();
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(text) = msg else { continue };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        let replies = match frame["type"].as_str() {
+            Some("ping") => vec![json!({"type": "pong", "seq": frame["seq"]})],
+            Some("execute") => vec![
+                json!({"type": "output", "result_id": frame["result_id"], "data": "ok\n"}),
+                json!({"type": "done", "result_id": frame["result_id"], "status": "completed",
+                       "exit_code": 0, "error": null, "execution_time_ms": 0, "truncated": null}),
+            ],
+            _ => vec![],
+        };
+        for reply in replies {
+            if ws.send(Message::Text(reply.to_string().into())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Figures: a fleet call across a hundred clusters (the default --fleet-max-clusters), each a
+/// scripted agent that answers at once, so what is measured is the broker: sessions opened and
+/// closed, executes queued, audited and answered, 32 clusters at a time.
+#[tokio::test]
+async fn fleet_of_a_hundred_fake_agents() {
+    const N: usize = 100;
+    let tokens: Vec<(String, String)> = (0..N)
+        .map(|i| (format!("fake-{i:03}"), format!("tok-fake-{i}")))
+        .collect();
+    let flags = token_flags(&tokens);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (_broker, api) = start_broker("fleet-hundred", BrokerOpts::embedded().with(&flags)).await;
+    let agents: Vec<_> = tokens
+        .iter()
+        .map(|(id, token)| {
+            tokio::spawn(fake_agent(
+                api.port(),
+                id.clone(),
+                token.clone(),
+                json!({"fleet": "hundred"}),
+            ))
+        })
+        .collect();
+    let ids: Vec<&str> = tokens.iter().map(|(id, _)| id.as_str()).collect();
+    wait_linked(&api, &ids).await;
+    let rounds: usize = std::env::var("KUBELINE_FLEET_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let (mut totals, mut slowest, mut sums) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (status, body) = api
+            .post(
+                "/fleet/execute",
+                json!({"selector": "fleet=hundred", "command_type": "version", "args": [], "timeout": 30}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let summary = &body["summary"];
+        assert_eq!(summary["completed"], N, "{summary}");
+        for r in body["results"].as_array().unwrap() {
+            assert_eq!(r["output"], "ok\n", "{r}");
+        }
+        totals.push(summary["elapsed_ms"].as_u64().unwrap());
+        slowest.push(summary["slowest_cluster_ms"].as_u64().unwrap());
+        sums.push(
+            body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["elapsed_ms"].as_u64().unwrap())
+                .sum::<u64>(),
+        );
+    }
+    totals.sort_unstable();
+    slowest.sort_unstable();
+    sums.sort_unstable();
+    let median = |v: &[u64]| v[v.len() / 2];
+    println!(
+        "fleet of {N} fake agents, version: {rounds} rounds; median total {} ms, median slowest \
+         cluster {} ms, median sum of the clusters' times {} ms; totals {totals:?}",
+        median(&totals),
+        median(&slowest),
+        median(&sums),
+    );
+    assert!(median(&totals) < median(&sums), "{totals:?} vs {sums:?}");
+    // One more than --fleet-max-clusters: refused, saying how many matched.
+    let (status, body) = api
+        .post(
+            "/fleet/execute",
+            json!({"clusters": ["*"], "command_type": "version", "args": []}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["details"]["matched"], N + 1, "the harness's `bed` too: {body}");
+    for agent in agents {
+        agent.abort();
     }
 }
 
