@@ -128,21 +128,30 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
     let (status, all) = api.get("/clusters").await.unwrap();
     assert_eq!(status, 200, "{all}");
     // `bed` has a token (the harness's) but no agent: known, no labels.
-    assert_eq!(ids(&all, "clusters"), ["bed", "fleet-a", "fleet-b", "fleet-c"]);
+    assert_eq!(
+        ids(&all, "clusters"),
+        ["bed", "fleet-a", "fleet-b", "fleet-c"]
+    );
     let a = &all["clusters"][1];
     assert_eq!(a["labels"], json!({"env": "prod", "region": "eu"}), "{a}");
     assert_eq!(all["clusters"][0]["labels"], json!({}));
     for (selector, expected) in [
         ("env=prod", vec!["fleet-a", "fleet-b"]),
         ("env==prod,region!=us", vec!["fleet-a"]),
-        ("env in (prod,staging),region=eu", vec!["fleet-a", "fleet-c"]),
+        (
+            "env in (prod,staging),region=eu",
+            vec!["fleet-a", "fleet-c"],
+        ),
         ("env notin (prod)", vec!["bed", "fleet-c"]),
         ("!env", vec!["bed"]),
         ("region", vec!["fleet-a", "fleet-b", "fleet-c"]),
         ("env=dev", vec![]),
     ] {
         let query = url_encode(selector);
-        let (status, body) = api.get(&format!("/clusters?selector={query}")).await.unwrap();
+        let (status, body) = api
+            .get(&format!("/clusters?selector={query}"))
+            .await
+            .unwrap();
         assert_eq!(status, 200, "{selector}: {body}");
         assert_eq!(ids(&body, "clusters"), expected, "{selector}");
     }
@@ -158,7 +167,10 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
         "{body}"
     );
     let (_, status_c) = api.get("/clusters/fleet-c/status").await.unwrap();
-    assert_eq!(status_c["labels"], json!({"env": "staging", "region": "eu"}));
+    assert_eq!(
+        status_c["labels"],
+        json!({"env": "staging", "region": "eu"})
+    );
 
     // --- a key granted some clusters sees only those ---
     let partial = api.with_key(Some(PARTIAL_KEY));
@@ -235,7 +247,11 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
         .unwrap();
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["details"]["argument"], "--as=admin");
-    assert_eq!(session_count(&api).await, before, "refused calls opened sessions");
+    assert_eq!(
+        session_count(&api).await,
+        before,
+        "refused calls opened sessions"
+    );
 
     // --- a real command on every matched cluster, as JSON ---
     let (status, body) = api
@@ -260,7 +276,10 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
         assert_eq!(r["output"], results[0]["output"]);
         // Stored like any result, readable by id.
         let (status, stored) = api
-            .get(&format!("/debug/result/{}", r["result_id"].as_str().unwrap()))
+            .get(&format!(
+                "/debug/result/{}",
+                r["result_id"].as_str().unwrap()
+            ))
             .await
             .unwrap();
         assert_eq!(status, 200);
@@ -280,9 +299,7 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
     assert_eq!(open, 0, "{sessions}");
     // Audited per cluster, as executes.
     let (status, audit) = api
-        .get(&format!(
-            "/audit?action=execute&outcome=completed&cluster_id=fleet-c&limit=10"
-        ))
+        .get("/audit?action=execute&outcome=completed&cluster_id=fleet-c&limit=10")
         .await
         .unwrap();
     assert_eq!(status, 200, "{audit}");
@@ -319,7 +336,10 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
     let text = listed["content"][0]["text"].as_str().unwrap();
     assert!(text.starts_with("fleet-a connected"), "{text}");
     assert!(text.contains("env=prod,region=eu"), "{text}");
-    assert_eq!(ids(&listed["structuredContent"], "clusters"), ["fleet-a", "fleet-c"]);
+    assert_eq!(
+        ids(&listed["structuredContent"], "clusters"),
+        ["fleet-a", "fleet-c"]
+    );
     let answer = mcp(
         "fleet_kubectl",
         json!({"selector": "env=prod", "command_type": "get", "args": ["pods", "-A"], "max_bytes": 2000}),
@@ -332,12 +352,21 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
         assert_eq!(r["status"], "completed", "{r}");
         let shown = r["window"]["length"].as_u64().unwrap();
         assert!(shown > 0 && shown <= 1000, "half of max_bytes each: {r}");
-        assert!(r["window"]["next_offset"].is_u64(), "get pods -A is longer: {r}");
+        assert!(
+            r["window"]["next_offset"].is_u64(),
+            "get pods -A is longer: {r}"
+        );
     }
     let text = answer["content"][0]["text"].as_str().unwrap();
     assert!(text.starts_with("2 clusters: 2 completed"), "{text}");
-    assert!(text.contains("== fleet-b: completed ==\nNAMESPACE"), "{text}");
-    assert!(text.contains("read_result {\"result_id\": \"res_"), "{text}");
+    assert!(
+        text.contains("== fleet-b: completed ==\nNAMESPACE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("read_result {\"result_id\": \"res_"),
+        "{text}"
+    );
     let refused = mcp(
         "fleet_kubectl",
         json!({"selector": "env in prod", "command_type": "version", "args": []}),
@@ -372,7 +401,10 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
         .iter()
         .map(|(_, l)| l["cluster_id"].as_str().unwrap())
         .collect();
-    assert_eq!(order[2], "fleet-c", "the stopped cluster answers last: {lines:?}");
+    assert_eq!(
+        order[2], "fleet-c",
+        "the stopped cluster answers last: {lines:?}"
+    );
     let (c_at, c) = &lines[2];
     assert!(
         c["status"] == "timeout" || c["status"] == "unavailable",
@@ -393,10 +425,14 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
 
     // --- one agent gone: unavailable at once ---
     agents[2].kill();
-    eventually("fleet-c to be disconnected", Duration::from_secs(20), || async {
-        let (_, s) = api.get("/clusters/fleet-c/status").await.ok()?;
-        (s["status"] == "disconnected").then_some(())
-    })
+    eventually(
+        "fleet-c to be disconnected",
+        Duration::from_secs(20),
+        || async {
+            let (_, s) = api.get("/clusters/fleet-c/status").await.ok()?;
+            (s["status"] == "disconnected").then_some(())
+        },
+    )
     .await;
     let started = Instant::now();
     let (status, body) = api
@@ -512,7 +548,11 @@ async fn fleet_of_ten() {
         .iter()
         .enumerate()
         .map(|(i, (id, token))| {
-            let env = if i % 2 == 0 { "env=prod" } else { "env=staging" };
+            let env = if i % 2 == 0 {
+                "env=prod"
+            } else {
+                "env=staging"
+            };
             labelled_agent(id, api.port(), id, token, &[env, "fleet=ten"])
         })
         .collect();
@@ -523,10 +563,7 @@ async fn fleet_of_ten() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    for (command, args) in [
-        ("version", json!([])),
-        ("get", json!(["pods", "-A"])),
-    ] {
+    for (command, args) in [("version", json!([])), ("get", json!(["pods", "-A"]))] {
         let mut totals = Vec::new();
         let mut slowest = Vec::new();
         let mut sums = Vec::new();
@@ -608,7 +645,11 @@ async fn fake_agent(port: u16, cluster: String, token: String, labels: Value) {
             _ => vec![],
         };
         for reply in replies {
-            if ws.send(Message::Text(reply.to_string().into())).await.is_err() {
+            if ws
+                .send(Message::Text(reply.to_string().into()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -691,7 +732,11 @@ async fn fleet_of_a_hundred_fake_agents() {
         .await
         .unwrap();
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["details"]["matched"], N + 1, "the harness's `bed` too: {body}");
+    assert_eq!(
+        body["details"]["matched"],
+        N + 1,
+        "the harness's `bed` too: {body}"
+    );
     for agent in agents {
         agent.abort();
     }
@@ -713,7 +758,11 @@ fn the_agent_chart_passes_its_labels() {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     assert!(!render(&[]).contains("KUBELINE_AGENT_LABELS"));
@@ -725,7 +774,9 @@ fn the_agent_chart_passes_its_labels() {
         "--set",
         r"labels.example\.com/tier=1",
     ]);
-    let at = manifest.find("KUBELINE_AGENT_LABELS").expect("the variable is set");
+    let at = manifest
+        .find("KUBELINE_AGENT_LABELS")
+        .expect("the variable is set");
     let value = manifest[at..]
         .lines()
         .nth(1)

@@ -91,6 +91,13 @@ pub async fn executor(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<ex
         .with_default_namespace(namespace))
 }
 
+/// The current context's name in a kubeconfig, used as the default cluster id by `kubeline dev`.
+pub fn current_context(kubeconfig: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let raw = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
+    Ok(raw.current_context)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
@@ -104,7 +111,15 @@ mod tests {
     }
 
     fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
-        let mut argv = vec!["agent", "--broker-url", "http://b", "--cluster-id", "c", "--token", "t"];
+        let mut argv = vec![
+            "agent",
+            "--broker-url",
+            "http://b",
+            "--cluster-id",
+            "c",
+            "--token",
+            "t",
+        ];
         argv.extend(extra);
         Cli::try_parse_from(argv)
     }
@@ -116,7 +131,8 @@ mod tests {
         let labels = cli.agent.labels().unwrap();
         assert_eq!(
             labels.into_iter().collect::<Vec<_>>(),
-            [("env", "prod"), ("region", "eu"), ("tier", "1")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+            [("env", "prod"), ("region", "eu"), ("tier", "1")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
         assert!(parse(&[]).unwrap().agent.labels().unwrap().is_empty());
     }
@@ -124,7 +140,10 @@ mod tests {
     #[test]
     fn bad_labels_are_refused_naming_the_flag() {
         let e = parse(&["--label", "env"]).unwrap_err().to_string();
-        assert!(e.contains("--label") && e.contains("write KEY=VALUE"), "{e}");
+        assert!(
+            e.contains("--label") && e.contains("write KEY=VALUE"),
+            "{e}"
+        );
         let e = parse(&["--label=-x=1"]).unwrap_err().to_string();
         assert!(e.contains("--label") && e.contains("start and end"), "{e}");
         let e = parse(&["--label", "env=a", "--label", "env=b"])
@@ -133,17 +152,18 @@ mod tests {
             .labels()
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("--label: ") && e.contains("given twice"), "{e}");
+        assert!(
+            e.starts_with("--label: ") && e.contains("given twice"),
+            "{e}"
+        );
         let many: Vec<String> = (0..33).map(|i| format!("--label=k{i}=v")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        let e = parse(&many).unwrap().agent.labels().unwrap_err().to_string();
+        let e = parse(&many)
+            .unwrap()
+            .agent
+            .labels()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--label: 33 labels given; at most 32"), "{e}");
     }
-}
-
-/// The current context's name in a kubeconfig, used as the default cluster id by `kubeline dev`.
-pub fn current_context(kubeconfig: &std::path::Path) -> anyhow::Result<Option<String>> {
-    let raw = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
-    Ok(raw.current_context)
 }

@@ -282,19 +282,20 @@ async fn plan(
         _ => return Err(ApiError::missing_field("command_type")),
     };
     let args = req.args.ok_or_else(|| ApiError::missing_field("args"))?;
-    let patterns = match &req.clusters {
-        None => None,
-        Some(list) if list.is_empty() => {
-            return Err(ApiError::invalid_field(
-                "clusters",
-                "clusters is empty: give cluster ids or globs (e.g. [\"prod-*\"]), or leave it \
+    let patterns =
+        match &req.clusters {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err(ApiError::invalid_field(
+                    "clusters",
+                    "clusters is empty: give cluster ids or globs (e.g. [\"prod-*\"]), or leave it \
                  out and give a selector",
-            ));
-        }
-        Some(list) => Some(Clusters::parse(list).map_err(|e| {
-            ApiError::invalid_field("clusters", format!("Invalid clusters: {e}"))
-        })?),
-    };
+                ));
+            }
+            Some(list) => Some(Clusters::parse(list).map_err(|e| {
+                ApiError::invalid_field("clusters", format!("Invalid clusters: {e}"))
+            })?),
+        };
     let selector = match req.selector.as_deref() {
         None => None,
         Some(s) if s.trim().is_empty() => {
@@ -369,7 +370,9 @@ async fn plan(
     }
     check_rate_budget(decision, n)?;
     Ok(Plan {
-        max_output_bytes: asked.min(fleet.fleet_max_output_bytes / n.max(1) as u64).max(1),
+        max_output_bytes: asked
+            .min(fleet.fleet_max_output_bytes / n.max(1) as u64)
+            .max(1),
         clusters,
         command_type,
         args,
@@ -773,18 +776,62 @@ mod tests {
         };
         for (body, field, says) in [
             (version(json!({})), "clusters", "Give clusters"),
-            (version(json!({"clusters": []})), "clusters", "clusters is empty"),
-            (version(json!({"clusters": ["a b"]})), "clusters", "invalid cluster pattern"),
-            (version(json!({"selector": " "})), "selector", "selector is empty"),
-            (version(json!({"selector": "env in (prod"})), "selector", "expected: ',' or ')'"),
-            (version(json!({"selector": "env=prod,"})), "selector", "Invalid selector"),
+            (
+                version(json!({"clusters": []})),
+                "clusters",
+                "clusters is empty",
+            ),
+            (
+                version(json!({"clusters": ["a b"]})),
+                "clusters",
+                "invalid cluster pattern",
+            ),
+            (
+                version(json!({"selector": " "})),
+                "selector",
+                "selector is empty",
+            ),
+            (
+                version(json!({"selector": "env in (prod"})),
+                "selector",
+                "expected: ',' or ')'",
+            ),
+            (
+                version(json!({"selector": "env=prod,"})),
+                "selector",
+                "Invalid selector",
+            ),
             // c1, c2 and c3: more than --fleet-max-clusters.
-            (version(json!({"clusters": ["*"]})), "clusters", "3 clusters match"),
-            (version(json!({"clusters": ["*"], "selector": "!nothing"})), "selector", "3 clusters match"),
-            (version(json!({"clusters": ["c1"], "timeout": 0})), "timeout", "Invalid timeout"),
-            (version(json!({"clusters": ["c1"], "max_output_bytes": 0})), "max_output_bytes", "Invalid max_output_bytes"),
-            (json!({"clusters": ["c1"], "args": []}), "command_type", "Missing required field"),
-            (json!({"clusters": ["c1"], "command_type": "get"}), "args", "Missing required field"),
+            (
+                version(json!({"clusters": ["*"]})),
+                "clusters",
+                "3 clusters match",
+            ),
+            (
+                version(json!({"clusters": ["*"], "selector": "!nothing"})),
+                "selector",
+                "3 clusters match",
+            ),
+            (
+                version(json!({"clusters": ["c1"], "timeout": 0})),
+                "timeout",
+                "Invalid timeout",
+            ),
+            (
+                version(json!({"clusters": ["c1"], "max_output_bytes": 0})),
+                "max_output_bytes",
+                "Invalid max_output_bytes",
+            ),
+            (
+                json!({"clusters": ["c1"], "args": []}),
+                "command_type",
+                "Missing required field",
+            ),
+            (
+                json!({"clusters": ["c1"], "command_type": "get"}),
+                "args",
+                "Missing required field",
+            ),
         ] {
             let (status, answer) = fleet(&state, "rd", body.clone()).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
@@ -806,8 +853,17 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert!(answer["message"].as_str().unwrap().starts_with("Command refused"));
-        assert_eq!(sessions(&state).await, (0, 0), "a refused call opens no session");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Command refused")
+        );
+        assert_eq!(
+            sessions(&state).await,
+            (0, 0),
+            "a refused call opens no session"
+        );
         for c in ["c1", "c2", "c3"] {
             assert_eq!(state.hub.store().queue_depth(c).await.unwrap(), 0);
         }
@@ -1005,7 +1061,10 @@ mod tests {
         let all: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(all["clusters"].as_array().unwrap().len(), 3);
         assert_eq!(all["clusters"][0]["labels"], json!({}));
-        assert_eq!(all["clusters"][2]["labels"], json!({"env": "prod", "region": "eu"}));
+        assert_eq!(
+            all["clusters"][2]["labels"],
+            json!({"env": "prod", "region": "eu"})
+        );
         for (selector, expected) in [
             ("env%3Dprod", vec!["c3"]),
             ("env%3Dprod,region!%3Dus", vec!["c3"]),
@@ -1013,7 +1072,8 @@ mod tests {
             ("env+in+(dev)", vec![]),
             ("", vec!["c1", "c2", "c3"]),
         ] {
-            let (status, _, text) = send(&state, get(&format!("/clusters?selector={selector}"))).await;
+            let (status, _, text) =
+                send(&state, get(&format!("/clusters?selector={selector}"))).await;
             assert_eq!(status, StatusCode::OK, "{selector}: {text}");
             let body: Value = serde_json::from_str(&text).unwrap();
             let ids: Vec<&str> = body["clusters"]
@@ -1066,7 +1126,9 @@ mod tests {
             wants_ndjson(&h)
         };
         assert!(accept("application/x-ndjson"));
-        assert!(accept("application/json;q=0.1, Application/X-NDJSON; charset=utf-8"));
+        assert!(accept(
+            "application/json;q=0.1, Application/X-NDJSON; charset=utf-8"
+        ));
         assert!(!accept("application/json"));
         assert!(!accept("*/*"));
         assert!(!wants_ndjson(&HeaderMap::new()));

@@ -1143,7 +1143,8 @@ fn fleet_answer(result: FleetResult, budget: u64) -> CallToolResult {
             text.push_str(&format!(" (exit {code})"));
         }
         text.push_str(" ==\n");
-        let window = api::output_window(&r.output, 0, share).expect("offset 0 is never past the end");
+        let window =
+            api::output_window(&r.output, 0, share).expect("offset 0 is never past the end");
         let shown = &r.output[..window.length as usize];
         text.push_str(shown);
         if let (Some(next), Some(id)) = (window.next_offset, r.result_id.as_deref()) {
@@ -1307,9 +1308,24 @@ mod tests {
             truncated: None,
         };
         let results = vec![
-            one("a", FleetClusterStatus::Completed, &"line\n".repeat(20), None),
-            one("b", FleetClusterStatus::Failed, "", Some("Error from server (NotFound)")),
-            one("c", FleetClusterStatus::Unavailable, "", Some("Cluster agent is not connected")),
+            one(
+                "a",
+                FleetClusterStatus::Completed,
+                &"line\n".repeat(20),
+                None,
+            ),
+            one(
+                "b",
+                FleetClusterStatus::Failed,
+                "",
+                Some("Error from server (NotFound)"),
+            ),
+            one(
+                "c",
+                FleetClusterStatus::Unavailable,
+                "",
+                Some("Cluster agent is not connected"),
+            ),
         ];
         let mut summary = FleetSummary::default();
         results.iter().for_each(|r| summary.add(r));
@@ -1317,19 +1333,36 @@ mod tests {
         let answer = fleet_answer(FleetResult { results, summary }, 90);
         assert_eq!(answer.is_error, Some(false));
         let t = text(&answer);
-        assert!(t.starts_with("3 clusters: 1 completed, 1 failed, 0 timeout, 1 unavailable, 0 refused."), "{t}");
+        assert!(
+            t.starts_with(
+                "3 clusters: 1 completed, 1 failed, 0 timeout, 1 unavailable, 0 refused."
+            ),
+            "{t}"
+        );
         assert!(
             t.contains(&format!("== a: completed ==\n{}[kubeline: 70 bytes (~18 tokens) more; read_result {{\"result_id\": \"res_a\", \"offset\": 30}}]", "line\n".repeat(6))),
             "{t}"
         );
-        assert!(t.contains("== b: failed (exit 1) ==\nError from server (NotFound)"), "{t}");
-        assert!(t.contains("== c: unavailable ==\nCluster agent is not connected"), "{t}");
+        assert!(
+            t.contains("== b: failed (exit 1) ==\nError from server (NotFound)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("== c: unavailable ==\nCluster agent is not connected"),
+            "{t}"
+        );
         let s = answer.structured_content.unwrap();
         assert_eq!(s["results"][0]["window"]["next_offset"], 30);
         assert_eq!(s["results"][0]["output"], "line\n".repeat(6));
         assert_eq!(s["summary"]["clusters"], 3);
         // Nothing matched, or nothing completed: a tool error the model can act on.
-        let none = fleet_answer(FleetResult { results: vec![], summary: FleetSummary::default() }, 90);
+        let none = fleet_answer(
+            FleetResult {
+                results: vec![],
+                summary: FleetSummary::default(),
+            },
+            90,
+        );
         assert_eq!(none.is_error, Some(true));
         assert!(text(&none).contains("list_clusters shows"));
     }

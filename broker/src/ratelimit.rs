@@ -102,7 +102,9 @@ impl Class {
     fn describe(self) -> &'static str {
         match self {
             Self::SessionCreate => "session creations (POST /debug/session)",
-            Self::Execute => "command executions (POST /debug/execute, one per cluster of POST /fleet/execute)",
+            Self::Execute => {
+                "command executions (POST /debug/execute, one per cluster of POST /fleet/execute)"
+            }
             Self::Standard => "requests to standard endpoints",
         }
     }

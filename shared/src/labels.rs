@@ -113,8 +113,7 @@ fn is_name(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
@@ -169,10 +168,7 @@ pub fn collect(labels: &[Label]) -> Result<Labels, String> {
     }
     let mut out = Labels::new();
     for label in labels {
-        if out
-            .insert(label.key.clone(), label.value.clone())
-            .is_some()
-        {
+        if out.insert(label.key.clone(), label.value.clone()).is_some() {
             return Err(format!(
                 "label key {:?} is given twice; give each key once",
                 label.key
@@ -252,9 +248,7 @@ impl Requirement {
         let value = labels.get(&self.key);
         match self.operator {
             Operator::Equals | Operator::In => value.is_some_and(|v| self.values.contains(v)),
-            Operator::NotEquals | Operator::NotIn => {
-                value.is_none_or(|v| !self.values.contains(v))
-            }
+            Operator::NotEquals | Operator::NotIn => value.is_none_or(|v| !self.values.contains(v)),
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
             Operator::GreaterThan => value
@@ -537,7 +531,9 @@ impl<'a> Parser<'a> {
                     }
                 }
                 _ => {
-                    return Err(error(format!("found '{text}', expected: ',', or identifier")));
+                    return Err(error(format!(
+                        "found '{text}', expected: ',', or identifier"
+                    )));
                 }
             }
         }
@@ -650,7 +646,8 @@ mod tests {
         let l: Label = " tier= ".parse().unwrap();
         assert_eq!((l.key.as_str(), l.value.as_str()), ("tier", ""));
         assert!(
-            "env".parse::<Label>()
+            "env"
+                .parse::<Label>()
                 .unwrap_err()
                 .contains("write KEY=VALUE")
         );
@@ -702,7 +699,13 @@ mod tests {
         }
         assert!(Selector::parse(" ").unwrap().is_empty());
         let empty_value = labels(&[("env", "")]);
-        for s in ["env=", "env in ()", "env in (,)", "env in (a,)", "env in (,a)"] {
+        for s in [
+            "env=",
+            "env in ()",
+            "env in (,)",
+            "env in (a,)",
+            "env in (,a)",
+        ] {
             assert!(Selector::parse(s).unwrap().matches(&empty_value), "{s}");
         }
     }
@@ -711,7 +714,10 @@ mod tests {
     fn bad_selectors_say_what_was_expected() {
         for (bad, says) in [
             ("env=prod,", "expected: identifier after ','"),
-            (",env", "found ',', expected: !, identifier, or 'end of string'"),
+            (
+                ",env",
+                "found ',', expected: !, identifier, or 'end of string'",
+            ),
             ("env=prod)", "expected: ',' or 'end of string'"),
             ("env prod", "expected: in, notin, =, ==, !=, >, <"),
             ("env in prod", "found 'prod', expected: '('"),
