@@ -159,10 +159,7 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
 /// call opens no session and queues nothing.
 #[utoipa::path(post, path = "/fleet/execute", tag = "fleet",
     params(("X-Request-Timeout" = Option<f64>, Header,
-        description = "Each cluster's timeout in seconds when the body gives no `timeout`.", example = 30),
-        ("Accept" = Option<String>, Header,
-        description = "`application/x-ndjson` for one line per cluster as each finishes, then the summary.",
-        example = "application/x-ndjson")),
+        description = "Each cluster's timeout in seconds when the body gives no `timeout`.", example = 30)),
     request_body = FleetExecuteRequest,
     responses(
         (status = 200, description = "Every matched cluster's result, and the totals.",
@@ -430,7 +427,9 @@ fn start(
     ctx: RequestContext,
     plan: Plan,
 ) -> mpsc::Receiver<FleetClusterResult> {
-    let (tx, rx) = mpsc::channel(plan.concurrency);
+    // Room for every result: sending never waits for a slow reader, so each cluster's deadline
+    // and session close happen on time. What waits is bounded by the call's output budget.
+    let (tx, rx) = mpsc::channel(plan.clusters.len().max(1));
     let plan = Arc::new(plan);
     let cancel = CancellationToken::new();
     tokio::spawn(async move {

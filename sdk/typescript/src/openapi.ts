@@ -2778,11 +2778,6 @@ export interface operations {
                  */
                 "X-Request-Timeout"?: number;
                 /**
-                 * @description `application/x-ndjson` for one line per cluster as each finishes, then the summary.
-                 * @example application/x-ndjson
-                 */
-                Accept?: string;
-                /**
                  * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
                  * @example trace-123
                  */
