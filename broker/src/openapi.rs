@@ -109,7 +109,8 @@ pub fn document() -> Value {
 }
 
 /// The document as JSON. utoipa 5 writes a link's fields in snake case (`operation_id`,
-/// `request_body`); OpenAPI spells them `operationId`, `requestBody`, `operationRef`.
+/// `request_body`); OpenAPI spells them `operationId`, `requestBody`, `operationRef`. It has no
+/// attribute for "at least one of these fields", which a fleet call's body needs.
 pub fn to_json(doc: Document) -> Value {
     let mut doc = serde_json::to_value(doc).expect("the document serializes");
     let ops = doc["paths"]
@@ -133,6 +134,15 @@ pub fn to_json(doc: Document) -> Value {
                 }
             }
         }
+    }
+    if let Some(fleet) = doc["components"]["schemas"]
+        .get_mut("FleetExecuteRequest")
+        .and_then(Value::as_object_mut)
+    {
+        fleet.insert(
+            "anyOf".to_owned(),
+            json!([{"required": ["clusters"]}, {"required": ["selector"]}]),
+        );
     }
     doc
 }

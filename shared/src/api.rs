@@ -596,17 +596,17 @@ pub struct FleetExecuteRequest {
     /// Command arguments, as kubectl would take them after the command type.
     #[schema(required = true, schema_with = args_schema)]
     pub args: Option<Vec<String>>,
-    /// Seconds each cluster's command may take (default 30), greater than 0 and at most the
-    /// broker's `--max-timeout` (default 300): every cluster has its own deadline, counted from
-    /// when its command starts. `X-Request-Timeout` gives it when the body does not.
+    /// Seconds each cluster's command may take (default 30; `null` too), greater than 0 and at
+    /// most the broker's `--max-timeout` (default 300): every cluster has its own deadline,
+    /// counted from when its command starts. `X-Request-Timeout` gives it when the body does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = f64, exclusive_minimum = 0.0, maximum = 300.0, examples(10))]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0.0, maximum = 300.0, examples(10))]
     pub timeout: Option<f64>,
     /// Output budget of each cluster's command in bytes, at most the broker's
     /// `--max-output-bytes`; the call's total budget (`--fleet-max-output-bytes`, split evenly
     /// across the clusters) lowers it further. Output past it is cut and the result says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = u64, minimum = 1, maximum = 4194304)]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4194304)]
     pub max_output_bytes: Option<u64>,
 }
 

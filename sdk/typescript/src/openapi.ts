@@ -1125,7 +1125,7 @@ export interface components {
              *     `--max-output-bytes`; the call's total budget (`--fleet-max-output-bytes`, split evenly
              *     across the clusters) lowers it further. Output past it is cut and the result says so.
              */
-            max_output_bytes?: number;
+            max_output_bytes?: number | null;
             /**
              * @description A label selector over the clusters' labels, in kubectl's `-l` grammar: `env=prod`,
              *     `env!=dev`, `env in (prod,staging)`, `env notin (dev)`, `env`, `!env`, joined by `,`.
@@ -1134,13 +1134,13 @@ export interface components {
             selector?: string | null;
             /**
              * Format: double
-             * @description Seconds each cluster's command may take (default 30), greater than 0 and at most the
-             *     broker's `--max-timeout` (default 300): every cluster has its own deadline, counted from
-             *     when its command starts. `X-Request-Timeout` gives it when the body does not.
+             * @description Seconds each cluster's command may take (default 30; `null` too), greater than 0 and at
+             *     most the broker's `--max-timeout` (default 300): every cluster has its own deadline,
+             *     counted from when its command starts. `X-Request-Timeout` gives it when the body does not.
              * @example 10
              */
-            timeout?: number;
-        };
+            timeout?: number | null;
+        } | unknown | unknown;
         /** @description Answer to `POST /fleet/execute` (as `application/json`). */
         FleetResult: {
             /** @description One result per cluster, by cluster id. */
