@@ -170,6 +170,7 @@ async fn start_stack(redis_url: Option<String>, executor: Executor) -> (String, 
         token: TOKEN.to_owned(),
         max_concurrency: 256,
         tls: kubeline_agent::tls::ClientTls::default(),
+        labels: Default::default(),
     };
     tokio::spawn(kubeline_agent::link::run(
         link,

@@ -176,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let shutdown = shutdown_on_signal();
             // Before the kubeconfig: a bad --ca-file is reported as such.
             let tls = kubeline_agent::tls::ClientTls::from_args(&args.tls)?;
+            let labels = args.labels()?;
             let executor = kubeline_agent::executor(args.kubeconfig.as_deref()).await?;
             let config = LinkConfig {
                 broker_url: args.broker_url,
@@ -183,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 token: args.token,
                 max_concurrency: args.max_concurrency,
                 tls,
+                labels,
             };
             config
                 .connect_url()
@@ -238,6 +240,7 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
         max_concurrency: 16,
         // Unused: the dev broker is plain HTTP on loopback.
         tls: kubeline_agent::tls::ClientTls::default(),
+        labels: Default::default(),
     };
     let agent = tokio::spawn(kubeline_agent::link::run(
         link,

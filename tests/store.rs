@@ -231,11 +231,15 @@ async fn presence(store: Arc<dyn Store>) {
         agent_version: Some("0.1.0".to_owned()),
         kubernetes_version: Some("v1.36.3".to_owned()),
         last_seen: Some(Utc::now()),
+        labels: [("env", "prod"), ("example.com/tier", "")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
     };
     store.link_cluster(&record, ttl).await.unwrap();
     let got = store.get_cluster("cp").await.unwrap().unwrap();
     assert_eq!(got.broker_id.as_deref(), Some("broker-a"));
     assert_eq!(got.kubernetes_version.as_deref(), Some("v1.36.3"));
+    assert_eq!(got.labels, record.labels);
 
     // Another replica can neither refresh nor drop a claim it does not hold.
     store
@@ -257,11 +261,12 @@ async fn presence(store: Arc<dyn Store>) {
         Some("broker-a")
     );
 
-    // An unrefreshed claim lapses; the record (and last_seen) stays.
+    // An unrefreshed claim lapses; the record (last_seen, labels) stays.
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
     let lapsed = store.get_cluster("cp").await.unwrap().unwrap();
     assert!(lapsed.broker_id.is_none(), "{lapsed:?}");
     assert!(lapsed.last_seen.is_some());
+    assert_eq!(lapsed.labels, record.labels);
 
     store.link_cluster(&record, HOUR).await.unwrap();
     let seen = Utc::now();
@@ -278,9 +283,18 @@ async fn presence(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .iter()
-            .any(|c| c.cluster_id == "cp")
+            .any(|c| c.cluster_id == "cp" && c.labels == record.labels)
     );
     assert!(store.get_cluster("never").await.unwrap().is_none());
+
+    // An agent that links again with other labels (or none) replaces them.
+    let relabelled = ClusterRecord {
+        labels: Default::default(),
+        ..record.clone()
+    };
+    store.link_cluster(&relabelled, HOUR).await.unwrap();
+    let got = store.get_cluster("cp").await.unwrap().unwrap();
+    assert!(got.labels.is_empty(), "{got:?}");
 }
 
 async fn events(store: Arc<dyn Store>) {
@@ -729,6 +743,7 @@ fn linked(cluster: &str, broker: &str) -> ClusterRecord {
         agent_version: Some("0.1.0".to_owned()),
         kubernetes_version: None,
         last_seen: Some(Utc::now()),
+        labels: Default::default(),
     }
 }
 

@@ -42,9 +42,29 @@ pub struct AgentArgs {
     #[arg(long, env = "KUBELINE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// A label of this cluster as KEY=VALUE (Kubernetes label syntax, e.g. env=prod), for
+    /// `GET /clusters?selector=` and fleet calls; at most 32. Repeat, or comma-separate in the
+    /// environment variable.
+    #[arg(
+        long = "label",
+        env = "KUBELINE_AGENT_LABELS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
+    pub labels: Vec<kubeline_shared::labels::Label>,
+
     /// How a https:// broker is trusted: --ca-file, --insecure.
     #[command(flatten)]
     pub tls: tls::ClientTlsArgs,
+}
+
+impl AgentArgs {
+    /// The labels as a set: refuses a key given twice and more than
+    /// [`kubeline_shared::limits::MAX_CLUSTER_LABELS`], with a message naming `--label`. (Each
+    /// label's syntax was checked when the flag was parsed.)
+    pub fn labels(&self) -> anyhow::Result<kubeline_shared::labels::Labels> {
+        kubeline_shared::labels::collect(&self.labels).map_err(|e| anyhow::anyhow!("--label: {e}"))
+    }
 }
 
 /// An executor for the local API server: from `kubeconfig` (its current context) if given,
@@ -76,4 +96,74 @@ pub fn current_context(kubeconfig: &std::path::Path) -> anyhow::Result<Option<St
     let raw = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
     Ok(raw.current_context)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut argv = vec![
+            "agent",
+            "--broker-url",
+            "http://b",
+            "--cluster-id",
+            "c",
+            "--token",
+            "t",
+        ];
+        argv.extend(extra);
+        Cli::try_parse_from(argv)
+    }
+
+    #[test]
+    fn labels_from_flags() {
+        Cli::command().debug_assert();
+        let cli = parse(&["--label", "env=prod", "--label", "region=eu,tier=1"]).unwrap();
+        let labels = cli.agent.labels().unwrap();
+        assert_eq!(
+            labels.into_iter().collect::<Vec<_>>(),
+            [("env", "prod"), ("region", "eu"), ("tier", "1")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert!(parse(&[]).unwrap().agent.labels().unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_labels_are_refused_naming_the_flag() {
+        let e = parse(&["--label", "env"]).unwrap_err().to_string();
+        assert!(
+            e.contains("--label") && e.contains("write KEY=VALUE"),
+            "{e}"
+        );
+        let e = parse(&["--label=-x=1"]).unwrap_err().to_string();
+        assert!(e.contains("--label") && e.contains("start and end"), "{e}");
+        let e = parse(&["--label", "env=a", "--label", "env=b"])
+            .unwrap()
+            .agent
+            .labels()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--label: ") && e.contains("given twice"),
+            "{e}"
+        );
+        let many: Vec<String> = (0..33).map(|i| format!("--label=k{i}=v")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let e = parse(&many)
+            .unwrap()
+            .agent
+            .labels()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--label: 33 labels given; at most 32"), "{e}");
+    }
 }

@@ -57,6 +57,9 @@ pub struct LinkConfig {
     pub max_concurrency: usize,
     /// How a `https://`/`wss://` broker's certificate is verified.
     pub tls: crate::tls::ClientTls,
+    /// The cluster's labels (`--label`), sent in the hello; checked at start
+    /// ([`crate::AgentArgs::labels`]).
+    pub labels: kubeline_shared::labels::Labels,
 }
 
 impl LinkConfig {
@@ -223,6 +226,7 @@ async fn link_once(
             .iter()
             .map(|c| (*c).to_owned())
             .collect(),
+        labels: config.labels.clone(),
     });
     if let Err(e) = ws.send(to_frame(&hello)).await {
         return Ended::Lost(format!("cannot send hello: {e}"));
@@ -656,6 +660,7 @@ mod tests {
             token: "t".into(),
             max_concurrency: 4,
             tls: crate::tls::ClientTls::default(),
+            labels: Default::default(),
         };
         assert_eq!(c.connect_url().unwrap(), "ws://b:8080/agent/v1/connect");
         c.broker_url = "https://b".into();

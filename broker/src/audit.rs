@@ -145,7 +145,7 @@ pub struct Audited;
 pub fn audited_action(method: &axum::http::Method, route: &str) -> Option<AuditAction> {
     use axum::http::Method;
     match (method, route) {
-        (&Method::POST, "/debug/execute") => Some(AuditAction::Execute),
+        (&Method::POST, "/debug/execute" | "/fleet/execute") => Some(AuditAction::Execute),
         (&Method::POST, "/debug/session") => Some(AuditAction::SessionCreate),
         (&Method::DELETE, "/debug/session/{session_id}") => Some(AuditAction::SessionClose),
         (&Method::POST, "/admin/api-keys" | "/admin/agent-tokens") => {

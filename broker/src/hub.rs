@@ -640,6 +640,8 @@ impl Hub {
                             agent_version: link.versions.0.clone(),
                             kubernetes_version: link.versions.1.clone(),
                             last_seen: Some(last_seen),
+                            // Not part of the event; the store keeps the link's own.
+                            labels: Default::default(),
                         };
                         webhooks.cluster_connected(&record).await;
                     }

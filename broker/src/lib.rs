@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod fleet;
 pub mod hub;
 pub mod idempotency;
 pub mod jwt;
@@ -200,6 +201,9 @@ pub struct BrokerArgs {
     /// Webhook deliveries (`--webhook-*`).
     #[command(flatten)]
     pub webhooks: webhooks::WebhookArgs,
+    /// Fleet calls (`--fleet-*`).
+    #[command(flatten)]
+    pub fleet: fleet::FleetArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -219,6 +223,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// The MCP endpoint's settings.
     pub mcp: mcp::McpArgs,
+    /// Fleet call settings.
+    pub fleet: fleet::FleetArgs,
     /// Whether this broker serves HTTPS (`--tls-cert`).
     pub tls: bool,
 }
@@ -334,6 +340,7 @@ impl Broker {
         args.audit.check()?;
         args.mcp.check()?;
         args.webhooks.check()?;
+        args.fleet.check(args.max_executes_per_key)?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",
@@ -398,6 +405,7 @@ impl Broker {
                 max_output_bytes: args.max_output_bytes,
                 max_body_bytes: args.max_body_bytes,
                 mcp: args.mcp.clone(),
+                fleet: args.fleet.clone(),
                 tls: tls.is_some(),
             }),
             limits: Arc::new(ExecuteLimits::new(
@@ -505,6 +513,7 @@ impl BrokerArgs {
             audit: audit::AuditArgs::default(),
             mcp: mcp::McpArgs::default(),
             webhooks: webhooks::WebhookArgs::default(),
+            fleet: fleet::FleetArgs::default(),
         }
     }
 }
@@ -539,6 +548,7 @@ mod tests {
                     agent_version: None,
                     kubernetes_version: None,
                     last_seen: None,
+                    labels: Default::default(),
                 },
                 Duration::from_secs(600),
             )
@@ -588,6 +598,7 @@ mod tests {
                     mcp_output_bytes: 512,
                     ..Default::default()
                 },
+                fleet: fleet::FleetArgs::default(),
                 tls: false,
             }),
             limits: Arc::new(limits),

@@ -183,7 +183,14 @@ async fn serve(
             );
             return close(socket, CLOSE_BAD_HELLO, &reason).await;
         }
-        Ok(hello) => hello,
+        Ok(hello) => match kubeline_shared::labels::check_labels(&hello.labels) {
+            // Checked again here: the agent checks its flags, but a hostile or buggy agent is
+            // bounded like any caller.
+            Ok(()) => hello,
+            Err(e) => {
+                return close(socket, CLOSE_BAD_HELLO, &format!("bad labels: {e}")).await;
+            }
+        },
         Err(reason) => return close(socket, CLOSE_BAD_HELLO, &reason).await,
     };
     let welcome = BrokerMessage::Welcome(Welcome {
@@ -201,6 +208,7 @@ async fn serve(
         agent_version: Some(hello.agent_version.clone()),
         kubernetes_version: Some(hello.kubernetes_version.clone()).filter(|v| !v.is_empty()),
         last_seen: Some(Utc::now()),
+        labels: hello.labels.clone(),
     };
     let link = match hub.attach(record, outbound).await {
         Ok(link) => link,
@@ -398,13 +406,23 @@ async fn send(socket: &mut WebSocket, msg: &BrokerMessage) -> Result<(), axum::E
     socket.send(Message::Text(text.into())).await
 }
 
+/// A close frame's reason holds at most 123 bytes (RFC 6455 §5.5): longer ones are cut at a
+/// character boundary (the whole reason is in the broker's log).
+fn close_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
     if code != CLOSE_GOING_AWAY {
         warn!(code, %reason, "closing agent link");
     }
     let frame = CloseFrame {
         code,
-        reason: Utf8Bytes::from(reason.to_owned()),
+        reason: Utf8Bytes::from(close_reason(reason).to_owned()),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }

@@ -7,8 +7,9 @@
 //! is a REST operation by another road: the same functions of [`crate::routes`] (grants, policy
 //! parser, limits, audit). What is MCP's own:
 //!
-//! - **Small tool schemas** (they are paid for in tokens on every turn): written by hand, six
-//!   tools. `kubectl` takes `command_type` + `args` exactly as `POST /debug/execute` does.
+//! - **Small tool schemas** (they are paid for in tokens on every turn): written by hand, seven
+//!   tools. `kubectl` takes `command_type` + `args` exactly as `POST /debug/execute` does;
+//!   `fleet_kubectl` the same plus `clusters`/`selector`, as `POST /fleet/execute` does.
 //! - **Output that fits a context**: a tool answer carries at most `max_bytes` of output
 //!   (`--mcp-output-bytes` by default); the command itself runs under the broker's full output
 //!   budget and its result is stored whole, so a cut answer says how much is left, roughly how
@@ -20,14 +21,15 @@
 //!   opened for the caller on that cluster, and opens a new one when it has expired.
 //! - **Rate limits by what a call does**: the HTTP request counts in the `standard` class like
 //!   any route; a `kubectl` call also takes a step of the caller's `execute` budget, and a
-//!   session it opens one of `session_create`, so MCP is no way around the REST limits.
+//!   session it opens one of `session_create`, so MCP is no way around the REST limits; a
+//!   `fleet_kubectl` call takes one `execute` step per cluster, as the REST route does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kubeline_shared::api::{
     self, ClusterList, ClusterStatusInfo, CommandResult, CreateSessionRequest, ErrorCode,
-    ExecuteRequest, ResultStatus,
+    ExecuteRequest, FleetExecuteRequest, FleetResult, ResultStatus,
 };
 use kubeline_shared::command::SUPPORTED_COMMANDS;
 use rmcp::model::{
@@ -46,8 +48,8 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::middleware::RequestContext as HttpContext;
-use crate::ratelimit::Class;
-use crate::routes;
+use crate::ratelimit::{Class, Decision};
+use crate::{fleet, routes};
 
 /// Default output budget of one tool answer, in bytes (about 4,000 tokens).
 pub const DEFAULT_MCP_OUTPUT_BYTES: u64 = 16 * 1024;
@@ -302,6 +304,7 @@ pub async fn jsonrpc_errors(
 const LIST_CLUSTERS: &str = "list_clusters";
 const CLUSTER_STATUS: &str = "cluster_status";
 const KUBECTL: &str = "kubectl";
+const FLEET_KUBECTL: &str = "fleet_kubectl";
 const READ_RESULT: &str = "read_result";
 const OPEN_SESSION: &str = "open_session";
 const CLOSE_SESSION: &str = "close_session";
@@ -355,8 +358,9 @@ fn tools() -> Vec<Tool> {
     vec![
         tool(
             LIST_CLUSTERS,
-            "List the clusters you may reach and whether their agent is connected.",
-            json!({"type": "object", "properties": {}}),
+            "List the clusters you may reach, their labels and whether their agent is connected.",
+            json!({"type": "object", "properties": {"selector": {"type": "string",
+                "description": "Only clusters with these labels (kubectl -l syntax, e.g. env=prod)."}}}),
             json!({
                 "type": "object",
                 "properties": {"clusters": {"type": "array", "items": {
@@ -365,7 +369,8 @@ fn tools() -> Vec<Tool> {
                         "cluster_id": {"type": "string"},
                         "status": {"type": "string"},
                         "agent_version": {"type": ["string", "null"]},
-                        "last_seen": {"type": ["string", "null"]}
+                        "last_seen": {"type": ["string", "null"]},
+                        "labels": {"type": "object"}
                     }
                 }}},
                 "required": ["clusters"]
@@ -397,6 +402,32 @@ fn tools() -> Vec<Tool> {
                 "required": ["cluster_id", "command_type", "args"]
             }),
             kubectl_out.clone(),
+        ),
+        tool(
+            FLEET_KUBECTL,
+            "Run one read-only kubectl command on many clusters at once, chosen by clusters (ids \
+             or globs like prod-*) and/or selector (labels, e.g. env=prod). Each cluster answers \
+             completed, failed, timeout, unavailable or refused; max_bytes is split across them.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "clusters": {"type": "array", "items": {"type": "string"}},
+                    "selector": {"type": "string"},
+                    "command_type": {"type": "string"},
+                    "args": {"type": "array", "items": {"type": "string"}},
+                    "max_bytes": {"type": "integer", "minimum": 1},
+                    "timeout": {"type": "number", "description": "Seconds per cluster (default 30)."}
+                },
+                "required": ["command_type", "args"]
+            }),
+            json!({
+                "type": "object",
+                "properties": {
+                    "results": {"type": "array", "items": {"type": "object"}},
+                    "summary": {"type": "object"}
+                },
+                "required": ["results", "summary"]
+            }),
         ),
         tool(
             READ_RESULT,
@@ -493,6 +524,7 @@ impl ServerHandler for Mcp {
             LIST_CLUSTERS => call.list_clusters().await,
             CLUSTER_STATUS => call.cluster_status().await,
             KUBECTL => call.kubectl().await,
+            FLEET_KUBECTL => call.fleet_kubectl().await,
             READ_RESULT => call.read_result().await,
             OPEN_SESSION => call.open_session().await,
             CLOSE_SESSION => call.close_session().await,
@@ -500,7 +532,7 @@ impl ServerHandler for Mcp {
                 return Err(ErrorData::invalid_params(
                     format!(
                         "unknown tool {other:?}; the tools are list_clusters, cluster_status, \
-                         kubectl, read_result, open_session, close_session"
+                         kubectl, fleet_kubectl, read_result, open_session, close_session"
                     ),
                     None,
                 ));
@@ -693,22 +725,37 @@ impl Call<'_> {
     }
 
     async fn list_clusters(&self) -> ToolResult {
-        self.args.only(&[])?;
-        let ClusterList { clusters } = routes::clusters(self.state(), &self.caller)
-            .await
-            .map_err(|e| ToolError::api(e, None))?;
+        self.args.only(&["selector"])?;
+        let selector = match self.args.string("selector")? {
+            Some(s) => Some(routes::parse_selector(&s).map_err(|e| ToolError::api(e, None))?),
+            None => None,
+        };
+        let ClusterList { clusters } =
+            routes::clusters(self.state(), &self.caller, selector.as_ref())
+                .await
+                .map_err(|e| ToolError::api(e, None))?;
         let mut text = String::new();
         if clusters.is_empty() {
-            text.push_str("No clusters: this credential reaches none the broker knows.");
+            text.push_str(if selector.is_some() {
+                "No clusters: none this credential reaches has these labels."
+            } else {
+                "No clusters: this credential reaches none the broker knows."
+            });
         }
         for c in &clusters {
+            let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             text.push_str(&format!(
-                "{} {}{}\n",
+                "{} {}{}{}\n",
                 c.cluster_id,
                 status_word(c.status),
                 c.last_seen
                     .map(|t| format!(" (last seen {})", api::format_time(&t)))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if labels.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", labels.join(","))
+                }
             ));
         }
         let structured = json!({
@@ -717,6 +764,7 @@ impl Call<'_> {
                 "status": c.status,
                 "agent_version": c.agent_version,
                 "last_seen": c.last_seen.map(|t| api::format_time(&t)),
+                "labels": c.labels,
             })).collect::<Vec<_>>()
         });
         Ok(success(text, structured))
@@ -834,6 +882,58 @@ impl Call<'_> {
         Ok(answer_with_window(result, 0, budget))
     }
 
+    async fn fleet_kubectl(&self) -> ToolResult {
+        let args = &self.args;
+        args.only(&[
+            "clusters",
+            "selector",
+            "command_type",
+            "args",
+            "max_bytes",
+            "timeout",
+        ])?;
+        let clusters = match args.0.get("clusters") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(args.strings("clusters")?),
+        };
+        let selector = args.string("selector")?;
+        let command_type = args.required_string(
+            "command_type",
+            &format!("one of {}", SUPPORTED_COMMANDS.join(", ")),
+        )?;
+        let argv = args.strings("args")?;
+        let budget = self.budget("max_bytes")?;
+        let timeout = args.number("timeout")?;
+        let decision = self.take_rate_step(Class::Execute).await?;
+        let request = FleetExecuteRequest {
+            clusters,
+            selector,
+            command_type: Some(command_type),
+            args: Some(argv),
+            timeout,
+            // Each cluster's command runs under its share of the fleet budget and is stored
+            // whole; the answer carries a window of each.
+            max_output_bytes: None,
+        };
+        let running = fleet::begin(
+            self.state(),
+            &self.caller,
+            &self.ctx,
+            None,
+            Some(decision),
+            request,
+        )
+        .await
+        .map_err(|e| {
+            let hint = (e.body().details.as_ref())
+                .and_then(|d| d.get("field"))
+                .is_some_and(|f| f == "selector" || f == "clusters")
+                .then_some("list_clusters shows the clusters you reach and their labels.");
+            ToolError::api(e, hint)
+        })?;
+        Ok(fleet_answer(running.collect().await, budget))
+    }
+
     async fn read_result(&self) -> ToolResult {
         let args = &self.args;
         args.only(&["result_id", "offset", "limit"])?;
@@ -863,7 +963,7 @@ impl Call<'_> {
     }
 
     /// One step of the caller's budget of `class`, as the REST route would take it.
-    async fn take_rate_step(&self, class: Class) -> Result<(), ToolError> {
+    async fn take_rate_step(&self, class: Class) -> Result<Decision, ToolError> {
         let decision = self
             .state()
             .rate_limiter
@@ -874,7 +974,7 @@ impl Call<'_> {
             )
             .await;
         if decision.allowed || decision.is_unlimited() {
-            return Ok(());
+            return Ok(decision);
         }
         Err(ToolError::api(
             ApiError::rate_limited(class, &decision),
@@ -1018,6 +1118,69 @@ fn answer_with_window(result: CommandResult, offset: u64, budget: u64) -> CallTo
     answer
 }
 
+/// The answer of a fleet call: each cluster's status and a window of its output, the
+/// `budget` split evenly across the clusters, with how to read on where one is cut. A tool
+/// error when no cluster completed (none matched, or none could answer).
+fn fleet_answer(result: FleetResult, budget: u64) -> CallToolResult {
+    let FleetResult { results, summary } = result;
+    let share = (budget / results.len().max(1) as u64).max(1);
+    let mut text = format!(
+        "{} clusters: {} completed, {} failed, {} timeout, {} unavailable, {} refused.",
+        summary.clusters,
+        summary.completed,
+        summary.failed,
+        summary.timeout,
+        summary.unavailable,
+        summary.refused
+    );
+    if results.is_empty() {
+        text.push_str(
+            " No cluster you reach matches: list_clusters shows your clusters and their labels.",
+        );
+    }
+    let mut structured = Vec::with_capacity(results.len());
+    for r in results {
+        text.push_str(&format!("\n== {}: {}", r.cluster_id, r.status.as_str()));
+        if let Some(code) = r.exit_code.filter(|c| *c != 0) {
+            text.push_str(&format!(" (exit {code})"));
+        }
+        text.push_str(" ==\n");
+        let window =
+            api::output_window(&r.output, 0, share).expect("offset 0 is never past the end");
+        let shown = &r.output[..window.length as usize];
+        text.push_str(shown);
+        if let (Some(next), Some(id)) = (window.next_offset, r.result_id.as_deref()) {
+            if !shown.is_empty() && !shown.ends_with('\n') {
+                text.push('\n');
+            }
+            let rest = window.total_bytes - next;
+            text.push_str(&format!(
+                "[kubeline: {rest} bytes (~{} tokens) more; read_result {{\"result_id\": \"{id}\", \
+                 \"offset\": {next}}}]\n",
+                rest.div_ceil(BYTES_PER_TOKEN)
+            ));
+        }
+        if let Some(error) = r.error.as_deref().filter(|e| !e.is_empty()) {
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(truncate(error, share as usize));
+        }
+        let mut item = to_value(&r);
+        item["output"] = json!(shown);
+        item["window"] = to_value(&window);
+        structured.push(item);
+    }
+    let structured = json!({"results": structured, "summary": summary});
+    let mut answer = if summary.completed > 0 {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    };
+    answer.structured_content = Some(structured);
+    answer
+}
+
 impl std::fmt::Debug for Mcp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mcp").finish_non_exhaustive()
@@ -1126,6 +1289,84 @@ mod tests {
             msg(args.only(&["args", "n", "t"]).unwrap_err()),
             "unknown argument `s`; this tool takes args, n, t"
         );
+    }
+
+    #[test]
+    fn a_fleet_answer_splits_the_budget_and_says_how_to_read_on() {
+        use kubeline_shared::api::{FleetClusterResult, FleetClusterStatus, FleetSummary};
+        let one = |id: &str, status, output: &str, error: Option<&str>| FleetClusterResult {
+            cluster_id: id.into(),
+            status,
+            result_id: (status != FleetClusterStatus::Unavailable).then(|| format!("res_{id}")),
+            output: output.into(),
+            error: error.map(Into::into),
+            exit_code: match status {
+                FleetClusterStatus::Completed => Some(0),
+                FleetClusterStatus::Failed => Some(1),
+                _ => None,
+            },
+            execution_time_ms: 1,
+            elapsed_ms: 2,
+            truncated: None,
+        };
+        let results = vec![
+            one(
+                "a",
+                FleetClusterStatus::Completed,
+                &"line\n".repeat(20),
+                None,
+            ),
+            one(
+                "b",
+                FleetClusterStatus::Failed,
+                "",
+                Some("Error from server (NotFound)"),
+            ),
+            one(
+                "c",
+                FleetClusterStatus::Unavailable,
+                "",
+                Some("Cluster agent is not connected"),
+            ),
+        ];
+        let mut summary = FleetSummary::default();
+        results.iter().for_each(|r| summary.add(r));
+        // 90 bytes for three clusters: 30 each, so a's window holds 6 whole lines.
+        let answer = fleet_answer(FleetResult { results, summary }, 90);
+        assert_eq!(answer.is_error, Some(false));
+        let t = text(&answer);
+        assert!(
+            t.starts_with(
+                "3 clusters: 1 completed, 1 failed, 0 timeout, 1 unavailable, 0 refused."
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("== a: completed ==\n{}[kubeline: 70 bytes (~18 tokens) more; read_result {{\"result_id\": \"res_a\", \"offset\": 30}}]", "line\n".repeat(6))),
+            "{t}"
+        );
+        assert!(
+            t.contains("== b: failed (exit 1) ==\nError from server (NotFound)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("== c: unavailable ==\nCluster agent is not connected"),
+            "{t}"
+        );
+        let s = answer.structured_content.unwrap();
+        assert_eq!(s["results"][0]["window"]["next_offset"], 30);
+        assert_eq!(s["results"][0]["output"], "line\n".repeat(6));
+        assert_eq!(s["summary"]["clusters"], 3);
+        // Nothing matched, or nothing completed: a tool error the model can act on.
+        let none = fleet_answer(
+            FleetResult {
+                results: vec![],
+                summary: FleetSummary::default(),
+            },
+            90,
+        );
+        assert_eq!(none.is_error, Some(true));
+        assert!(text(&none).contains("list_clusters shows"));
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub const AGENT_AUTH: &str = "agentToken";
         (name = "metrics", description = "Prometheus metrics of the broker replica."),
         (name = "sessions", description = "Debug sessions: a cluster, a lifetime, a history."),
         (name = "commands", description = "Execute read-only kubectl commands; read results."),
-        (name = "clusters", description = "Clusters and their agents' link state."),
+        (name = "clusters", description = "Clusters, their labels and their agents' link state."),
+        (name = "fleet", description = "One command on many clusters, chosen by ids, globs or labels."),
         (name = "agent link", description = "The endpoint agents dial out to (WebSocket)."),
         (name = "credentials", description = "API keys and agent tokens: create, list, revoke (admin)."),
         (name = "audit", description = "The audit log and the check of its hash chains (admin)."),
@@ -95,6 +96,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::get_result))
         .routes(routes!(routes::list_clusters))
         .routes(routes!(routes::cluster_status))
+        .routes(routes!(crate::fleet::fleet_execute))
         .routes(routes!(link::connect))
         .routes(routes!(
             auth::admin::create_api_key,
@@ -126,7 +128,8 @@ pub fn document() -> Value {
 }
 
 /// The document as JSON. utoipa 5 writes a link's fields in snake case (`operation_id`,
-/// `request_body`); OpenAPI spells them `operationId`, `requestBody`, `operationRef`.
+/// `request_body`); OpenAPI spells them `operationId`, `requestBody`, `operationRef`. It has no
+/// attribute for "at least one of these fields", which a fleet call's body needs.
 pub fn to_json(doc: Document) -> Value {
     let mut doc = serde_json::to_value(doc).expect("the document serializes");
     let ops = doc["paths"]
@@ -150,6 +153,15 @@ pub fn to_json(doc: Document) -> Value {
                 }
             }
         }
+    }
+    if let Some(fleet) = doc["components"]["schemas"]
+        .get_mut("FleetExecuteRequest")
+        .and_then(Value::as_object_mut)
+    {
+        fleet.insert(
+            "anyOf".to_owned(),
+            json!([{"required": ["clusters"]}, {"required": ["selector"]}]),
+        );
     }
     doc
 }

@@ -68,7 +68,8 @@ const MAX_PLAIN_ID: usize = 64;
 pub enum Class {
     /// `POST /debug/session`.
     SessionCreate,
-    /// `POST /debug/execute`.
+    /// `POST /debug/execute`, and `POST /fleet/execute` (which takes one more step for each
+    /// cluster after the first).
     Execute,
     /// Every other route.
     Standard,
@@ -83,7 +84,7 @@ impl Class {
     pub fn of(method: &Method, route: &str) -> Self {
         match (method, route) {
             (&Method::POST, "/debug/session") => Self::SessionCreate,
-            (&Method::POST, "/debug/execute") => Self::Execute,
+            (&Method::POST, "/debug/execute" | "/fleet/execute") => Self::Execute,
             _ => Self::Standard,
         }
     }
@@ -101,7 +102,9 @@ impl Class {
     fn describe(self) -> &'static str {
         match self {
             Self::SessionCreate => "session creations (POST /debug/session)",
-            Self::Execute => "command executions (POST /debug/execute)",
+            Self::Execute => {
+                "command executions (POST /debug/execute, one per cluster of POST /fleet/execute)"
+            }
             Self::Standard => "requests to standard endpoints",
         }
     }
@@ -550,7 +553,7 @@ pub struct RateLimitSubject {
 /// `.layer(from_fn_with_state(limiter, enforce))` before `.layer(auth)`.
 pub async fn enforce(
     State(limiter): State<Arc<RateLimiter>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let Some(subject) = req.extensions().get::<RateLimitSubject>() else {
@@ -568,6 +571,8 @@ pub async fn enforce(
         return next.run(req).await;
     }
     let mut res = if decision.allowed {
+        // For handlers that take more steps of the class (a fleet call: one per cluster).
+        req.extensions_mut().insert(decision);
         next.run(req).await
     } else {
         debug!(
@@ -721,6 +726,7 @@ mod tests {
             Class::SessionCreate
         );
         assert_eq!(Class::of(&Method::POST, "/debug/execute"), Class::Execute);
+        assert_eq!(Class::of(&Method::POST, "/fleet/execute"), Class::Execute);
         for (m, p) in [
             (Method::GET, "/debug/session/{session_id}"),
             (Method::DELETE, "/debug/session/{session_id}"),
@@ -1044,7 +1050,8 @@ mod tests {
                     "error": "rate_limited",
                     "message": format!(
                         "Rate limit exceeded: this credential may make at most 2 command \
-                         executions (POST /debug/execute) per minute; retry after {retry} seconds"
+                         executions (POST /debug/execute, one per cluster of POST \
+                         /fleet/execute) per minute; retry after {retry} seconds"
                     ),
                     "details": { "limit": 2, "window": "1m", "retry_after": retry },
                 })

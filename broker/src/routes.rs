@@ -14,6 +14,7 @@ use kubeline_shared::api::{
 };
 use kubeline_shared::audit::{AuditAction, AuditDecision, AuditEvent, AuditOutcome};
 use kubeline_shared::command;
+use kubeline_shared::labels::Selector;
 use kubeline_shared::trace::{TraceContext, TraceParent};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
@@ -227,6 +228,7 @@ async fn ensure_cluster_known(state: &AppState, cluster_id: &str) -> ApiResult<C
             agent_version: None,
             kubernetes_version: None,
             last_seen: None,
+            labels: Default::default(),
         }),
         None => Err(ApiError::not_found(format!(
             "Cluster not found: {cluster_id}"
@@ -756,6 +758,7 @@ async fn dispatch(
                 json!({
                     "cluster_id": cluster_id,
                     "last_seen": record.and_then(|r| r.last_seen).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    "code": AGENT_NOT_CONNECTED,
                 }),
             ));
         }
@@ -935,7 +938,7 @@ fn result_response(result: CommandResult) -> ApiResult<Response> {
     }
 }
 
-fn request_timeout(
+pub(crate) fn request_timeout(
     state: &AppState,
     body: Option<f64>,
     header: Option<&HeaderValue>,
@@ -1078,16 +1081,46 @@ pub(crate) async fn read_result(
 
 // === clusters ===
 
+/// `details.code` of the 503 answered when a cluster's agent is not linked.
+pub(crate) const AGENT_NOT_CONNECTED: &str = "agent_not_connected";
+
+/// Query of `GET /clusters`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClusterQuery {
+    /// Only clusters whose labels match this label selector, in kubectl's `-l` grammar:
+    /// `env=prod`, `env!=dev`, `env in (prod,staging)`, `env notin (dev)`, `env`, `!env`, joined
+    /// by `,` (all must hold). At most 4096 bytes.
+    #[param(value_type = Option<String>, max_length = 4096, example = "env=prod,region!=us")]
+    pub selector: Option<String>,
+}
+
+/// Parses a caller's label selector; a 400 naming `selector` when it does not parse.
+pub(crate) fn parse_selector(selector: &str) -> ApiResult<Selector> {
+    Selector::parse(selector).map_err(|e| {
+        ApiError::bad_request(
+            format!(
+                "Invalid selector {:?}: {e}. Write it as kubectl's -l: env=prod, env!=dev, \
+                 env in (prod,staging), env notin (dev), env, !env, joined by ','",
+                truncate(selector, 256)
+            ),
+            json!({ "field": "selector", "code": "invalid_selector" }),
+        )
+    })
+}
+
 /// List clusters.
 ///
 /// The clusters the caller's credential reaches that have an agent token or whose agent ever
-/// linked, with their link state.
+/// linked, with their link state and labels; `selector` keeps those whose labels match.
 #[utoipa::path(get, path = "/clusters", tag = "clusters",
+    params(ClusterQuery),
     responses(
-        (status = 200, description = "Every cluster the broker knows.", body = ClusterList,
+        (status = 200, description = "Every cluster the broker knows that the credential reaches (and the selector matches).", body = ClusterList,
             links(("ClusterStatus" = (operation_id = "cluster_status",
                 parameters(("cluster_id" = "$response.body#/clusters/0/cluster_id")),
                 description = "The first cluster's status.")))),
+        (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 500, response = crate::openapi::InternalError),
@@ -1096,12 +1129,40 @@ pub(crate) async fn read_result(
 pub async fn list_clusters(
     State(state): State<AppState>,
     caller: Caller,
+    Query(q): Query<ClusterQuery>,
 ) -> ApiResult<Json<ClusterList>> {
-    clusters(&state, &caller).await.map(Json)
+    let selector = q.selector.as_deref().map(parse_selector).transpose()?;
+    clusters(&state, &caller, selector.as_ref()).await.map(Json)
 }
 
-/// The clusters the caller reaches, by id.
-pub(crate) async fn clusters(state: &AppState, caller: &Caller) -> ApiResult<ClusterList> {
+/// The clusters the caller reaches whose labels match `selector` (all without one), by id.
+pub(crate) async fn clusters(
+    state: &AppState,
+    caller: &Caller,
+    selector: Option<&Selector>,
+) -> ApiResult<ClusterList> {
+    let clusters = cluster_records(state, caller)
+        .await?
+        .into_iter()
+        .filter(|r| selector.is_none_or(|s| s.matches(&r.labels)))
+        .map(|r| ClusterSummary {
+            name: r.cluster_id.clone(),
+            status: link_status(&r),
+            cluster_id: r.cluster_id,
+            agent_version: r.agent_version,
+            last_seen: r.last_seen,
+            labels: r.labels,
+        })
+        .collect();
+    Ok(ClusterList { clusters })
+}
+
+/// What is known of every cluster the caller reaches (linked once, or with an agent token),
+/// by id.
+pub(crate) async fn cluster_records(
+    state: &AppState,
+    caller: &Caller,
+) -> ApiResult<Vec<ClusterRecord>> {
     let mut records = state.hub.store().list_clusters().await?;
     for configured in state.credentials.token_clusters().await? {
         if !records.iter().any(|r| r.cluster_id == configured) {
@@ -1111,25 +1172,16 @@ pub(crate) async fn clusters(state: &AppState, caller: &Caller) -> ApiResult<Clu
                 agent_version: None,
                 kubernetes_version: None,
                 last_seen: None,
+                labels: Default::default(),
             });
         }
     }
     records.retain(|r| caller.may_reach(&r.cluster_id));
     records.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
-    let clusters = records
-        .into_iter()
-        .map(|r| ClusterSummary {
-            name: r.cluster_id.clone(),
-            status: link_status(&r),
-            cluster_id: r.cluster_id,
-            agent_version: r.agent_version,
-            last_seen: r.last_seen,
-        })
-        .collect();
-    Ok(ClusterList { clusters })
+    Ok(records)
 }
 
-fn link_status(r: &ClusterRecord) -> ClusterStatus {
+pub(crate) fn link_status(r: &ClusterRecord) -> ClusterStatus {
     if r.broker_id.is_some() {
         ClusterStatus::Connected
     } else {
@@ -1181,5 +1233,6 @@ pub(crate) async fn status_of(
         active_sessions,
         queue_depth,
         kubernetes_version: record.kubernetes_version,
+        labels: record.labels,
     })
 }

@@ -418,38 +418,43 @@ impl CommandResult {
     /// character. A window is never empty unless it starts at the end. `Err` names what is
     /// wrong with `offset` (past the end) — `limit` is the caller's to bound.
     pub fn windowed(mut self, offset: u64, limit: u64) -> Result<Self, String> {
-        let total = self.output.len();
-        let Ok(start) = usize::try_from(offset) else {
-            return Err(format!(
-                "offset {offset} is past the end of the output ({total} bytes)"
-            ));
-        };
-        if start > total {
-            return Err(format!(
-                "offset {offset} is past the end of the output ({total} bytes)"
-            ));
-        }
-        let start = floor_char_boundary(&self.output, start);
-        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
-        let mut end = start.saturating_add(limit).min(total);
-        if end < total {
-            let cut = floor_char_boundary(&self.output, end);
-            end = match self.output[start..cut].rfind('\n') {
-                Some(i) => start + i + 1,
-                None if cut > start => cut,
-                // A single character longer than the limit: take it whole.
-                None => ceil_char_boundary(&self.output, start + 1),
-            };
-        }
-        self.window = Some(OutputWindow {
-            offset: start as u64,
-            length: (end - start) as u64,
-            total_bytes: total as u64,
-            next_offset: (end < total).then_some(end as u64),
-        });
-        self.output = self.output[start..end].to_owned();
+        let window = output_window(&self.output, offset, limit)?;
+        let start = window.offset as usize;
+        self.output = self.output[start..start + window.length as usize].to_owned();
+        self.window = Some(window);
         Ok(self)
     }
+}
+
+/// The window of `output` that starts at `offset` and holds at most `limit` bytes, as
+/// [`CommandResult::windowed`] cuts it: after its last whole line when the output goes on past
+/// it, else at a character boundary, never inside a character, never empty unless it starts at
+/// the end. `Err` says that `offset` is past the end.
+pub fn output_window(output: &str, offset: u64, limit: u64) -> Result<OutputWindow, String> {
+    let total = output.len();
+    let past_end = || format!("offset {offset} is past the end of the output ({total} bytes)");
+    let start = usize::try_from(offset).map_err(|_| past_end())?;
+    if start > total {
+        return Err(past_end());
+    }
+    let start = floor_char_boundary(output, start);
+    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let mut end = start.saturating_add(limit).min(total);
+    if end < total {
+        let cut = floor_char_boundary(output, end);
+        end = match output[start..cut].rfind('\n') {
+            Some(i) => start + i + 1,
+            None if cut > start => cut,
+            // A single character longer than the limit: take it whole.
+            None => ceil_char_boundary(output, start + 1),
+        };
+    }
+    Ok(OutputWindow {
+        offset: start as u64,
+        length: (end - start) as u64,
+        total_bytes: total as u64,
+        next_offset: (end < total).then_some(end as u64),
+    })
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -503,6 +508,11 @@ pub struct ClusterSummary {
     #[serde(serialize_with = "serialize_opt_time")]
     #[schema(required = true)]
     pub last_seen: Option<DateTime<Utc>>,
+    /// The cluster's labels, as its (last linked) agent gave them (`--label env=prod`); `{}`
+    /// when it has none or never linked.
+    #[serde(default)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    pub labels: crate::labels::Labels,
 }
 
 /// Answer to `GET /clusters`.
@@ -513,11 +523,13 @@ pub struct ClusterSummary {
         "name": "Production Cluster",
         "status": "connected",
         "agent_version": "1.0.0",
-        "last_seen": "2024-01-20T10:32:00Z"
+        "last_seen": "2024-01-20T10:32:00Z",
+        "labels": {"env": "prod", "region": "eu"}
     }]
 })))]
 pub struct ClusterList {
-    /// Every cluster the broker knows.
+    /// Every cluster the broker knows that the credential reaches (and the selector matches,
+    /// if one was given).
     pub clusters: Vec<ClusterSummary>,
 }
 
@@ -529,7 +541,8 @@ pub struct ClusterList {
     "agent_version": "1.0.0",
     "last_seen": "2024-01-20T10:32:00Z",
     "active_sessions": 2,
-    "queue_depth": 0
+    "queue_depth": 0,
+    "labels": {"env": "prod", "region": "eu"}
 })))]
 pub struct ClusterStatusInfo {
     /// Cluster identifier.
@@ -550,6 +563,191 @@ pub struct ClusterStatusInfo {
     /// Kubernetes version the agent reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
+    /// The cluster's labels, as its (last linked) agent gave them; `{}` when none.
+    #[serde(default)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    pub labels: crate::labels::Labels,
+}
+
+// === fleets ===
+
+/// Body of `POST /fleet/execute`: one command on many clusters. Give `clusters`, `selector` or
+/// both (a cluster must then match both).
+// `command_type` and `args` are `Option`s so that a missing one is reported by name; the schema
+// marks them required.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "selector": "env=prod,region!=us",
+    "command_type": "get",
+    "args": ["pods", "-n", "kube-system"],
+    "timeout": 10
+})))]
+pub struct FleetExecuteRequest {
+    /// Clusters to run on: ids and globs (`prod-*`, `*`), `!` before one to leave it out (it
+    /// wins); at most 32. Clusters the credential does not reach are left out without a word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ClusterPatternText>>, max_items = 32, min_items = 1)]
+    pub clusters: Option<Vec<String>>,
+    /// A label selector over the clusters' labels, in kubectl's `-l` grammar: `env=prod`,
+    /// `env!=dev`, `env in (prod,staging)`, `env notin (dev)`, `env`, `!env`, joined by `,`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 4096, examples("env=prod,region!=us"))]
+    pub selector: Option<String>,
+    /// kubectl command type (`get`, `version`, …).
+    #[schema(required = true, schema_with = command_type_schema)]
+    pub command_type: Option<String>,
+    /// Command arguments, as kubectl would take them after the command type.
+    #[schema(required = true, schema_with = args_schema)]
+    pub args: Option<Vec<String>>,
+    /// Seconds each cluster's command may take (default 30; `null` too), greater than 0 and at
+    /// most the broker's `--max-timeout` (default 300): every cluster has its own deadline,
+    /// counted from when its command starts. `X-Request-Timeout` gives it when the body does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0.0, maximum = 300.0, examples(10))]
+    pub timeout: Option<f64>,
+    /// Output budget of each cluster's command in bytes, at most the broker's
+    /// `--max-output-bytes`; the call's total budget (`--fleet-max-output-bytes`, split evenly
+    /// across the clusters) lowers it further. Output past it is cut and the result says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4194304)]
+    pub max_output_bytes: Option<u64>,
+}
+
+/// How a fleet call went on one cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FleetClusterStatus {
+    /// The command ran and exited 0.
+    Completed,
+    /// The command ran and failed as kubectl would (`exit_code`, `error`).
+    Failed,
+    /// The command did not finish before its deadline.
+    Timeout,
+    /// The cluster's agent is not linked, or its link was lost while the command ran.
+    Unavailable,
+    /// The broker did not run the command there: a limit (rate, in-flight, queue) or the
+    /// audit trail refused it; `error` says which.
+    Refused,
+}
+
+impl FleetClusterStatus {
+    /// The status as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// One cluster's result of a fleet call (also one line of the `application/x-ndjson` answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "cluster_id": "prod-eu",
+    "status": "completed",
+    "result_id": "res_xyz789abc123",
+    "output": "Client Version: v1.36.3\nServer Version: v1.36.3\n",
+    "error": null,
+    "exit_code": 0,
+    "execution_time_ms": 4,
+    "elapsed_ms": 11
+})))]
+pub struct FleetClusterResult {
+    /// The cluster.
+    pub cluster_id: String,
+    /// How it went there.
+    pub status: FleetClusterStatus,
+    /// The stored result (`GET /debug/result/{result_id}`); absent when nothing was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_id: Option<String>,
+    /// What the command printed on standard output.
+    pub output: String,
+    /// Standard error, or why the command did not run or finish; `null` on success.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    /// Exit code as kubectl would report it; `null` when the command did not run to an end.
+    #[schema(required = true)]
+    pub exit_code: Option<i32>,
+    /// Time the agent spent running the command.
+    pub execution_time_ms: u64,
+    /// Time the broker spent on this cluster, from opening its session to its result.
+    pub elapsed_ms: u64,
+    /// Set when the output was cut to fit the cluster's output budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncation>,
+}
+
+/// The totals of a fleet call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "clusters": 3, "completed": 2, "failed": 0, "timeout": 1, "unavailable": 0, "refused": 0,
+    "max_output_bytes_per_cluster": 2796202, "elapsed_ms": 10012, "slowest_cluster_ms": 10004
+})))]
+pub struct FleetSummary {
+    /// Clusters the command was sent to: those matched that the credential reaches.
+    pub clusters: usize,
+    /// Of those, `completed`.
+    pub completed: usize,
+    /// `failed`.
+    pub failed: usize,
+    /// `timeout`.
+    pub timeout: usize,
+    /// `unavailable`.
+    pub unavailable: usize,
+    /// `refused`.
+    pub refused: usize,
+    /// The output budget each cluster's command had, in bytes.
+    pub max_output_bytes_per_cluster: u64,
+    /// Time the whole call took at the broker.
+    pub elapsed_ms: u64,
+    /// The largest `elapsed_ms` of one cluster.
+    pub slowest_cluster_ms: u64,
+}
+
+impl FleetSummary {
+    /// Counts one cluster's result in.
+    pub fn add(&mut self, result: &FleetClusterResult) {
+        self.clusters += 1;
+        *match result.status {
+            FleetClusterStatus::Completed => &mut self.completed,
+            FleetClusterStatus::Failed => &mut self.failed,
+            FleetClusterStatus::Timeout => &mut self.timeout,
+            FleetClusterStatus::Unavailable => &mut self.unavailable,
+            FleetClusterStatus::Refused => &mut self.refused,
+        } += 1;
+        self.slowest_cluster_ms = self.slowest_cluster_ms.max(result.elapsed_ms);
+    }
+}
+
+/// Answer to `POST /fleet/execute` (as `application/json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FleetResult {
+    /// One result per cluster, by cluster id.
+    pub results: Vec<FleetClusterResult>,
+    /// The totals.
+    pub summary: FleetSummary,
+}
+
+/// The last line of the `application/x-ndjson` answer of `POST /fleet/execute`, after one
+/// [`FleetClusterResult`] line per cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FleetSummaryLine {
+    /// The totals.
+    pub summary: FleetSummary,
+}
+
+/// One line of the `application/x-ndjson` answer of `POST /fleet/execute`: a cluster's result
+/// as soon as it is known, and last the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum FleetStreamLine {
+    /// One cluster's result.
+    Result(FleetClusterResult),
+    /// The totals, after every cluster's result.
+    Summary(FleetSummaryLine),
 }
 
 // === errors ===

@@ -12,6 +12,7 @@ pub mod api;
 pub mod audit;
 pub mod command;
 pub mod jsonpath;
+pub mod labels;
 pub mod limits;
 pub mod protocol;
 pub mod trace;

@@ -67,6 +67,10 @@ pub const MAX_LIST_PAGES: usize = 1000;
 /// Bytes of a label or field selector.
 pub const MAX_SELECTOR_BYTES: usize = 4 * 1024;
 
+/// Labels one cluster's agent may carry (`--label`), checked by the agent at start and by the
+/// broker on every hello.
+pub const MAX_CLUSTER_LABELS: usize = 32;
+
 /// Bytes of the error output a command may return; more is cut, saying how much was left out.
 pub const MAX_ERROR_BYTES: usize = 64 * 1024;
 

@@ -73,6 +73,12 @@ pub struct Hello {
     pub kubernetes_version: String,
     /// Command types this agent can run.
     pub commands: Vec<String>,
+    /// The cluster's labels (`--label env=prod`), at most
+    /// [`crate::limits::MAX_CLUSTER_LABELS`], in Kubernetes' label syntax
+    /// ([`crate::labels::check_labels`]); the broker checks them again. Absent from agents that
+    /// predate labels (no labels); brokers that predate them ignore the field.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: crate::labels::Labels,
 }
 
 /// The broker accepts the link.
@@ -204,6 +210,25 @@ mod tests {
                 .unwrap()
                 .contains("trace")
         );
+    }
+
+    #[test]
+    fn hello_labels_are_optional() {
+        // What an agent that predates labels sends.
+        let old = r#"{"type":"hello","protocol":1,"cluster_id":"c","agent_version":"0.1.0","kubernetes_version":"","commands":["get"]}"#;
+        let AgentMessage::Hello(hello) = serde_json::from_str(old).unwrap() else {
+            panic!("not a hello");
+        };
+        assert!(hello.labels.is_empty());
+        // Without labels it is sent as before; with them, as an object.
+        let text = serde_json::to_string(&AgentMessage::Hello(hello.clone())).unwrap();
+        assert_eq!(text, old);
+        let labelled = Hello {
+            labels: [("env".to_owned(), "prod".to_owned())].into(),
+            ..hello
+        };
+        let text = serde_json::to_string(&AgentMessage::Hello(labelled)).unwrap();
+        assert!(text.ends_with(r#","labels":{"env":"prod"}}"#), "{text}");
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct ClusterRecord {
     pub kubernetes_version: Option<String>,
     /// Last time the broker heard from the agent.
     pub last_seen: Option<DateTime<Utc>>,
+    /// The labels the (last linked) agent gave in its hello; replaced on every link.
+    pub labels: kubeline_shared::labels::Labels,
 }
 
 /// A command waiting in a cluster's queue.

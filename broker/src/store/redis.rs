@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `kl:{C}:q` | stream, group `kl` | commands queued for cluster C; an entry leaves on ack |
 //! | `kl:{C}:link` | string with TTL | broker replica holding C's agent link (presence) |
-//! | `kl:{C}:info` | hash | agent version, Kubernetes version, last seen |
+//! | `kl:{C}:info` | hash | agent version, Kubernetes version, last seen, labels (JSON object) |
 //! | `kl:clusters` | set | every cluster that ever linked |
 //! | `kl:session:ID` | hash with expiry | a session |
 //! | `kl:sessions` | sorted set | session ids by creation time, for listing |
@@ -966,6 +966,11 @@ impl Store for RedisStore {
         if let Some(t) = record.last_seen {
             fields.push(("last_seen", ms(t).to_string()));
         }
+        // Always written: an agent that links again without labels clears the old ones.
+        fields.push((
+            "labels",
+            serde_json::to_string(&record.labels).expect("a map of strings serializes"),
+        ));
         let ttl_ms = ttl.as_millis() as u64;
         let mut link = LINK_SCRIPT.key(link_key(cluster));
         link.key(info_key(cluster)).arg(&broker).arg(ttl_ms);
@@ -1086,6 +1091,13 @@ impl Store for RedisStore {
                 .get("last_seen")
                 .and_then(|v| v.parse().ok())
                 .map(from_ms),
+            labels: match info.get("labels") {
+                None => Default::default(),
+                Some(json) => serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+                    key: info_key(cluster_id),
+                    reason: format!("labels: {e}"),
+                })?,
+            },
         }))
     }
 

@@ -13,3 +13,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "kubeline-agent.secretName" -}}
 {{- if .Values.existingSecret -}}{{ .Values.existingSecret }}{{- else -}}{{ include "kubeline-agent.name" . }}-token{{- end -}}
 {{- end -}}
+
+{{- define "kubeline-agent.agentLabels" -}}
+{{- $pairs := list -}}
+{{- range $key, $value := .Values.labels -}}
+{{- $pairs = append $pairs (printf "%s=%v" $key $value) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

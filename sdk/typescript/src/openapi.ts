@@ -265,7 +265,7 @@ export interface paths {
         /**
          * List clusters.
          * @description The clusters the caller's credential reaches that have an agent token or whose agent ever
-         *     linked, with their link state.
+         *     linked, with their link state and labels; `selector` keeps those whose labels match.
          */
         get: operations["list_clusters"];
         put?: never;
@@ -398,6 +398,44 @@ export interface paths {
         get: operations["list_sessions"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/fleet/execute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run one read-only kubectl command on many clusters.
+         * @description The clusters are those the caller's credential reaches that `clusters` (ids and globs, `!`
+         *     to leave out) and `selector` (a label selector, kubectl's `-l` grammar) match — both when
+         *     both are given; clusters the credential does not reach are not even listed. Each cluster's
+         *     command runs in a session of its own, opened for the call and closed after, under its own
+         *     deadline (`timeout`), at most `--fleet-concurrency` clusters at once; each is checked,
+         *     limited and audited as `POST /debug/execute` would be, and its result is stored
+         *     (`result_id`).
+         *
+         *     The answer is 200 with one result per cluster — `completed`, `failed` (kubectl's exit code
+         *     and standard error), `timeout`, `unavailable` (no agent linked: at once; or its link was
+         *     lost) or `refused` (a limit refused it there) — and a summary. With
+         *     `Accept: application/x-ndjson` each cluster's result is one JSON line as soon as it is known,
+         *     then a last line `{"summary": …}`.
+         *
+         *     Bounded: at most `--fleet-max-clusters` (100) clusters (more matching is a 400 saying how
+         *     many), a total output budget of `--fleet-max-output-bytes` (8 MiB) split evenly across them,
+         *     and one step of the `execute` rate limit per cluster (the first is the request's own): a
+         *     call the remaining budget cannot cover is refused with 429 before anything runs. A refused
+         *     call opens no session and queues nothing.
+         */
+        post: operations["fleet_execute"];
         delete?: never;
         options?: never;
         head?: never;
@@ -804,6 +842,10 @@ export interface components {
          *         {
          *           "agent_version": "1.0.0",
          *           "cluster_id": "production-cluster",
+         *           "labels": {
+         *             "env": "prod",
+         *             "region": "eu"
+         *           },
          *           "last_seen": "2024-01-20T10:32:00Z",
          *           "name": "Production Cluster",
          *           "status": "connected"
@@ -812,7 +854,10 @@ export interface components {
          *     }
          */
         ClusterList: {
-            /** @description Every cluster the broker knows. */
+            /**
+             * @description Every cluster the broker knows that the credential reaches (and the selector matches,
+             *     if one was given).
+             */
             clusters: components["schemas"]["ClusterSummary"][];
         };
         /** @example prod-* */
@@ -828,6 +873,10 @@ export interface components {
          *       "active_sessions": 2,
          *       "agent_version": "1.0.0",
          *       "cluster_id": "production-cluster",
+         *       "labels": {
+         *         "env": "prod",
+         *         "region": "eu"
+         *       },
          *       "last_seen": "2024-01-20T10:32:00Z",
          *       "queue_depth": 0,
          *       "status": "connected"
@@ -845,6 +894,10 @@ export interface components {
             cluster_id: string;
             /** @description Kubernetes version the agent reported. */
             kubernetes_version?: string | null;
+            /** @description The cluster's labels, as its (last linked) agent gave them; `{}` when none. */
+            labels?: {
+                [key: string]: string;
+            };
             /**
              * Format: date-time
              * @description Last heartbeat or message from the agent.
@@ -864,6 +917,13 @@ export interface components {
             agent_version: string | null;
             /** @description Cluster identifier. */
             cluster_id: string;
+            /**
+             * @description The cluster's labels, as its (last linked) agent gave them (`--label env=prod`); `{}`
+             *     when it has none or never linked.
+             */
+            labels?: {
+                [key: string]: string;
+            };
             /**
              * Format: date-time
              * @description Last heartbeat or message from the agent.
@@ -1271,6 +1331,171 @@ export interface components {
              * @example 30
              */
             timeout?: number;
+        };
+        /**
+         * @description One cluster's result of a fleet call (also one line of the `application/x-ndjson` answer).
+         * @example {
+         *       "cluster_id": "prod-eu",
+         *       "elapsed_ms": 11,
+         *       "error": null,
+         *       "execution_time_ms": 4,
+         *       "exit_code": 0,
+         *       "output": "Client Version: v1.36.3\nServer Version: v1.36.3\n",
+         *       "result_id": "res_xyz789abc123",
+         *       "status": "completed"
+         *     }
+         */
+        FleetClusterResult: {
+            /** @description The cluster. */
+            cluster_id: string;
+            /**
+             * Format: int64
+             * @description Time the broker spent on this cluster, from opening its session to its result.
+             */
+            elapsed_ms: number;
+            /** @description Standard error, or why the command did not run or finish; `null` on success. */
+            error: string | null;
+            /**
+             * Format: int64
+             * @description Time the agent spent running the command.
+             */
+            execution_time_ms: number;
+            /**
+             * Format: int32
+             * @description Exit code as kubectl would report it; `null` when the command did not run to an end.
+             */
+            exit_code: number | null;
+            /** @description What the command printed on standard output. */
+            output: string;
+            /** @description The stored result (`GET /debug/result/{result_id}`); absent when nothing was queued. */
+            result_id?: string | null;
+            /** @description How it went there. */
+            status: components["schemas"]["FleetClusterStatus"];
+            truncated?: null | components["schemas"]["Truncation"];
+        };
+        /**
+         * @description How a fleet call went on one cluster.
+         * @enum {string}
+         */
+        FleetClusterStatus: "completed" | "failed" | "timeout" | "unavailable" | "refused";
+        /**
+         * @description Body of `POST /fleet/execute`: one command on many clusters. Give `clusters`, `selector` or
+         *     both (a cluster must then match both).
+         * @example {
+         *       "args": [
+         *         "pods",
+         *         "-n",
+         *         "kube-system"
+         *       ],
+         *       "command_type": "get",
+         *       "selector": "env=prod,region!=us",
+         *       "timeout": 10
+         *     }
+         */
+        FleetExecuteRequest: {
+            /**
+             * @description Command arguments, as kubectl would take them after the command type: at most 128 of them, 16384 bytes in all. They are parsed, never run by a shell: flags outside the command's allowlist, write verbs and credential flags (`--as`, `--token`, `--kubeconfig`, `--raw`, …) are refused with 400 and the reason.
+             * @example [
+             *       "pods",
+             *       "-A"
+             *     ]
+             */
+            args: string[];
+            /**
+             * @description Clusters to run on: ids and globs (`prod-*`, `*`), `!` before one to leave it out (it
+             *     wins); at most 32. Clusters the credential does not reach are left out without a word.
+             */
+            clusters?: components["schemas"]["ClusterPatternText"][] | null;
+            /**
+             * @description kubectl command type; the read-only commands kubeline runs.
+             * @example get
+             * @enum {string}
+             */
+            command_type: "get" | "version" | "cluster-info" | "describe" | "logs" | "events" | "top" | "rollout" | "api-resources" | "api-versions" | "auth" | "explain";
+            /**
+             * Format: int64
+             * @description Output budget of each cluster's command in bytes, at most the broker's
+             *     `--max-output-bytes`; the call's total budget (`--fleet-max-output-bytes`, split evenly
+             *     across the clusters) lowers it further. Output past it is cut and the result says so.
+             */
+            max_output_bytes?: number | null;
+            /**
+             * @description A label selector over the clusters' labels, in kubectl's `-l` grammar: `env=prod`,
+             *     `env!=dev`, `env in (prod,staging)`, `env notin (dev)`, `env`, `!env`, joined by `,`.
+             * @example env=prod,region!=us
+             */
+            selector?: string | null;
+            /**
+             * Format: double
+             * @description Seconds each cluster's command may take (default 30; `null` too), greater than 0 and at
+             *     most the broker's `--max-timeout` (default 300): every cluster has its own deadline,
+             *     counted from when its command starts. `X-Request-Timeout` gives it when the body does not.
+             * @example 10
+             */
+            timeout?: number | null;
+        } | unknown | unknown;
+        /** @description Answer to `POST /fleet/execute` (as `application/json`). */
+        FleetResult: {
+            /** @description One result per cluster, by cluster id. */
+            results: components["schemas"]["FleetClusterResult"][];
+            /** @description The totals. */
+            summary: components["schemas"]["FleetSummary"];
+        };
+        /**
+         * @description One line of the `application/x-ndjson` answer of `POST /fleet/execute`: a cluster's result
+         *     as soon as it is known, and last the summary.
+         */
+        FleetStreamLine: components["schemas"]["FleetClusterResult"] | components["schemas"]["FleetSummaryLine"];
+        /**
+         * @description The totals of a fleet call.
+         * @example {
+         *       "clusters": 3,
+         *       "completed": 2,
+         *       "elapsed_ms": 10012,
+         *       "failed": 0,
+         *       "max_output_bytes_per_cluster": 2796202,
+         *       "refused": 0,
+         *       "slowest_cluster_ms": 10004,
+         *       "timeout": 1,
+         *       "unavailable": 0
+         *     }
+         */
+        FleetSummary: {
+            /** @description Clusters the command was sent to: those matched that the credential reaches. */
+            clusters: number;
+            /** @description Of those, `completed`. */
+            completed: number;
+            /**
+             * Format: int64
+             * @description Time the whole call took at the broker.
+             */
+            elapsed_ms: number;
+            /** @description `failed`. */
+            failed: number;
+            /**
+             * Format: int64
+             * @description The output budget each cluster's command had, in bytes.
+             */
+            max_output_bytes_per_cluster: number;
+            /** @description `refused`. */
+            refused: number;
+            /**
+             * Format: int64
+             * @description The largest `elapsed_ms` of one cluster.
+             */
+            slowest_cluster_ms: number;
+            /** @description `timeout`. */
+            timeout: number;
+            /** @description `unavailable`. */
+            unavailable: number;
+        };
+        /**
+         * @description The last line of the `application/x-ndjson` answer of `POST /fleet/execute`, after one
+         *     [`FleetClusterResult`] line per cluster.
+         */
+        FleetSummaryLine: {
+            /** @description The totals. */
+            summary: components["schemas"]["FleetSummary"];
         };
         /**
          * @description Body of `GET /health`.
@@ -2738,7 +2963,15 @@ export interface operations {
     };
     list_clusters: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Only clusters whose labels match this label selector, in kubectl's `-l` grammar:
+                 *     `env=prod`, `env!=dev`, `env in (prod,staging)`, `env notin (dev)`, `env`, `!env`, joined
+                 *     by `,` (all must hold). At most 4096 bytes.
+                 * @example env=prod,region!=us
+                 */
+                selector?: string;
+            };
             header?: {
                 /**
                  * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
@@ -2766,7 +2999,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every cluster the broker knows. */
+            /** @description Every cluster the broker knows that the credential reaches (and the selector matches). */
             200: {
                 headers: {
                     /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
@@ -2783,6 +3016,7 @@ export interface operations {
                     "application/json": components["schemas"]["ClusterList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -3249,6 +3483,73 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    fleet_execute: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Each cluster's timeout in seconds when the body gives no `timeout`.
+                 * @example 30
+                 */
+                "X-Request-Timeout"?: number;
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FleetExecuteRequest"];
+            };
+        };
+        responses: {
+            /** @description Every matched cluster's result, and the totals. */
+            200: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetResult"];
+                    "application/x-ndjson": components["schemas"]["FleetStreamLine"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

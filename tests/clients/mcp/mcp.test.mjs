@@ -9,7 +9,7 @@ const endpoint = process.env.KUBELINE_TEST_ENDPOINT.replace(/\/$/, '');
 const key = process.env.KUBELINE_TEST_API_KEY;
 const cluster = process.env.KUBELINE_TEST_CLUSTER;
 const otherKey = process.env.KUBELINE_TEST_OTHER_KEY;
-const TOOLS = ['list_clusters', 'cluster_status', 'kubectl', 'read_result', 'open_session', 'close_session'];
+const TOOLS = ['list_clusters', 'cluster_status', 'kubectl', 'fleet_kubectl', 'read_result', 'open_session', 'close_session'];
 
 async function connect(mode, apiKey = key) {
   const client = new Client({ name: 'kubeline-tests', version: '1.0.0' }, { versionNegotiation: { mode } });

@@ -30,7 +30,7 @@ CLUSTER = os.environ["KUBELINE_TEST_CLUSTER"]
 OTHER_KEY = os.environ["KUBELINE_TEST_OTHER_KEY"]
 MCP_URL = f"{ENDPOINT}/mcp"
 MODES = ["2026-07-28", "legacy"]
-TOOLS = ["list_clusters", "cluster_status", "kubectl", "read_result", "open_session", "close_session"]
+TOOLS = ["list_clusters", "cluster_status", "kubectl", "fleet_kubectl", "read_result", "open_session", "close_session"]
 
 OUTPUT_TOKENS: list[int] = []
 

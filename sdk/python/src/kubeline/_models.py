@@ -278,6 +278,8 @@ class ClusterSummary(_Answer):
     status: ClusterStatus
     agent_version: Optional[str]
     last_seen: Optional[datetime]
+    labels: Optional[dict[str, str]] = None
+    """The cluster's labels (``env=prod`` …) as its agent gave them; ``{}`` when none."""
 
 
 class ClusterList(_Answer):
@@ -298,6 +300,8 @@ class ClusterStatusInfo(_Answer):
     """Commands queued for the agent and not yet finished."""
     kubernetes_version: Optional[str] = None
     """Kubernetes version the agent reported."""
+    labels: Optional[dict[str, str]] = None
+    """The cluster's labels as its agent gave them; ``{}`` when none."""
 
 
 # --- credentials (admin) -----------------------------------------------------------------------
