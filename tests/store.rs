@@ -649,6 +649,26 @@ async fn idempotency_keys(store: Arc<dyn Store>) {
             .unwrap(),
         None
     );
+    // Swap replaces only the value it was told the key holds.
+    assert!(
+        !store
+            .swap_idempotency_key("k1:a", "res_x f", "res_8 f", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .swap_idempotency_key("k1:a", "res_5 f", "res_8 f", ttl)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key("k1:a", "res_9 f", ttl)
+            .await
+            .unwrap(),
+        Some("res_8 f".to_owned())
+    );
     // Keys end with their lifetime.
     let short = Duration::from_millis(50);
     assert_eq!(

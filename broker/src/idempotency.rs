@@ -7,8 +7,10 @@
 //! fingerprint of the request. A second request with the key and the same fingerprint waits for
 //! that result (until its own deadline) and answers it; with another fingerprint it is refused
 //! (400 `idempotency_key_reused`). A request refused before it was queued (limits, full queue,
-//! audit unavailable) gives its key back, so the retry runs. Keys belong to a credential and
-//! live as long as results (`--result-ttl`).
+//! audit unavailable) gives its key back, so the retry runs; a key whose replica died between
+//! claiming it and queueing the command (no result, not even pending, [`ORPHANED_AFTER`] after
+//! the claim) is taken over by the retry, which runs the command. Keys belong to a credential
+//! and live as long as results (`--result-ttl`).
 
 use std::time::Duration;
 
@@ -27,6 +29,9 @@ use crate::error::{ApiError, ApiResult};
 pub const MAX_KEY_BYTES: usize = 255;
 /// How often a replayed request looks for its result while the first one still runs.
 const REPLAY_POLL: Duration = Duration::from_millis(100);
+/// A claim this old whose command has no result at all (not even the pending placeholder
+/// written with it) was left by a request that died before queueing: a retry takes it over.
+pub const ORPHANED_AFTER: Duration = Duration::from_secs(5);
 
 /// A validated key of one request.
 #[derive(Debug)]
@@ -35,6 +40,8 @@ pub struct IdempotencyKey {
     store_key: String,
     /// Hash of what the request asks for.
     fingerprint: String,
+    /// What the key holds once this request took it.
+    taken: Option<String>,
 }
 
 /// What claiming a key found.
@@ -42,8 +49,28 @@ pub struct IdempotencyKey {
 pub enum Claim {
     /// The key is this request's now.
     Taken,
-    /// An earlier request with the same key and body: its `result_id`.
-    Replay(String),
+    /// An earlier request with the same key and body holds it.
+    Replay(Held),
+}
+
+/// An earlier request's claim of a key: its `result_id`, and what the key holds.
+#[derive(Debug)]
+pub struct Held {
+    /// The earlier request's `result_id`.
+    pub result_id: String,
+    /// When it claimed the key (Unix ms).
+    claimed_ms: i64,
+    /// The key's value, to take it over atomically.
+    value: String,
+}
+
+/// How a replay ended.
+#[derive(Debug)]
+pub enum Replayed {
+    /// The earlier request's result.
+    Result(Box<CommandResult>),
+    /// The earlier request died before queueing; the key is this request's now.
+    TakenOver,
 }
 
 impl IdempotencyKey {
@@ -83,12 +110,18 @@ impl IdempotencyKey {
         Ok(Self {
             store_key: format!("{}:{}", caller.credential_id, &key_hash[..32]),
             fingerprint: hex::encode(fingerprint.finalize())[..32].to_owned(),
+            taken: None,
         })
     }
 
+    /// What the key holds for `result_id`: `RESULT_ID FINGERPRINT CLAIMED_MS`.
+    fn value(&self, result_id: &str, claimed_ms: i64) -> String {
+        format!("{result_id} {} {claimed_ms}", self.fingerprint)
+    }
+
     /// Claims the key for `result_id`, or finds the request that holds it.
-    pub async fn claim(&self, state: &AppState, result_id: &str) -> ApiResult<Claim> {
-        let value = format!("{result_id} {}", self.fingerprint);
+    pub async fn claim(&mut self, state: &AppState, result_id: &str) -> ApiResult<Claim> {
+        let value = self.value(result_id, Utc::now().timestamp_millis());
         let ttl = state.hub.settings().result_ttl;
         let Some(held) = state
             .hub
@@ -96,11 +129,17 @@ impl IdempotencyKey {
             .claim_idempotency_key(&self.store_key, &value, ttl)
             .await?
         else {
+            self.taken = Some(value);
             return Ok(Claim::Taken);
         };
-        match held.split_once(' ') {
-            Some((first, fingerprint)) if fingerprint == self.fingerprint => {
-                Ok(Claim::Replay(first.to_owned()))
+        let mut parts = held.split(' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(first), Some(fingerprint), claimed) if fingerprint == self.fingerprint => {
+                Ok(Claim::Replay(Held {
+                    result_id: first.to_owned(),
+                    claimed_ms: claimed.and_then(|c| c.parse().ok()).unwrap_or(0),
+                    value: held.clone(),
+                }))
             }
             _ => Err(ApiError::bad_request(
                 "This Idempotency-Key was used for a different request (cluster, session, \
@@ -110,45 +149,78 @@ impl IdempotencyKey {
         }
     }
 
+    /// Waits (until `deadline`) for the result of the request that holds the key, and answers
+    /// it as that request would have been answered; or, when that request died before queueing
+    /// its command, takes the key over for `result_id` (this request then runs).
+    pub async fn replay(
+        &mut self,
+        state: &AppState,
+        mut held: Held,
+        result_id: &str,
+        deadline: DateTime<Utc>,
+    ) -> ApiResult<Replayed> {
+        let store = state.hub.store();
+        loop {
+            match store.get_result(&held.result_id).await? {
+                Some(r) if r.status != ResultStatus::Pending => {
+                    return Ok(Replayed::Result(Box::new(r)));
+                }
+                // Queued or running: its result comes (a dead replica's commands are taken over).
+                Some(_) => {}
+                None => {
+                    let age = Utc::now().timestamp_millis() - held.claimed_ms;
+                    if age >= ORPHANED_AFTER.as_millis() as i64 {
+                        let now = Utc::now().timestamp_millis();
+                        let mine = self.value(result_id, now);
+                        let ttl = state.hub.settings().result_ttl;
+                        if store
+                            .swap_idempotency_key(&self.store_key, &held.value, &mine, ttl)
+                            .await?
+                        {
+                            warn!(
+                                orphaned = %held.result_id,
+                                "an Idempotency-Key's first request died before queueing; running it now"
+                            );
+                            self.taken = Some(mine);
+                            return Ok(Replayed::TakenOver);
+                        }
+                        // Another retry took it over first (or the key ended): follow that one.
+                        match self.claim(state, result_id).await? {
+                            Claim::Replay(next) => {
+                                held = next;
+                                continue;
+                            }
+                            Claim::Taken => return Ok(Replayed::TakenOver),
+                        }
+                    }
+                }
+            }
+            if Utc::now() >= deadline {
+                return Err(ApiError::timeout(
+                    format!(
+                        "The command of this Idempotency-Key (result {}) is still running; \
+                         retry with the same key, or read GET /debug/result/{}",
+                        held.result_id, held.result_id
+                    ),
+                    json!({ "result_id": held.result_id, "status": "pending" }),
+                ));
+            }
+            tokio::time::sleep(REPLAY_POLL).await;
+        }
+    }
+
     /// Gives the key back after its request was refused before anything was queued.
-    pub async fn release(&self, state: &AppState, result_id: &str) {
-        let value = format!("{result_id} {}", self.fingerprint);
+    pub async fn release(&self, state: &AppState) {
+        let Some(value) = &self.taken else { return };
         if let Err(e) = state
             .hub
             .store()
-            .release_idempotency_key(&self.store_key, &value)
+            .release_idempotency_key(&self.store_key, value)
             .await
         {
-            // The key then names a result that never comes: a retry waits for it until its
-            // deadline. Rare (the store failed twice in a row), and said in the log.
+            // The key then names a result that never comes: a retry takes it over once it is
+            // [`ORPHANED_AFTER`] old. Rare (the store failed twice in a row), and said in the log.
             warn!(error = %e, "could not give back an Idempotency-Key");
-        }
-    }
-}
-
-/// Waits (until `deadline`) for the result an earlier request with the same key runs, and
-/// answers it as that request would have been answered.
-pub async fn replay(
-    state: &AppState,
-    result_id: &str,
-    deadline: DateTime<Utc>,
-) -> ApiResult<CommandResult> {
-    loop {
-        let result = state.hub.store().get_result(result_id).await?;
-        match result {
-            Some(r) if r.status != ResultStatus::Pending => return Ok(r),
-            _ if Utc::now() >= deadline => {
-                return Err(ApiError::timeout(
-                    format!(
-                        "The command of this Idempotency-Key (result {result_id}) is still \
-                         running; retry with the same key, or read GET /debug/result/{result_id}"
-                    ),
-                    json!({ "result_id": result_id, "status": "pending" }),
-                ));
-            }
-            // Its pending placeholder is written with the command; before that (or after
-            // the result's lifetime) there is nothing yet to read.
-            _ => tokio::time::sleep(REPLAY_POLL).await,
         }
     }
 }

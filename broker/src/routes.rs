@@ -24,7 +24,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::hub::SubmitError;
-use crate::idempotency::{Claim, IdempotencyKey, replay};
+use crate::idempotency::{Claim, IdempotencyKey, Replayed};
 use crate::limits::Permit;
 use crate::metrics::{self, Limit};
 use crate::middleware::RequestContext;
@@ -690,13 +690,20 @@ async fn run_execute(
         None => None,
         Some(key) => {
             let request = [cluster_id.as_str(), &session_id, &command_type];
-            let key = IdempotencyKey::new(caller, key, &request, &args, max_output_bytes)?;
+            let mut key = IdempotencyKey::new(caller, key, &request, &args, max_output_bytes)?;
             match key.claim(state, &result_id).await? {
                 Claim::Taken => Some(key),
-                Claim::Replay(first) => {
-                    event.result_id = Some(first.clone());
-                    event.reason = Some("replayed: Idempotency-Key of an earlier execute".into());
-                    return replay(state, &first, now + timeout).await;
+                Claim::Replay(held) => {
+                    let first = held.result_id.clone();
+                    match key.replay(state, held, &result_id, now + timeout).await? {
+                        Replayed::Result(result) => {
+                            event.result_id = Some(first);
+                            event.reason =
+                                Some("replayed: Idempotency-Key of an earlier execute".into());
+                            return Ok(*result);
+                        }
+                        Replayed::TakenOver => Some(key),
+                    }
                 }
             }
         }
@@ -732,7 +739,7 @@ async fn run_execute(
         && answer.is_err()
         && !*dispatched
     {
-        key.release(state, &result_id).await;
+        key.release(state).await;
     }
     answer
 }

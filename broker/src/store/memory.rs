@@ -579,6 +579,27 @@ impl Store for MemoryStore {
         Ok(None)
     }
 
+    async fn swap_idempotency_key(
+        &self,
+        key: &str,
+        held: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let holds = state
+            .idempotency
+            .get(key)
+            .is_some_and(|(v, until)| v == held && *until > now);
+        if holds {
+            state
+                .idempotency
+                .insert(key.to_owned(), (value.to_owned(), now + ttl));
+        }
+        Ok(holds)
+    }
+
     async fn release_idempotency_key(&self, key: &str, value: &str) -> StoreResult<()> {
         let mut state = self.lock();
         if state

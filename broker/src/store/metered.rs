@@ -307,6 +307,20 @@ impl Store for Metered {
         .await
     }
 
+    async fn swap_idempotency_key(
+        &self,
+        key: &str,
+        held: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        self.timed(
+            "swap_idempotency_key",
+            self.inner.swap_idempotency_key(key, held, value, ttl),
+        )
+        .await
+    }
+
     // --- rate limits ---
 
     async fn rate_limit(&self, key: &str, limit: u32, period: Duration) -> StoreResult<Decision> {

@@ -518,6 +518,16 @@ pub trait Store: Send + Sync + 'static {
     /// Gives key `key` back if it still holds `value` (its request was refused before it ran).
     async fn release_idempotency_key(&self, key: &str, value: &str) -> StoreResult<()>;
 
+    /// Replaces `held` by `value` under key `key` (kept `ttl`) if the key still holds `held`;
+    /// answers whether it did. Atomic across replicas.
+    async fn swap_idempotency_key(
+        &self,
+        key: &str,
+        held: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+
     // --- credentials ---
 
     /// Stores a credential, replacing one with the same id; with `only_if_new`, leaves an

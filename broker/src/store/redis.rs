@@ -87,6 +87,13 @@ fn pending_consumers(summary: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Sets KEYS[1] to ARGV[2] (for ARGV[3] ms) if it holds ARGV[1] (compare and set).
+static SWAP_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0",
+    )
+});
+
 /// Deletes KEYS[1] if it holds ARGV[1] (compare and delete, in one step).
 static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -1479,6 +1486,23 @@ impl Store for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         Ok(held)
+    }
+
+    async fn swap_idempotency_key(
+        &self,
+        key: &str,
+        held: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let swapped: i64 = SWAP_SCRIPT
+            .key(format!("kl:idem:{key}"))
+            .arg(held)
+            .arg(value)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(swapped == 1)
     }
 
     async fn release_idempotency_key(&self, key: &str, value: &str) -> StoreResult<()> {
