@@ -313,4 +313,3 @@ async fn metrics_move_and_the_trace_reaches_the_agent() {
     // The parent of the agent's span is the broker's span, not the caller's.
     assert!(!line(&traced_id).contains("parent_span_id=00f067aa0ba902b7"));
 }
-
