@@ -343,6 +343,10 @@ async fn run(
                         false
                     }
                 };
+                if ours {
+                    // The cache hears of the change from the same announcement, maybe later.
+                    token.credentials.forget(Some(&token.id));
+                }
                 if ours && let Some(reason) = token.refused().await {
                     close(socket, CLOSE_UNAUTHORIZED, reason).await;
                     return (LinkEvent::Revoked, reason.into());

@@ -285,7 +285,7 @@ impl Credentials {
     }
 
     /// Drops the cached copy of credential `id` (all of them for `None`).
-    fn forget(&self, id: Option<&str>) {
+    pub fn forget(&self, id: Option<&str>) {
         let mut cache = self.cache();
         match id {
             Some(id) => cache.retain(|_, c| c.record.as_ref().is_none_or(|r| r.id != id)),

@@ -442,10 +442,13 @@ async fn ended(
             match changes.recv().await {
                 Ok(id) if *id == *caller.credential_id => {}
                 Ok(_) => continue,
-                // Missed some announcements: ask the store (through the cache) instead.
+                // Missed some announcements: ask the store instead.
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
             }
+            // The cache learns of the change from the same announcement, maybe after this task:
+            // drop its copy here, so the check below reads the store, not the copy.
+            state.credentials.forget(Some(&caller.credential_id));
             let Some(hash) = &caller.key_hash else {
                 continue;
             };
