@@ -49,6 +49,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::middleware::RequestContext as HttpContext;
 use crate::ratelimit::{Class, Decision};
+use crate::routes::truncate;
 use crate::{fleet, routes};
 
 /// Default output budget of one tool answer, in bytes (about 4,000 tokens).
@@ -701,14 +702,6 @@ fn wrong_type(name: &str, wanted: &str, got: &Value) -> ToolError {
         Value::Object(_) => "an object",
     };
     ToolError::argument(format!("argument `{name}` must be {wanted}, not {got}"))
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// One tool call: who makes it, over which HTTP request, with which arguments.

@@ -558,7 +558,7 @@ pub(crate) async fn run_command(
 }
 
 /// The first `max` bytes of `s` at most, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
