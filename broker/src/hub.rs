@@ -669,6 +669,7 @@ impl Hub {
                 max_output_bytes: command.max_output_bytes,
                 correlation_id: command.correlation_id.clone(),
                 trace: command.trace.clone(),
+                stream: false,
             });
             link.in_flight().insert(
                 command.result_id.clone(),

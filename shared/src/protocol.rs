@@ -113,6 +113,14 @@ pub struct Execute {
     /// Absent from brokers that predate it; agents that predate it ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace::TraceContext>,
+    /// A streamed command (`GET /debug/stream`): parsed with
+    /// [`crate::command::parse_stream`] (so `--follow` / `--watch` are allowed), its output sent
+    /// in chunks as it is produced, until it ends on its own, reaches `max_output_bytes`
+    /// ([`Done::truncated`] set), reaches `timeout_ms` (status `timeout`), or is cancelled
+    /// ([`BrokerMessage::Cancel`]; nothing more is sent for it). Absent (false) from brokers
+    /// that predate streams.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 /// A piece of output.

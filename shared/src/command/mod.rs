@@ -80,7 +80,8 @@ pub struct CommandError {
     /// Machine-readable reason, for `details.code`: one of `unsupported_command`,
     /// `forbidden_command`, `unknown_flag`, `forbidden_flag`, `missing_flag_value`,
     /// `unsupported_output`, `missing_argument`, `invalid_argument`, `unexpected_argument`,
-    /// `limit_exceeded` (see [`crate::limits`]), `usage_error` (see
+    /// `limit_exceeded` (see [`crate::limits`]), `not_streamable` ([`parse_stream`]),
+    /// `usage_error` (see
     /// [`CommandError::kubectl_error`]).
     pub code: &'static str,
     /// The argument that was refused, for `details.argument`.
@@ -233,6 +234,27 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
             ),
         )),
     }
+}
+
+/// The command types that can run as a stream (`GET /debug/stream`).
+pub const STREAMING_COMMANDS: &[&str] = &["logs", "get", "events", "rollout"];
+
+/// Parses a command that runs as a stream: one of [`STREAMING_COMMANDS`], where the flags that
+/// keep a command running (`logs -f`, `get -w` / `--watch-only`, `events -w`,
+/// `rollout status -w`) are allowed. Every other rule is [`parse`]'s.
+pub fn parse_stream(command_type: &str, args: &[String]) -> Result<Command, CommandError> {
+    if !STREAMING_COMMANDS.contains(&command_type) {
+        return Err(CommandError::new(
+            "not_streamable",
+            None,
+            format!(
+                "`{command_type}` does not stream; streams run {}. Run it once with POST \
+                 /debug/execute",
+                STREAMING_COMMANDS.join(", ")
+            ),
+        ));
+    }
+    parse(command_type, args)
 }
 
 /// A caller-controlled input over one of [`crate::limits`].
