@@ -60,6 +60,7 @@ fn command(result_id: &str, cluster: &str, session: &str) -> QueuedCommand {
             traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
             tracestate: Some("vendor=1".to_owned()),
         }),
+        stream: false,
     }
 }
 

@@ -146,6 +146,7 @@ pub fn audited_action(method: &axum::http::Method, route: &str) -> Option<AuditA
     use axum::http::Method;
     match (method, route) {
         (&Method::POST, "/debug/execute" | "/fleet/execute") => Some(AuditAction::Execute),
+        (&Method::GET, "/debug/stream") => Some(AuditAction::Stream),
         (&Method::POST, "/debug/session") => Some(AuditAction::SessionCreate),
         (&Method::DELETE, "/debug/session/{session_id}") => Some(AuditAction::SessionClose),
         (&Method::POST, "/admin/api-keys" | "/admin/agent-tokens") => {

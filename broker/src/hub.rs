@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use kubeline_shared::api::{CommandResult, ResultStatus, Truncation};
-use kubeline_shared::protocol::{BrokerMessage, Done, Execute, OutputChunk};
+use kubeline_shared::protocol::{BrokerMessage, Cancel, Done, Execute, OutputChunk};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken as CancelToken;
 use tracing::{debug, info, warn};
 
-use crate::store::{ClusterRecord, LinkChange, QueuedCommand, Store, StoreEvent, StoreResult};
+use crate::store::{
+    ClusterRecord, LinkChange, QueuedCommand, Store, StoreEvent, StoreResult, StreamPiece,
+    StreamRelay,
+};
+use crate::stream::Feed;
 use crate::webhooks::Webhooks;
 
 /// How many commands the pump takes from the store at once.
@@ -78,6 +82,8 @@ pub struct Hub {
     settings: HubSettings,
     links: Mutex<HashMap<String, Arc<LinkState>>>,
     waiters: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
+    /// Streams this replica's callers read, by result id.
+    feeds: Mutex<HashMap<String, Arc<Feed>>>,
     next_link: AtomicU64,
     /// Cancelled when draining starts: pumps stop taking new commands.
     stop_taking: CancelToken,
@@ -112,8 +118,14 @@ pub struct LinkState {
 
 struct InFlight {
     command: QueuedCommand,
+    /// The output of a one-shot command; a stream's goes on to its reader instead.
     output: String,
+    /// Bytes of a one-shot command dropped past its budget, or bytes a stream relayed.
     dropped: u64,
+    /// A stream's bytes so far.
+    streamed: u64,
+    /// When a stream last relayed something (output or a beat).
+    relayed: Instant,
 }
 
 impl LinkState {
@@ -144,9 +156,13 @@ impl LinkState {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Number of commands running on the agent.
+    /// Number of one-shot commands running on the agent (streams are not waited for: a drain
+    /// ends them).
     pub fn in_flight_count(&self) -> usize {
-        self.in_flight().len()
+        self.in_flight()
+            .values()
+            .filter(|f| !f.command.stream)
+            .count()
     }
 }
 
@@ -159,6 +175,7 @@ impl Hub {
             settings,
             links: Mutex::default(),
             waiters: Mutex::default(),
+            feeds: Mutex::default(),
             next_link: AtomicU64::new(1),
             stop_taking: CancelToken::new(),
             draining: CancelToken::new(),
@@ -254,6 +271,13 @@ impl Hub {
                         // No receiver (no open request or link) is fine.
                         let _ = hub.credential_changes.send(Arc::from(id));
                     }
+                    StoreEvent::Stream(relay) => hub.feed(*relay),
+                    StoreEvent::Cancel {
+                        cluster_id,
+                        result_id,
+                    } => {
+                        hub.cancel_here(&cluster_id, &result_id).await;
+                    }
                 }
             }
         });
@@ -282,6 +306,11 @@ impl Hub {
             .is_some_and(|l| l.id == link.id)
     }
 
+    /// Resolves when this replica starts draining: open streams end (`shutdown`).
+    pub async fn shutting_down(&self) {
+        self.stop_taking.cancelled().await;
+    }
+
     /// Number of callers waiting for a result on this replica.
     pub fn waiting(&self) -> usize {
         self.waiters().len()
@@ -301,6 +330,23 @@ impl Hub {
     fn wake(&self, result: CommandResult) {
         if let Some(waiter) = self.waiters().remove(&result.result_id) {
             let _ = waiter.send(result);
+        } else if let Some(feed) = self.feeds().remove(&result.result_id) {
+            feed.end(result);
+        }
+    }
+
+    fn feeds(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Feed>>> {
+        self.feeds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a piece of a stream to its reader on this replica, if it is still reading.
+    fn feed(&self, relay: StreamRelay) {
+        let Some(feed) = self.feeds().get(&relay.result_id).cloned() else {
+            return;
+        };
+        match relay.piece {
+            StreamPiece::Output(data) => feed.output(data),
+            StreamPiece::Beat => feed.beat(),
         }
     }
 
@@ -354,6 +400,84 @@ impl Hub {
                     .await?
                     .unwrap_or(timeout))
             }
+        }
+    }
+
+    /// Queues a streamed command whose pieces and end go to `feed` (a reader on this replica);
+    /// the feed is forgotten when the returned guard drops.
+    pub async fn start_stream(
+        &self,
+        command: &QueuedCommand,
+        feed: Arc<Feed>,
+    ) -> Result<FeedGuard<'_>, SubmitError> {
+        self.feeds().insert(command.result_id.clone(), feed);
+        let guard = FeedGuard {
+            hub: self,
+            result_id: command.result_id.clone(),
+        };
+        let local = self.links().get(&command.cluster_id).cloned();
+        self.store
+            .enqueue(
+                command,
+                &pending_result(command),
+                self.settings.result_ttl,
+                local.is_none(),
+            )
+            .await?;
+        if let Some(link) = local {
+            link.bell.notify_one();
+        }
+        Ok(guard)
+    }
+
+    /// Ends a stream its reader left: records `result` (unless the stream ended already) and
+    /// tells the replica holding the link, which stops the command on the agent. A stream not
+    /// sent down its link yet is never sent: dispatch checks for a final result first.
+    pub async fn cancel_stream(&self, command: &QueuedCommand, result: &CommandResult) {
+        self.feeds().remove(&command.result_id);
+        match self
+            .store
+            .finish_result(result, self.settings.result_ttl, None)
+            .await
+        {
+            Ok(true) => self.announce_result(command, result),
+            Ok(false) => return,
+            Err(e) => {
+                warn!(result_id = %command.result_id, error = %e, "cannot record a cancelled stream")
+            }
+        }
+        if self.holds_link(&command.cluster_id) {
+            self.cancel_here(&command.cluster_id, &command.result_id)
+                .await;
+        } else if let Err(e) = self
+            .store
+            .cancel_command(&command.cluster_id, &command.result_id)
+            .await
+        {
+            warn!(result_id = %command.result_id, error = %e, "cannot tell the link holder to stop a stream; it runs until its lifetime");
+        }
+    }
+
+    /// Stops a command running on a link of this replica (its caller went away).
+    async fn cancel_here(&self, cluster_id: &str, result_id: &str) {
+        let Some(link) = self.links().get(cluster_id).cloned() else {
+            return;
+        };
+        if link.in_flight().remove(result_id).is_some() {
+            debug!(result_id, "stopping a command whose caller went away");
+            let cancel = BrokerMessage::Cancel(Cancel {
+                result_id: result_id.to_owned(),
+            });
+            let _ = link.outbound.send(Box::new(cancel)).await;
+        }
+    }
+
+    /// Relays a piece of a stream to the replica whose caller reads it.
+    async fn relay(&self, reply_to: &str, relay: StreamRelay) {
+        if reply_to == self.broker_id {
+            self.feed(relay);
+        } else if let Err(e) = self.store.deliver_stream(reply_to, &relay).await {
+            warn!(result_id = %relay.result_id, error = %e, "cannot relay a piece of a stream");
         }
     }
 
@@ -421,7 +545,11 @@ impl Hub {
         if handing_over && !orphans.is_empty() {
             info!(cluster = %link.cluster_id, count = orphans.len(), "leaving unfinished commands to the next replica");
         }
-        for orphan in orphans.into_iter().filter(|_| !handing_over) {
+        // A stream was settled when its agent got it: nobody takes it over, it ends here.
+        for orphan in orphans
+            .into_iter()
+            .filter(|o| o.command.stream || !handing_over)
+        {
             let mut result = pending_result(&orphan.command);
             result.status = ResultStatus::Failed;
             // No exit code: the command never ran to an end on the agent.
@@ -466,13 +594,51 @@ impl Hub {
         }
     }
 
-    /// Appends output the agent streamed for a command.
-    pub fn output(&self, link: &LinkState, chunk: OutputChunk) {
-        let mut in_flight = link.in_flight();
-        let Some(entry) = in_flight.get_mut(&chunk.result_id) else {
-            debug!(result_id = %chunk.result_id, "output for a command no longer in flight");
-            return;
+    /// Appends output the agent sent for a command, or relays it to the stream's reader.
+    pub async fn output(&self, link: &LinkState, chunk: OutputChunk) {
+        let relay = {
+            let mut in_flight = link.in_flight();
+            let Some(entry) = in_flight.get_mut(&chunk.result_id) else {
+                debug!(result_id = %chunk.result_id, "output for a command no longer in flight");
+                return;
+            };
+            if entry.command.stream {
+                stream_output(entry, chunk)
+            } else {
+                append_output(entry, chunk);
+                None
+            }
         };
+        if let Some((reply_to, relay)) = relay {
+            self.relay(&reply_to, relay).await;
+        }
+    }
+
+    /// Tells the readers of the quiet streams of `link` on other replicas that they still run.
+    async fn beat(&self, link: &LinkState) {
+        let every = self.settings.ping_interval;
+        let quiet: Vec<(String, String)> = link
+            .in_flight()
+            .values_mut()
+            .filter(|f| f.command.stream && f.relayed.elapsed() >= every)
+            .map(|f| {
+                f.relayed = Instant::now();
+                (f.command.reply_to.clone(), f.command.result_id.clone())
+            })
+            .collect();
+        for (reply_to, result_id) in quiet {
+            let relay = StreamRelay {
+                result_id,
+                piece: StreamPiece::Beat,
+            };
+            self.relay(&reply_to, relay).await;
+        }
+    }
+}
+
+/// Keeps a one-shot command's output, within its budget.
+fn append_output(entry: &mut InFlight, chunk: OutputChunk) {
+    {
         // The agent enforces the budget; this guards the broker against an agent that does not.
         let budget = entry.command.max_output_bytes as usize;
         let room = budget.saturating_sub(entry.output.len());
@@ -484,7 +650,33 @@ impl Hub {
             entry.dropped += (chunk.data.len() - cut) as u64;
         }
     }
+}
 
+/// Counts a stream's output and says where it goes, within its budget (enforced by the agent;
+/// this guards the broker against an agent that does not).
+fn stream_output(entry: &mut InFlight, mut chunk: OutputChunk) -> Option<(String, StreamRelay)> {
+    let room = entry
+        .command
+        .max_output_bytes
+        .saturating_sub(entry.streamed) as usize;
+    if chunk.data.len() > room {
+        let cut = floor_char_boundary(&chunk.data, room);
+        entry.dropped += (chunk.data.len() - cut) as u64;
+        chunk.data.truncate(cut);
+    }
+    if chunk.data.is_empty() {
+        return None;
+    }
+    entry.streamed += chunk.data.len() as u64;
+    entry.relayed = Instant::now();
+    let relay = StreamRelay {
+        result_id: chunk.result_id,
+        piece: StreamPiece::Output(chunk.data),
+    };
+    Some((entry.command.reply_to.clone(), relay))
+}
+
+impl Hub {
     /// Completes a command the agent finished.
     pub async fn done(&self, link: &LinkState, done: Done) {
         let Some(entry) = link.in_flight().remove(&done.result_id) else {
@@ -609,9 +801,11 @@ impl Hub {
             Ok(_) => {}
             Err(e) => warn!(cluster = %cluster, error = %e, "cannot reclaim abandoned commands"),
         }
+        self.beat(link).await;
         let ids: Vec<String> = link
             .in_flight()
             .values()
+            .filter(|f| !f.command.stream)
             .map(|f| f.command.entry_id.clone())
             .collect();
         if let Err(e) = self.store.keep_alive(cluster, &self.broker_id, &ids).await {
@@ -669,19 +863,43 @@ impl Hub {
                 max_output_bytes: command.max_output_bytes,
                 correlation_id: command.correlation_id.clone(),
                 trace: command.trace.clone(),
-                stream: false,
+                stream: command.stream,
             });
-            link.in_flight().insert(
+            let (stream, cluster_id, entry_id, result_id) = (
+                command.stream,
+                command.cluster_id.clone(),
+                command.entry_id.clone(),
                 command.result_id.clone(),
+            );
+            link.in_flight().insert(
+                result_id.clone(),
                 InFlight {
                     command,
                     output: String::new(),
                     dropped: 0,
+                    streamed: 0,
+                    relayed: Instant::now(),
                 },
             );
+            // A stream whose reader left before it got here has a final result already (and a
+            // cancellation arriving from now on finds it in flight).
+            if stream
+                && let Ok(Some(result)) = self.store.get_result(&result_id).await
+                && result.status != ResultStatus::Pending
+            {
+                link.in_flight().remove(&result_id);
+                if let Err(e) = self.store.settle(&cluster_id, &entry_id).await {
+                    warn!(result_id = %result_id, error = %e, "cannot settle a cancelled stream");
+                }
+                continue;
+            }
             if link.outbound.send(Box::new(message)).await.is_err() {
                 // The link is closing; `detach` fails whatever is in flight.
                 return;
+            }
+            // Sent: the stream is this link's alone; no other replica may run it again.
+            if stream && let Err(e) = self.store.settle(&cluster_id, &entry_id).await {
+                warn!(result_id = %result_id, error = %e, "cannot settle a stream; another replica may run it again");
             }
         }
     }
@@ -709,6 +927,18 @@ impl Hub {
         if let Err(e) = self.store.replica_gone(&self.broker_id).await {
             warn!(error = %e, "cannot say this replica is gone; its commands wait for takeover");
         }
+    }
+}
+
+/// Forgets a stream's feed when its reader is done, however it ends.
+pub struct FeedGuard<'a> {
+    hub: &'a Hub,
+    result_id: String,
+}
+
+impl Drop for FeedGuard<'_> {
+    fn drop(&mut self) {
+        self.hub.feeds().remove(&self.result_id);
     }
 }
 
@@ -782,6 +1012,7 @@ mod tests {
             correlation_id: "corr".into(),
             reply_to: "b1".into(),
             trace: None,
+            stream: false,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod store;
+pub mod stream;
 pub mod tls;
 pub mod webhooks;
 
@@ -204,6 +205,9 @@ pub struct BrokerArgs {
     /// Fleet calls (`--fleet-*`).
     #[command(flatten)]
     pub fleet: fleet::FleetArgs,
+    /// Streams (`--stream-*`, `--max-streams-*`).
+    #[command(flatten)]
+    pub streams: stream::StreamArgs,
 }
 
 /// Request-level settings the handlers need.
@@ -225,6 +229,8 @@ pub struct ApiSettings {
     pub mcp: mcp::McpArgs,
     /// Fleet call settings.
     pub fleet: fleet::FleetArgs,
+    /// Stream settings.
+    pub streams: stream::StreamArgs,
     /// Whether this broker serves HTTPS (`--tls-cert`).
     pub tls: bool,
 }
@@ -341,6 +347,7 @@ impl Broker {
         args.mcp.check()?;
         args.webhooks.check()?;
         args.fleet.check(args.max_executes_per_key)?;
+        args.streams.check()?;
         if args.default_timeout > args.max_timeout {
             anyhow::bail!(
                 "--default-timeout ({}) is larger than --max-timeout ({})",
@@ -406,13 +413,20 @@ impl Broker {
                 max_body_bytes: args.max_body_bytes,
                 mcp: args.mcp.clone(),
                 fleet: args.fleet.clone(),
+                streams: args.streams.clone(),
                 tls: tls.is_some(),
             }),
-            limits: Arc::new(ExecuteLimits::new(
-                args.max_executes_per_key,
-                args.max_executes_per_cluster,
-                args.max_queue_per_cluster,
-            )),
+            limits: Arc::new(
+                ExecuteLimits::new(
+                    args.max_executes_per_key,
+                    args.max_executes_per_cluster,
+                    args.max_queue_per_cluster,
+                )
+                .with_streams(
+                    args.streams.max_streams_per_key,
+                    args.streams.max_streams_per_cluster,
+                ),
+            ),
             rate_limiter,
             jwt,
             started: Instant::now(),
@@ -514,6 +528,7 @@ impl BrokerArgs {
             mcp: mcp::McpArgs::default(),
             webhooks: webhooks::WebhookArgs::default(),
             fleet: fleet::FleetArgs::default(),
+            streams: stream::StreamArgs::default(),
         }
     }
 }
@@ -599,6 +614,7 @@ mod tests {
                     ..Default::default()
                 },
                 fleet: fleet::FleetArgs::default(),
+                streams: stream::StreamArgs::default(),
                 tls: false,
             }),
             limits: Arc::new(limits),

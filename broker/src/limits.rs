@@ -89,6 +89,10 @@ pub struct ExecuteLimits {
     pub per_cluster: Arc<InFlight<String>>,
     /// Largest queue (commands queued or running, as `queue_depth` reports) per cluster.
     pub max_queue: u64,
+    /// Open streams per credential.
+    pub streams_per_key: Arc<InFlight<String>>,
+    /// Open streams per cluster.
+    pub streams_per_cluster: Arc<InFlight<String>>,
 }
 
 impl ExecuteLimits {
@@ -98,7 +102,16 @@ impl ExecuteLimits {
             per_key: InFlight::new(per_key),
             per_cluster: InFlight::new(per_cluster),
             max_queue,
+            streams_per_key: InFlight::new(crate::stream::DEFAULT_MAX_STREAMS_PER_KEY),
+            streams_per_cluster: InFlight::new(crate::stream::DEFAULT_MAX_STREAMS_PER_CLUSTER),
         }
+    }
+
+    /// The same with these stream limits.
+    pub fn with_streams(mut self, per_key: usize, per_cluster: usize) -> Self {
+        self.streams_per_key = InFlight::new(per_key);
+        self.streams_per_cluster = InFlight::new(per_cluster);
+        self
     }
 }
 

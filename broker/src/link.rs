@@ -318,7 +318,7 @@ async fn run(
                 };
                 link.saw_agent();
                 match serde_json::from_str::<AgentMessage>(&text) {
-                    Ok(AgentMessage::Output(chunk)) => hub.output(link, chunk),
+                    Ok(AgentMessage::Output(chunk)) => hub.output(link, chunk).await,
                     Ok(AgentMessage::Done(done)) => {
                         let (hub, link) = (hub.clone(), link.clone());
                         tokio::spawn(async move { hub.done(&link, done).await });

@@ -84,7 +84,8 @@ impl Class {
     pub fn of(method: &Method, route: &str) -> Self {
         match (method, route) {
             (&Method::POST, "/debug/session") => Self::SessionCreate,
-            (&Method::POST, "/debug/execute" | "/fleet/execute") => Self::Execute,
+            (&Method::POST, "/debug/execute" | "/fleet/execute")
+            | (&Method::GET, "/debug/stream") => Self::Execute,
             _ => Self::Standard,
         }
     }

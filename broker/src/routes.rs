@@ -35,21 +35,21 @@ use crate::{AppState, RETRY_AFTER_IN_FLIGHT, RETRY_AFTER_QUEUE_FULL};
 const DEFAULT_LIST_LIMIT: usize = 50;
 const MAX_LIST_LIMIT: usize = 1000;
 
-fn required(value: Option<String>, field: &str) -> ApiResult<String> {
+pub(crate) fn required(value: Option<String>, field: &str) -> ApiResult<String> {
     match value {
         Some(v) if !v.trim().is_empty() => Ok(v),
         _ => Err(ApiError::missing_field(field)),
     }
 }
 
-fn valid_cluster_id(id: String) -> ApiResult<String> {
+pub(crate) fn valid_cluster_id(id: String) -> ApiResult<String> {
     match api::check_cluster_id(&id) {
         Ok(()) => Ok(id),
         Err(message) => Err(ApiError::invalid_field("cluster_id", message)),
     }
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -649,29 +649,8 @@ async fn run_execute(
             }
         },
     };
-    let session = load_session(state, caller, &session_id).await?;
-    if session.cluster_id != cluster_id {
-        return Err(ApiError::bad_request(
-            format!(
-                "Session {session_id} belongs to cluster {}, not {cluster_id}",
-                session.cluster_id
-            ),
-            json!({ "field": "cluster_id", "code": "session_cluster_mismatch" }),
-        ));
-    }
     let now = Utc::now();
-    match session.status(now) {
-        SessionStatus::Active => {}
-        status => {
-            return Err(ApiError::bad_request(
-                format!(
-                    "Session {session_id} is {}; create a new session to run commands",
-                    status.as_str()
-                ),
-                json!({ "field": "session_id", "code": format!("session_{}", status.as_str()) }),
-            ));
-        }
-    }
+    usable_session(state, caller, &session_id, &cluster_id, now).await?;
     if let Some(stderr) = usage_error {
         return usage_error_result(
             state,
@@ -731,6 +710,7 @@ async fn run_execute(
                 traceparent: trace.to_string(),
                 tracestate: ctx.tracestate.clone(),
             }),
+            stream: false,
         },
     )
     .await;
@@ -757,19 +737,7 @@ async fn dispatch(
     command: QueuedCommand,
 ) -> ApiResult<CommandResult> {
     let cluster_id = command.cluster_id.clone();
-    if !state.hub.holds_link(&cluster_id) {
-        let record = state.hub.store().get_cluster(&cluster_id).await?;
-        if record.as_ref().is_none_or(|r| r.broker_id.is_none()) {
-            return Err(ApiError::service_unavailable(
-                "Cluster agent is not connected",
-                json!({
-                    "cluster_id": cluster_id,
-                    "last_seen": record.and_then(|r| r.last_seen).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                    "code": AGENT_NOT_CONNECTED,
-                }),
-            ));
-        }
-    }
+    require_agent(state, &cluster_id).await?;
     // Limits last, so that a request that is wrong is told so whatever the load. The permits
     // are held until this handler ends, however it ends (answer, error, caller gone).
     let _permits = execute_permits(state, caller, &cluster_id)?;
@@ -802,6 +770,55 @@ async fn dispatch(
     })?;
     info!(result_id = %result.result_id, status = ?result.status, ms = result.execution_time_ms, "executed");
     Ok(result)
+}
+
+/// Checks that the caller's session `session_id` is active and on `cluster_id`.
+pub(crate) async fn usable_session(
+    state: &AppState,
+    caller: &Caller,
+    session_id: &str,
+    cluster_id: &str,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<()> {
+    let session = load_session(state, caller, session_id).await?;
+    if session.cluster_id != cluster_id {
+        return Err(ApiError::bad_request(
+            format!(
+                "Session {session_id} belongs to cluster {}, not {cluster_id}",
+                session.cluster_id
+            ),
+            json!({ "field": "cluster_id", "code": "session_cluster_mismatch" }),
+        ));
+    }
+    match session.status(now) {
+        SessionStatus::Active => Ok(()),
+        status => Err(ApiError::bad_request(
+            format!(
+                "Session {session_id} is {}; create a new session to run commands",
+                status.as_str()
+            ),
+            json!({ "field": "session_id", "code": format!("session_{}", status.as_str()) }),
+        )),
+    }
+}
+
+/// Refuses at once (503) when no agent of `cluster_id` is linked to any replica.
+pub(crate) async fn require_agent(state: &AppState, cluster_id: &str) -> ApiResult<()> {
+    if state.hub.holds_link(cluster_id) {
+        return Ok(());
+    }
+    let record = state.hub.store().get_cluster(cluster_id).await?;
+    if record.as_ref().is_none_or(|r| r.broker_id.is_none()) {
+        return Err(ApiError::service_unavailable(
+            "Cluster agent is not connected",
+            json!({
+                "cluster_id": cluster_id,
+                "last_seen": record.and_then(|r| r.last_seen).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "code": AGENT_NOT_CONNECTED,
+            }),
+        ));
+    }
+    Ok(())
 }
 
 /// Takes the in-flight slots of one execute: one of its API key's, one of its cluster's.
@@ -858,7 +875,7 @@ fn execute_permits(
 /// back later", and the contract's 503 body names the cluster. The check and the enqueue are two
 /// steps, so concurrent executes may pass it together; the in-flight limit per cluster bounds by
 /// how much the queue can overshoot.
-async fn check_queue(state: &AppState, cluster_id: &str) -> ApiResult<()> {
+pub(crate) async fn check_queue(state: &AppState, cluster_id: &str) -> ApiResult<()> {
     let max = state.limits.max_queue;
     let depth = state.hub.store().queue_depth(cluster_id).await?;
     metrics::queue_depth(depth);
@@ -1017,7 +1034,12 @@ impl ResultQuery {
 }
 
 /// A whole-number query parameter from `min` to `max`, or `None` when absent or empty.
-fn number_param(name: &str, value: Option<&str>, min: u64, max: u64) -> ApiResult<Option<u64>> {
+pub(crate) fn number_param(
+    name: &str,
+    value: Option<&str>,
+    min: u64,
+    max: u64,
+) -> ApiResult<Option<u64>> {
     match value {
         None | Some("") => Ok(None),
         Some(v) => v

@@ -680,6 +680,103 @@ pub struct FleetClusterResult {
     pub truncated: Option<Truncation>,
 }
 
+/// A frame of `GET /debug/stream`, the server's side: a JSON text frame tagged by `type`.
+///
+/// A stream is `started`, then `output` (and `dropped`) frames in order, then one `end`, after
+/// which the broker closes the socket (code 1000).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamFrame {
+    /// The command is queued for its cluster.
+    Started(StreamStarted),
+    /// Output, in order, as the agent produced it.
+    Output {
+        /// The text.
+        data: String,
+    },
+    /// Output was dropped here because the caller read more slowly than the command wrote
+    /// (the broker buffers at most `--stream-buffer-bytes` per stream).
+    Dropped {
+        /// How many bytes.
+        bytes: u64,
+    },
+    /// The stream is over; nothing follows.
+    End(StreamEnd),
+}
+
+/// The first frame of a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "type": "started", "result_id": "res_xyz789abc123", "session_id": "sess_abc123def456",
+    "cluster_id": "production-cluster", "command_type": "logs",
+    "args": ["deploy/credit-api", "-n", "credit-service", "-f", "--tail=10"],
+    "max_seconds": 1800, "max_bytes": 16777216
+})))]
+pub struct StreamStarted {
+    /// Where the stream's end is recorded: `GET /debug/result/{result_id}` (the output itself
+    /// is not kept).
+    pub result_id: String,
+    /// Session it runs in.
+    pub session_id: String,
+    /// Cluster it runs on.
+    pub cluster_id: String,
+    /// kubectl command type.
+    pub command_type: String,
+    /// Arguments after the command type.
+    pub args: Vec<String>,
+    /// Lifetime: the stream ends (`lifetime`) after this many seconds.
+    pub max_seconds: u64,
+    /// Byte budget: the stream ends (`budget`) once this much output was sent.
+    pub max_bytes: u64,
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEndReason {
+    /// The command ended on its own (a followed log ended, a rollout finished, or it failed:
+    /// see `status`, `exit_code` and `error`).
+    Done,
+    /// The caller asked to stop (a `{"type":"cancel"}` frame).
+    Cancelled,
+    /// The stream's byte budget (`max_bytes`) was used up.
+    Budget,
+    /// The stream's lifetime (`max_seconds`) passed.
+    Lifetime,
+    /// The cluster's agent went away (or the broker replica holding its link): open the stream
+    /// again once the agent is back.
+    AgentLost,
+    /// The caller did not read its socket for `--stream-send-timeout-seconds`.
+    SlowConsumer,
+    /// The caller's credential was revoked or expired.
+    CredentialEnded,
+    /// The broker is shutting down: open the stream again (another replica takes it).
+    Shutdown,
+}
+
+/// The last frame of a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "type": "end", "reason": "done", "status": "completed", "exit_code": 0, "error": null,
+    "bytes": 5120, "dropped_bytes": 0, "duration_ms": 64210
+})))]
+pub struct StreamEnd {
+    /// Why it ended.
+    pub reason: StreamEndReason,
+    /// How the command ended, when the agent said so (`done`, `budget`, `lifetime`).
+    pub status: Option<ResultStatus>,
+    /// kubectl's exit code, when the command ended on the agent.
+    pub exit_code: Option<i32>,
+    /// Standard error of the command, or what ended the stream.
+    pub error: Option<String>,
+    /// Bytes of output sent to the caller.
+    pub bytes: u64,
+    /// Bytes of output dropped (see the `dropped` frames).
+    pub dropped_bytes: u64,
+    /// Time from the upgrade to the end.
+    pub duration_ms: u64,
+}
+
 /// The totals of a fleet call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({

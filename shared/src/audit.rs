@@ -55,11 +55,14 @@ pub enum AuditAction {
     /// The broker stopped delivering to an endpoint because it answered 410 Gone.
     #[serde(rename = "webhook.disable")]
     WebhookDisable,
+    /// `GET /debug/stream`: a streamed command (accepted, then ended with its byte count).
+    #[serde(rename = "stream")]
+    Stream,
 }
 
 impl AuditAction {
     /// Every action, in the order the API documents them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Execute,
         Self::SessionCreate,
         Self::SessionClose,
@@ -69,6 +72,7 @@ impl AuditAction {
         Self::WebhookCreate,
         Self::WebhookDelete,
         Self::WebhookDisable,
+        Self::Stream,
     ];
 
     /// The name records carry.
@@ -83,6 +87,7 @@ impl AuditAction {
             Self::WebhookCreate => "webhook.create",
             Self::WebhookDelete => "webhook.delete",
             Self::WebhookDisable => "webhook.disable",
+            Self::Stream => "stream",
         }
     }
 
@@ -226,6 +231,9 @@ pub struct AuditEvent {
     /// Exit code of an execute's command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Bytes of output a stream sent to its caller (its end record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
     /// Correlation id of the request (`X-Correlation-ID`, or one the broker generated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
@@ -256,6 +264,7 @@ impl AuditEvent {
             decision: None,
             reason: None,
             exit_code: None,
+            output_bytes: None,
             correlation_id: None,
             request_id: None,
         }

@@ -196,6 +196,11 @@ impl Proc {
         }
     }
 
+    /// The process id (for its memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the process runs").id()
+    }
+
     /// Its standard error so far (logs).
     pub fn logs(&self) -> String {
         let path = log_dir().join(format!("{}.err-{}.log", self.name, std::process::id()));

@@ -423,7 +423,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
 
 /// Resolves when the caller's credential stops working while its request runs: revoked on any
 /// replica, or its expiry reached.
-async fn ended(
+pub(crate) async fn ended(
     state: &AppState,
     caller: &Caller,
     mut changes: broadcast::Receiver<Arc<str>>,

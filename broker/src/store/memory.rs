@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 
 use super::{
     ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, KEPT_DELIVERIES, LinkChange,
-    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, WebhookRecord,
-    delivery_id,
+    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, StreamRelay,
+    WebhookRecord, delivery_id,
 };
 use crate::ratelimit::{self, Decision, LocalBuckets};
 
@@ -471,6 +471,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn settle(&self, cluster_id: &str, entry_id: &str) -> StoreResult<()> {
+        if let Some(queue) = self.lock().queues.get_mut(cluster_id) {
+            queue.taken.remove(entry_id);
+        }
+        Ok(())
+    }
+
     async fn queue_depth(&self, cluster_id: &str) -> StoreResult<u64> {
         let state = self.lock();
         Ok(state
@@ -517,6 +524,23 @@ impl Store for MemoryStore {
     async fn deliver_result(&self, _broker_id: &str, result: &CommandResult) -> StoreResult<()> {
         self.lock()
             .emit(StoreEvent::Result(Box::new(result.clone())));
+        Ok(())
+    }
+
+    async fn deliver_stream(&self, _broker_id: &str, relay: &StreamRelay) -> StoreResult<()> {
+        self.lock()
+            .emit(StoreEvent::Stream(Box::new(relay.clone())));
+        Ok(())
+    }
+
+    async fn cancel_command(&self, cluster_id: &str, result_id: &str) -> StoreResult<()> {
+        let state = self.lock();
+        if state.watched.contains(cluster_id) {
+            state.emit(StoreEvent::Cancel {
+                cluster_id: cluster_id.to_owned(),
+                result_id: result_id.to_owned(),
+            });
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::{
     ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, LinkChange, OutboxEvent,
-    QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, WebhookRecord,
+    QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, StreamRelay, WebhookRecord,
 };
 use crate::metrics;
 use crate::ratelimit::Decision;
@@ -215,6 +215,27 @@ impl Store for Metered {
             self.inner.deliver_result(broker_id, result),
         )
         .await
+    }
+
+    async fn deliver_stream(&self, broker_id: &str, relay: &StreamRelay) -> StoreResult<()> {
+        self.timed(
+            "deliver_stream",
+            self.inner.deliver_stream(broker_id, relay),
+        )
+        .await
+    }
+
+    async fn cancel_command(&self, cluster_id: &str, result_id: &str) -> StoreResult<()> {
+        self.timed(
+            "cancel_command",
+            self.inner.cancel_command(cluster_id, result_id),
+        )
+        .await
+    }
+
+    async fn settle(&self, cluster_id: &str, entry_id: &str) -> StoreResult<()> {
+        self.timed("settle", self.inner.settle(cluster_id, entry_id))
+            .await
     }
 
     // --- credentials ---

@@ -131,6 +131,33 @@ pub struct QueuedCommand {
     pub reply_to: String,
     /// W3C trace context of the request (absent in entries queued by older brokers).
     pub trace: Option<TraceContext>,
+    /// A streamed command (`GET /debug/stream`): its output goes to the caller as it comes
+    /// ([`Store::deliver_stream`]) instead of into the result, and once its agent has it, it is
+    /// settled ([`Store::settle`]): a stream is never run a second time by another replica.
+    pub stream: bool,
+}
+
+/// A piece of a stream, from the replica holding the agent's link to the replica whose caller
+/// reads the stream. How a stream ends travels as its final result ([`StoreEvent::Result`]), on
+/// the same channel and so after every piece.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StreamRelay {
+    /// The stream's result id.
+    pub result_id: String,
+    /// What happened.
+    pub piece: StreamPiece,
+}
+
+/// See [`StreamRelay`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamPiece {
+    /// Output, in order.
+    Output(String),
+    /// The stream is still running on its link (sent every ping interval while it is quiet);
+    /// a reader that hears nothing for three intervals ends the stream: the replica holding
+    /// the link is gone.
+    Beat,
 }
 
 /// Something another replica (or this one) wants this broker to know.
@@ -143,6 +170,15 @@ pub enum StoreEvent {
     /// A credential was revoked or shortened (sent to every replica): drop what is cached of
     /// it and end what it keeps open.
     CredentialChanged(String),
+    /// A piece of a stream this broker's caller reads.
+    Stream(Box<StreamRelay>),
+    /// The caller of a command of a cluster this broker watches went away: stop it.
+    Cancel {
+        /// The command's cluster.
+        cluster_id: String,
+        /// The command's result id.
+        result_id: String,
+    },
 }
 
 /// Which kind of secret a credential is.
@@ -466,6 +502,10 @@ pub trait Store: Send + Sync + 'static {
         entry_ids: &[String],
     ) -> StoreResult<()>;
 
+    /// Removes a taken command from its queue without writing a result (a stream, once sent
+    /// down its link).
+    async fn settle(&self, cluster_id: &str, entry_id: &str) -> StoreResult<()>;
+
     /// Commands queued or running for `cluster_id`.
     async fn queue_depth(&self, cluster_id: &str) -> StoreResult<u64>;
 
@@ -486,6 +526,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hands a result to the caller waiting on broker replica `broker_id`.
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()>;
+
+    /// Hands a piece of a stream to the caller reading it on broker replica `broker_id`; pieces
+    /// and results to one replica arrive in the order they were handed over.
+    async fn deliver_stream(&self, broker_id: &str, relay: &StreamRelay) -> StoreResult<()>;
+
+    /// Tells the replica holding `cluster_id`'s link (whichever it is) that the caller of
+    /// `result_id` went away ([`StoreEvent::Cancel`]).
+    async fn cancel_command(&self, cluster_id: &str, result_id: &str) -> StoreResult<()>;
 
     // --- replica liveness ---
 

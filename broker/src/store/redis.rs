@@ -62,7 +62,7 @@ use kubeline_shared::webhooks::{DeliveryAttempt, DeliveryStatus, EventType};
 use super::{
     ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, KEPT_DELIVERIES, LinkChange,
     OutboxEvent, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent, StoreResult,
-    WebhookRecord,
+    StreamRelay, WebhookRecord,
 };
 use crate::ratelimit::{self, Decision};
 
@@ -573,11 +573,33 @@ async fn run_subscription(
                     let Some(msg) = msg else { break };
                     let channel = msg.get_channel_name();
                     if let Some(cluster) = channel.strip_prefix("kl:bell:") {
-                        let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
+                        let payload = msg.get_payload_bytes();
+                        if payload.is_empty() {
+                            let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
+                        } else {
+                            let cancel = StoreEvent::Cancel {
+                                cluster_id: cluster.to_owned(),
+                                result_id: String::from_utf8_lossy(payload).into_owned(),
+                            };
+                            if events.send(cancel).await.is_err() {
+                                return;
+                            }
+                        }
                     } else if channel == CREDENTIAL_CHANNEL {
                         let id = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
                         if events.send(StoreEvent::CredentialChanged(id)).await.is_err() {
                             return;
+                        }
+                    } else if channel == reply
+                        && let Some(relay) = msg.get_payload_bytes().strip_prefix(&[STREAM_MARK as u8])
+                    {
+                        match serde_json::from_slice::<StreamRelay>(relay) {
+                            Ok(relay) => {
+                                if events.send(StoreEvent::Stream(Box::new(relay))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => warn!(error = %e, "unreadable stream piece on reply channel"),
                         }
                     } else if channel == reply {
                         match serde_json::from_slice::<CommandResult>(msg.get_payload_bytes()) {
@@ -642,6 +664,8 @@ fn decode_command(cluster_id: &str, entry: &StreamId) -> StoreResult<QueuedComma
                 traceparent,
                 tracestate: entry.get::<String>("ts").filter(|ts| !ts.is_empty()),
             }),
+        // Absent from entries queued by brokers that predate streams: a one-shot command.
+        stream: entry.get::<String>("mode").as_deref() == Some("stream"),
     })
 }
 
@@ -780,6 +804,17 @@ fn history_json(history: &[DeliveryAttempt]) -> String {
 fn to_json(result: &CommandResult) -> String {
     serde_json::to_string(result).expect("a CommandResult always serializes")
 }
+
+/// On a reply channel, a result is its JSON object and a piece of a stream is
+/// [`STREAM_MARK`] followed by the [`StreamRelay`]'s JSON.
+fn stream_payload(relay: &StreamRelay) -> String {
+    let mut payload = String::from(STREAM_MARK);
+    payload.push_str(&serde_json::to_string(relay).expect("a StreamRelay always serializes"));
+    payload
+}
+
+/// See [`stream_payload`].
+const STREAM_MARK: char = 'S';
 
 #[async_trait]
 impl Store for RedisStore {
@@ -1135,7 +1170,7 @@ impl Store for RedisStore {
                 t.tracestate.clone().unwrap_or_default(),
             )
         });
-        let fields: [(&str, String); 12] = [
+        let fields: [(&str, String); 13] = [
             ("result", command.result_id.clone()),
             ("session", command.session_id.clone()),
             ("type", command.command_type.clone()),
@@ -1147,6 +1182,10 @@ impl Store for RedisStore {
             ("reply", command.reply_to.clone()),
             ("tp", traceparent),
             ("ts", tracestate),
+            (
+                "mode",
+                if command.stream { "stream" } else { "once" }.to_owned(),
+            ),
             ("v", "1".to_owned()),
         ];
         let session = session_key(&command.session_id);
@@ -1295,6 +1334,35 @@ impl Store for RedisStore {
             (None, Some(raw)) => decode_result(&pending_key(result_id), &raw).map(Some),
             (None, None) => Ok(None),
         }
+    }
+
+    async fn deliver_stream(&self, broker_id: &str, relay: &StreamRelay) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let _: i64 = conn
+            .publish(reply_channel(broker_id), stream_payload(relay))
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel_command(&self, cluster_id: &str, result_id: &str) -> StoreResult<()> {
+        // The bell of the cluster, which only the replica holding its link listens to; a bell
+        // with a payload is a cancellation (a plain bell has none).
+        let mut conn = self.conn();
+        let _: i64 = conn.publish(bell_channel(cluster_id), result_id).await?;
+        Ok(())
+    }
+
+    async fn settle(&self, cluster_id: &str, entry_id: &str) -> StoreResult<()> {
+        let key = queue_key(cluster_id);
+        let mut conn = self.conn();
+        redis::pipe()
+            .xack(&key, GROUP, &[entry_id])
+            .ignore()
+            .xdel(&key, &[entry_id])
+            .ignore()
+            .exec_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()> {

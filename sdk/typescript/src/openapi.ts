@@ -404,6 +404,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/debug/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream a command's output over a WebSocket.
+         * @description Runs `logs -f`, `get -w` / `--watch-only`, `events -w` and `rollout status -w` (and their
+         *     one-shot forms) and sends their output as it comes. Authenticated like every route
+         *     (`Authorization: Bearer` or `X-API-Key` on the upgrade request) and counted as an execute
+         *     by the rate limit. The server sends JSON text frames (`StreamFrame`): `started`, then
+         *     `output` and `dropped`, then one `end` with the reason, and closes. The caller may send
+         *     `{"type":"cancel"}`, or close the socket, to stop the command on the agent. The output is
+         *     not stored; `GET /debug/result/{result_id}` tells how the stream ended. Every refusal comes
+         *     before the upgrade, as an HTTP error.
+         */
+        get: operations["stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/fleet/execute": {
         parameters: {
             query?: never;
@@ -624,7 +651,7 @@ export interface components {
          * @description What a record is about.
          * @enum {string}
          */
-        AuditAction: "execute" | "session.create" | "session.close" | "credential.create" | "credential.revoke" | "auth.failure" | "webhook.create" | "webhook.delete" | "webhook.disable";
+        AuditAction: "execute" | "session.create" | "session.close" | "credential.create" | "credential.revoke" | "auth.failure" | "webhook.create" | "webhook.delete" | "webhook.disable" | "stream";
         /**
          * @description The authorization decision taken for the request.
          * @enum {string}
@@ -670,6 +697,11 @@ export interface components {
             groups?: string[];
             /** @description How it ended (`accepted` for an execute's record written before dispatch). */
             outcome: components["schemas"]["AuditOutcome"];
+            /**
+             * Format: int64
+             * @description Bytes of output a stream sent to its caller (its end record).
+             */
+            output_bytes?: number | null;
             /** @description Why it was refused or failed, in words. */
             reason?: string | null;
             /**
@@ -1757,6 +1789,121 @@ export interface components {
             session_id: string;
             /** @description Current state. */
             status: components["schemas"]["SessionStatus"];
+        };
+        /**
+         * @description The last frame of a stream.
+         * @example {
+         *       "bytes": 5120,
+         *       "dropped_bytes": 0,
+         *       "duration_ms": 64210,
+         *       "error": null,
+         *       "exit_code": 0,
+         *       "reason": "done",
+         *       "status": "completed",
+         *       "type": "end"
+         *     }
+         */
+        StreamEnd: {
+            /**
+             * Format: int64
+             * @description Bytes of output sent to the caller.
+             */
+            bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes of output dropped (see the `dropped` frames).
+             */
+            dropped_bytes: number;
+            /**
+             * Format: int64
+             * @description Time from the upgrade to the end.
+             */
+            duration_ms: number;
+            /** @description Standard error of the command, or what ended the stream. */
+            error?: string | null;
+            /**
+             * Format: int32
+             * @description kubectl's exit code, when the command ended on the agent.
+             */
+            exit_code?: number | null;
+            /** @description Why it ended. */
+            reason: components["schemas"]["StreamEndReason"];
+            status?: null | components["schemas"]["ResultStatus"];
+        };
+        /**
+         * @description Why a stream ended.
+         * @enum {string}
+         */
+        StreamEndReason: "done" | "cancelled" | "budget" | "lifetime" | "agent_lost" | "slow_consumer" | "credential_ended" | "shutdown";
+        /**
+         * @description A frame of `GET /debug/stream`, the server's side: a JSON text frame tagged by `type`.
+         *
+         *     A stream is `started`, then `output` (and `dropped`) frames in order, then one `end`, after
+         *     which the broker closes the socket (code 1000).
+         */
+        StreamFrame: (components["schemas"]["StreamStarted"] & {
+            /** @enum {string} */
+            type: "started";
+        }) | {
+            /** @description The text. */
+            data: string;
+            /** @enum {string} */
+            type: "output";
+        } | {
+            /**
+             * Format: int64
+             * @description How many bytes.
+             */
+            bytes: number;
+            /** @enum {string} */
+            type: "dropped";
+        } | (components["schemas"]["StreamEnd"] & {
+            /** @enum {string} */
+            type: "end";
+        });
+        /**
+         * @description The first frame of a stream.
+         * @example {
+         *       "args": [
+         *         "deploy/credit-api",
+         *         "-n",
+         *         "credit-service",
+         *         "-f",
+         *         "--tail=10"
+         *       ],
+         *       "cluster_id": "production-cluster",
+         *       "command_type": "logs",
+         *       "max_bytes": 16777216,
+         *       "max_seconds": 1800,
+         *       "result_id": "res_xyz789abc123",
+         *       "session_id": "sess_abc123def456",
+         *       "type": "started"
+         *     }
+         */
+        StreamStarted: {
+            /** @description Arguments after the command type. */
+            args: string[];
+            /** @description Cluster it runs on. */
+            cluster_id: string;
+            /** @description kubectl command type. */
+            command_type: string;
+            /**
+             * Format: int64
+             * @description Byte budget: the stream ends (`budget`) once this much output was sent.
+             */
+            max_bytes: number;
+            /**
+             * Format: int64
+             * @description Lifetime: the stream ends (`lifetime`) after this many seconds.
+             */
+            max_seconds: number;
+            /**
+             * @description Where the stream's end is recorded: `GET /debug/result/{result_id}` (the output itself
+             *     is not kept).
+             */
+            result_id: string;
+            /** @description Session it runs in. */
+            session_id: string;
         };
         /** @description How much output was left out of a result. */
         Truncation: {
@@ -3483,6 +3630,93 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    stream: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Cluster to run on (must match the session's).
+                 * @example production-cluster
+                 */
+                cluster_id?: string;
+                /**
+                 * @description Session from `POST /debug/session`.
+                 * @example sess_abc123def456
+                 */
+                session_id?: string;
+                /**
+                 * @description `logs`, `get`, `events` or `rollout`.
+                 * @example logs
+                 */
+                command_type?: string;
+                /**
+                 * @description The arguments after the command type, as a JSON array of strings.
+                 * @example ["deploy/credit-api","-n","credit-service","-f","--tail=10"]
+                 */
+                args?: string;
+                /**
+                 * @description Lifetime in seconds (default and most: `--stream-max-seconds`, 1800).
+                 * @example 600
+                 */
+                max_seconds?: number;
+                /**
+                 * @description Byte budget (default and most: `--stream-max-bytes`, 16 MiB).
+                 * @example 1048576
+                 */
+                max_bytes?: number;
+            };
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket; frames are `StreamFrame`s. */
+            101: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamFrame"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
