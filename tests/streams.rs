@@ -174,7 +174,7 @@ async fn a_bad_stream_request_is_refused_before_the_upgrade() {
             "args",
             Some("forbidden_flag"),
         ),
-        (vec![("cluster_id", "Bad_Cluster")], 400, "cluster_id", None),
+        (vec![("cluster_id", "bad/cluster")], 400, "cluster_id", None),
     ] {
         let (got, body) = refused(base(&extra), ADMIN_KEY).await;
         assert_eq!(got, status, "{extra:?}: {body}");
@@ -465,4 +465,126 @@ async fn stream_limits_refuse_with_429() {
         open(api.port(), ADMIN_KEY, &query).await.ok()
     })
     .await;
+}
+
+/// Opens `GET /debug/events` with `query`.
+async fn events(port: u16, key: &str, query: &[(&str, &str)]) -> Socket {
+    let url =
+        reqwest::Url::parse_with_params(&format!("ws://127.0.0.1:{port}/debug/events"), query)
+            .unwrap();
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("events open")
+        .0
+}
+
+/// The next event frame of `session` (others skipped), within `within`.
+async fn next_event_of(socket: &mut Socket, session: &str, within: Duration) -> Option<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let frame = match tokio::time::timeout(left, socket.next()).await {
+            Err(_) => return None,
+            Ok(frame) => frame?.expect("a readable frame"),
+        };
+        let Message::Text(text) = frame else { continue };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        if event["session_id"] == session {
+            return Some(event);
+        }
+    }
+}
+
+#[tokio::test]
+async fn session_events_reach_readers_on_every_replica() {
+    let redis = Redis::start().await;
+    let ttl = ["--session-ttl", "3"];
+    let (_a, api_a) = start_broker("events-a", BrokerOpts::redis(&redis).with(&ttl)).await;
+    let (_b, api_b) = start_broker("events-b", BrokerOpts::redis(&redis).with(&ttl)).await;
+    let _agent = start_agent("events-agent", api_a.port(), AGENT_TOKEN);
+    wait_connected(&api_a).await;
+    // Readers on replica b: an admin of the cluster, and a read key (its own sessions only).
+    let mut admin = events(api_b.port(), ADMIN_KEY, &[("cluster_id", CLUSTER)]).await;
+    let mut reader = events(api_b.port(), READ_KEY, &[("cluster_id", CLUSTER)]).await;
+    // Replica a hears of the readers through the store; a session made once it has is told.
+    let mut session = None;
+    for _ in 0..40 {
+        let candidate = api_a.session().await;
+        let told = next_event_of(&mut admin, &candidate, Duration::from_millis(500)).await;
+        if let Some(event) = told {
+            assert_eq!(event["type"], "session.created", "{event}");
+            session = Some(candidate);
+            break;
+        }
+    }
+    let session = session.expect("replica a publishes session events once it hears of a reader");
+    let (status, body) = api_a.execute(&session, "get", &["namespaces"]).await;
+    assert_eq!(status, 200, "{body}");
+    let started = next_event_of(&mut admin, &session, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(started["type"], "command.started", "{started}");
+    assert_eq!(started["result_id"], body["result_id"]);
+    assert_eq!(started["args"], serde_json::json!(["namespaces"]));
+    let finished = next_event_of(&mut admin, &session, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(finished["type"], "command.finished", "{finished}");
+    assert_eq!(finished["status"], "completed", "{finished}");
+    assert_eq!(finished["exit_code"], 0, "{finished}");
+    let (status, _) = api_a
+        .delete(&format!("/debug/session/{session}"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let closed = next_event_of(&mut admin, &session, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(closed["type"], "session.closed", "{closed}");
+    assert!(
+        closed.get("owner").is_none(),
+        "owners are not told: {closed}"
+    );
+    // The read key sees its own session (and its expiry), never the admin's.
+    let read_api = api_a.with_key(Some(READ_KEY));
+    let own = read_api.session().await;
+    let event = next_event_of(&mut reader, &own, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(event["type"], "session.created", "{event}");
+    assert!(
+        next_event_of(&mut reader, &session, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "the admin's session is not the read key's business"
+    );
+    let expired = next_event_of(&mut reader, &own, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(expired["type"], "session.expired", "{expired}");
+    // One session's events, by session id; another credential's session is refused.
+    let mut one = events(api_b.port(), READ_KEY, &[("session_id", &own)]).await;
+    let _ = one.close(None).await;
+    let url = format!(
+        "ws://127.0.0.1:{}/debug/events?session_id={session}",
+        api_b.port()
+    );
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {READ_KEY}").parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+        }
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
 }

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken as CancelToken;
 use tracing::{debug, info, warn};
 
+use crate::events::SessionEvents;
 use crate::store::{
     ClusterRecord, LinkChange, QueuedCommand, Store, StoreEvent, StoreResult, StreamPiece,
     StreamRelay,
@@ -84,6 +85,8 @@ pub struct Hub {
     waiters: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
     /// Streams this replica's callers read, by result id.
     feeds: Mutex<HashMap<String, Arc<Feed>>>,
+    /// Session events: who reads them here, which clusters are read anywhere.
+    events: Arc<SessionEvents>,
     next_link: AtomicU64,
     /// Cancelled when draining starts: pumps stop taking new commands.
     stop_taking: CancelToken,
@@ -171,6 +174,7 @@ impl Hub {
     pub fn new(broker_id: String, store: Arc<dyn Store>, settings: HubSettings) -> Arc<Self> {
         Arc::new(Self {
             broker_id,
+            events: SessionEvents::new(store.clone()),
             store,
             settings,
             links: Mutex::default(),
@@ -272,6 +276,10 @@ impl Hub {
                         let _ = hub.credential_changes.send(Arc::from(id));
                     }
                     StoreEvent::Stream(relay) => hub.feed(*relay),
+                    StoreEvent::SessionEvent { cluster_id, event } => {
+                        hub.events.deliver(&cluster_id, event);
+                    }
+                    StoreEvent::EventInterest(cluster_id) => hub.events.interested(cluster_id),
                     StoreEvent::Cancel {
                         cluster_id,
                         result_id,
@@ -304,6 +312,11 @@ impl Hub {
         self.links()
             .get(&link.cluster_id)
             .is_some_and(|l| l.id == link.id)
+    }
+
+    /// Session events: publish them, read them.
+    pub fn events(&self) -> &Arc<SessionEvents> {
+        &self.events
     }
 
     /// Resolves when this replica starts draining: open streams end (`shutdown`).

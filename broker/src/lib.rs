@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod fleet;
 pub mod hub;
@@ -385,6 +386,7 @@ impl Broker {
             webhooks::Webhooks::new(store.clone(), &broker_id, audit.clone(), &args.webhooks)?;
         let hub = Hub::new(broker_id, store.clone(), settings);
         hub.set_webhooks(webhooks.clone());
+        webhooks.set_session_events(hub.events().clone());
         hub.start().await.context("cannot subscribe to the store")?;
         let credentials = Credentials::bootstrap(
             store,
@@ -587,6 +589,7 @@ mod tests {
         )
         .unwrap();
         hub.set_webhooks(webhooks.clone());
+        webhooks.set_session_events(hub.events().clone());
         let credentials = Credentials::bootstrap(
             store,
             hub.credential_changes().clone(),

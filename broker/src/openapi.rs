@@ -95,6 +95,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::execute))
         .routes(routes!(routes::get_result))
         .routes(routes!(crate::stream::stream))
+        .routes(routes!(crate::events::session_events))
         .routes(routes!(routes::list_clusters))
         .routes(routes!(routes::cluster_status))
         .routes(routes!(crate::fleet::fleet_execute))

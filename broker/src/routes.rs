@@ -10,7 +10,7 @@ use chrono::Utc;
 use kubeline_shared::api::{
     self, ClusterList, ClusterStatus, ClusterStatusInfo, ClusterSummary, CommandResult,
     CreateSessionRequest, ExecuteRequest, Health, ResultStatus, SessionClosed, SessionCreated,
-    SessionInfo, SessionList, SessionStatus, SessionSummary,
+    SessionEventKind, SessionInfo, SessionList, SessionStatus, SessionSummary,
 };
 use kubeline_shared::audit::{AuditAction, AuditDecision, AuditEvent, AuditOutcome};
 use kubeline_shared::command;
@@ -209,6 +209,10 @@ pub(crate) async fn open_session(
         .create_session(&record, state.settings.session_retention)
         .await?;
     info!(session_id = %record.session_id, cluster = %record.cluster_id, "session created");
+    state
+        .hub
+        .events()
+        .session(SessionEventKind::SessionCreated, &record);
     Ok(SessionCreated {
         session_id: record.session_id,
         cluster_id: record.cluster_id,
@@ -237,7 +241,7 @@ async fn ensure_cluster_known(state: &AppState, cluster_id: &str) -> ApiResult<C
 }
 
 /// A session the caller may use: on a cluster it reaches, and its own unless it is an admin.
-async fn load_session(
+pub(crate) async fn load_session(
     state: &AppState,
     caller: &Caller,
     session_id: &str,
@@ -329,6 +333,10 @@ pub(crate) async fn close_session(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Session not found: {session_id}")))?;
     info!(session_id = %s.session_id, "session closed");
+    state
+        .hub
+        .events()
+        .session(SessionEventKind::SessionClosed, &s);
     Ok(SessionClosed {
         session_id: s.session_id,
         status: SessionStatus::Closed,
@@ -650,7 +658,7 @@ async fn run_execute(
         },
     };
     let now = Utc::now();
-    usable_session(state, caller, &session_id, &cluster_id, now).await?;
+    let session = usable_session(state, caller, &session_id, &cluster_id, now).await?;
     if let Some(stderr) = usage_error {
         return usage_error_result(
             state,
@@ -694,6 +702,7 @@ async fn run_execute(
         trace,
         event,
         dispatched,
+        session.owner.as_deref(),
         QueuedCommand {
             entry_id: String::new(),
             result_id: result_id.clone(),
@@ -734,6 +743,7 @@ async fn dispatch(
     trace: TraceParent,
     event: &mut AuditEvent,
     dispatched: &mut bool,
+    owner: Option<&str>,
     command: QueuedCommand,
 ) -> ApiResult<CommandResult> {
     let cluster_id = command.cluster_id.clone();
@@ -765,9 +775,18 @@ async fn dispatch(
         credential = %caller.credential_id,
         "execute"
     );
+    let events = state.hub.events();
+    // Kept for the finished event only when someone reads the cluster's events.
+    let started = events.wanted(&command.cluster_id).then(|| {
+        events.command_started(&command, owner);
+        command.clone()
+    });
     let result = state.hub.submit(command).await.map_err(|e| match e {
         SubmitError::Store(e) => ApiError::from(e),
     })?;
+    if let Some(command) = started {
+        events.command_finished(&command, &result, owner);
+    }
     info!(result_id = %result.result_id, status = ?result.status, ms = result.execution_time_ms, "executed");
     Ok(result)
 }
@@ -779,7 +798,7 @@ pub(crate) async fn usable_session(
     session_id: &str,
     cluster_id: &str,
     now: chrono::DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ApiResult<SessionRecord> {
     let session = load_session(state, caller, session_id).await?;
     if session.cluster_id != cluster_id {
         return Err(ApiError::bad_request(
@@ -791,7 +810,7 @@ pub(crate) async fn usable_session(
         ));
     }
     match session.status(now) {
-        SessionStatus::Active => Ok(()),
+        SessionStatus::Active => Ok(session),
         status => Err(ApiError::bad_request(
             format!(
                 "Session {session_id} is {}; create a new session to run commands",

@@ -165,19 +165,20 @@ pub struct Feed {
 }
 
 struct FeedState {
-    pieces: VecDeque<Piece>,
+    pieces: VecDeque<FeedPiece>,
     buffered: usize,
     end: Option<CommandResult>,
     heard: Instant,
 }
 
-enum Piece {
+/// What a feed gives its reader: output, in order, and where output was dropped.
+pub(crate) enum FeedPiece {
     Output(String),
     Dropped(u64),
 }
 
 enum Next {
-    Piece(Piece),
+    Piece(FeedPiece),
     End(Box<CommandResult>),
 }
 
@@ -206,12 +207,12 @@ impl Feed {
         state.heard = Instant::now();
         if state.buffered + data.len() <= self.cap {
             state.buffered += data.len();
-            state.pieces.push_back(Piece::Output(data));
+            state.pieces.push_back(FeedPiece::Output(data));
         } else {
             let len = data.len() as u64;
             match state.pieces.back_mut() {
-                Some(Piece::Dropped(n)) => *n += len,
-                _ => state.pieces.push_back(Piece::Dropped(len)),
+                Some(FeedPiece::Dropped(n)) => *n += len,
+                _ => state.pieces.push_back(FeedPiece::Dropped(len)),
             }
         }
         drop(state);
@@ -233,12 +234,21 @@ impl Feed {
         self.state().heard.elapsed()
     }
 
+    /// The next piece (a feed of session events has no end).
+    pub(crate) async fn next_piece(&self) -> FeedPiece {
+        loop {
+            if let Next::Piece(piece) = self.next().await {
+                return piece;
+            }
+        }
+    }
+
     async fn next(&self) -> Next {
         loop {
             {
                 let mut state = self.state();
                 if let Some(piece) = state.pieces.pop_front() {
-                    if let Piece::Output(data) = &piece {
+                    if let FeedPiece::Output(data) = &piece {
                         state.buffered -= data.len();
                     }
                     return Next::Piece(piece);
@@ -328,7 +338,15 @@ pub async fn stream(
                     .max_frame_size(MAX_CALLER_FRAME);
             socket.on_upgrade(move |socket| {
                 async move {
+                    let events = state.hub.events();
+                    let owner = open.owner.as_deref();
+                    events.command_started(&open.command, owner);
                     let ending = run(&state, &caller, &open, socket, changes).await;
+                    let mut result = pending_result(&open.command);
+                    result.status = ending.end.status.unwrap_or(ResultStatus::Failed);
+                    result.exit_code = ending.end.exit_code;
+                    result.execution_time_ms = ending.end.duration_ms;
+                    events.command_finished(&open.command, &result, owner);
                     let mut event = event;
                     ending.audit(&mut event, &ctx, open.command.result_id.clone());
                     audit::record_after(&state.audit, event).await;
@@ -352,6 +370,8 @@ pub async fn stream(
 struct Open {
     command: QueuedCommand,
     started: StreamStarted,
+    /// The credential owning its session (for session events).
+    owner: Option<String>,
     /// The stream's slots, held until it ends.
     _permits: (Permit<String>, Permit<String>),
 }
@@ -403,7 +423,7 @@ async fn open(
         ));
     }
     let now = Utc::now();
-    usable_session(state, caller, &session_id, &cluster_id, now).await?;
+    let session = usable_session(state, caller, &session_id, &cluster_id, now).await?;
     require_agent(state, &cluster_id).await?;
     let permits = stream_permits(state, caller, &cluster_id)?;
     check_queue(state, &cluster_id).await?;
@@ -457,6 +477,7 @@ async fn open(
     Ok(Open {
         command,
         started,
+        owner: session.owner,
         _permits: permits,
     })
 }
@@ -617,11 +638,11 @@ async fn run(
             next = feed.next() => match next {
                 Next::Piece(piece) => {
                     let (frame, sent) = match piece {
-                        Piece::Output(data) => {
+                        FeedPiece::Output(data) => {
                             let len = data.len() as u64;
                             (StreamFrame::Output { data }, len)
                         }
-                        Piece::Dropped(bytes) => {
+                        FeedPiece::Dropped(bytes) => {
                             end.dropped_bytes += bytes;
                             (StreamFrame::Dropped { bytes }, 0)
                         }
@@ -786,8 +807,8 @@ mod tests {
 
     fn output(next: Next) -> String {
         match next {
-            Next::Piece(Piece::Output(data)) => data,
-            Next::Piece(Piece::Dropped(n)) => format!("<dropped {n}>"),
+            Next::Piece(FeedPiece::Output(data)) => data,
+            Next::Piece(FeedPiece::Dropped(n)) => format!("<dropped {n}>"),
             Next::End(result) => format!("<end {:?}>", result.status),
         }
     }

@@ -777,6 +777,66 @@ pub struct StreamEnd {
     pub duration_ms: u64,
 }
 
+/// What happened to a session, as `GET /debug/events` tells it (one JSON text frame each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "type": "command.finished", "at": "2024-01-15T10:31:02Z", "session_id": "sess_abc123def456",
+    "cluster_id": "production-cluster", "result_id": "res_xyz789abc123", "command_type": "get",
+    "args": ["pods", "-n", "default"], "status": "completed", "exit_code": 0,
+    "execution_time_ms": 150
+})))]
+pub struct SessionEvent {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: SessionEventKind,
+    /// When.
+    #[serde(serialize_with = "serialize_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: DateTime<Utc>,
+    /// The session.
+    pub session_id: String,
+    /// Its cluster.
+    pub cluster_id: String,
+    /// The command's result id (`command.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_id: Option<String>,
+    /// The command type (`command.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_type: Option<String>,
+    /// The command's arguments (`command.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// How the command ended (`command.finished`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ResultStatus>,
+    /// kubectl's exit code (`command.finished`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Time the command ran (`command.finished`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_time_ms: Option<u64>,
+}
+
+/// The kinds of [`SessionEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum SessionEventKind {
+    /// `POST /debug/session` made it.
+    #[serde(rename = "session.created")]
+    SessionCreated,
+    /// A command (or stream) was accepted and queued in it.
+    #[serde(rename = "command.started")]
+    CommandStarted,
+    /// A command (or stream) ended.
+    #[serde(rename = "command.finished")]
+    CommandFinished,
+    /// `DELETE /debug/session/{id}` closed it.
+    #[serde(rename = "session.closed")]
+    SessionClosed,
+    /// Its lifetime passed.
+    #[serde(rename = "session.expired")]
+    SessionExpired,
+}
+
 /// The totals of a fleet call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({

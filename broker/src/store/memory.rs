@@ -533,6 +533,25 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn publish_session_event(&self, cluster_id: &str, event: &str) -> StoreResult<()> {
+        self.lock().emit(StoreEvent::SessionEvent {
+            cluster_id: cluster_id.to_owned(),
+            event: event.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn announce_event_interest(&self, cluster_id: &str) -> StoreResult<()> {
+        self.lock()
+            .emit(StoreEvent::EventInterest(cluster_id.to_owned()));
+        Ok(())
+    }
+
+    async fn watch_session_events(&self, _cluster_id: &str, _watch: bool) -> StoreResult<()> {
+        // One process: every event published is this replica's already.
+        Ok(())
+    }
+
     async fn cancel_command(&self, cluster_id: &str, result_id: &str) -> StoreResult<()> {
         let state = self.lock();
         if state.watched.contains(cluster_id) {

@@ -225,6 +225,30 @@ impl Store for Metered {
         .await
     }
 
+    async fn publish_session_event(&self, cluster_id: &str, event: &str) -> StoreResult<()> {
+        self.timed(
+            "publish_session_event",
+            self.inner.publish_session_event(cluster_id, event),
+        )
+        .await
+    }
+
+    async fn announce_event_interest(&self, cluster_id: &str) -> StoreResult<()> {
+        self.timed(
+            "announce_event_interest",
+            self.inner.announce_event_interest(cluster_id),
+        )
+        .await
+    }
+
+    async fn watch_session_events(&self, cluster_id: &str, watch: bool) -> StoreResult<()> {
+        self.timed(
+            "watch_session_events",
+            self.inner.watch_session_events(cluster_id, watch),
+        )
+        .await
+    }
+
     async fn cancel_command(&self, cluster_id: &str, result_id: &str) -> StoreResult<()> {
         self.timed(
             "cancel_command",

@@ -137,6 +137,10 @@ pub struct QueuedCommand {
     pub stream: bool,
 }
 
+/// How often a replica with readers of a cluster's session events says so; replicas publish a
+/// cluster's events for three times this long after hearing it.
+pub const EVENT_INTEREST_EVERY: Duration = Duration::from_secs(10);
+
 /// A piece of a stream, from the replica holding the agent's link to the replica whose caller
 /// reads the stream. How a stream ends travels as its final result ([`StoreEvent::Result`]), on
 /// the same channel and so after every piece.
@@ -172,6 +176,16 @@ pub enum StoreEvent {
     CredentialChanged(String),
     /// A piece of a stream this broker's caller reads.
     Stream(Box<StreamRelay>),
+    /// A session event of a cluster whose events this broker watches (the event's JSON).
+    SessionEvent {
+        /// The event's cluster.
+        cluster_id: String,
+        /// The [`kubeline_shared::api::SessionEvent`], as JSON.
+        event: String,
+    },
+    /// Some replica has a reader of `cluster_id`'s session events (said again every
+    /// [`EVENT_INTEREST_EVERY`]): publish them.
+    EventInterest(String),
     /// The caller of a command of a cluster this broker watches went away: stop it.
     Cancel {
         /// The command's cluster.
@@ -526,6 +540,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hands a result to the caller waiting on broker replica `broker_id`.
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()>;
+
+    /// Publishes a session event of `cluster_id` (its JSON) to the replicas watching them.
+    async fn publish_session_event(&self, cluster_id: &str, event: &str) -> StoreResult<()>;
+
+    /// Tells every replica that this one has a reader of `cluster_id`'s session events.
+    async fn announce_event_interest(&self, cluster_id: &str) -> StoreResult<()>;
+
+    /// Starts or stops receiving `cluster_id`'s session events ([`StoreEvent::SessionEvent`]).
+    async fn watch_session_events(&self, cluster_id: &str, watch: bool) -> StoreResult<()>;
 
     /// Hands a piece of a stream to the caller reading it on broker replica `broker_id`; pieces
     /// and results to one replica arrive in the order they were handed over.

@@ -36,9 +36,13 @@
 //! link scripts flip it, so connect and disconnect announcements alternate. Every webhook key
 //! shares the `{wh}` hash tag: the outbox scripts touch several of them at once.
 //!
-//! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued;
-//! `kl:reply:B` carries finished results to the replica B whose caller waits;
-//! `kl:credentials` tells every replica that a credential was revoked or shortened.
+//! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued (and, with
+//! a result id as payload, tells it that the command's caller went away);
+//! `kl:reply:B` carries finished results to the replica B whose caller waits, and the pieces of
+//! the streams its callers read (`S` + JSON);
+//! `kl:credentials` tells every replica that a credential was revoked or shortened;
+//! `kl:events:C` carries C's session events to the replicas with readers of them, and
+//! `kl:events-interest` says which clusters have readers (so nobody publishes unread events).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -143,6 +147,14 @@ fn credential_hash_key(hash: &str) -> String {
 fn bell_channel(cluster: &str) -> String {
     format!("kl:bell:{cluster}")
 }
+/// Session events of a cluster (`GET /debug/events`).
+fn events_channel(cluster: &str) -> String {
+    format!("kl:events:{cluster}")
+}
+
+/// Which clusters' session events some replica's callers read (payload: the cluster id).
+const INTEREST_CHANNEL: &str = "kl:events-interest";
+
 fn reply_channel(broker: &str) -> String {
     format!("kl:reply:{broker}")
 }
@@ -431,6 +443,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     /// Clusters whose bell this replica listens to; replayed after a reconnect.
     watched: Arc<Mutex<HashSet<String>>>,
+    /// Session event channels this replica listens to; replayed after a reconnect.
+    event_channels: Arc<Mutex<HashSet<String>>>,
     /// Tells the subscription task to (un)subscribe a channel.
     control: Mutex<Option<mpsc::UnboundedSender<Control>>>,
 }
@@ -455,6 +469,7 @@ impl RedisStore {
             client,
             conn,
             watched: Arc::default(),
+            event_channels: Arc::default(),
             control: Mutex::new(None),
         })
     }
@@ -536,6 +551,7 @@ async fn run_subscription(
     client: Client,
     broker_id: String,
     watched: Arc<Mutex<HashSet<String>>>,
+    event_channels: Arc<Mutex<HashSet<String>>>,
     mut control: mpsc::UnboundedReceiver<Control>,
     events: mpsc::Sender<StoreEvent>,
 ) {
@@ -550,7 +566,18 @@ async fn run_subscription(
             }
         };
         let (mut sink, mut stream) = pubsub.split();
-        let mut channels = vec![reply.clone(), CREDENTIAL_CHANNEL.to_owned()];
+        let mut channels = vec![
+            reply.clone(),
+            CREDENTIAL_CHANNEL.to_owned(),
+            INTEREST_CHANNEL.to_owned(),
+        ];
+        channels.extend(
+            event_channels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
         channels.extend(
             watched
                 .lock()
@@ -585,6 +612,16 @@ async fn run_subscription(
                                 return;
                             }
                         }
+                    } else if let Some(cluster) = channel.strip_prefix("kl:events:") {
+                        let event = StoreEvent::SessionEvent {
+                            cluster_id: cluster.to_owned(),
+                            event: String::from_utf8_lossy(msg.get_payload_bytes()).into_owned(),
+                        };
+                        // Lossy, like a bell: a reader that falls behind is told it missed some.
+                        let _ = events.try_send(event);
+                    } else if channel == INTEREST_CHANNEL {
+                        let cluster = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
+                        let _ = events.try_send(StoreEvent::EventInterest(cluster));
                     } else if channel == CREDENTIAL_CHANNEL {
                         let id = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
                         if events.send(StoreEvent::CredentialChanged(id)).await.is_err() {
@@ -835,6 +872,7 @@ impl Store for RedisStore {
             self.client.clone(),
             broker_id.to_owned(),
             self.watched.clone(),
+            self.event_channels.clone(),
             rx,
             events,
         ));
@@ -1341,6 +1379,41 @@ impl Store for RedisStore {
         let _: i64 = conn
             .publish(reply_channel(broker_id), stream_payload(relay))
             .await?;
+        Ok(())
+    }
+
+    async fn publish_session_event(&self, cluster_id: &str, event: &str) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let _: i64 = conn.publish(events_channel(cluster_id), event).await?;
+        Ok(())
+    }
+
+    async fn announce_event_interest(&self, cluster_id: &str) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let _: i64 = conn.publish(INTEREST_CHANNEL, cluster_id).await?;
+        Ok(())
+    }
+
+    async fn watch_session_events(&self, cluster_id: &str, watch: bool) -> StoreResult<()> {
+        let channel = events_channel(cluster_id);
+        let changed = {
+            let mut events = self
+                .event_channels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if watch {
+                events.insert(channel.clone())
+            } else {
+                events.remove(&channel)
+            }
+        };
+        if changed {
+            self.send(if watch {
+                Control::Subscribe(channel)
+            } else {
+                Control::Unsubscribe(channel)
+            });
+        }
         Ok(())
     }
 

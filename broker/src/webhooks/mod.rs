@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use kubeline_shared::api::{CommandResult, ResultStatus};
+use kubeline_shared::api::{CommandResult, ResultStatus, SessionEventKind};
 use kubeline_shared::audit::{AuditAction, AuditDecision, AuditEvent, AuditOutcome};
 use kubeline_shared::webhooks::{
     ClusterConnectedData, ClusterDisconnectedData, CommandFailedData, DeliveryAttempt,
@@ -166,6 +166,8 @@ pub struct Webhooks {
     stop: CancellationToken,
     /// Numbers lease tokens, so a lease this replica lost and took again is a new one.
     claims: AtomicU64,
+    /// Where `session.expired` also goes: the readers of session events (`GET /debug/events`).
+    session_events: std::sync::OnceLock<Arc<crate::events::SessionEvents>>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -200,6 +202,7 @@ impl Webhooks {
             wake: Notify::new(),
             stop: CancellationToken::new(),
             claims: AtomicU64::new(0),
+            session_events: std::sync::OnceLock::new(),
         }))
     }
 
@@ -219,6 +222,11 @@ impl Webhooks {
 
     fn attempt_timeout(&self) -> Duration {
         Duration::from_secs(self.args.timeout_seconds)
+    }
+
+    /// Also tells expired sessions to the readers of session events.
+    pub fn set_session_events(&self, events: Arc<crate::events::SessionEvents>) {
+        let _ = self.session_events.set(events);
     }
 
     /// Starts the delivery worker and the scans (expired sessions, lapsed links); they run
@@ -460,11 +468,14 @@ impl Webhooks {
                         // Closed before its expiry: it did not expire.
                         s.closed_at.is_none_or(|closed| closed >= s.expires_at)
                     });
-                    if let Some(session) = expired
-                        && self.session_expired(session).await.is_err()
-                    {
-                        // Not handled: the next scan tries again (the event id is stable).
-                        continue;
+                    if let Some(session) = expired {
+                        if self.session_expired(session).await.is_err() {
+                            // Not handled: the next scan tries again (the event id is stable).
+                            continue;
+                        }
+                        if let Some(events) = self.session_events.get() {
+                            events.session(SessionEventKind::SessionExpired, session);
+                        }
                     }
                     handled.push(id);
                 }

@@ -293,6 +293,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/debug/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream session events over a WebSocket.
+         * @description Each text frame is a `SessionEvent` (`session.created`, `command.started`,
+         *     `command.finished`, `session.closed`, `session.expired`), from the moment the socket is open;
+         *     `{"type":"dropped","bytes":N}` says events were missed (the reader fell behind). Give
+         *     `cluster_id` (events of the sessions the caller may read on it) or `session_id` (one
+         *     session). Ends (with `{"type":"end","reason":…}`) after `--stream-max-seconds`, when the
+         *     credential ends, or when the broker shuts down; the caller may close at any time.
+         */
+        get: operations["session_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/debug/execute": {
         parameters: {
             query?: never;
@@ -1676,6 +1701,60 @@ export interface components {
             /** @description Always `active` for a new session. */
             status: components["schemas"]["SessionStatus"];
         };
+        /**
+         * @description What happened to a session, as `GET /debug/events` tells it (one JSON text frame each).
+         * @example {
+         *       "args": [
+         *         "pods",
+         *         "-n",
+         *         "default"
+         *       ],
+         *       "at": "2024-01-15T10:31:02Z",
+         *       "cluster_id": "production-cluster",
+         *       "command_type": "get",
+         *       "execution_time_ms": 150,
+         *       "exit_code": 0,
+         *       "result_id": "res_xyz789abc123",
+         *       "session_id": "sess_abc123def456",
+         *       "status": "completed",
+         *       "type": "command.finished"
+         *     }
+         */
+        SessionEvent: {
+            /** @description The command's arguments (`command.*`). */
+            args?: string[] | null;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            at: string;
+            /** @description Its cluster. */
+            cluster_id: string;
+            /** @description The command type (`command.*`). */
+            command_type?: string | null;
+            /**
+             * Format: int64
+             * @description Time the command ran (`command.finished`).
+             */
+            execution_time_ms?: number | null;
+            /**
+             * Format: int32
+             * @description kubectl's exit code (`command.finished`).
+             */
+            exit_code?: number | null;
+            /** @description The command's result id (`command.*`). */
+            result_id?: string | null;
+            /** @description The session. */
+            session_id: string;
+            status?: null | components["schemas"]["ResultStatus"];
+            /** @description What happened. */
+            type: components["schemas"]["SessionEventKind"];
+        };
+        /**
+         * @description The kinds of [`SessionEvent`].
+         * @enum {string}
+         */
+        SessionEventKind: "session.created" | "command.started" | "command.finished" | "session.closed" | "session.expired";
         /** @description `data` of `session.expired`. */
         SessionExpiredData: {
             /** @description Its cluster. */
@@ -3222,6 +3301,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ClusterStatusInfo"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    session_events: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Every session of this cluster (the caller's own, or all of them for an admin of it).
+                 * @example production-cluster
+                 */
+                cluster_id?: string;
+                /**
+                 * @description Only this session.
+                 * @example sess_abc123def456
+                 */
+                session_id?: string;
+            };
+            header?: {
+                /**
+                 * @description Trace id of the caller, echoed on the answer and kept with the result (at most 128 bytes; a longer or empty one is replaced by a generated id).
+                 * @example trace-123
+                 */
+                "X-Correlation-ID"?: string;
+                /**
+                 * @description Name of the calling service, for the broker's logs.
+                 * @example debugging-agent
+                 */
+                "X-Service-Identity"?: string;
+                /**
+                 * @description W3C trace context: the command joins this trace, through the broker to the agent's logs. A malformed value is ignored and a fresh trace started.
+                 * @example 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+                 */
+                traceparent?: string;
+                /**
+                 * @description W3C trace state, passed on with a valid `traceparent` (at most 512 bytes).
+                 * @example vendor=opaque
+                 */
+                tracestate?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket; frames are `SessionEvent`s. */
+            101: {
+                headers: {
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    /** @description Requests a minute this credential may make in this route's class (session creation, execute, or everything else). */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the class before answers become 429. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the class's budget is full again, in seconds since the Unix epoch. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionEvent"];
                 };
             };
             400: components["responses"]["BadRequest"];
