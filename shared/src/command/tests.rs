@@ -31,6 +31,8 @@ fn base(targets: Targets) -> Get {
         limit: None,
         sort_by: None,
         allow_missing_template_keys: true,
+        watch: Watch::No,
+        output_watch_events: false,
     }
 }
 
