@@ -177,7 +177,8 @@ fn forbidden(arg: &str, name: &str) -> CommandError {
 /// Flags that kubectl has but kubeline does not support yet, with a reason worth telling.
 fn not_supported_reason(name: &str) -> Option<&'static str> {
     Some(match name {
-        "watch" | "watch-only" | "output-watch-events" => {
+        // `w` is `-w`, kubectl's shorthand of `--watch`.
+        "watch" | "w" | "watch-only" | "output-watch-events" => {
             "watching is not supported by one execute, which returns one result; run the \
              command as a stream with `GET /debug/stream`"
         }

@@ -255,6 +255,16 @@ pub(super) fn parse(args: &[String], mode: Mode) -> Result<Get, CommandError> {
     }
     if watch != Watch::No {
         watchable(&scanned, &output)?;
+        if scanned.positionals.is_empty() {
+            // kubectl skips its "You must specify the type" check for a watch; the builder
+            // then finds nothing to watch.
+            return Err(CommandError::usage(
+                None,
+                "error: You must provide one or more resources by argument or filename.\n\
+                 Example resource specifications include:\n   '-f rsrc.yaml'\n   \
+                 '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'\n",
+            ));
+        }
     }
     let targets = targets(&scanned.positionals)?;
     if watch != Watch::No
