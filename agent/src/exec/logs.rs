@@ -26,7 +26,7 @@
 use super::api::{self, ApiError, BodyStream};
 use super::discovery::{ApiResource, warnings_first};
 use super::events::gosort;
-use super::sink::{Closed, MAX_PIECE_BYTES, Sink};
+use super::sink::{Closed, Sink};
 use super::{Executor, Outcome};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -45,6 +45,11 @@ const FOLLOW_RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Pieces followed logs may have ready before the slowest part (the link) takes them.
 const FOLLOW_PIECES: usize = 8;
+
+/// Longest unfinished line a followed log keeps waiting for its end. kubectl waits for any
+/// line's end; past this a line is handed on in parts (each with the `--prefix`), so a
+/// container that never writes a newline cannot grow the agent's memory.
+const MAX_LOG_LINE: usize = 256 * 1024;
 
 /// kubectl's `podcmd.DefaultContainerAnnotationName`.
 const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
@@ -177,7 +182,7 @@ async fn print_once(
 
 /// What a followed log hands to the printer.
 enum Piece {
-    /// Whole lines (prefixed when asked), or a line cut at [`MAX_PIECE_BYTES`].
+    /// Whole lines (prefixed when asked), or a part of a line longer than [`MAX_LOG_LINE`].
     Out(String),
     /// A line for standard error.
     Err(String),
@@ -250,7 +255,7 @@ async fn follow_one(
 }
 
 /// Reads one log with `follow=true` until it ends, handing on every whole line as soon as it
-/// has arrived (a line longer than [`MAX_PIECE_BYTES`] is handed on in parts, so memory stays
+/// has arrived (a line longer than [`MAX_LOG_LINE`] is handed on in parts, so memory stays
 /// bounded whatever a container writes). Ends quietly when nobody reads any more.
 async fn read_followed(
     ex: &Executor,
@@ -273,7 +278,7 @@ async fn read_followed(
         pending.extend_from_slice(&bytes?);
         let whole = match pending.iter().rposition(|b| *b == b'\n') {
             Some(i) => i + 1,
-            None if pending.len() >= MAX_PIECE_BYTES => pending.len(),
+            None if pending.len() >= MAX_LOG_LINE => pending.len(),
             None => continue,
         };
         let rest = pending.split_off(whole);

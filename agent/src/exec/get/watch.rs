@@ -183,8 +183,11 @@ enum Printer {
         printer: Box<HumanPrinter>,
         writer: TabWriter,
     },
-    Json,
+    Json {
+        managed_fields: bool,
+    },
     Yaml {
+        managed_fields: bool,
         printed: usize,
     },
     Name,
@@ -208,8 +211,13 @@ impl Printer {
                 )),
                 writer: TabWriter::new(),
             },
-            GetOutput::Json => Printer::Json,
-            GetOutput::Yaml => Printer::Yaml { printed: 0 },
+            GetOutput::Json => Printer::Json {
+                managed_fields: g.show_managed_fields,
+            },
+            GetOutput::Yaml => Printer::Yaml {
+                managed_fields: g.show_managed_fields,
+                printed: 0,
+            },
             GetOutput::Name => Printer::Name,
             // The parser refuses the other formats for a watch.
             other => return Err(format!("error: a watch cannot print {other:?} output")),
@@ -223,7 +231,15 @@ impl Printer {
             return String::new();
         }
         redact_secret(object);
-        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        // kubectl's `OmitManagedFieldsPrinter` reaches objects, not the `WatchEvent`s that
+        // wrap them: events keep their managed fields.
+        let keep = match self {
+            Printer::Json { managed_fields } | Printer::Yaml { managed_fields, .. } => {
+                *managed_fields || event.is_some()
+            }
+            _ => true,
+        };
+        if !keep && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("managedFields");
         }
         let wrapped = |object: &Value| match event {
@@ -231,7 +247,7 @@ impl Printer {
             None => object.clone(),
         };
         match self {
-            Printer::Json => match event {
+            Printer::Json { .. } => match event {
                 // `json.Marshal` of a `WatchEvent`: compact, `type` first.
                 Some(kind) => {
                     let mut out = String::from("{\"type\":");
@@ -243,7 +259,7 @@ impl Printer {
                 }
                 None => gojson::to_string_pretty(object, "    "),
             },
-            Printer::Yaml { printed } => {
+            Printer::Yaml { printed, .. } => {
                 *printed += 1;
                 let separator = if *printed > 1 { "---\n" } else { "" };
                 format!("{separator}{}", goyaml::to_string(&wrapped(object)))
@@ -303,7 +319,8 @@ mod tests {
         assert_eq!(
             text,
             "{\"type\":\"ADDED\",\"object\":{\"apiVersion\":\"v1\",\"data\":{\"password\":\
-             \"REDACTED\"},\"kind\":\"Secret\",\"metadata\":{\"name\":\"s\"}}}\n"
+             \"REDACTED\"},\"kind\":\"Secret\",\"metadata\":{\"managedFields\":[{\"manager\":\
+             \"x\"}],\"name\":\"s\"}}}\n"
         );
         let text = p.print(&mut secret(), None);
         assert!(
