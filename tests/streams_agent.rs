@@ -591,10 +591,20 @@ async fn events_watch_prints_new_events_as_rows() {
     bed.deployment(&ns.name, "ev", 1, "", "");
     bed.wait_running(&ns.name, "ev", 1).await;
     let ours = start(&bed, "events", &["-w", "-n", &ns.name]);
+    let theirs = kubectl(&bed, &["events", "-w", "-n", &ns.name]);
     ours.until("the events so far", Duration::from_secs(20), |t| {
         t.starts_with("LAST SEEN") && t.contains("ScalingReplicaSet")
     })
     .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !theirs.text().contains("ScalingReplicaSet") {
+        assert!(
+            Instant::now() < deadline,
+            "kubectl printed: {}",
+            theirs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = ours.text();
     bed.admin(&["scale", "deploy/ev", "-n", &ns.name, "--replicas=2"]);
     ours.until("the scale's event", Duration::from_secs(30), |t| {
@@ -613,6 +623,18 @@ async fn events_watch_prints_new_events_as_rows() {
         "{text}"
     );
     assert!(!ours.task.is_finished());
+    // The same rows as kubectl's, in the same order. Ages are taken a moment apart, and an age
+    // that grows a digit moves the columns; the layout itself is the one-shot `events`' (the
+    // differential suites), so the rows are compared cell by cell.
+    ours.settle(Duration::from_millis(1500)).await;
+    theirs.settle(Duration::from_millis(500)).await;
+    let cells = |t: &str| -> Vec<String> {
+        mask_times(t)
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(cells(&ours.text()), cells(&theirs.text()));
     ours.task.abort();
 }
 
@@ -682,6 +704,41 @@ async fn rollout_status_ends_with_kubectls_error_past_the_progress_deadline() {
         stderr,
         "error: deployment \"stuck\" exceeded its progress deadline\n"
     );
+
+    // --timeout ends a watch that is still waiting, as kubectl ends it.
+    bed.deployment(
+        &ns.name,
+        "waits",
+        1,
+        "progressDeadlineSeconds: 600",
+        "nodeSelector: {nope: nope}",
+    );
+    // Let the controller take it up, so both see it waiting for availability.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let args = ["status", "deploy/waits", "-n", &ns.name, "--timeout=1s"];
+    let started = Instant::now();
+    let ours = start(&bed, "rollout", &args);
+    let waited = ours.printed.clone();
+    let outcome = ours.outcome(Duration::from_secs(30)).await;
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let mut kubectl_args = vec!["rollout"];
+    kubectl_args.extend(args);
+    let (stdout, stderr, code) = Kubectl::finish(&bed, &kubectl_args).await;
+    assert_eq!(stderr, "error: timed out waiting for the condition\n");
+    assert_eq!(
+        (
+            outcome.error.as_deref().unwrap_or_default(),
+            outcome.exit_code
+        ),
+        (stderr.as_str(), code)
+    );
+    let waited: String = waited
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, p)| p.as_str())
+        .collect();
+    assert_eq!(waited.lines().last(), stdout.lines().last(), "{waited}");
     let text: String = printed
         .lock()
         .unwrap()
@@ -915,12 +972,13 @@ async fn cancel_stops_a_stream_and_frees_its_slot_and_one_shots_are_not_starved(
     while link.next(Duration::from_millis(300)).await.is_some() {}
     bed.admin(&["scale", "deploy/c", "-n", &ns.name, "--replicas=2"]);
     let quiet_until = Instant::now() + Duration::from_secs(2);
-    while let Some(msg) = link
+    let after_cancel = link
         .next(quiet_until.saturating_duration_since(Instant::now()))
-        .await
-    {
-        panic!("nothing should come after the cancel, got {msg:?}");
-    }
+        .await;
+    assert!(
+        after_cancel.is_none(),
+        "nothing should come after the cancel, got {after_cancel:?}"
+    );
     // Its slot is free again.
     link.execute(
         "w3",

@@ -185,6 +185,105 @@ fn resource_version(object: &Value) -> Option<&str> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    /// An API server stand-in on loopback: each watch request gets the next canned body (and
+    /// the connection ends with it); the queries asked are kept.
+    async fn server(
+        bodies: Vec<&'static str>,
+    ) -> (kube::Client, Arc<Mutex<Vec<HashMap<String, String>>>>) {
+        use axum::extract::{Query, State};
+        let asked: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+        let state = (Arc::new(Mutex::new(bodies)), asked.clone());
+        type Shared = (
+            Arc<Mutex<Vec<&'static str>>>,
+            Arc<Mutex<Vec<HashMap<String, String>>>>,
+        );
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/namespaces/ns/pods",
+                axum::routing::get(
+                    |State((bodies, asked)): State<Shared>,
+                     Query(q): Query<HashMap<String, String>>| async move {
+                        asked.lock().unwrap().push(q);
+                        let mut bodies = bodies.lock().unwrap();
+                        if bodies.is_empty() {
+                            String::new()
+                        } else {
+                            bodies.remove(0).to_string()
+                        }
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = kube::Config::new(url.parse().unwrap());
+        (kube::Client::try_from(config).unwrap(), asked)
+    }
+
+    #[tokio::test]
+    async fn a_watch_the_server_ends_starts_again_where_it_was_and_410_ends_it() {
+        let (client, asked) = server(vec![
+            "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"6\"}}}\n",
+            // A quiet collection: only a bookmark moves the resourceVersion on.
+            "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"9\"}}}\n",
+            "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"10\"}}}\n\
+             {\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,\"reason\":\"Expired\",\
+             \"message\":\"too old resource version: 10 (20)\"}}\n",
+        ])
+        .await;
+        let mut watch = Watch::new(
+            &client,
+            "/api/v1/namespaces/ns/pods?labelSelector=app%3Dx".into(),
+            api::ACCEPT_JSON,
+            "get pods".into(),
+            "5".into(),
+        );
+        let first = watch.next().await.unwrap();
+        assert_eq!(
+            (first.kind.as_str(), &first.object["metadata"]["name"]),
+            ("ADDED", &json!("a"))
+        );
+        let second = watch.next().await.unwrap();
+        assert_eq!(second.kind, "MODIFIED");
+        let e = watch.next().await.unwrap_err();
+        assert_eq!(
+            e.kubectl_message(),
+            "Error from server (Expired): too old resource version: 10 (20)"
+        );
+        let asked = asked.lock().unwrap();
+        let versions: Vec<&str> = asked
+            .iter()
+            .map(|q| q["resourceVersion"].as_str())
+            .collect();
+        assert_eq!(versions, ["5", "6", "9"]);
+        assert!(
+            asked
+                .iter()
+                .all(|q| q["watch"] == "true" && q["labelSelector"] == "app=x")
+        );
+        assert!(asked.iter().all(|q| q["allowWatchBookmarks"] == "true"));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_ending_the_watch_at_once_is_an_error() {
+        let (client, asked) = server(vec![]).await;
+        let mut watch = Watch::new(
+            &client,
+            "/api/v1/namespaces/ns/pods".into(),
+            api::ACCEPT_JSON,
+            "get pods".into(),
+            String::new(),
+        );
+        let e = watch.next().await.unwrap_err();
+        assert!(e.kubectl_message().contains("ended the watch"), "{e:?}");
+        assert_eq!(asked.lock().unwrap().len(), 4);
+        // From now, without a resourceVersion.
+        assert!(!asked.lock().unwrap()[0].contains_key("resourceVersion"));
+    }
 
     #[test]
     fn resource_versions_come_from_objects_or_table_rows() {
