@@ -1047,3 +1047,32 @@ async fn many_follows_stay_small() {
         f.task.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_watches_stay_small() {
+    let bed = Bed::new().await;
+    // Warm the client, its connection and discovery first.
+    start(&bed, "get", &["pods", "-n", "credit-service"])
+        .outcome(Duration::from_secs(20))
+        .await;
+    let before = rss_kib();
+    let watches: Vec<Running> = (0..100)
+        .map(|_| start(&bed, "get", &["pods", "-w", "-n", "credit-service"]))
+        .collect();
+    for w in &watches {
+        w.until("the table", Duration::from_secs(60), |t| {
+            t.contains("credit-api-")
+        })
+        .await;
+    }
+    let after = rss_kib();
+    let per_stream = after.saturating_sub(before) / 100;
+    eprintln!(
+        "100 concurrent get -w: RSS {before} KiB -> {after} KiB, about {per_stream} KiB per stream"
+    );
+    assert!(per_stream < 256, "{per_stream} KiB per stream");
+    for w in watches {
+        assert!(!w.task.is_finished());
+        w.task.abort();
+    }
+}

@@ -115,14 +115,20 @@ async fn run(ex: &Executor, g: &Get, sink: &mut Sink, stderr: &mut String) -> Re
     } else {
         None
     };
+    // Where a list's watch starts; the objects themselves are not kept once printed.
+    let list_version = fetched
+        .first()
+        .map(|f| f.resource_version.clone())
+        .unwrap_or_default();
     let mut text = String::new();
-    for object in fetched.iter_mut().flat_map(|f| f.objects.iter_mut()) {
+    for mut object in fetched.into_iter().flat_map(|f| f.objects) {
         if output_objects {
-            text.push_str(&printer.print(object, initial));
+            text.push_str(&printer.print(&mut object, initial));
         }
     }
     text.push_str(&printer.flush());
     sink.write(&text).await?;
+    drop(text);
 
     // A named object is watched from resourceVersion 0, which starts with a synthetic ADDED
     // event for it: not printed, as it was just printed (or, with --watch-only, skipped).
@@ -150,10 +156,7 @@ async fn run(ex: &Executor, g: &Get, sink: &mut Sink, stderr: &mut String) -> Re
             } else {
                 format!("{}?{query}", collection_path(first))
             };
-            let rv = fetched
-                .first()
-                .map(|f| f.resource_version.clone())
-                .unwrap_or_default();
+            let rv = list_version;
             (path, rv)
         }
     };
