@@ -169,6 +169,7 @@ async fn start_stack(redis_url: Option<String>, executor: Executor) -> (String, 
         cluster_id: CLUSTER.to_owned(),
         token: TOKEN.to_owned(),
         max_concurrency: 256,
+        max_streams: kubeline_agent::link::DEFAULT_MAX_STREAMS as usize,
         tls: kubeline_agent::tls::ClientTls::default(),
         labels: Default::default(),
     };

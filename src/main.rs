@@ -183,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cluster_id: args.cluster_id,
                 token: args.token,
                 max_concurrency: args.max_concurrency,
+                max_streams: args.max_streams as usize,
                 tls,
                 labels,
             };
@@ -238,6 +239,7 @@ async fn dev(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
         cluster_id: cluster_id.clone(),
         token: agent_token,
         max_concurrency: 16,
+        max_streams: kubeline_agent::link::DEFAULT_MAX_STREAMS as usize,
         // Unused: the dev broker is plain HTTP on loopback.
         tls: kubeline_agent::tls::ClientTls::default(),
         labels: Default::default(),

@@ -37,6 +37,12 @@ pub struct AgentArgs {
     #[arg(long, env = "KUBELINE_MAX_CONCURRENCY", default_value_t = 16)]
     pub max_concurrency: usize,
 
+    /// Streams (`logs -f`, `get -w`, …) run at once, apart from --max-concurrency so long
+    /// streams never hold up commands; one more is refused with a failed result saying so.
+    #[arg(long, env = "KUBELINE_MAX_STREAMS", default_value_t = link::DEFAULT_MAX_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_streams: u32,
+
     /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. 0.0.0.0:9090. Off by
     /// default: without it the agent opens no port at all.
     #[arg(long, env = "KUBELINE_METRICS_LISTEN")]

@@ -9,6 +9,16 @@
 //! heartbeats: printing a big list or evaluating a template is CPU work between await points,
 //! and on a shared runtime sixteen such commands could starve the link until the broker (or the
 //! agent's own watchdog) declared it dead.
+//!
+//! Streams (`Execute.stream`: `logs -f`, `get -w`, …) are parsed with
+//! [`command::parse_stream`] and run with [`Executor::stream`]; what they print leaves as
+//! `output` frames as soon as it is produced (whatever is already waiting coalesced into one
+//! frame of at most [`MAX_CHUNK_BYTES`]), through the same bounded writer channel as everything
+//! else, so a slow link slows the stream down instead of piling output up in the agent. A
+//! stream ends on its own, at its output budget (the command is stopped, `Done.truncated`
+//! says so), at its deadline (`timeout`, exit code 124), or at a `Cancel` (nothing more is
+//! sent). Streams hold a slot of their own limit (`--max-streams`), never one of the
+//! commands', so long streams cannot starve one-shot commands.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,8 +44,12 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::exec::{Executor, Outcome};
+use crate::exec::sink::prefix_within;
+use crate::exec::{Executor, Outcome, Sink};
 use crate::metrics;
+
+/// Default `--max-streams`: streams one agent runs at once.
+pub const DEFAULT_MAX_STREAMS: u32 = 100;
 
 /// First reconnect delay.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(800);
@@ -55,6 +69,8 @@ pub struct LinkConfig {
     pub token: String,
     /// Commands run at once; more wait their turn.
     pub max_concurrency: usize,
+    /// Streams run at once (apart from `max_concurrency`); more are refused.
+    pub max_streams: usize,
     /// How a `https://`/`wss://` broker's certificate is verified.
     pub tls: crate::tls::ClientTls,
     /// The cluster's labels (`--label`), sent in the hello; checked at start
@@ -128,7 +144,7 @@ pub async fn run(config: LinkConfig, executor: Executor, shutdown: CancellationT
             return;
         }
     };
-    let commands = match Commands::new(config.max_concurrency) {
+    let commands = match Commands::new(config.max_concurrency, config.max_streams) {
         Ok(c) => c,
         Err(e) => {
             error!(error = %e, "cannot start the command runtime");
@@ -258,7 +274,7 @@ async fn link_once(
         }
         let _ = sink.close().await;
     });
-    let running: Arc<Mutex<HashMap<String, AbortHandle>>> = Arc::default();
+    let running: Running = Arc::default();
     let mut last_heard = Instant::now();
     let mut watchdog = tokio::time::interval(silence_limit / 3);
     let ended = loop {
@@ -286,6 +302,8 @@ async fn link_once(
                         spawn_command(cmd, executor.clone(), commands, out_tx.clone(), running.clone());
                     }
                     Ok(BrokerMessage::Cancel(c)) => {
+                        // Under the registry's lock: a command that has not removed itself yet
+                        // will see that it was cancelled and send nothing more.
                         if let Some(task) = running.lock().unwrap_or_else(|e| e.into_inner()).remove(&c.result_id) {
                             info!(result_id = %c.result_id, "command cancelled by the broker");
                             task.abort();
@@ -334,10 +352,18 @@ fn to_frame(msg: &AgentMessage) -> Message {
     )
 }
 
-/// Where commands run: a runtime of their own, at most `max_concurrency` at once.
+/// The commands running on a link, by result id: what a `Cancel` aborts. A command removes
+/// itself before it sends its `done`, and sends it only if it was still there (a `Cancel` that
+/// came first took it out).
+type Running = Arc<Mutex<HashMap<String, AbortHandle>>>;
+
+/// Where commands run: a runtime of their own, at most `max_concurrency` one-shot commands and
+/// `max_streams` streams at once.
 struct Commands {
     runtime: Option<tokio::runtime::Runtime>,
     limit: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
+    max_streams: usize,
 }
 
 impl Commands {
@@ -345,7 +371,7 @@ impl Commands {
     /// `kubeline_shared::limits`; the rest is room for printing deep objects.
     const STACK_BYTES: usize = 8 * 1024 * 1024;
 
-    fn new(max_concurrency: usize) -> std::io::Result<Self> {
+    fn new(max_concurrency: usize, max_streams: usize) -> std::io::Result<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -356,6 +382,8 @@ impl Commands {
         Ok(Self {
             runtime: Some(runtime),
             limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            streams: Arc::new(Semaphore::new(max_streams.max(1))),
+            max_streams: max_streams.max(1),
         })
     }
 
@@ -381,7 +409,7 @@ fn spawn_command(
     executor: Executor,
     commands: &Commands,
     out: mpsc::Sender<AgentMessage>,
-    running: Arc<Mutex<HashMap<String, AbortHandle>>>,
+    running: Running,
 ) {
     // The broker's span is the parent: the agent's records of the command join the caller's
     // trace. A broker that predates trace context sends none (the fields stay empty).
@@ -404,26 +432,34 @@ fn spawn_command(
     let result_id = cmd.result_id.clone();
     let registry = running.clone();
     let limit = commands.limit.clone();
+    let streams = (commands.streams.clone(), commands.max_streams);
     let label = metrics::command_label(&cmd.command_type);
     let counted = metrics::command_started();
     let received = Instant::now();
+    // The registry stays locked until the task is in it, so the task cannot look for itself
+    // (at its end) before it is there.
+    let mut registered = running.lock().unwrap_or_else(|e| e.into_inner());
     let task = commands.handle().spawn(
         async move {
             let _counted = counted;
-            let done = run_command(&cmd, &executor, &limit, &out).await;
+            let done = if cmd.stream {
+                run_stream(&cmd, &executor, &streams, &out).await
+            } else {
+                run_command(&cmd, &executor, &limit, &out).await
+            };
             metrics::command_done(label, &done.status, received.elapsed());
-            registry
+            let still_wanted = registry
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&cmd.result_id);
-            let _ = out.send(AgentMessage::Done(done)).await;
+                .remove(&cmd.result_id)
+                .is_some();
+            if still_wanted {
+                let _ = out.send(AgentMessage::Done(done)).await;
+            }
         }
         .instrument(span),
     );
-    running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(result_id, task.abort_handle());
+    registered.insert(result_id, task.abort_handle());
 }
 
 /// With OTLP export, the exported `command` span is the child of the broker's `execute` span.
@@ -524,6 +560,175 @@ async fn run_command(
         "command finished"
     );
     done(status, outcome.exit_code, error, truncated)
+}
+
+/// Runs one stream under its deadline, its output sent as it is produced; returns its end.
+async fn run_stream(
+    cmd: &Execute,
+    executor: &Executor,
+    (streams, max_streams): &(Arc<Semaphore>, usize),
+    out: &mpsc::Sender<AgentMessage>,
+) -> Done {
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(cmd.timeout_ms);
+    let done = |status, exit_code, error: Option<String>, truncated| Done {
+        result_id: cmd.result_id.clone(),
+        status,
+        exit_code,
+        error,
+        execution_time_ms: started.elapsed().as_millis() as u64,
+        truncated,
+    };
+    let parsed = match command::parse_stream(&cmd.command_type, &cmd.args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            warn!(error = %e, "refusing stream");
+            let stderr = e
+                .kubectl_error
+                .clone()
+                .unwrap_or_else(|| format!("error: {e}"));
+            return done(ResultStatus::Failed, 1, Some(stderr), None);
+        }
+    };
+    let Ok(_slot) = streams.clone().try_acquire_owned() else {
+        warn!(max_streams, "refusing stream: too many streams");
+        return done(
+            ResultStatus::Failed,
+            1,
+            Some(format!(
+                "error: this agent already runs {max_streams} streams, its limit \
+                 (--max-streams); end one or try again later\n"
+            )),
+            None,
+        );
+    };
+    info!(args = ?cmd.args, "running stream");
+    let (sink, mut pieces) = Sink::channel();
+    let work = async {
+        let command = panics_contained(executor.stream(&parsed, sink));
+        let forwarding = forward(&cmd.result_id, &mut pieces, cmd.max_output_bytes, out);
+        tokio::pin!(command, forwarding);
+        tokio::select! {
+            outcome = &mut command => (Some(outcome), forwarding.await),
+            forwarded = &mut forwarding => match forwarded {
+                // The command dropped its sink: it is returning.
+                Forwarded::Ended => (Some(command.await), forwarded),
+                // The budget is spent or the link is gone: stop the command.
+                stopped => (None, stopped),
+            },
+        }
+    };
+    let (outcome, forwarded) = match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(ended) => ended,
+        Err(_) => {
+            info!(timeout_ms = cmd.timeout_ms, "stream reached its lifetime");
+            return done(
+                ResultStatus::Timeout,
+                124,
+                Some(format!(
+                    "the stream reached its lifetime of {:.1}s (its timeout) and was stopped",
+                    cmd.timeout_ms as f64 / 1000.0
+                )),
+                None,
+            );
+        }
+    };
+    let truncated = match forwarded {
+        Forwarded::Truncated { omitted } => Some(Truncation {
+            omitted_bytes: omitted,
+            limit_bytes: cmd.max_output_bytes,
+        }),
+        Forwarded::Ended | Forwarded::LinkGone => None,
+    };
+    info!(
+        ms = started.elapsed().as_millis() as u64,
+        truncated = truncated.is_some(),
+        "stream ended"
+    );
+    match outcome {
+        Some(outcome) => {
+            let status = if outcome.exit_code == 0 {
+                ResultStatus::Completed
+            } else {
+                ResultStatus::Failed
+            };
+            done(
+                status,
+                outcome.exit_code,
+                outcome.error.map(cut_error),
+                truncated,
+            )
+        }
+        // Stopped at its budget (or the link went away): what it printed is what it printed.
+        None => done(ResultStatus::Completed, 0, None, truncated),
+    }
+}
+
+/// How forwarding a stream's output ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forwarded {
+    /// The command dropped its sink: everything it wrote was sent.
+    Ended,
+    /// The output budget was reached; `omitted` bytes written were not sent.
+    Truncated { omitted: u64 },
+    /// The link's writer is gone.
+    LinkGone,
+}
+
+/// Sends a stream's pieces as `output` frames as they come: whatever is already waiting goes
+/// in the same frame (up to [`MAX_CHUNK_BYTES`]), nothing waits for more. Counts them against
+/// `budget`, cutting the last frame on a character boundary.
+async fn forward(
+    result_id: &str,
+    pieces: &mut mpsc::Receiver<String>,
+    budget: u64,
+    out: &mpsc::Sender<AgentMessage>,
+) -> Forwarded {
+    let mut sent: u64 = 0;
+    let mut carried: Option<String> = None;
+    loop {
+        let mut frame = match carried.take() {
+            Some(piece) => piece,
+            None => match pieces.recv().await {
+                Some(piece) => piece,
+                None => return Forwarded::Ended,
+            },
+        };
+        while frame.len() < MAX_CHUNK_BYTES {
+            match pieces.try_recv() {
+                Ok(piece) if frame.len() + piece.len() <= MAX_CHUNK_BYTES => frame.push_str(&piece),
+                Ok(piece) => {
+                    carried = Some(piece);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let room = usize::try_from(budget.saturating_sub(sent)).unwrap_or(usize::MAX);
+        if frame.len() > room {
+            let kept = prefix_within(&frame, room);
+            let mut omitted = (frame.len() - kept.len()) as u64;
+            omitted += carried.as_ref().map_or(0, |p| p.len() as u64);
+            while let Ok(piece) = pieces.try_recv() {
+                omitted += piece.len() as u64;
+            }
+            if !kept.is_empty() {
+                let _ = out.send(output(result_id, kept.to_owned())).await;
+            }
+            return Forwarded::Truncated { omitted };
+        }
+        sent += frame.len() as u64;
+        if out.send(output(result_id, frame)).await.is_err() {
+            return Forwarded::LinkGone;
+        }
+    }
+}
+
+fn output(result_id: &str, data: String) -> AgentMessage {
+    AgentMessage::Output(OutputChunk {
+        result_id: result_id.to_owned(),
+        data,
+    })
 }
 
 /// Runs a command's future so that a panic in it ends that command with a failed result, never
@@ -659,6 +864,7 @@ mod tests {
             cluster_id: "c".into(),
             token: "t".into(),
             max_concurrency: 4,
+            max_streams: 4,
             tls: crate::tls::ClientTls::default(),
             labels: Default::default(),
         };

@@ -174,23 +174,88 @@ pub(crate) async fn get_raw(
             warnings,
         });
     }
-    let text = String::from_utf8_lossy(&body);
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(v) if v.get("kind").and_then(Value::as_str) == Some("Status") => Err(ApiError::Status {
-            code: status.as_u16(),
-            reason: v
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            message: v
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        }),
-        _ => Err(ApiError::generic(status.as_u16(), text.trim(), what)),
+    Err(error_response(status.as_u16(), &body, what))
+}
+
+/// The error an unsuccessful answer stands for: its `Status`, or client-go's generic error.
+fn error_response(code: u16, body: &[u8], what: Option<&str>) -> ApiError {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.get("kind").and_then(Value::as_str) == Some("Status") => status_of(code, &v),
+        _ => ApiError::generic(code, String::from_utf8_lossy(body).trim(), what),
     }
+}
+
+/// A `Status` object as an error (`code` when the object carries none).
+pub(crate) fn status_of(code: u16, status: &Value) -> ApiError {
+    let text = |key: &str| {
+        status
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    ApiError::Status {
+        code: status
+            .get("code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .unwrap_or(code),
+        reason: text("reason"),
+        message: text("message"),
+    }
+}
+
+/// The body of a streamed answer (`pods/log?follow=true`, `?watch=true`), read as it arrives.
+pub(crate) type BodyStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, ApiError>> + Send>>;
+
+/// GETs `path` and hands back the body of a successful answer as it arrives; an unsuccessful
+/// one is read whole and reported as [`get`] reports it.
+pub(crate) async fn get_stream(
+    client: &kube::Client,
+    path: &str,
+    accept: &str,
+    what: Option<&str>,
+) -> Result<BodyStream, ApiError> {
+    get_stream_with(client, path, accept, |code, body| {
+        error_response(code, body, what)
+    })
+    .await
+}
+
+/// [`get_stream`] with the caller's reading of an unsuccessful answer (`logs` reads a body
+/// that is not a `Status` as the message itself).
+pub(crate) async fn get_stream_with(
+    client: &kube::Client,
+    path: &str,
+    accept: &str,
+    on_error: impl FnOnce(u16, &[u8]) -> ApiError,
+) -> Result<BodyStream, ApiError> {
+    use futures::TryStreamExt;
+    use http_body_util::BodyExt;
+    let request = http::Request::get(path)
+        .header(http::header::ACCEPT, accept)
+        .body(kube::client::Body::from(Vec::new()))
+        .map_err(|e| ApiError::Transport(e.to_string()))?;
+    let response = client
+        .send(request)
+        .await
+        .map_err(|e| ApiError::Transport(transport_message(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response
+            .into_body()
+            .collect_bytes()
+            .await
+            .map_err(|e| ApiError::Transport(transport_message(&e)))?;
+        return Err(on_error(status.as_u16(), &body));
+    }
+    Ok(Box::pin(
+        response
+            .into_body()
+            .into_data_stream()
+            .map_err(|e| ApiError::Transport(transport_message(&e))),
+    ))
 }
 
 /// cli-runtime's `Info.Get`: GETs one named object. When it is NotFound in a namespace other

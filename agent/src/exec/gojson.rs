@@ -15,6 +15,44 @@ pub(crate) fn to_string_pretty(v: &Value, indent: &str) -> String {
     out
 }
 
+/// `json.Marshal(v)`: compact, keys sorted, Go's escaping (no trailing newline).
+pub(crate) fn to_string_compact(v: &Value) -> String {
+    let mut out = String::new();
+    write_compact(&mut out, v);
+    out
+}
+
+fn write_compact<T: Tree>(out: &mut String, v: &T) {
+    match v.node() {
+        Node::Null => out.push_str("null"),
+        Node::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Node::Number(n) => out.push_str(&json_number(n)),
+        Node::String(s) => write_string(out, s),
+        Node::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_compact(out, item);
+            }
+            out.push(']');
+        }
+        Node::Object(fields) => {
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, k);
+                out.push(':');
+                write_compact(out, *v);
+            }
+            out.push('}');
+        }
+    }
+}
+
 /// Writes an object whose keys keep the given order (Go structs marshal in field order).
 pub(crate) fn write_ordered_object(
     out: &mut String,

@@ -1,5 +1,5 @@
 //! `logs`, as `kubectl logs` runs it (kubectl `pkg/cmd/logs` and
-//! `polymorphichelpers/logsforobject.go`), without following.
+//! `polymorphichelpers/logsforobject.go`), once or following (`-f`, in a stream).
 //!
 //! 1. The target is fetched: a pod (`POD`, `pod/NAME`), any other object (`deploy/NAME`,
 //!    `sts/NAME`, `job/NAME`, `svc/NAME`, ...) or, with `-l`, the list of matching pods.
@@ -9,23 +9,47 @@
 //! 3. The container is chosen as kubectl does: `-c`, else the `kubectl.kubernetes.io/
 //!    default-container` annotation, else the first container (saying so on stderr when the pod
 //!    has others); `--all-containers` takes init, regular and ephemeral containers in order.
-//! 4. Each log is fetched from `pods/log` once (no `follow`) and printed; `--prefix` puts
+//! 4. Without `-f`, each log is fetched from `pods/log` once and printed; `--prefix` puts
 //!    `[pod/NAME/CONTAINER] ` before each line.
+//! 5. With `-f`, each log is read with `follow=true` as the container writes it, all of them at
+//!    once (kubectl's `parallelConsumeRequest`; more than `--max-log-requests` is kubectl's
+//!    error), their whole lines interleaved as they come; a log whose request fails with an
+//!    API error (a container not started yet) is asked for again every second for 20 s, as
+//!    kubectl's `consumeWithRetry` does. A log ends when its container stops; the command ends
+//!    when every log has.
 //!
 //! kubectl keeps its log requests in a Go map, so with several pods or containers its order is
 //! random; kubeline prints them in a fixed order (pods in the order above, containers in spec
 //! order). When a workload has no pods, kubectl waits up to 20 s for one to appear; kubeline
 //! answers at once with the error kubectl ends with.
 
-use super::api::{self, ApiError};
+use super::api::{self, ApiError, BodyStream};
 use super::discovery::{ApiResource, warnings_first};
 use super::events::gosort;
+use super::sink::{Closed, Sink};
 use super::{Executor, Outcome};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use kubeline_shared::command::Logs;
 use kubeline_shared::limits::MAX_LOG_REQUESTS;
 use serde_json::Value;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long kubectl keeps asking again for a followed log whose request failed
+/// (`--pod-running-timeout`'s default, `GetPodTimeout`), and how often.
+const FOLLOW_RETRY_FOR: Duration = Duration::from_secs(20);
+const FOLLOW_RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Pieces followed logs may have ready before the slowest part (the link) takes them.
+const FOLLOW_PIECES: usize = 8;
+
+/// Longest unfinished line a followed log keeps waiting for its end. kubectl waits for any
+/// line's end; past this a line is handed on in parts (each with the `--prefix`), so a
+/// container that never writes a newline cannot grow the agent's memory.
+const MAX_LOG_LINE: usize = 256 * 1024;
 
 /// kubectl's `podcmd.DefaultContainerAnnotationName`.
 const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
@@ -46,14 +70,22 @@ enum Object {
 }
 
 pub(super) async fn run(ex: &Executor, cmd: &Logs) -> Outcome {
+    let mut sink = Sink::buffer();
+    let mut outcome = stream(ex, cmd, &mut sink).await;
+    outcome.output = sink.into_text();
+    outcome
+}
+
+/// `logs` writing what it prints into `sink` as it goes (the outcome's `output` stays empty).
+pub(super) async fn stream(ex: &Executor, cmd: &Logs, sink: &mut Sink) -> Outcome {
     let warnings = match &cmd.target {
         Some(t) => ex.shortcut_warnings(&[t.resource.as_str()]).await,
         None => Vec::new(),
     };
-    warnings_first(&warnings, logs(ex, cmd).await)
+    warnings_first(&warnings, logs(ex, cmd, sink).await)
 }
 
-async fn logs(ex: &Executor, cmd: &Logs) -> Outcome {
+async fn logs(ex: &Executor, cmd: &Logs, sink: &mut Sink) -> Outcome {
     let namespace = cmd
         .namespace
         .clone()
@@ -67,6 +99,17 @@ async fn logs(ex: &Executor, cmd: &Logs) -> Outcome {
         Ok(r) => r,
         Err(message) => return fail(stderr, message),
     };
+    if cmd.follow && requests.len() > 1 && requests.len() as i64 > cmd.max_log_requests {
+        return fail(
+            stderr,
+            format!(
+                "error: you are attempting to follow {} log streams, but maximum allowed \
+                 concurrency is {}, use --max-log-requests to increase the limit",
+                requests.len(),
+                cmd.max_log_requests
+            ),
+        );
+    }
     if requests.len() > MAX_LOG_REQUESTS {
         return fail(
             stderr,
@@ -77,33 +120,177 @@ async fn logs(ex: &Executor, cmd: &Logs) -> Outcome {
             ),
         );
     }
+    let ended = if cmd.follow {
+        follow(ex, cmd, &requests, sink, &mut stderr).await
+    } else {
+        print_once(ex, cmd, &requests, sink, &mut stderr).await
+    };
+    let exit_code = match ended {
+        Ok(()) | Err(Ended::Closed) => 0,
+        Err(Ended::Failed(line)) => {
+            stderr.push_str(&line);
+            stderr.push('\n');
+            1
+        }
+    };
+    Outcome {
+        output: String::new(),
+        error: (!stderr.is_empty()).then_some(stderr),
+        exit_code,
+    }
+}
+
+/// Why printing logs stopped early.
+enum Ended {
+    /// The sink's reader went away (a stream's budget or its cancellation).
+    Closed,
+    /// A log could not be read: kubectl's error line.
+    Failed(String),
+}
+
+impl From<Closed> for Ended {
+    fn from(_: Closed) -> Self {
+        Ended::Closed
+    }
+}
+
+/// Without `-f`: every log fetched at once, printed in order (kubectl reads them one by one;
+/// the output is the same).
+async fn print_once(
+    ex: &Executor,
+    cmd: &Logs,
+    requests: &[LogRequest],
+    sink: &mut Sink,
+    stderr: &mut String,
+) -> Result<(), Ended> {
     let bodies = join_all(requests.iter().map(|r| fetch_log(ex, cmd, r))).await;
-    let mut stdout = String::new();
     for (request, body) in requests.iter().zip(bodies) {
         match body {
             Ok(text) if cmd.prefix => {
-                stdout.push_str(&prefixed(&text, &request.pod, &request.container))
+                sink.write(&prefixed(&text, &request.pod, &request.container))
+                    .await?
             }
-            Ok(text) => stdout.push_str(&text),
+            Ok(text) => sink.write(&text).await?,
             Err(e) if cmd.ignore_errors => {
                 stderr.push_str(&format!("error: {}\n", error_text(&e)));
             }
-            Err(e) => {
-                stderr.push_str(&e.kubectl_message());
-                stderr.push('\n');
-                return Outcome {
-                    output: stdout,
-                    error: Some(stderr),
-                    exit_code: 1,
-                };
+            Err(e) => return Err(Ended::Failed(e.kubectl_message())),
+        }
+    }
+    Ok(())
+}
+
+/// What a followed log hands to the printer.
+enum Piece {
+    /// Whole lines (prefixed when asked), or a part of a line longer than [`MAX_LOG_LINE`].
+    Out(String),
+    /// A line for standard error.
+    Err(String),
+}
+
+/// With `-f`: every log read at once as it grows, whole lines printed as they come.
+async fn follow(
+    ex: &Executor,
+    cmd: &Logs,
+    requests: &[LogRequest],
+    sink: &mut Sink,
+    stderr: &mut String,
+) -> Result<(), Ended> {
+    let (tx, mut rx) = mpsc::channel::<Piece>(FOLLOW_PIECES);
+    let mut readers: FuturesUnordered<_> = requests
+        .iter()
+        .map(|r| follow_one(ex, cmd, r, tx.clone()))
+        .collect();
+    drop(tx);
+    loop {
+        tokio::select! {
+            // Print what is ready before looking at how readers ended, so a log's last lines
+            // come before the command ends.
+            biased;
+            piece = rx.recv() => match piece {
+                Some(Piece::Out(text)) => sink.write(&text).await?,
+                Some(Piece::Err(line)) => stderr.push_str(&line),
+                // Every reader has ended and everything they read is printed.
+                None => return Ok(()),
+            },
+            Some(ended) = readers.next(), if !readers.is_empty() => {
+                if let Err(line) = ended {
+                    // kubectl closes its pipe with the error: the command ends with it.
+                    return Err(Ended::Failed(line));
+                }
             }
         }
     }
-    Outcome {
-        output: stdout,
-        error: (!stderr.is_empty()).then_some(stderr),
-        exit_code: 0,
+}
+
+/// One followed log, asked for again while it fails with an API error (kubectl's
+/// `consumeWithRetry`). `Err` is the line the command ends with.
+async fn follow_one(
+    ex: &Executor,
+    cmd: &Logs,
+    r: &LogRequest,
+    tx: mpsc::Sender<Piece>,
+) -> Result<(), String> {
+    let give_up = tokio::time::Instant::now() + FOLLOW_RETRY_FOR;
+    loop {
+        let e = match read_followed(ex, cmd, r, &tx).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if cmd.ignore_errors {
+            let _ = tx
+                .send(Piece::Err(format!("error: {}\n", error_text(&e))))
+                .await;
+            return Ok(());
+        }
+        let _ = tx.send(Piece::Err(format!("{}\n", error_text(&e)))).await;
+        if !matches!(e, ApiError::Status { .. }) {
+            return Err(e.kubectl_message());
+        }
+        if tokio::time::Instant::now() + FOLLOW_RETRY_EVERY > give_up {
+            return Err("error: timed out waiting for the condition".to_string());
+        }
+        tokio::time::sleep(FOLLOW_RETRY_EVERY).await;
     }
+}
+
+/// Reads one log with `follow=true` until it ends, handing on every whole line as soon as it
+/// has arrived (a line longer than [`MAX_LOG_LINE`] is handed on in parts, so memory stays
+/// bounded whatever a container writes). Ends quietly when nobody reads any more.
+async fn read_followed(
+    ex: &Executor,
+    cmd: &Logs,
+    r: &LogRequest,
+    tx: &mpsc::Sender<Piece>,
+) -> Result<(), ApiError> {
+    let mut body = open_log(ex, cmd, r, true).await?;
+    let mut pending: Vec<u8> = Vec::new();
+    let send = |bytes: Vec<u8>| {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = if cmd.prefix {
+            prefixed(&text, &r.pod, &r.container)
+        } else {
+            text
+        };
+        tx.send(Piece::Out(text))
+    };
+    while let Some(bytes) = body.next().await {
+        pending.extend_from_slice(&bytes?);
+        let whole = match pending.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if pending.len() >= MAX_LOG_LINE => pending.len(),
+            None => continue,
+        };
+        let rest = pending.split_off(whole);
+        let lines = std::mem::replace(&mut pending, rest);
+        if send(lines).await.is_err() {
+            return Ok(());
+        }
+    }
+    if !pending.is_empty() {
+        let _ = send(pending).await;
+    }
+    Ok(())
 }
 
 fn fail(mut stderr: String, message: String) -> Outcome {
@@ -670,26 +857,27 @@ fn log_path(cmd: &Logs, r: &LogRequest) -> String {
     )
 }
 
-async fn fetch_log(ex: &Executor, cmd: &Logs, r: &LogRequest) -> Result<String, ApiError> {
-    let request = http::Request::get(log_path(cmd, r))
-        .header(http::header::ACCEPT, "*/*")
-        .body(kube::client::Body::from(Vec::new()))
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    let response = ex
-        .client
-        .send(request)
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect_bytes()
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    if status.is_success() {
-        return Ok(String::from_utf8_lossy(&body).into_owned());
+/// Opens one log (`follow=true` when following): its body as it arrives.
+async fn open_log(
+    ex: &Executor,
+    cmd: &Logs,
+    r: &LogRequest,
+    follow: bool,
+) -> Result<BodyStream, ApiError> {
+    let mut path = log_path(cmd, r);
+    if follow {
+        path.push_str("&follow=true");
     }
-    Err(status_error(status.as_u16(), &body))
+    api::get_stream_with(&ex.client, &path, "*/*", status_error).await
+}
+
+async fn fetch_log(ex: &Executor, cmd: &Logs, r: &LogRequest) -> Result<String, ApiError> {
+    let mut body = open_log(ex, cmd, r, false).await?;
+    let mut text = Vec::new();
+    while let Some(bytes) = body.next().await {
+        text.extend_from_slice(&bytes?);
+    }
+    Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// client-go's reading of an error response: a `Status` body, or the text as the message.
@@ -748,6 +936,8 @@ mod tests {
             since_time: None,
             limit_bytes: None,
             ignore_errors: false,
+            follow: false,
+            max_log_requests: 5,
         }
     }
 

@@ -10,9 +10,15 @@
 //! Secret values never leave the cluster: `data` and `stringData` values of Secrets are replaced
 //! with [`REDACTED`] in json and yaml output.
 //!
+//! Streams (`GET /debug/stream`): [`Executor::stream`] runs a command writing its output into
+//! a [`Sink`] as it is produced: `logs -f` as each log grows, `get -w` / `events -w` /
+//! `rollout status -w` as the API server's watch reports changes. [`Executor::run`] is the same
+//! code for `logs` with a sink that keeps everything.
+//!
 //! Submodules:
 //! - [`discovery`]: aggregated discovery and kubectl's rules for resolving resource names;
-//! - `api`: raw GET requests and kubectl-worded errors;
+//! - `api`: raw GET requests (whole or streamed) and kubectl-worded errors;
+//! - [`sink`]: where output goes; `watch`: the API server's watch streams;
 //! - `table` and `tabwriter`: kubectl's human-readable printer;
 //! - `gojson` and `goyaml`: Go's JSON and go-yaml v2's YAML formatting.
 
@@ -33,13 +39,16 @@ mod jsonpath;
 mod logs;
 mod rbac_rules;
 mod rollout;
+pub mod sink;
 mod sorter;
 mod table;
 mod tabwriter;
 mod top;
 mod version;
+mod watch;
 
 pub use get::REDACTED;
+pub use sink::{Closed, Sink};
 
 /// Entry points into the template evaluators for the fuzz targets in `fuzz/`; not an API.
 #[doc(hidden)]
@@ -258,6 +267,30 @@ impl Executor {
             Command::ApiVersions(c) => api_versions::run(self, c).await,
             Command::Rollout(c) => rollout::run(self, c).await,
             Command::Auth(c) => auth::run(self, c).await,
+        }
+    }
+
+    /// Runs one command as a stream: its output is written into `sink` as it is produced,
+    /// and the returned outcome carries only its standard error and exit code (`output` is
+    /// empty). `logs -f`, `get -w` / `--watch-only`, `events -w` and `rollout status -w` keep
+    /// running until they end on their own (a followed container stops, a rollout completes,
+    /// an error) or until the sink's reader goes away ([`Closed`]: the caller's budget or
+    /// cancellation), which stops them at their next write; the caller bounds their lifetime.
+    /// Every other command runs as [`Executor::run`] runs it and writes its output at the end.
+    pub async fn stream(&self, command: &Command, mut sink: Sink) -> Outcome {
+        use kubeline_shared::command::Watch;
+        match command {
+            Command::Logs(c) => logs::stream(self, c, &mut sink).await,
+            Command::Get(g) if g.watch != Watch::No => get::watch(self, g, &mut sink).await,
+            Command::Events(c) if c.watch => events::watch(self, c, &mut sink).await,
+            Command::Rollout(c) if c.watch => rollout::watch(self, c, &mut sink).await,
+            other => {
+                let mut outcome = self.run(other).await;
+                // A reader that went away wants nothing more; the outcome still says how the
+                // command ended.
+                let _ = sink.write(&std::mem::take(&mut outcome.output)).await;
+                outcome
+            }
         }
     }
 

@@ -16,11 +16,18 @@
 //!
 //! A named object is fetched as kubectl's `Info.Get` fetches it (a missing namespace is named in
 //! the error) and a list error names the selector (`EnhanceListError`).
+//!
+//! `status` in a stream watches (kubectl's default, [`watch`]): each object in turn, its status
+//! line printed now and again at every change of it until the rollout is done, as kubectl's
+//! `UntilWithSync` loop does; a rollout that exceeds its progress deadline, an object deleted
+//! meanwhile and `--timeout` end the command with kubectl's errors.
 
 use super::api::{self, ApiError};
 use super::describe::{Writer, describe_pod_template};
 use super::discovery::{ApiResource, target_types, warnings_first};
 use super::events::omit_managed_fields;
+use super::sink::Sink;
+use super::watch::Watch;
 use super::{Executor, Outcome, goyaml};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kubeline_shared::command::{GetOutput, Rollout, RolloutAction, Targets};
@@ -59,7 +66,9 @@ async fn rollout(ex: &Executor, cmd: &Rollout) -> Outcome {
         for object in objects {
             found = true;
             let result = match cmd.action {
-                RolloutAction::Status => status(&mapping, &object, cmd.revision),
+                RolloutAction::Status => {
+                    status(&mapping, &object, cmd.revision).map(|(text, _)| text)
+                }
                 RolloutAction::History if cmd.output != GetOutput::Table => {
                     history_objects(ex, &mapping, &object, cmd, &mut printed).await
                 }
@@ -84,6 +93,119 @@ async fn rollout(ex: &Executor, cmd: &Rollout) -> Outcome {
         error: (!stderr.is_empty()).then_some(stderr),
         exit_code: if errors.is_empty() { 0 } else { 1 },
     }
+}
+
+/// `rollout status` watching each object until its rollout is done (writes into `sink`).
+pub(super) async fn watch(ex: &Executor, cmd: &Rollout, sink: &mut Sink) -> Outcome {
+    let warnings = ex.shortcut_warnings(&target_types(&cmd.targets)).await;
+    let mut stderr = String::new();
+    let exit_code = match watch_all(ex, cmd, sink, &mut stderr).await {
+        Ok(()) => 0,
+        Err(line) => {
+            stderr.push_str(&line);
+            stderr.push('\n');
+            1
+        }
+    };
+    warnings_first(
+        &warnings,
+        Outcome {
+            output: String::new(),
+            error: (!stderr.is_empty()).then_some(stderr),
+            exit_code,
+        },
+    )
+}
+
+/// Every object in turn (kubectl's `Visit`); `Err` is the line the command ends with. A sink
+/// whose reader has gone ends it quietly.
+async fn watch_all(
+    ex: &Executor,
+    cmd: &Rollout,
+    sink: &mut Sink,
+    stderr: &mut String,
+) -> Result<(), String> {
+    let namespace = cmd
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ex.default_namespace.to_string());
+    let mut found = false;
+    for (mapping, name) in plan(ex, cmd).await? {
+        let objects = fetch(ex, cmd, &mapping, &namespace, name.as_deref())
+            .await
+            .map_err(|e| e.kubectl_message())?;
+        for object in objects {
+            found = true;
+            let until_done = watch_one(ex, cmd, &mapping, &namespace, object, sink);
+            let ended = match cmd.timeout_ms {
+                None => until_done.await,
+                Some(ms) => tokio::time::timeout(std::time::Duration::from_millis(ms), until_done)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Some(
+                            "error: timed out waiting for the condition".to_string(),
+                        ))
+                    }),
+            };
+            match ended {
+                Ok(()) => {}
+                // The reader has gone: nothing more to say.
+                Err(None) => return Ok(()),
+                Err(Some(line)) => return Err(line),
+            }
+        }
+    }
+    if !found {
+        stderr.push_str(&format!("No resources found in {namespace} namespace.\n"));
+    }
+    Ok(())
+}
+
+/// One object's status now and at each change until its rollout is done. `Err(None)`: the
+/// sink's reader has gone; `Err(Some(line))`: kubectl's error.
+async fn watch_one(
+    ex: &Executor,
+    cmd: &Rollout,
+    mapping: &ApiResource,
+    namespace: &str,
+    object: Value,
+    sink: &mut Sink,
+) -> Result<(), Option<String>> {
+    let print = |object: &Value| status(mapping, object, cmd.revision).map_err(Some);
+    let (text, mut done) = print(&object)?;
+    sink.write(&text).await.map_err(|_| None)?;
+    if done {
+        return Ok(());
+    }
+    let name = name_of(&object);
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("fieldSelector", &format!("metadata.name={name}"))
+        .finish();
+    let path = format!("{}?{query}", collection(mapping, namespace));
+    let mut changes = Watch::new(
+        &ex.client,
+        path,
+        api::ACCEPT_JSON,
+        format!("get {}", resource_name(mapping)),
+        str_at(&object, "/metadata/resourceVersion").to_string(),
+    );
+    while !done {
+        let event = changes
+            .next()
+            .await
+            .map_err(|e| Some(e.kubectl_message()))?;
+        match event.kind.as_str() {
+            "ADDED" | "MODIFIED" => {
+                let (text, now_done) = print(&event.object)?;
+                sink.write(&text).await.map_err(|_| None)?;
+                done = now_done;
+            }
+            // kubectl stops rather than silently watch a new object of the same name.
+            "DELETED" => return Err(Some("error: object has been deleted".to_string())),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Resolves the targets: (mapping, Some(name)) per named object, (mapping, None) per type.
@@ -219,7 +341,11 @@ fn group_kind(m: &ApiResource) -> String {
 // === status ===
 
 /// kubectl's status viewers, applied once.
-fn status(mapping: &ApiResource, o: &Value, revision: Option<i64>) -> Result<String, String> {
+fn status(
+    mapping: &ApiResource,
+    o: &Value,
+    revision: Option<i64>,
+) -> Result<(String, bool), String> {
     let name = name_of(o);
     match (mapping.group.as_str(), mapping.kind.as_str()) {
         ("apps" | "extensions", "Deployment") => deployment_status(o, name, revision),
@@ -235,20 +361,32 @@ fn status(mapping: &ApiResource, o: &Value, revision: Option<i64>) -> Result<Str
                 let desired = int(o, "/status/desiredNumberScheduled");
                 let available = int(o, "/status/numberAvailable");
                 if updated < desired {
-                    return Ok(format!(
-                        "Waiting for daemon set {name:?} rollout to finish: {updated} out of \
+                    return Ok((
+                        format!(
+                            "Waiting for daemon set {name:?} rollout to finish: {updated} out of \
                          {desired} new pods have been updated...\n"
+                        ),
+                        false,
                     ));
                 }
                 if available < desired {
-                    return Ok(format!(
-                        "Waiting for daemon set {name:?} rollout to finish: {available} of \
+                    return Ok((
+                        format!(
+                            "Waiting for daemon set {name:?} rollout to finish: {available} of \
                          {desired} updated pods are available...\n"
+                        ),
+                        false,
                     ));
                 }
-                return Ok(format!("daemon set {name:?} successfully rolled out\n"));
+                return Ok((
+                    format!("daemon set {name:?} successfully rolled out\n"),
+                    true,
+                ));
             }
-            Ok("Waiting for daemon set spec update to be observed...\n".into())
+            Ok((
+                "Waiting for daemon set spec update to be observed...\n".into(),
+                false,
+            ))
         }
         ("apps", "StatefulSet") => statefulset_status(o),
         _ => Err(format!(
@@ -258,7 +396,11 @@ fn status(mapping: &ApiResource, o: &Value, revision: Option<i64>) -> Result<Str
     }
 }
 
-fn deployment_status(o: &Value, name: &str, revision: Option<i64>) -> Result<String, String> {
+fn deployment_status(
+    o: &Value,
+    name: &str,
+    revision: Option<i64>,
+) -> Result<(String, bool), String> {
     if let Some(wanted) = revision {
         let current = str_at(
             o,
@@ -304,30 +446,45 @@ fn deployment_status(o: &Value, name: &str, revision: Option<i64>) -> Result<Str
         if let Some(r) = replicas
             && updated < r
         {
-            return Ok(format!(
-                "Waiting for deployment {name:?} rollout to finish: {updated} out of {r} new \
+            return Ok((
+                format!(
+                    "Waiting for deployment {name:?} rollout to finish: {updated} out of {r} new \
                  replicas have been updated...\n"
+                ),
+                false,
             ));
         }
         if current > updated {
-            return Ok(format!(
-                "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending \
+            return Ok((
+                format!(
+                    "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending \
                  termination...\n",
-                current - updated
+                    current - updated
+                ),
+                false,
             ));
         }
         if available < updated {
-            return Ok(format!(
-                "Waiting for deployment {name:?} rollout to finish: {available} of {updated} \
+            return Ok((
+                format!(
+                    "Waiting for deployment {name:?} rollout to finish: {available} of {updated} \
                  updated replicas are available...\n"
+                ),
+                false,
             ));
         }
-        return Ok(format!("deployment {name:?} successfully rolled out\n"));
+        return Ok((
+            format!("deployment {name:?} successfully rolled out\n"),
+            true,
+        ));
     }
-    Ok("Waiting for deployment spec update to be observed...\n".into())
+    Ok((
+        "Waiting for deployment spec update to be observed...\n".into(),
+        false,
+    ))
 }
 
-fn statefulset_status(o: &Value) -> Result<String, String> {
+fn statefulset_status(o: &Value) -> Result<(String, bool), String> {
     if str_at(o, "/spec/updateStrategy/type") != "RollingUpdate" {
         return Err(
             "error: rollout status is only available for RollingUpdate strategy type".into(),
@@ -335,14 +492,20 @@ fn statefulset_status(o: &Value) -> Result<String, String> {
     }
     let observed = int(o, "/status/observedGeneration");
     if observed == 0 || int(o, "/metadata/generation") > observed {
-        return Ok("Waiting for statefulset spec update to be observed...\n".into());
+        return Ok((
+            "Waiting for statefulset spec update to be observed...\n".into(),
+            false,
+        ));
     }
     let replicas = o.pointer("/spec/replicas").and_then(Value::as_i64);
     let ready = int(o, "/status/readyReplicas");
     if let Some(r) = replicas
         && ready < r
     {
-        return Ok(format!("Waiting for {} pods to be ready...\n", r - ready));
+        return Ok((
+            format!("Waiting for {} pods to be ready...\n", r - ready),
+            false,
+        ));
     }
     let updated = int(o, "/status/updatedReplicas");
     if let Some(rolling) = o
@@ -353,27 +516,37 @@ fn statefulset_status(o: &Value) -> Result<String, String> {
             (replicas, rolling.get("partition").and_then(Value::as_i64))
             && updated < r - partition
         {
-            return Ok(format!(
-                "Waiting for partitioned roll out to finish: {updated} out of {} new pods have \
+            return Ok((
+                format!(
+                    "Waiting for partitioned roll out to finish: {updated} out of {} new pods have \
                  been updated...\n",
-                r - partition
+                    r - partition
+                ),
+                false,
             ));
         }
-        return Ok(format!(
-            "partitioned roll out complete: {updated} new pods have been updated...\n"
+        return Ok((
+            format!("partitioned roll out complete: {updated} new pods have been updated...\n"),
+            true,
         ));
     }
     let update_revision = str_at(o, "/status/updateRevision");
     let current_revision = str_at(o, "/status/currentRevision");
     if update_revision != current_revision {
-        return Ok(format!(
-            "waiting for statefulset rolling update to complete {updated} pods at revision \
+        return Ok((
+            format!(
+                "waiting for statefulset rolling update to complete {updated} pods at revision \
              {update_revision}...\n"
+            ),
+            false,
         ));
     }
-    Ok(format!(
-        "statefulset rolling update complete {} pods at revision {current_revision}...\n",
-        int(o, "/status/currentReplicas")
+    Ok((
+        format!(
+            "statefulset rolling update complete {} pods at revision {current_revision}...\n",
+            int(o, "/status/currentReplicas")
+        ),
+        true,
     ))
 }
 
@@ -783,23 +956,41 @@ mod tests {
         let d = apps("Deployment");
         assert_eq!(
             status(&d, &deployment(2, 2, 2, 2, 2, 2), None).unwrap(),
-            "deployment \"web\" successfully rolled out\n"
+            (
+                "deployment \"web\" successfully rolled out\n".to_string(),
+                true
+            )
         );
         assert_eq!(
             status(&d, &deployment(2, 2, 3, 1, 3, 1), None).unwrap(),
-            "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...\n"
+            (
+                "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...\n"
+                    .to_string(),
+                false
+            )
         );
         assert_eq!(
             status(&d, &deployment(2, 2, 2, 2, 3, 2), None).unwrap(),
-            "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...\n"
+            (
+                "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...\n"
+                    .to_string(),
+                false
+            )
         );
         assert_eq!(
             status(&d, &deployment(2, 2, 2, 2, 2, 1), None).unwrap(),
-            "Waiting for deployment \"web\" rollout to finish: 1 of 2 updated replicas are available...\n"
+            (
+                "Waiting for deployment \"web\" rollout to finish: 1 of 2 updated replicas are available...\n"
+                    .to_string(),
+                false
+            )
         );
         assert_eq!(
             status(&d, &deployment(3, 2, 2, 2, 2, 2), None).unwrap(),
-            "Waiting for deployment spec update to be observed...\n"
+            (
+                "Waiting for deployment spec update to be observed...\n".to_string(),
+                false
+            )
         );
         assert_eq!(
             status(&d, &deployment(2, 2, 2, 2, 2, 2), Some(2)).unwrap_err(),
@@ -837,15 +1028,21 @@ mod tests {
         };
         assert_eq!(
             status(&s, &sts(1, Some(0)), None).unwrap(),
-            "Waiting for 1 pods to be ready...\n"
+            ("Waiting for 1 pods to be ready...\n".to_string(), false)
         );
         assert_eq!(
             status(&s, &sts(2, Some(0)), None).unwrap(),
-            "partitioned roll out complete: 2 new pods have been updated...\n"
+            (
+                "partitioned roll out complete: 2 new pods have been updated...\n".to_string(),
+                true
+            )
         );
         assert_eq!(
             status(&s, &sts(2, None), None).unwrap(),
-            "statefulset rolling update complete 2 pods at revision db-1...\n"
+            (
+                "statefulset rolling update complete 2 pods at revision db-1...\n".to_string(),
+                true
+            )
         );
     }
 

@@ -47,14 +47,20 @@ impl HumanPrinter {
 
     /// `HumanReadablePrinter.PrintObj`.
     pub(crate) fn print(&mut self, obj: &Value, w: &mut TabWriter) {
+        self.print_event(obj, None, w);
+    }
+
+    /// `HumanReadablePrinter.PrintObj` of a `WatchEvent` (`get -w --output-watch-events`):
+    /// the table's rows behind an `EVENT` column holding the event type (`ADDED   `, …).
+    pub(crate) fn print_event(&mut self, obj: &Value, event: Option<&str>, w: &mut TabWriter) {
         if is_table(obj) {
-            self.print_table(obj, w);
+            self.print_table(obj, event, w);
         } else {
             self.print_fallback(obj, w);
         }
     }
 
-    fn print_table(&mut self, table: &Value, w: &mut TabWriter) {
+    fn print_table(&mut self, table: &Value, event: Option<&str>, w: &mut TabWriter) {
         let mut columns: Vec<Value> = array(table, "columnDefinitions").to_vec();
         let mut rows: Vec<Value> = array(table, "rows").to_vec();
         let mut local = self.options.clone();
@@ -76,6 +82,15 @@ impl HumanPrinter {
             self.printed_headers = true;
         }
         decorate(&mut columns, &mut rows, &local);
+        if let Some(event) = event {
+            columns.insert(0, column_def("Event"));
+            let cell = Value::String(format_event_type(event).to_string());
+            for row in &mut rows {
+                if let Some(cells) = row.get_mut("cells").and_then(Value::as_array_mut) {
+                    cells.insert(0, cell.clone());
+                }
+            }
+        }
         print_rows(&columns, &rows, &local, w);
     }
 
@@ -126,6 +141,17 @@ impl HumanPrinter {
             line.push('\n');
             w.write(&line);
         }
+    }
+}
+
+/// The printer's `formatEventType`: the four known types padded to one width.
+fn format_event_type(event: &str) -> &str {
+    match event {
+        "ADDED" => "ADDED   ",
+        "MODIFIED" => "MODIFIED",
+        "DELETED" => "DELETED ",
+        "ERROR" => "ERROR   ",
+        other => other,
     }
 }
 

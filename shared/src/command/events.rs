@@ -1,12 +1,12 @@
 //! `events`: events as `kubectl events` lists them (oldest first), not as `get events` does.
 //!
 //! Flags follow kubectl (`pkg/cmd/events`): `-n`, `-A`, `--for TYPE/NAME`, `--types`,
-//! `--no-headers`, `-o json|yaml|name`. `-w/--watch` is refused: kubeline returns one result
-//! per command.
+//! `--no-headers`, `-o json|yaml|name`. `-w/--watch` is accepted only in a stream
+//! ([`super::parse_stream`]): one execute returns one result.
 
 use super::flags::{self, FlagSpec};
 use super::logs::{object_ref, refuse_streaming};
-use super::{CommandError, GetOutput, ResourceName, get, namespace_value, no_positionals};
+use super::{CommandError, GetOutput, Mode, ResourceName, get, namespace_value, no_positionals};
 
 /// The flags `events` accepts.
 const FLAGS: &[FlagSpec] = &[
@@ -16,7 +16,8 @@ const FLAGS: &[FlagSpec] = &[
     FlagSpec::value("types", None),
     FlagSpec::switch("no-headers", None),
     FlagSpec::value("output", Some('o')),
-    // Accepted so that `--watch=false` works as in kubectl; watching itself is refused.
+    // Outside a stream, accepted so that `--watch=false` works as in kubectl; watching itself
+    // is refused there.
     FlagSpec::switch("watch", Some('w')),
 ];
 
@@ -37,12 +38,15 @@ pub struct Events {
     /// [`GetOutput::Yaml`] (the `EventList`, as kubectl prints a typed list) or
     /// [`GetOutput::Name`] (`event/NAME`); no other variant is produced.
     pub output: GetOutput,
+    /// `-w/--watch` (streams only): after the events so far, print each new or changed event.
+    pub watch: bool,
 }
 
 /// Parses the arguments of `events`.
-pub(crate) fn parse(args: &[String]) -> Result<Events, CommandError> {
+pub(crate) fn parse(args: &[String], mode: Mode) -> Result<Events, CommandError> {
     let scanned = flags::scan("events", args, FLAGS)?;
-    if scanned.switch("watch")? {
+    let watch = scanned.switch("watch")?;
+    if watch && mode == Mode::Once {
         return Err(refuse_streaming(
             scanned.last("watch").map(|f| f.raw.clone()),
             "events",
@@ -93,6 +97,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Events, CommandError> {
         types,
         no_headers: scanned.switch("no-headers")?,
         output,
+        watch,
     })
 }
 
@@ -104,9 +109,13 @@ mod tests {
         s.split_whitespace().map(str::to_string).collect()
     }
 
+    fn parse_once(args: &[String]) -> Result<Events, CommandError> {
+        parse(args, Mode::Once)
+    }
+
     #[test]
     fn accepted() {
-        let e = parse(&args(
+        let e = parse_once(&args(
             "-n credit-service --for pod/credit-scorer --types=warning",
         ))
         .unwrap();
@@ -119,7 +128,7 @@ mod tests {
             })
         );
         assert_eq!(e.types, vec!["warning".to_string()]);
-        let e = parse(&args(
+        let e = parse_once(&args(
             "-A --types Warning,Normal --types=Normal --no-headers -w=false",
         ))
         .unwrap();
@@ -130,39 +139,42 @@ mod tests {
     #[test]
     fn refused() {
         for s in ["-w", "--watch", "-Aw"] {
-            let e = parse(&args(s)).unwrap_err();
+            let e = parse_once(&args(s)).unwrap_err();
             assert_eq!(e.code, "unknown_flag", "{s}");
             assert!(e.message.contains("watching is not supported"), "{s}");
         }
-        let e = parse(&args("--for pod")).unwrap_err();
+        let e = parse_once(&args("--for pod")).unwrap_err();
         assert_eq!(e.message, "--for must be in resource/name form");
-        let e = parse(&args("--types=Bad")).unwrap_err();
+        let e = parse_once(&args("--types=Bad")).unwrap_err();
         assert_eq!(e.message, "valid --types are Normal or Warning");
         assert_eq!(
-            parse(&args("pods")).unwrap_err().code,
+            parse_once(&args("pods")).unwrap_err().code,
             "unexpected_argument"
         );
         assert_eq!(
-            parse(&args("--for a/b/c")).unwrap_err().code,
+            parse_once(&args("--for a/b/c")).unwrap_err().code,
             "invalid_argument"
         );
         assert_eq!(
-            parse(&args("-o wide")).unwrap_err().code,
+            parse_once(&args("-o wide")).unwrap_err().code,
             "unsupported_output"
         );
         assert_eq!(
-            parse(&args("-o jsonpath={.x}")).unwrap_err().code,
+            parse_once(&args("-o jsonpath={.x}")).unwrap_err().code,
             "unsupported_output"
         );
     }
 
     #[test]
     fn outputs() {
-        assert_eq!(parse(&args("")).unwrap().output, GetOutput::Table);
-        assert_eq!(parse(&args("-o json")).unwrap().output, GetOutput::Json);
-        assert_eq!(parse(&args("-oyaml")).unwrap().output, GetOutput::Yaml);
+        assert_eq!(parse_once(&args("")).unwrap().output, GetOutput::Table);
         assert_eq!(
-            parse(&args("--output=name")).unwrap().output,
+            parse_once(&args("-o json")).unwrap().output,
+            GetOutput::Json
+        );
+        assert_eq!(parse_once(&args("-oyaml")).unwrap().output, GetOutput::Yaml);
+        assert_eq!(
+            parse_once(&args("--output=name")).unwrap().output,
             GetOutput::Name
         );
     }

@@ -177,8 +177,10 @@ fn forbidden(arg: &str, name: &str) -> CommandError {
 /// Flags that kubectl has but kubeline does not support yet, with a reason worth telling.
 fn not_supported_reason(name: &str) -> Option<&'static str> {
     Some(match name {
-        "watch" | "watch-only" | "output-watch-events" => {
-            "watching is not supported: a command returns one result"
+        // `w` is `-w`, kubectl's shorthand of `--watch`.
+        "watch" | "w" | "watch-only" | "output-watch-events" => {
+            "watching is not supported by one execute, which returns one result; run the \
+             command as a stream with `GET /debug/stream`"
         }
         "sort-by" => "sorting is not supported yet",
         "subresource" => "subresources are not supported yet",
@@ -282,10 +284,15 @@ pub(crate) fn scan(
             let mut k = 0;
             while k < chars.len() {
                 let (pos, c) = chars[k];
-                if let Some(long) = forbidden_short(c) {
+                // A command that names a shorthand itself means its own flag by it (`logs -f`
+                // is `--follow` in a stream); otherwise a forbidden shorthand is refused.
+                let spec = specs.iter().find(|s| s.short == Some(c));
+                if spec.is_none()
+                    && let Some(long) = forbidden_short(c)
+                {
                     return Err(forbidden(&format!("-{c}"), long));
                 }
-                let Some(spec) = specs.iter().find(|s| s.short == Some(c)) else {
+                let Some(spec) = spec else {
                     let shown = format!("-{c}");
                     return Err(unknown(&shown, &c.to_string(), command, specs));
                 };

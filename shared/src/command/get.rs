@@ -5,7 +5,7 @@
 //! rest are names. `get pods,svc a b` means the pairs `pods/a pods/b svc/a svc/b`, as in kubectl.
 
 use super::flags::{self, FlagSpec, Scanned};
-use super::{CommandError, limit_exceeded, namespace_value, template_within_limits};
+use super::{CommandError, Mode, limit_exceeded, namespace_value, template_within_limits};
 use crate::jsonpath;
 use crate::limits::{LimitExceeded, MAX_NAMES, MAX_SELECTOR_BYTES, MAX_TYPES};
 
@@ -26,6 +26,13 @@ const FLAGS: &[FlagSpec] = &[
     FlagSpec::value("limit", None),
     FlagSpec::value("sort-by", None),
     FlagSpec::switch("allow-missing-template-keys", None),
+];
+
+/// The flags `get` accepts in a stream, besides [`FLAGS`].
+const WATCH_FLAGS: &[FlagSpec] = &[
+    FlagSpec::switch("watch", Some('w')),
+    FlagSpec::switch("watch-only", None),
+    FlagSpec::switch("output-watch-events", None),
 ];
 
 /// kubectl's default `--chunk-size`.
@@ -69,6 +76,23 @@ pub struct Get {
     /// `--allow-missing-template-keys` (default true): a missing field is not an error in
     /// `-o jsonpath` output.
     pub allow_missing_template_keys: bool,
+    /// `-w/--watch` or `--watch-only` (streams only): keep printing changes.
+    pub watch: Watch,
+    /// `--output-watch-events` (streams only, with a watch): print each change as a watch
+    /// event, `{"type":"ADDED","object":…}`, the objects listed first as `ADDED`.
+    pub output_watch_events: bool,
+}
+
+/// Whether `get` keeps watching after it printed, as kubectl's `get -w` / `--watch-only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Watch {
+    /// Print once (no watch flag).
+    #[default]
+    No,
+    /// `-w/--watch`: print the objects, then every change.
+    Watch,
+    /// `--watch-only`: print only the changes (it wins over `--watch`, as in kubectl).
+    WatchOnly,
 }
 
 impl Get {
@@ -145,12 +169,21 @@ impl GetOutput {
     }
 }
 
-pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
-    let scanned = flags::scan("get", args, FLAGS)?;
+pub(super) fn parse(args: &[String], mode: Mode) -> Result<Get, CommandError> {
+    let scanned = match mode {
+        Mode::Once => flags::scan("get", args, FLAGS)?,
+        Mode::Stream => flags::scan("get", args, &[FLAGS, WATCH_FLAGS].concat())?,
+    };
     let output = match scanned.last("output") {
         None => GetOutput::Table,
         Some(f) => parse_output(&f.value, &f.raw)?,
     };
+    let watch = match (scanned.switch("watch")?, scanned.switch("watch-only")?) {
+        (_, true) => Watch::WatchOnly,
+        (true, false) => Watch::Watch,
+        (false, false) => Watch::No,
+    };
+    let output_watch_events = scanned.switch("output-watch-events")?;
     let namespace = scanned.last("namespace").map(namespace_value).transpose()?;
     let label_selector = selector(&scanned, "selector")?;
     let field_selector = selector(&scanned, "field-selector")?;
@@ -214,7 +247,36 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
             ),
         ));
     }
+    if output_watch_events && watch == Watch::No {
+        return Err(CommandError::usage(
+            scanned.last("output-watch-events").map(|f| f.raw.clone()),
+            "error: --output-watch-events option can only be used with --watch or --watch-only\n",
+        ));
+    }
+    if watch != Watch::No {
+        watchable(&scanned, &output)?;
+        if scanned.positionals.is_empty() {
+            // kubectl skips its "You must specify the type" check for a watch; the builder
+            // then finds nothing to watch.
+            return Err(CommandError::usage(
+                None,
+                "error: You must provide one or more resources by argument or filename.\n\
+                 Example resource specifications include:\n   '-f rsrc.yaml'\n   \
+                 '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'\n",
+            ));
+        }
+    }
     let targets = targets(&scanned.positionals)?;
+    if watch != Watch::No
+        && let Targets::Types(types) = &targets
+        && types.len() > 1
+    {
+        // cli-runtime's builder with `SingleResourceType()`, before any request.
+        return Err(CommandError::usage(
+            scanned.positionals.first().cloned(),
+            "error: you may only specify a single resource type\n",
+        ));
+    }
     if label_selector.is_some() || field_selector.is_some() {
         match &targets {
             Targets::Types(_) => {}
@@ -251,7 +313,46 @@ pub(super) fn parse(args: &[String]) -> Result<Get, CommandError> {
         limit,
         sort_by,
         allow_missing_template_keys,
+        watch,
+        output_watch_events,
     })
+}
+
+/// What a watching `get` cannot print yet: refused before anything runs, naming the flag.
+fn watchable(scanned: &Scanned, output: &GetOutput) -> Result<(), CommandError> {
+    let flag = |long: &str| {
+        scanned
+            .last(long)
+            .map(|f| f.raw.clone())
+            .unwrap_or_else(|| format!("--{long}"))
+    };
+    match output {
+        GetOutput::Table
+        | GetOutput::Wide
+        | GetOutput::Name
+        | GetOutput::Json
+        | GetOutput::Yaml => {}
+        _ => {
+            return Err(CommandError::new(
+                "unsupported_output",
+                Some(flag("output")),
+                "a watching `get` prints the table, -o wide, -o name, -o json or -o yaml"
+                    .to_string(),
+            ));
+        }
+    }
+    for long in ["sort-by", "limit"] {
+        if scanned.last(long).is_some() {
+            return Err(CommandError::new(
+                "invalid_argument",
+                Some(flag(long)),
+                format!(
+                    "`--{long}` cannot be used with a watching `get`: changes are printed as they come"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The formats kubectl's `get` lists when it does not know one.

@@ -5,13 +5,14 @@
 //! checks before it talks to the server (`Complete` and `Validate`) is checked here, so a bad
 //! combination is a 400 before anything is queued.
 //!
-//! `-f/--follow` is refused: kubeline returns one result per command, so logs are a snapshot;
-//! `--tail` and `--since` choose which part.
+//! `-f/--follow` is accepted only in a stream ([`super::parse_stream`], `GET /debug/stream`),
+//! with kubectl's `--max-log-requests`; one execute returns one result, so there logs are a
+//! snapshot and `--tail` and `--since` choose which part.
 //!
 //! The small helpers at the end are shared with `events`, `top` and `rollout`.
 
 use super::flags::{self, FlagSpec};
-use super::{CommandError, ResourceName, Targets, get, namespace_value};
+use super::{CommandError, Mode, ResourceName, Targets, get, namespace_value};
 
 /// The flags `logs` accepts.
 const FLAGS: &[FlagSpec] = &[
@@ -28,9 +29,17 @@ const FLAGS: &[FlagSpec] = &[
     FlagSpec::value("limit-bytes", None),
     FlagSpec::value("selector", Some('l')),
     FlagSpec::switch("ignore-errors", None),
-    // Accepted so that `--follow=false` works as in kubectl; `--follow` itself is refused.
-    FlagSpec::switch("follow", None),
+    FlagSpec::value("max-log-requests", None),
 ];
+
+/// `--follow` outside a stream: accepted so that `--follow=false` works as in kubectl;
+/// `--follow` itself is refused (`-f` stays the forbidden `--filename` for the scanner).
+const FOLLOW_ONCE: FlagSpec = FlagSpec::switch("follow", None);
+/// `-f/--follow` in a stream.
+const FOLLOW_STREAM: FlagSpec = FlagSpec::switch("follow", Some('f'));
+
+/// kubectl's default `--max-log-requests`: how many logs `logs -f` follows at once.
+pub const DEFAULT_MAX_LOG_REQUESTS: i64 = 5;
 
 /// How many lines kubectl shows per container when pods are chosen with a selector and no
 /// `--tail` is given.
@@ -69,17 +78,31 @@ pub struct Logs {
     pub limit_bytes: Option<i64>,
     /// `--ignore-errors`: a failed log request is reported and the others still printed.
     pub ignore_errors: bool,
+    /// `-f/--follow` (streams only): keep reading each log as the container writes it.
+    pub follow: bool,
+    /// `--max-log-requests` (default [`DEFAULT_MAX_LOG_REQUESTS`]): the most logs `--follow`
+    /// reads at once; more is kubectl's error. Any whole number, as kubectl takes it.
+    pub max_log_requests: i64,
 }
 
 /// Parses the arguments of `logs`.
-pub(crate) fn parse(args: &[String]) -> Result<Logs, CommandError> {
-    let scanned = flags::scan("logs", args, FLAGS).map_err(|e| follow_refusal(e, "logs"))?;
-    if scanned.switch("follow")? {
+pub(crate) fn parse(args: &[String], mode: Mode) -> Result<Logs, CommandError> {
+    let scanned = match mode {
+        Mode::Once => flags::scan("logs", args, &[FLAGS, &[FOLLOW_ONCE]].concat())
+            .map_err(|e| follow_refusal(e, "logs"))?,
+        Mode::Stream => flags::scan("logs", args, &[FLAGS, &[FOLLOW_STREAM]].concat())?,
+    };
+    let follow = scanned.switch("follow")?;
+    if follow && mode == Mode::Once {
         return Err(refuse_streaming(
             scanned.last("follow").map(|f| f.raw.clone()),
             "logs",
         ));
     }
+    let max_log_requests = match scanned.last("max-log-requests") {
+        None => DEFAULT_MAX_LOG_REQUESTS,
+        Some(f) => integer(&f.value, &f.raw, "--max-log-requests")?,
+    };
     let namespace = scanned.last("namespace").map(namespace_value).transpose()?;
     let selector = get::selector(&scanned, "selector")?;
     let container_flag = match scanned.last("container") {
@@ -218,6 +241,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Logs, CommandError> {
         since_time,
         limit_bytes,
         ignore_errors: scanned.switch("ignore-errors")?,
+        follow,
+        max_log_requests,
     })
 }
 
@@ -248,7 +273,7 @@ fn container_name(value: &str, raw: &str) -> Result<String, CommandError> {
 }
 
 /// Go's `time.ParseDuration`, in nanoseconds: `300ms`, `1.5h`, `2h45m`, `-1s`, `0`.
-fn go_duration_nanos(s: &str) -> Option<i128> {
+pub(super) fn go_duration_nanos(s: &str) -> Option<i128> {
     let (negative, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -302,7 +327,7 @@ pub(super) fn object_ref(arg: &str, default_type: &str) -> Result<ResourceName, 
     } else {
         vec!["--".into(), default_type.into(), arg.into()]
     };
-    match get::parse(&args)?.targets {
+    match get::parse(&args, Mode::Once)?.targets {
         Targets::Pairs(mut pairs) if pairs.len() == 1 => Ok(pairs.remove(0)),
         Targets::Names {
             resource,
@@ -330,14 +355,15 @@ pub(super) fn integer(value: &str, raw: &str, flag: &str) -> Result<i64, Command
     })
 }
 
-/// The refusal of `--follow` / `--watch`: kubeline returns one result per command.
+/// The refusal of `--follow` / `--watch` outside a stream: one execute returns one result.
 pub(super) fn refuse_streaming(argument: Option<String>, command: &str) -> CommandError {
     let shown = argument.clone().unwrap_or_default();
     let what = if command == "logs" {
-        "following logs is not supported: kubeline returns one result per command; use --tail \
-         or --since to choose the lines"
+        "following logs is not supported by one execute, which returns one result; use --tail \
+         or --since to choose the lines, or follow them as a stream with `GET /debug/stream`"
     } else {
-        "watching is not supported: kubeline returns one result per command (a snapshot)"
+        "watching is not supported by one execute, which returns one result (a snapshot); \
+         watch as a stream with `GET /debug/stream`"
     };
     CommandError::new(
         "unknown_flag",
@@ -367,11 +393,11 @@ mod tests {
     }
 
     fn ok(s: &str) -> Logs {
-        parse(&args(s)).unwrap_or_else(|e| panic!("logs {s}: {e:?}"))
+        parse(&args(s), Mode::Once).unwrap_or_else(|e| panic!("logs {s}: {e:?}"))
     }
 
     fn err(s: &str) -> CommandError {
-        match parse(&args(s)) {
+        match parse(&args(s), Mode::Once) {
             Ok(l) => panic!("logs {s} was accepted: {l:?}"),
             Err(e) => e,
         }

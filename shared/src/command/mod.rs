@@ -39,8 +39,8 @@ pub use cluster_info::ClusterInfo;
 pub use describe::Describe;
 pub use events::Events;
 pub use explain::Explain;
-pub use get::{DEFAULT_CHUNK_SIZE, Get, GetOutput, ResourceName, Targets};
-pub use logs::Logs;
+pub use get::{DEFAULT_CHUNK_SIZE, Get, GetOutput, ResourceName, Targets, Watch};
+pub use logs::{DEFAULT_MAX_LOG_REQUESTS, Logs};
 pub use rollout::{Rollout, RolloutAction};
 pub use top::{Top, TopKind, TopSort};
 pub use version::{Version, VersionOutput};
@@ -194,6 +194,20 @@ const WRITE_COMMANDS: &[&str] = &[
 /// The same function runs in the broker (before anything is queued) and in the agent (before
 /// anything is run), so both sides agree on what a command means.
 pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandError> {
+    parse_in(command_type, args, Mode::Once)
+}
+
+/// Whether a command is parsed to run once (`POST /debug/execute`) or as a stream
+/// (`GET /debug/stream`), where the flags that keep it running are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One result: `--follow` / `--watch` are refused.
+    Once,
+    /// A stream: `logs -f`, `get -w`, `events -w`, `rollout status -w` are accepted.
+    Stream,
+}
+
+fn parse_in(command_type: &str, args: &[String], mode: Mode) -> Result<Command, CommandError> {
     if args.len() > MAX_ARGS {
         return Err(limit_exceeded(
             None,
@@ -212,17 +226,17 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
         ));
     }
     match command_type {
-        "get" => get::parse(args).map(Command::Get),
+        "get" => get::parse(args, mode).map(Command::Get),
         "version" => version::parse(args).map(Command::Version),
         "cluster-info" => cluster_info::parse(args).map(Command::ClusterInfo),
         "describe" => describe::parse(args).map(Command::Describe),
-        "logs" => logs::parse(args).map(Command::Logs),
-        "events" => events::parse(args).map(Command::Events),
+        "logs" => logs::parse(args, mode).map(Command::Logs),
+        "events" => events::parse(args, mode).map(Command::Events),
         "top" => top::parse(args).map(Command::Top),
         "explain" => explain::parse(args).map(Command::Explain),
         "api-resources" => api_resources::parse(args).map(Command::ApiResources),
         "api-versions" => api_versions::parse(args).map(Command::ApiVersions),
-        "rollout" => rollout::parse(args).map(Command::Rollout),
+        "rollout" => rollout::parse(args, mode).map(Command::Rollout),
         "auth" => auth::parse(args).map(Command::Auth),
         other if WRITE_COMMANDS.contains(&other) => Err(forbidden_command(other)),
         other => Err(CommandError::new(
@@ -240,8 +254,12 @@ pub fn parse(command_type: &str, args: &[String]) -> Result<Command, CommandErro
 pub const STREAMING_COMMANDS: &[&str] = &["logs", "get", "events", "rollout"];
 
 /// Parses a command that runs as a stream: one of [`STREAMING_COMMANDS`], where the flags that
-/// keep a command running (`logs -f`, `get -w` / `--watch-only`, `events -w`,
-/// `rollout status -w`) are allowed. Every other rule is [`parse`]'s.
+/// keep a command running (`logs -f`, `get -w` / `--watch-only` / `--output-watch-events`,
+/// `events -w`, `rollout status -w`) are allowed and recorded in the command ([`Logs::follow`],
+/// [`Get::watch`], [`Events::watch`], [`Rollout::watch`]). `rollout status` watches by default
+/// here, as kubectl does (`--watch=false` is still a snapshot). Every other rule is
+/// [`parse`]'s; a stream that would not keep running (`logs` without `-f`, `get` without `-w`)
+/// is accepted and simply ends when its output is printed.
 pub fn parse_stream(command_type: &str, args: &[String]) -> Result<Command, CommandError> {
     if !STREAMING_COMMANDS.contains(&command_type) {
         return Err(CommandError::new(
@@ -254,7 +272,7 @@ pub fn parse_stream(command_type: &str, args: &[String]) -> Result<Command, Comm
             ),
         ));
     }
-    parse(command_type, args)
+    parse_in(command_type, args, Mode::Stream)
 }
 
 /// A caller-controlled input over one of [`crate::limits`].

@@ -3,11 +3,13 @@
 //! Targets are named as for `get` (`deploy/NAME`, `deploy NAME`, `deploy` for all of a type, or
 //! a type with `-l`), following kubectl's `ResourceTypeOrNameArgs`.
 //!
-//! `rollout status` is a **snapshot**: kubeline returns one result per command, so it has
-//! `kubectl rollout status --watch=false` semantics: the status line of each object as it is
-//! now (`successfully rolled out`, or what the rollout is waiting for), exit code 0 either way,
-//! and an error for a rollout that exceeded its progress deadline. `--watch=false` is accepted;
-//! `-w/--watch` (kubectl's default for a terminal user) is refused with a message saying so.
+//! `rollout status` run once (`POST /debug/execute`) is a **snapshot**: one result per command,
+//! so it has `kubectl rollout status --watch=false` semantics: the status line of each object as
+//! it is now (`successfully rolled out`, or what the rollout is waiting for), exit code 0 either
+//! way, and an error for a rollout that exceeded its progress deadline. `--watch=false` is
+//! accepted; `-w/--watch` is refused with a message saying so. As a stream
+//! ([`super::parse_stream`]) it watches by default, as kubectl does (`--watch=false` is still
+//! the snapshot), and `--timeout` bounds the watch as in kubectl.
 //!
 //! `rollout history -o yaml|name` prints the revisions' objects as kubectl does; `-o json` is
 //! refused for now (kubectl prints typed objects whose key order the agent cannot rebuild for
@@ -15,8 +17,8 @@
 
 use super::flags::{self, FlagSpec};
 use super::get::selector;
-use super::logs::{integer, refuse_streaming};
-use super::{CommandError, GetOutput, Targets, get, namespace_value};
+use super::logs::{go_duration_nanos, integer, refuse_streaming};
+use super::{CommandError, GetOutput, Mode, Targets, get, namespace_value};
 
 /// The flags `rollout status` accepts.
 const STATUS_FLAGS: &[FlagSpec] = &[
@@ -62,10 +64,16 @@ pub struct Rollout {
     /// table), else [`GetOutput::Yaml`] or [`GetOutput::Name`]: the revisions' objects, as
     /// kubectl prints them. Always `Table` for `status`.
     pub output: GetOutput,
+    /// `status` in a stream: watch each object until its rollout is done (kubectl's default;
+    /// `--watch=false` turns it off). Always false outside a stream and for `history`.
+    pub watch: bool,
+    /// `status --timeout` (a Go duration; 0, the default, waits for ever): how long a watch
+    /// waits before it ends with kubectl's `timed out waiting for the condition`.
+    pub timeout_ms: Option<u64>,
 }
 
 /// Parses the arguments of `rollout`.
-pub(crate) fn parse(args: &[String]) -> Result<Rollout, CommandError> {
+pub(crate) fn parse(args: &[String], mode: Mode) -> Result<Rollout, CommandError> {
     let Some((sub, rest)) = args.split_first() else {
         return Err(CommandError::new(
             "missing_argument",
@@ -98,12 +106,39 @@ pub(crate) fn parse(args: &[String]) -> Result<Rollout, CommandError> {
         }
     };
     let scanned = flags::scan(command, rest, specs)?;
-    if action == RolloutAction::Status && scanned.switch("watch")? {
-        return Err(refuse_streaming(
-            scanned.last("watch").map(|f| f.raw.clone()),
-            command,
-        ));
-    }
+    let watch = match (action, mode) {
+        (RolloutAction::History, _) => false,
+        // kubectl's `--watch` defaults to true.
+        (RolloutAction::Status, Mode::Stream) => {
+            scanned.last("watch").is_none() || scanned.switch("watch")?
+        }
+        (RolloutAction::Status, Mode::Once) => {
+            if scanned.switch("watch")? {
+                return Err(refuse_streaming(
+                    scanned.last("watch").map(|f| f.raw.clone()),
+                    command,
+                ));
+            }
+            false
+        }
+    };
+    let timeout_ms = match scanned.last("timeout") {
+        None => None,
+        Some(f) => match go_duration_nanos(&f.value) {
+            Some(n) if n > 0 => Some(u64::try_from(n / 1_000_000).unwrap_or(u64::MAX).max(1)),
+            Some(_) => None,
+            None => {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    Some(f.raw.clone()),
+                    format!(
+                        "invalid `--timeout` {:?}: use a duration such as 30s, 5m or 1h",
+                        f.value
+                    ),
+                ));
+            }
+        },
+    };
     if scanned.positionals.is_empty() {
         return Err(CommandError::new(
             "missing_argument",
@@ -113,7 +148,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Rollout, CommandError> {
     }
     let mut as_get = vec!["--".to_string()];
     as_get.extend(scanned.positionals.iter().cloned());
-    let targets = get::parse(&as_get)?.targets;
+    let targets = get::parse(&as_get, Mode::Once)?.targets;
     let selector = selector(&scanned, "selector")?;
     if selector.is_some() && !matches!(targets, Targets::Types(_)) {
         return Err(CommandError::new(
@@ -149,6 +184,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Rollout, CommandError> {
         selector,
         revision,
         output,
+        watch,
+        timeout_ms,
     })
 }
 
@@ -161,9 +198,13 @@ mod tests {
         s.split_whitespace().map(str::to_string).collect()
     }
 
+    fn parse_once(args: &[String]) -> Result<Rollout, CommandError> {
+        parse(args, Mode::Once)
+    }
+
     #[test]
     fn accepted() {
-        let r = parse(&args(
+        let r = parse_once(&args(
             "status deploy/credit-api -n credit-service --watch=false",
         ))
         .unwrap();
@@ -175,15 +216,15 @@ mod tests {
                 name: "credit-api".into()
             }])
         );
-        let r = parse(&args("history sts credit-cache --revision=1")).unwrap();
+        let r = parse_once(&args("history sts credit-cache --revision=1")).unwrap();
         assert_eq!(r.action, RolloutAction::History);
         assert_eq!(r.revision, Some(1));
         assert!(matches!(r.targets, Targets::Names { .. }));
-        let r = parse(&args("history deploy/x -o yaml")).unwrap();
+        let r = parse_once(&args("history deploy/x -o yaml")).unwrap();
         assert_eq!(r.output, GetOutput::Yaml);
-        let r = parse(&args("history deploy/x -oname --revision 2")).unwrap();
+        let r = parse_once(&args("history deploy/x -oname --revision 2")).unwrap();
         assert_eq!((r.output, r.revision), (GetOutput::Name, Some(2)));
-        let r = parse(&args("status deploy -l app=x --timeout=5s")).unwrap();
+        let r = parse_once(&args("status deploy -l app=x --timeout=5s")).unwrap();
         assert_eq!(r.selector.as_deref(), Some("app=x"));
     }
 
@@ -194,31 +235,31 @@ mod tests {
             "status deploy/x --watch",
             "status deploy/x --watch=true",
         ] {
-            let e = parse(&args(s)).unwrap_err();
+            let e = parse_once(&args(s)).unwrap_err();
             assert_eq!(e.code, "unknown_flag", "{s}");
             assert!(e.message.contains("watching is not supported"), "{s}");
         }
         assert_eq!(
-            parse(&args("undo deploy/x")).unwrap_err().code,
+            parse_once(&args("undo deploy/x")).unwrap_err().code,
             "forbidden_command"
         );
         assert_eq!(
-            parse(&args("restart deploy/x")).unwrap_err().code,
+            parse_once(&args("restart deploy/x")).unwrap_err().code,
             "forbidden_command"
         );
-        assert_eq!(parse(&args("")).unwrap_err().code, "missing_argument");
+        assert_eq!(parse_once(&args("")).unwrap_err().code, "missing_argument");
         assert_eq!(
-            parse(&args("status")).unwrap_err().message,
+            parse_once(&args("status")).unwrap_err().message,
             "required resource not specified"
         );
         assert_eq!(
-            parse(&args("history deploy/x --revision=-1"))
+            parse_once(&args("history deploy/x --revision=-1"))
                 .unwrap_err()
                 .message,
             "revision must be a positive integer: -1"
         );
         assert_eq!(
-            parse(&args("history deploy/x -w")).unwrap_err().code,
+            parse_once(&args("history deploy/x -w")).unwrap_err().code,
             "unknown_flag"
         );
         for s in [
@@ -227,10 +268,12 @@ mod tests {
             "history deploy/x -o json",
             "status deploy/x -o yaml",
         ] {
-            assert!(parse(&args(s)).is_err(), "{s}");
+            assert!(parse_once(&args(s)).is_err(), "{s}");
         }
         assert_eq!(
-            parse(&args("status deploy/x -f a.yaml")).unwrap_err().code,
+            parse_once(&args("status deploy/x -f a.yaml"))
+                .unwrap_err()
+                .code,
             "forbidden_flag"
         );
     }

@@ -31,6 +31,8 @@ fn base(targets: Targets) -> Get {
         limit: None,
         sort_by: None,
         allow_missing_template_keys: true,
+        watch: Watch::No,
+        output_watch_events: false,
     }
 }
 
@@ -645,4 +647,204 @@ fn template_syntax_errors_are_left_for_the_agent_to_word_as_kubectl() {
         assert!(parse("get", &owned(&["pods", "-o", t])).is_ok(), "{t}");
     }
     assert!(parse("get", &owned(&["pods", "--sort-by={{"])).is_ok());
+}
+
+// === streams ===
+
+fn stream(command: &str, s: &str) -> Command {
+    parse_stream(command, &args(s)).unwrap_or_else(|e| panic!("{command} {s}: {e:?}"))
+}
+
+fn stream_err(command: &str, s: &str) -> CommandError {
+    match parse_stream(command, &args(s)) {
+        Ok(c) => panic!("{command} {s} was accepted as a stream: {c:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn only_streaming_commands_stream() {
+    for c in ["describe", "top", "version", "explain", "delete"] {
+        let e = stream_err(c, "pods");
+        assert_eq!(e.code, "not_streamable", "{c}");
+        assert!(e.message.contains("POST /debug/execute"), "{}", e.message);
+    }
+    // The policy is parse's: forbidden flags stay forbidden in a stream.
+    assert_eq!(stream_err("logs", "x -f --as=admin").code, "forbidden_flag");
+    assert_eq!(stream_err("get", "pods -w --raw=/x").code, "forbidden_flag");
+    assert_eq!(
+        stream_err("get", "pods -w -f x.yaml").code,
+        "forbidden_flag"
+    );
+}
+
+#[test]
+fn logs_follow_in_a_stream_only() {
+    for s in [
+        "x -f",
+        "x --follow",
+        "x -pf",
+        "x --follow=true",
+        "-l app=x -f",
+    ] {
+        let Command::Logs(l) = stream("logs", s) else {
+            panic!("{s}")
+        };
+        assert!(l.follow, "{s}");
+        assert_eq!(l.max_log_requests, DEFAULT_MAX_LOG_REQUESTS);
+        let e = parse("logs", &args(s)).unwrap_err();
+        assert_eq!(e.code, "unknown_flag", "{s}");
+        assert!(e.message.contains("GET /debug/stream"), "{}", e.message);
+    }
+    let Command::Logs(l) = stream(
+        "logs",
+        "-f -l app=x --all-containers --prefix --max-log-requests=8 --tail=2 --since=1m -n ns",
+    ) else {
+        panic!()
+    };
+    assert!(l.follow && l.all_containers && l.prefix);
+    assert_eq!(
+        (l.max_log_requests, l.tail_lines, l.since_seconds),
+        (8, Some(2), Some(60))
+    );
+    let Command::Logs(l) = stream("logs", "x -c c --since-time=2024-08-30T06:00:00Z -f") else {
+        panic!()
+    };
+    assert_eq!(l.container.as_deref(), Some("c"));
+    // Without -f a stream is a snapshot that ends; --follow=false too.
+    let Command::Logs(l) = stream("logs", "x --follow=false") else {
+        panic!()
+    };
+    assert!(!l.follow);
+    assert_eq!(
+        stream_err("logs", "x -f --max-log-requests=many")
+            .argument
+            .as_deref(),
+        Some("--max-log-requests=many")
+    );
+    // kubectl's own checks still apply.
+    assert_eq!(
+        stream_err("logs", "x -f -c a --all-containers").message,
+        "--all-containers=true should not be specified with container name a"
+    );
+    assert_eq!(stream_err("logs", "-f").code, "usage_error");
+}
+
+#[test]
+fn get_watch_in_a_stream_only() {
+    let watch_of = |s: &str| match stream("get", s) {
+        Command::Get(g) => (g.watch, g.output_watch_events, g.output),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(watch_of("pods -w"), (Watch::Watch, false, GetOutput::Table));
+    assert_eq!(watch_of("pods --watch -o wide").0, Watch::Watch);
+    assert_eq!(watch_of("pods --watch-only").0, Watch::WatchOnly);
+    // --watch-only wins over --watch, as in kubectl.
+    assert_eq!(watch_of("pods -w --watch-only").0, Watch::WatchOnly);
+    assert_eq!(
+        watch_of("deploy x -w --output-watch-events -o json"),
+        (Watch::Watch, true, GetOutput::Json)
+    );
+    assert_eq!(watch_of("pods -w -o yaml").2, GetOutput::Yaml);
+    assert_eq!(watch_of("pods -w -oname").2, GetOutput::Name);
+    assert_eq!(watch_of("pods").0, Watch::No);
+    assert_eq!(watch_of("pods -w=false").0, Watch::No);
+    // Outside a stream nothing changed.
+    for s in [
+        "pods -w",
+        "pods --watch",
+        "pods --watch-only",
+        "pods --output-watch-events",
+    ] {
+        let e = parse("get", &args(s)).unwrap_err();
+        assert_eq!(e.code, "unknown_flag", "{s}");
+        assert!(e.message.contains("GET /debug/stream"), "{}", e.message);
+    }
+}
+
+#[test]
+fn get_watch_usage_errors_are_kubectls() {
+    let usage = |s: &str| {
+        let e = stream_err("get", s);
+        assert_eq!(e.code, "usage_error", "{s}: {e:?}");
+        e.kubectl_error.unwrap_or_default()
+    };
+    assert_eq!(
+        usage("pods,svc -w"),
+        "error: you may only specify a single resource type\n"
+    );
+    assert_eq!(
+        usage("pods --output-watch-events"),
+        "error: --output-watch-events option can only be used with --watch or --watch-only\n"
+    );
+    assert_eq!(
+        usage("-w"),
+        "error: You must provide one or more resources by argument or filename.\nExample \
+         resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n   \
+         '<resource> <name>'\n   '<resource>'\n"
+    );
+    // What a watch cannot print is refused naming the flag.
+    let e = stream_err("get", "pods -w -o jsonpath={.x}");
+    assert_eq!(
+        (e.code, e.argument.as_deref()),
+        ("unsupported_output", Some("-o"))
+    );
+    assert_eq!(
+        stream_err("get", "pods -w --sort-by=.metadata.name")
+            .argument
+            .as_deref(),
+        Some("--sort-by=.metadata.name")
+    );
+    assert_eq!(
+        stream_err("get", "pods -w --limit=5").code,
+        "invalid_argument"
+    );
+}
+
+#[test]
+fn events_and_rollout_watch_in_a_stream() {
+    let Command::Events(e) = stream("events", "-w -A --types=Warning") else {
+        panic!()
+    };
+    assert!(e.watch && e.all_namespaces);
+    let Command::Events(e) = stream("events", "-n x") else {
+        panic!()
+    };
+    assert!(!e.watch);
+    assert_eq!(
+        parse("events", &args("-w")).unwrap_err().code,
+        "unknown_flag"
+    );
+
+    let rollout = |s: &str| match stream("rollout", s) {
+        Command::Rollout(r) => (r.watch, r.timeout_ms),
+        other => panic!("{other:?}"),
+    };
+    // kubectl watches by default.
+    assert_eq!(rollout("status deploy/x"), (true, None));
+    assert_eq!(rollout("status deploy/x -w"), (true, None));
+    assert_eq!(rollout("status deploy/x --watch=false"), (false, None));
+    assert_eq!(
+        rollout("status deploy/x --timeout=90s"),
+        (true, Some(90_000))
+    );
+    assert_eq!(rollout("status deploy/x --timeout=0"), (true, None));
+    assert_eq!(rollout("history deploy/x"), (false, None));
+    assert_eq!(
+        stream_err("rollout", "status deploy/x --timeout=soon")
+            .argument
+            .as_deref(),
+        Some("--timeout=soon")
+    );
+    // Outside a stream: a snapshot, and -w refused as before.
+    match parse("rollout", &args("status deploy/x")) {
+        Ok(Command::Rollout(r)) => assert!(!r.watch),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse("rollout", &args("status deploy/x -w"))
+            .unwrap_err()
+            .code,
+        "unknown_flag"
+    );
 }

@@ -8,8 +8,13 @@
 //! 4. They are printed through kubectl's tab writer: `LAST SEEN  TYPE  REASON  OBJECT  MESSAGE`,
 //!    with `NAMESPACE` first for `-A`; or, with `-o json|yaml|name`, as kubectl's printers print
 //!    the typed `EventList` it builds (JSON keys in Go struct order: see [`gojson::Ordered`]).
+//!
+//! `events -w` (a stream) is in [`watch`].
 
 pub(crate) mod gosort;
+mod watch;
+
+pub(super) use watch::watch;
 
 use super::api::{self, ApiError};
 use super::discovery::warnings_first;
@@ -36,49 +41,65 @@ pub(super) async fn run(ex: &Executor, cmd: &Events) -> Outcome {
     warnings_first(&warnings, events(ex, cmd).await)
 }
 
-async fn events(ex: &Executor, cmd: &Events) -> Outcome {
-    let namespace = cmd
-        .namespace
-        .clone()
-        .unwrap_or_else(|| ex.default_namespace.to_string());
-    let field_selector = match &cmd.for_object {
-        None => None,
-        Some(obj) => {
-            let lower = obj.resource.to_lowercase();
-            let mapping = match ex.discovery(false).await {
-                Ok(d) => match d.resolve(&lower) {
-                    Ok(m) => Ok(m.clone()),
-                    Err(_) => match ex.discovery(true).await {
-                        Ok(d) => d.resolve(&lower).cloned().map_err(|e| e.resource),
-                        Err(e) => return Outcome::failed(e.kubectl_message()),
-                    },
-                },
-                Err(e) => return Outcome::failed(e.kubectl_message()),
-            };
-            let mapping = match mapping {
-                Ok(m) => m,
-                Err(resource) => {
-                    return Outcome::failed(format!(
-                        "the server doesn't have a resource type {resource:?}"
-                    ));
-                }
-            };
-            let api_version = if mapping.group.is_empty() {
-                mapping.version.clone()
-            } else {
-                format!("{}/{}", mapping.group, mapping.version)
-            };
-            Some(format!(
-                "involvedObject.kind={},involvedObject.apiVersion={},involvedObject.name={}",
-                mapping.kind, api_version, obj.name
-            ))
-        }
+/// The `involvedObject` field selector of `--for TYPE/NAME`, or the failed outcome of a type
+/// that does not resolve.
+async fn for_selector(ex: &Executor, cmd: &Events) -> Result<Option<String>, Outcome> {
+    let Some(obj) = &cmd.for_object else {
+        return Ok(None);
     };
-    let base = if cmd.all_namespaces {
+    let lower = obj.resource.to_lowercase();
+    let failed = |e: ApiError| Outcome::failed(e.kubectl_message());
+    let mapping = match ex.discovery(false).await.map_err(failed)?.resolve(&lower) {
+        Ok(m) => m.clone(),
+        Err(_) => ex
+            .discovery(true)
+            .await
+            .map_err(failed)?
+            .resolve(&lower)
+            .cloned()
+            .map_err(|e| {
+                Outcome::failed(format!(
+                    "the server doesn't have a resource type {:?}",
+                    e.resource
+                ))
+            })?,
+    };
+    let api_version = if mapping.group.is_empty() {
+        mapping.version.clone()
+    } else {
+        format!("{}/{}", mapping.group, mapping.version)
+    };
+    Ok(Some(format!(
+        "involvedObject.kind={},involvedObject.apiVersion={},involvedObject.name={}",
+        mapping.kind, api_version, obj.name
+    )))
+}
+
+/// The events collection the command reads: one namespace's, or every namespace's with `-A`.
+fn collection(ex: &Executor, cmd: &Events) -> String {
+    if cmd.all_namespaces {
         "/api/v1/events".to_string()
     } else {
-        format!("/api/v1/namespaces/{}/events", api::segment(&namespace))
+        format!(
+            "/api/v1/namespaces/{}/events",
+            api::segment(&namespace_of(ex, cmd))
+        )
+    }
+}
+
+fn namespace_of(ex: &Executor, cmd: &Events) -> String {
+    cmd.namespace
+        .clone()
+        .unwrap_or_else(|| ex.default_namespace.to_string())
+}
+
+async fn events(ex: &Executor, cmd: &Events) -> Outcome {
+    let namespace = namespace_of(ex, cmd);
+    let field_selector = match for_selector(ex, cmd).await {
+        Ok(s) => s,
+        Err(failed) => return failed,
     };
+    let base = collection(ex, cmd);
     let ordered = cmd.output == GetOutput::Json;
     // Each event, and for `-o json` the same event with its keys in the server's order.
     let mut events: Vec<(Value, Option<Ordered>)> = Vec::new();
@@ -244,28 +265,38 @@ fn enhance_list_error(e: ApiError, field_selector: Option<&str>) -> String {
 /// Prints events (already sorted) as kubectl's `EventPrinter` does.
 fn render(events: Vec<Value>, cmd: &Events, now: DateTime<Utc>) -> String {
     let mut w = TabWriter::new();
+    write_headers(&mut w, cmd);
+    for e in &events {
+        write_row(&mut w, e, cmd, now);
+    }
+    w.flush();
+    w.take_output()
+}
+
+/// `EventPrinter.printHeadings`, unless `--no-headers`.
+fn write_headers(w: &mut TabWriter, cmd: &Events) {
     if !cmd.no_headers {
         if cmd.all_namespaces {
             w.write("NAMESPACE\t");
         }
         w.write("LAST SEEN\tTYPE\tREASON\tOBJECT\tMESSAGE\n");
     }
-    for e in &events {
-        if cmd.all_namespaces {
-            w.write(&format!("{}\t", str_at(e, "/metadata/namespace")));
-        }
-        w.write(&format!(
-            "{}\t{}\t{}\t{}/{}\t{}\n",
-            interval(e, now),
-            escape_terminal(str_at(e, "/type")),
-            escape_terminal(str_at(e, "/reason")),
-            escape_terminal(str_at(e, "/involvedObject/kind")),
-            escape_terminal(str_at(e, "/involvedObject/name")),
-            escape_terminal(str_at(e, "/message").trim()),
-        ));
+}
+
+/// `EventPrinter.printOneEvent`.
+fn write_row(w: &mut TabWriter, e: &Value, cmd: &Events, now: DateTime<Utc>) {
+    if cmd.all_namespaces {
+        w.write(&format!("{}\t", str_at(e, "/metadata/namespace")));
     }
-    w.flush();
-    w.take_output()
+    w.write(&format!(
+        "{}\t{}\t{}\t{}/{}\t{}\n",
+        interval(e, now),
+        escape_terminal(str_at(e, "/type")),
+        escape_terminal(str_at(e, "/reason")),
+        escape_terminal(str_at(e, "/involvedObject/kind")),
+        escape_terminal(str_at(e, "/involvedObject/name")),
+        escape_terminal(str_at(e, "/message").trim()),
+    ));
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
@@ -341,6 +372,7 @@ mod tests {
             types: vec![],
             no_headers,
             output: GetOutput::Table,
+            watch: false,
         }
     }
 

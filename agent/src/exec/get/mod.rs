@@ -7,6 +7,13 @@
 //!    Lists are paged with `--chunk-size` like kubectl's `RequestChunksOf`.
 //! 4. Print: server tables through kubectl's table printer, or objects as json/yaml/name, then
 //!    the errors, one line each, on stderr.
+//!
+//! `get -w` / `--watch-only` (a stream) is in [`watch`]: the same planning, fetching and
+//! printers, then the API server's watch.
+
+mod watch;
+
+pub(super) use watch::watch;
 
 use super::api::{self, ApiError};
 use super::discovery::{self, ApiResource, Discovery};
@@ -41,6 +48,8 @@ struct Fetched {
     objects: Vec<Value>,
     /// `--limit` left objects out.
     truncated: bool,
+    /// The list's resourceVersion (where a watch of it starts); empty for a named object.
+    resource_version: String,
 }
 
 pub(super) async fn run(ex: &Executor, g: &Get) -> Outcome {
@@ -61,30 +70,35 @@ fn fatal(line: String) -> Outcome {
 }
 
 async fn run_resolved(ex: &Executor, g: &Get) -> Outcome {
-    let discovery = match ex.discovery(false).await {
-        Ok(d) => d,
-        Err(e) => return Outcome::failed(e.kubectl_message()),
-    };
-    let visits = match plan(&discovery, ex, g) {
+    let visits = match resolve(ex, g).await {
         Ok(v) => v,
-        Err(Fail::NoMatch(_)) => {
-            // A resource type may be new (a CRD installed a moment ago): refresh once.
-            let discovery = match ex.discovery(true).await {
-                Ok(d) => d,
-                Err(e) => return Outcome::failed(e.kubectl_message()),
-            };
-            match plan(&discovery, ex, g) {
-                Ok(v) => v,
-                Err(f) => return Outcome::failed(f.message()),
-            }
-        }
-        Err(f) => return Outcome::failed(f.message()),
+        Err(failed) => return failed,
     };
-
     let human = g.output.is_human();
     let results = join_all(visits.iter().map(|v| fetch(ex, g, v, human))).await;
     // Sorting, templates and printers are CPU work with no await point.
     super::cpu_bound(|| finish(ex, g, &visits, results))
+}
+
+/// The requests kubectl's builder would make, or the failed outcome of a type that does not
+/// resolve.
+async fn resolve(ex: &Executor, g: &Get) -> Result<Vec<Visit>, Outcome> {
+    let discovery = ex
+        .discovery(false)
+        .await
+        .map_err(|e| Outcome::failed(e.kubectl_message()))?;
+    match plan(&discovery, ex, g) {
+        Ok(v) => Ok(v),
+        Err(Fail::NoMatch(_)) => {
+            // A resource type may be new (a CRD installed a moment ago): refresh once.
+            let discovery = ex
+                .discovery(true)
+                .await
+                .map_err(|e| Outcome::failed(e.kubectl_message()))?;
+            plan(&discovery, ex, g).map_err(|f| Outcome::failed(f.message()))
+        }
+        Err(f) => Err(Outcome::failed(f.message())),
+    }
 }
 
 /// Sorts and prints what the visits brought back, with the errors after it.
@@ -341,6 +355,7 @@ async fn fetch(
             Fetched {
                 objects: vec![r.body],
                 truncated: false,
+                resource_version: String::new(),
             }
         });
         return (result, warnings);
@@ -354,6 +369,7 @@ async fn fetch(
         (None, None) => g.chunk_size,
     };
     let mut pages = 0;
+    let mut resource_version = String::new();
     loop {
         pages += 1;
         if pages > ex.max_list_pages {
@@ -386,6 +402,12 @@ async fn fetch(
             .and_then(Value::as_str)
             .filter(|c| !c.is_empty())
             .map(str::to_string);
+        if let Some(rv) = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            resource_version = rv.to_string();
+        }
         if human {
             objects.push(body);
         } else {
@@ -397,6 +419,7 @@ async fn fetch(
                     Ok(Fetched {
                         objects,
                         truncated: true,
+                        resource_version,
                     }),
                     warnings,
                 );
@@ -407,6 +430,7 @@ async fn fetch(
                     Ok(Fetched {
                         objects,
                         truncated: false,
+                        resource_version,
                     }),
                     warnings,
                 );
@@ -531,6 +555,7 @@ fn sort_infos(fetched: &mut Vec<(usize, Fetched)>, field: &str) -> Result<(), St
             Fetched {
                 objects: vec![o],
                 truncated,
+                resource_version: String::new(),
             },
         )
     }));
