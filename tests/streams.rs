@@ -77,17 +77,19 @@ async fn read_until(
 ) -> (String, Value) {
     let deadline = Instant::now() + within;
     let mut output = String::new();
+    let mut last = Value::Null;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let frame = next_frame(socket, left)
             .await
-            .unwrap_or_else(|| panic!("the stream closed; output so far:\n{output}"));
+            .unwrap_or_else(|| panic!("the stream closed after {last}; output so far:\n{output}"));
         if frame["type"] == "output" {
             output.push_str(frame["data"].as_str().unwrap());
         }
         if until(&frame, &output) {
             return (output, frame);
         }
+        last = frame;
     }
 }
 
@@ -374,7 +376,13 @@ async fn a_hundred_streams_on_one_agent_stay_within_their_memory_bound() {
         ]),
     )
     .await;
-    let agent = start_agent("stream-hundred-agent", api.port(), AGENT_TOKEN);
+    let agent = start_agent_with(
+        "stream-hundred-agent",
+        api.port(),
+        CLUSTER,
+        AGENT_TOKEN,
+        &["--max-streams", "128"],
+    );
     wait_connected(&api).await;
     let session = api.session().await;
     let (broker_before, agent_before) = (rss_kib(broker.pid()), rss_kib(agent.pid()));

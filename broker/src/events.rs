@@ -283,7 +283,9 @@ pub async fn session_events(
         Ok((filter, reader, permit)) => {
             let changes = state.credentials.changes();
             let socket =
-                ws.0.max_message_size(MAX_READER_FRAME)
+                ws.0.read_buffer_size(crate::stream::CALLER_READ_BUFFER)
+                    .write_buffer_size(0)
+                    .max_message_size(MAX_READER_FRAME)
                     .max_frame_size(MAX_READER_FRAME);
             let span = info_span!("session_events", cluster = %reader.cluster_id);
             socket.on_upgrade(move |socket| {

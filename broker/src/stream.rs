@@ -66,6 +66,8 @@ pub const DEFAULT_MAX_STREAMS_PER_CLUSTER: usize = 64;
 const LIFETIME_GRACE: Duration = Duration::from_secs(5);
 /// Largest frame a caller may send on a stream (a `cancel`); anything bigger closes it.
 const MAX_CALLER_FRAME: usize = 4096;
+/// Read buffer of a caller's stream socket.
+pub(crate) const CALLER_READ_BUFFER: usize = 4096;
 /// The error of a stream its caller cancelled with a `cancel` frame.
 const CANCELLED_BY_CALLER: &str = "cancelled by the caller";
 
@@ -333,8 +335,12 @@ pub async fn stream(
         Ok(open) => {
             let changes = state.credentials.changes();
             let span = info_span!("stream", result_id = %open.command.result_id);
+            // A caller sends at most a `cancel`: a small read buffer (tungstenite's default is
+            // 128 KiB a connection); frames go out as they are sent.
             let socket =
-                ws.0.max_message_size(MAX_CALLER_FRAME)
+                ws.0.read_buffer_size(CALLER_READ_BUFFER)
+                    .write_buffer_size(0)
+                    .max_message_size(MAX_CALLER_FRAME)
                     .max_frame_size(MAX_CALLER_FRAME);
             socket.on_upgrade(move |socket| {
                 async move {
