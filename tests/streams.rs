@@ -154,7 +154,10 @@ async fn a_bad_stream_request_is_refused_before_the_upgrade() {
     };
     let refused = |q: Vec<(&'static str, String)>, key: &'static str| async move {
         let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        open(port, key, &q).await.err().expect("refused")
+        match open(port, key, &q).await {
+            Ok(_) => panic!("accepted: {q:?}"),
+            Err(refusal) => refusal,
+        }
     };
     for (extra, status, field, code) in [
         (vec![("session_id", "")], 400, "session_id", None),
@@ -458,7 +461,9 @@ async fn stream_limits_refuse_with_429() {
         ("command_type", "get"),
         ("args", args.as_str()),
     ];
-    let (status, body) = open(api.port(), ADMIN_KEY, &query).await.err().unwrap();
+    let Err((status, body)) = open(api.port(), ADMIN_KEY, &query).await else {
+        panic!("a second stream was accepted past --max-streams-per-key 1");
+    };
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["details"]["code"], "too_many_streams", "{body}");
     assert!(
