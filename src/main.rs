@@ -9,6 +9,7 @@ mod mcp;
 mod ops;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod stream;
 mod telemetry;
 
 use std::net::SocketAddr;

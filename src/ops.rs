@@ -28,6 +28,7 @@ use kubeline_shared::api::{
 
 use crate::client::{ApiError, Client, ClientError};
 use crate::config::{self, CachedSession, ClientArgs, ConfigFile, SessionCache, Target};
+use crate::stream::StreamError;
 
 /// Exit codes of the client commands (see the module docs).
 pub mod exit {
@@ -614,6 +615,7 @@ pub async fn kubectl(args: KubectlArgs) -> Result<ExitCode, Failure> {
         .and_then(|c| c.get(&target.broker, &args.cluster, &key_id, margin));
     let mut session = cached.map(|c| c.session_id);
     let explain_here = |e: &ClientError| explain(e, &target, Some(&args.cluster));
+    let streamed = crate::stream::streams(&command_type, &command_args);
     let result = loop {
         let (session_id, fresh) = match session.take() {
             Some(id) => (id, false),
@@ -641,6 +643,34 @@ pub async fn kubectl(args: KubectlArgs) -> Result<ExitCode, Failure> {
                 (created.session_id, true)
             }
         };
+        if streamed {
+            let request = crate::stream::StreamRequest {
+                cluster: &args.cluster,
+                session_id: &session_id,
+                command_type: &command_type,
+                args: &command_args,
+                max_seconds: args.timeout.map(|t| t.ceil() as u64),
+                max_bytes: args.max_output_bytes,
+            };
+            match crate::stream::run(&target, request).await {
+                Err(StreamError::Client(ClientError::Api(api)))
+                    if !fresh && session_unusable(&api) =>
+                {
+                    if let Some(cache) = &cache {
+                        let _ = cache.remove(&session_id);
+                    }
+                    continue;
+                }
+                Err(StreamError::Client(e)) => return Err(explain_here(&e)),
+                Err(StreamError::Broken(why)) => {
+                    return Err(Failure {
+                        message: why,
+                        code: exit::BROKER_ERROR,
+                    });
+                }
+                Ok(code) => return Ok(code),
+            }
+        }
         let request = ExecuteRequest {
             cluster_id: Some(args.cluster.clone()),
             session_id: Some(session_id.clone()),

@@ -1332,3 +1332,62 @@ async fn an_https_broker_behind_a_private_ca_needs_its_ca_file() {
     // No agent here: the broker answered over TLS, with its 503.
     assert_eq!(out.code, 9, "{out}");
 }
+
+#[tokio::test]
+async fn kubectl_streams_the_commands_that_keep_running() {
+    let (_broker, _agent, _api, url) = live("stream", &[]).await;
+    let home = Home::new("stream");
+    let env = [
+        ("KUBELINE_BROKER_URL", url.as_str()),
+        ("KUBELINE_API_KEY", READ_KEY),
+    ];
+    // A watch runs until its lifetime (--timeout), printing as it goes, and exits as timeout(1).
+    let started = std::time::Instant::now();
+    let out = home.run_with(
+        &[
+            "kubectl",
+            "-c",
+            CLUSTER,
+            "--timeout",
+            "2",
+            "--",
+            "get",
+            "namespaces",
+            "-w",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(out.code, 124, "{out}");
+    assert!(out.stdout.starts_with("NAME "), "{out}");
+    assert!(out.stdout.contains("kube-system"), "{out}");
+    assert!(out.stderr.contains("reached its lifetime"), "{out}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "{out}"
+    );
+    // A stream the broker refuses says so, with the CLI's exit code for a refusal.
+    let out = home.run_with(
+        &[
+            "kubectl",
+            "-c",
+            CLUSTER,
+            "--",
+            "get",
+            "pods",
+            "-w",
+            "--token=x",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(out.code, 7, "{out}");
+    // The one-shot form still runs once.
+    let out = home.run_with(
+        &["kubectl", "-c", CLUSTER, "--", "get", "namespaces"],
+        &env,
+        None,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("kube-system"), "{out}");
+}
