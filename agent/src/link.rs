@@ -44,7 +44,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::exec::sink::prefix_within;
+use crate::exec::sink::{self, prefix_within};
 use crate::exec::{Executor, Outcome, Sink};
 use crate::metrics;
 
@@ -535,7 +535,7 @@ async fn run_command(
     };
     let budget = cmd.max_output_bytes as usize;
     let (kept, omitted) = cut(&outcome.output, budget);
-    for chunk in chunks(kept, MAX_CHUNK_BYTES) {
+    for chunk in sink::pieces(kept, MAX_CHUNK_BYTES) {
         let msg = AgentMessage::Output(OutputChunk {
             result_id: cmd.result_id.clone(),
             data: chunk.to_owned(),
@@ -765,32 +765,8 @@ fn cut_error(e: String) -> String {
 /// The longest prefix of `s` within `budget` bytes that ends on a character boundary, and how
 /// many bytes were left out.
 fn cut(s: &str, budget: usize) -> (&str, usize) {
-    if s.len() <= budget {
-        return (s, 0);
-    }
-    let mut at = budget;
-    while !s.is_char_boundary(at) {
-        at -= 1;
-    }
-    (&s[..at], s.len() - at)
-}
-
-/// Splits `s` into pieces of at most `max` bytes on character boundaries.
-fn chunks(s: &str, max: usize) -> impl Iterator<Item = &str> {
-    let mut rest = s;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let (head, _) = cut(rest, max);
-        let head = if head.is_empty() {
-            &rest[..rest.chars().next().map_or(0, char::len_utf8)]
-        } else {
-            head
-        };
-        rest = &rest[head.len()..];
-        Some(head)
-    })
+    let kept = prefix_within(s, budget);
+    (kept, s.len() - kept.len())
 }
 
 #[cfg(test)]
@@ -813,6 +789,64 @@ mod tests {
         // The next command on the same runtime runs normally.
         let fine = panics_contained(async { Outcome::failed("x".into()) }).await;
         assert_eq!(fine.error.as_deref(), Some("x\n"));
+    }
+
+    fn data(msg: AgentMessage) -> String {
+        match msg {
+            AgentMessage::Output(o) => {
+                assert_eq!(o.result_id, "r");
+                o.data
+            }
+            other => panic!("not output: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn stream_output_leaves_at_once_and_what_waits_goes_together() {
+        let (pieces_tx, mut pieces) = mpsc::channel::<String>(8);
+        let (out, mut frames) = mpsc::channel::<AgentMessage>(8);
+        let forwarding =
+            tokio::spawn(async move { forward("r", &mut pieces, u64::MAX, &out).await });
+        // A lone line is sent as it is, without waiting for more.
+        pieces_tx.send("one\n".into()).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(1), frames.recv()).await;
+        assert_eq!(data(first.unwrap().unwrap()), "one\n");
+        // What is already waiting goes in one frame, up to MAX_CHUNK_BYTES.
+        let (pieces_tx2, mut pieces2) = mpsc::channel::<String>(8);
+        let (out2, mut frames2) = mpsc::channel::<AgentMessage>(8);
+        for piece in ["a\n", "b\n", &"x".repeat(MAX_CHUNK_BYTES - 4), "c\n"] {
+            pieces_tx2.send(piece.to_string()).await.unwrap();
+        }
+        drop(pieces_tx2);
+        let ended = forward("r", &mut pieces2, u64::MAX, &out2).await;
+        assert_eq!(ended, Forwarded::Ended);
+        let first = data(frames2.recv().await.unwrap());
+        assert_eq!(first.len(), MAX_CHUNK_BYTES);
+        assert!(first.starts_with("a\nb\nxx"));
+        assert_eq!(data(frames2.recv().await.unwrap()), "c\n");
+        drop(pieces_tx);
+        assert_eq!(forwarding.await.unwrap(), Forwarded::Ended);
+    }
+
+    #[tokio::test]
+    async fn the_budget_cuts_stream_output_on_a_character_boundary() {
+        let (pieces_tx, mut pieces) = mpsc::channel::<String>(8);
+        let (out, mut frames) = mpsc::channel::<AgentMessage>(8);
+        pieces_tx.send("héllo\n".into()).await.unwrap();
+        pieces_tx.send("more\n".into()).await.unwrap();
+        // 2 bytes fit: "h", then "é" would not.
+        let ended = forward("r", &mut pieces, 2, &out).await;
+        assert_eq!(ended, Forwarded::Truncated { omitted: 11 });
+        assert_eq!(data(frames.recv().await.unwrap()), "h");
+        // Nothing is left for a budget of zero either.
+        let (pieces_tx, mut pieces) = mpsc::channel::<String>(8);
+        pieces_tx.send("x".into()).await.unwrap();
+        assert_eq!(
+            forward("r", &mut pieces, 0, &out).await,
+            Forwarded::Truncated { omitted: 1 }
+        );
+        drop(out);
+        assert!(frames.recv().await.is_none());
     }
 
     #[test]
@@ -847,14 +881,6 @@ mod tests {
     fn cut_respects_char_boundaries() {
         assert_eq!(cut("héllo", 2), ("h", 5));
         assert_eq!(cut("abc", 10), ("abc", 0));
-    }
-
-    #[test]
-    fn chunks_cover_the_input_exactly() {
-        let s = "ab€cd€".repeat(1000);
-        let pieces: Vec<&str> = chunks(&s, 7).collect();
-        assert!(pieces.iter().all(|p| p.len() <= 7));
-        assert_eq!(pieces.concat(), s);
     }
 
     #[test]
