@@ -99,8 +99,10 @@ pub struct BrokerArgs {
     #[arg(long, env = "KUBELINE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Redis URL (redis://host:port/db). Without it the broker uses its embedded store and must
-    /// run as a single replica.
+    /// Redis URL: `redis://[:PASSWORD@]HOST:PORT[/DB]` for one Redis server (`rediss://` for
+    /// TLS), `redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT…]` for a Redis Cluster
+    /// (`rediss+cluster://` for TLS; one reachable node is enough, the rest are discovered).
+    /// Without it the broker uses its embedded store and must run as a single replica.
     #[arg(long, env = "KUBELINE_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -356,7 +358,10 @@ impl Broker {
             match &args.redis_url {
                 Some(url) => Arc::new(Metered::new(
                     Arc::new(RedisStore::connect(url).await.with_context(|| {
-                        format!("cannot connect to Redis at {url} (--redis-url)")
+                        format!(
+                            "cannot connect to Redis at {} (--redis-url)",
+                            crate::store::redis::redacted(url)
+                        )
                     })?),
                     "redis",
                 )),
