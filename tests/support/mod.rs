@@ -120,6 +120,233 @@ impl Drop for Redis {
     }
 }
 
+/// A Redis Cluster of 3 masters and 3 replicas on free loopback ports, created with
+/// `redis-cli --cluster create`, with a password (`requirepass`/`masterauth`) so that every
+/// cluster test also checks authentication. The nodes' files live in a temporary directory;
+/// every process is killed on drop.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    pub password: String,
+    nodes: Vec<Option<Child>>,
+    dir: PathBuf,
+}
+
+/// `cluster-node-timeout` of [`RedisCluster`]: a master that stops answering is replaced by
+/// its replica this long after, plus an election (well under a second on loopback).
+pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 1000;
+
+impl RedisCluster {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "kubeline-redis-cluster-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+        let mut cluster = Self {
+            ports: Vec::new(),
+            password: "cluster-pw".to_owned(),
+            nodes: Vec::new(),
+            dir,
+        };
+        while cluster.ports.len() < 6 {
+            // The cluster bus listens on port + 10000: both must be free.
+            let port = free_port();
+            if port < 55535
+                && !cluster.ports.contains(&port)
+                && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
+            {
+                cluster.ports.push(port);
+            }
+        }
+        for i in 0..6 {
+            let child = cluster.spawn(cluster.ports[i]);
+            cluster.nodes.push(Some(child));
+        }
+        for &port in &cluster.ports {
+            eventually("a cluster node to listen", Duration::from_secs(10), || async move {
+                std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+            })
+            .await;
+        }
+        let mut create = Command::new("redis-cli");
+        create.args(["-a", &cluster.password, "--no-auth-warning", "--cluster", "create"]);
+        create.args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        create.args(["--cluster-replicas", "1", "--cluster-yes"]);
+        let out = create
+            .output()
+            .expect("redis-cli must be installed (scripts/test installs redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Every node sees the whole cluster and every replica has its master's data.
+        for &port in &cluster.ports.clone() {
+            let cluster = &cluster;
+            eventually("the cluster to be ok", Duration::from_secs(20), || async move {
+                let info = cluster.cli(port, &["cluster", "info"]);
+                let repl = cluster.cli(port, &["info", "replication"]);
+                let synced = repl.contains("role:master")
+                    || repl.contains("master_link_status:up");
+                (info.contains("cluster_state:ok") && synced).then_some(())
+            })
+            .await;
+        }
+        cluster
+    }
+
+    fn spawn(&self, port: u16) -> Child {
+        let dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&dir).expect("create a node's directory");
+        Command::new("redis-server")
+            .current_dir(&dir)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-node-timeout", &CLUSTER_NODE_TIMEOUT_MS.to_string()])
+            .args(["--requirepass", &self.password, "--masterauth", &self.password])
+            // Replicas sync at once (the default waits 5 s for more replicas to share a sync).
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)")
+    }
+
+    /// `redis+cluster://:PASSWORD@127.0.0.1:P1,…` naming every node.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+cluster://:{}@{}", self.password, nodes.join(","))
+    }
+
+    /// Runs `redis-cli` against one node and returns its output ("" when it fails).
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "-a", &self.password, "--no-auth-warning"])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The node serving `key`'s slot as master (asked of a live node), and the slot.
+    pub fn master_of(&self, key: &str) -> (u16, u16) {
+        let live = self.live_port();
+        let slot: u16 = self
+            .cli(live, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number");
+        let nodes = self.cli(live, &["cluster", "nodes"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| match range.split_once('-') {
+                Some((a, b)) => {
+                    a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                }
+                None => range.parse::<u16>() == Ok(slot),
+            });
+            if serves {
+                let port = fields[1]
+                    .split(['@', ':'])
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                    .expect("CLUSTER NODES names host:port@bus");
+                return (port, slot);
+            }
+        }
+        panic!("no master serves slot {slot}:\n{nodes}");
+    }
+
+    fn live_port(&self) -> u16 {
+        self.ports
+            .iter()
+            .zip(&self.nodes)
+            .find(|(_, child)| child.is_some())
+            .map(|(p, _)| *p)
+            .expect("a live node")
+    }
+
+    /// Kills the node on `port` (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self, port: u16) {
+        let i = self.ports.iter().position(|p| *p == port).expect("a node of this cluster");
+        if let Some(mut child) = self.nodes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Moves `slot` with its keys from master `from` to master `to`, the way
+    /// `redis-cli --cluster reshard` moves each slot: IMPORTING/MIGRATING (clients are sent
+    /// ASK meanwhile), MIGRATE of its keys in batches, then the new owner announced to every
+    /// master (clients are sent MOVED from then on). `pause` runs between the batches.
+    pub fn move_slot(&self, slot: u16, from: u16, to: u16, pause: impl Fn()) {
+        let id = |port: u16| self.cli(port, &["cluster", "myid"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let slot = slot.to_string();
+        let ok = |out: String, what: &str| assert!(out.trim() == "OK", "{what}: {out}");
+        ok(self.cli(to, &["cluster", "setslot", &slot, "importing", &from_id]), "importing");
+        ok(self.cli(from, &["cluster", "setslot", &slot, "migrating", &to_id]), "migrating");
+        loop {
+            let keys = self.cli(from, &["cluster", "getkeysinslot", &slot, "10"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let to_port = to.to_string();
+            let mut args = vec!["migrate", "127.0.0.1", &to_port, "", "0", "5000"];
+            args.extend(["auth", &self.password, "keys"]);
+            args.extend(keys.iter().copied());
+            let out = self.cli(from, &args);
+            assert!(out.trim() == "OK" || out.trim() == "NOKEY", "migrate: {out}");
+            pause();
+        }
+        for &port in &self.ports {
+            if self.cli(port, &["info", "replication"]).contains("role:master") {
+                self.cli(port, &["cluster", "setslot", &slot, "node", &to_id]);
+            }
+        }
+    }
+
+    /// Another master than `port`.
+    pub fn other_master(&self, port: u16) -> u16 {
+        *self
+            .ports
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(p, child)| **p != port && child.is_some())
+            .map(|(p, _)| p)
+            .find(|p| self.cli(**p, &["info", "replication"]).contains("role:master"))
+            .expect("another master")
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().filter_map(Option::take) {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 // === kubeline processes ===
 
 /// A `kubeline` child process, killed on drop.

@@ -876,6 +876,29 @@ async fn run_subscription(
     }
 }
 
+/// Subscribes (again) to every channel this replica listens to; subscribing to a channel twice
+/// is harmless.
+async fn subscribe_all(
+    conn: &mut ClusterConnection,
+    reply: &str,
+    watched: &Mutex<HashSet<String>>,
+) -> Result<(), RedisError> {
+    let mut channels = vec![reply.to_owned()];
+    channels.extend(
+        watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| bell_channel(c)),
+    );
+    conn.subscribe(CREDENTIAL_CHANNEL).await?;
+    // One channel at a time: a sharded subscription names channels of one slot.
+    for channel in &channels {
+        conn.ssubscribe(channel).await?;
+    }
+    Ok(())
+}
+
 /// Runs the subscription on a Redis Cluster: the same channels, bells and replies sharded
 /// (`SSUBSCRIBE`, on the node serving the channel's slot), credential announcements ordinary
 /// (`PUBLISH` reaches every node). The cluster connection resubscribes by itself when a node
@@ -916,8 +939,18 @@ async fn run_cluster_subscription(
                     .contains(c)
             })
     };
-    // Everything is (re)subscribed at the next resync; `None` when nothing needs it.
-    let mut resync_at = Some(tokio::time::Instant::now());
+    // Everything is subscribed before the first control message is looked at: once a bell
+    // rings, replies are heard too.
+    while let Err(e) = subscribe_all(&mut conn, &reply, &watched).await {
+        debug!(error = %e, "redis cluster subscription incomplete; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+            () = events.closed() => return,
+        }
+    }
+    ring_all(&watched, &events);
+    // Everything is subscribed again at `resync_at`, if set.
+    let mut resync_at: Option<tokio::time::Instant> = None;
     loop {
         let resync = async {
             match resync_at {
@@ -940,14 +973,6 @@ async fn run_cluster_subscription(
                             return;
                         }
                     }
-                    // A (re)subscribed bell: what was queued meanwhile is taken now.
-                    PushKind::SSubscribe => {
-                        if let Some(Value::BulkString(channel)) = push.data.first()
-                            && let Some(cluster) = bell_cluster(&String::from_utf8_lossy(channel))
-                        {
-                            let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
-                        }
-                    }
                     // The server drops a channel whose slot moved away: follow it.
                     PushKind::SUnsubscribe => {
                         if let Some(Value::BulkString(channel)) = push.data.first()
@@ -956,6 +981,8 @@ async fn run_cluster_subscription(
                             resync_at.get_or_insert_with(|| tokio::time::Instant::now() + RESUBSCRIBE_DELAY);
                         }
                     }
+                    // A node's connection dropped (it died, or a failover is under way): its
+                    // channels move to whichever node serves their slots next.
                     PushKind::Disconnection => {
                         resync_at.get_or_insert_with(|| tokio::time::Instant::now() + RESUBSCRIBE_DELAY);
                     }
@@ -963,23 +990,12 @@ async fn run_cluster_subscription(
                 }
             }
             () = resync => {
-                let mut channels = vec![reply.clone()];
-                channels.extend(
-                    watched.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|c| bell_channel(c)),
-                );
-                let mut failed = conn.subscribe(CREDENTIAL_CHANNEL).await.err();
-                // One channel at a time: a sharded subscription names channels of one slot.
-                for channel in &channels {
-                    if let Err(e) = conn.ssubscribe(channel).await {
-                        failed = Some(e);
-                    }
-                }
-                match failed {
-                    None => {
+                match subscribe_all(&mut conn, &reply, &watched).await {
+                    Ok(()) => {
                         resync_at = None;
                         ring_all(&watched, &events);
                     }
-                    Some(e) => {
+                    Err(e) => {
                         debug!(error = %e, "redis cluster subscription incomplete; retrying");
                         resync_at = Some(tokio::time::Instant::now() + RESUBSCRIBE_DELAY);
                     }
