@@ -354,19 +354,18 @@ impl Broker {
         let tls = tls::ServerTls::load(&args.tls)?;
         // Installed before anything records, so no early sample is lost.
         metrics::handle();
-        let store: Arc<dyn Store> =
-            match &args.redis_url {
-                Some(url) => Arc::new(Metered::new(
-                    Arc::new(RedisStore::connect(url).await.with_context(|| {
-                        format!(
-                            "cannot connect to Redis at {} (--redis-url)",
-                            crate::store::redis::redacted(url)
-                        )
-                    })?),
-                    "redis",
-                )),
-                None => Arc::new(Metered::new(Arc::new(MemoryStore::new()), "memory")),
-            };
+        let store: Arc<dyn Store> = match &args.redis_url {
+            Some(url) => Arc::new(Metered::new(
+                Arc::new(RedisStore::connect(url).await.with_context(|| {
+                    format!(
+                        "cannot connect to Redis at {} (--redis-url)",
+                        crate::store::redis::redacted(url)
+                    )
+                })?),
+                "redis",
+            )),
+            None => Arc::new(Metered::new(Arc::new(MemoryStore::new()), "memory")),
+        };
         let broker_id = format!("broker_{}", uuid::Uuid::new_v4().simple());
         let ping = Duration::from_millis(args.ping_interval_ms.max(100));
         let settings = HubSettings {

@@ -164,13 +164,21 @@ impl RedisCluster {
             cluster.nodes.push(Some(child));
         }
         for &port in &cluster.ports {
-            eventually("a cluster node to listen", Duration::from_secs(10), || async move {
-                std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-            })
+            eventually(
+                "a cluster node to listen",
+                Duration::from_secs(10),
+                || async move { std::net::TcpStream::connect(("127.0.0.1", port)).ok() },
+            )
             .await;
         }
         let mut create = Command::new("redis-cli");
-        create.args(["-a", &cluster.password, "--no-auth-warning", "--cluster", "create"]);
+        create.args([
+            "-a",
+            &cluster.password,
+            "--no-auth-warning",
+            "--cluster",
+            "create",
+        ]);
         create.args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")));
         create.args(["--cluster-replicas", "1", "--cluster-yes"]);
         let out = create
@@ -185,13 +193,17 @@ impl RedisCluster {
         // Every node sees the whole cluster and every replica has its master's data.
         for &port in &cluster.ports.clone() {
             let cluster = &cluster;
-            eventually("the cluster to be ok", Duration::from_secs(20), || async move {
-                let info = cluster.cli(port, &["cluster", "info"]);
-                let repl = cluster.cli(port, &["info", "replication"]);
-                let synced = repl.contains("role:master")
-                    || repl.contains("master_link_status:up");
-                (info.contains("cluster_state:ok") && synced).then_some(())
-            })
+            eventually(
+                "the cluster to be ok",
+                Duration::from_secs(20),
+                || async move {
+                    let info = cluster.cli(port, &["cluster", "info"]);
+                    let repl = cluster.cli(port, &["info", "replication"]);
+                    let synced =
+                        repl.contains("role:master") || repl.contains("master_link_status:up");
+                    (info.contains("cluster_state:ok") && synced).then_some(())
+                },
+            )
             .await;
         }
         cluster
@@ -203,9 +215,22 @@ impl RedisCluster {
         Command::new("redis-server")
             .current_dir(&dir)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-            .args(["--cluster-node-timeout", &CLUSTER_NODE_TIMEOUT_MS.to_string()])
-            .args(["--requirepass", &self.password, "--masterauth", &self.password])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args([
+                "--cluster-node-timeout",
+                &CLUSTER_NODE_TIMEOUT_MS.to_string(),
+            ])
+            .args([
+                "--requirepass",
+                &self.password,
+                "--masterauth",
+                &self.password,
+            ])
             // Replicas sync at once (the default waits 5 s for more replicas to share a sync).
             .args(["--repl-diskless-sync-delay", "0"])
             .args(["--save", "", "--appendonly", "no"])
@@ -217,14 +242,24 @@ impl RedisCluster {
 
     /// `redis+cluster://:PASSWORD@127.0.0.1:P1,…` naming every node.
     pub fn url(&self) -> String {
-        let nodes: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         format!("redis+cluster://:{}@{}", self.password, nodes.join(","))
     }
 
     /// Runs `redis-cli` against one node and returns its output ("" when it fails).
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
         Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "-a", &self.password, "--no-auth-warning"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-a",
+                &self.password,
+                "--no-auth-warning",
+            ])
             .args(args)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -233,6 +268,13 @@ impl RedisCluster {
 
     /// The node serving `key`'s slot as master (asked of a live node), and the slot.
     pub fn master_of(&self, key: &str) -> (u16, u16) {
+        self.serving(key)
+            .unwrap_or_else(|| panic!("no live master serves {key}"))
+    }
+
+    /// Like [`RedisCluster::master_of`], or `None` while no live master serves the slot (a
+    /// failover under way).
+    pub fn serving(&self, key: &str) -> Option<(u16, u16)> {
         let live = self.live_port();
         let slot: u16 = self
             .cli(live, &["cluster", "keyslot", key])
@@ -247,7 +289,8 @@ impl RedisCluster {
             }
             let serves = fields[8..].iter().any(|range| match range.split_once('-') {
                 Some((a, b)) => {
-                    a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
                 }
                 None => range.parse::<u16>() == Ok(slot),
             });
@@ -257,10 +300,10 @@ impl RedisCluster {
                     .nth(1)
                     .and_then(|p| p.parse().ok())
                     .expect("CLUSTER NODES names host:port@bus");
-                return (port, slot);
+                return Some((port, slot));
             }
         }
-        panic!("no master serves slot {slot}:\n{nodes}");
+        None
     }
 
     fn live_port(&self) -> u16 {
@@ -274,7 +317,11 @@ impl RedisCluster {
 
     /// Kills the node on `port` (SIGKILL) and waits for it to be gone.
     pub fn kill(&mut self, port: u16) {
-        let i = self.ports.iter().position(|p| *p == port).expect("a node of this cluster");
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster");
         if let Some(mut child) = self.nodes[i].take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -290,8 +337,14 @@ impl RedisCluster {
         let (from_id, to_id) = (id(from), id(to));
         let slot = slot.to_string();
         let ok = |out: String, what: &str| assert!(out.trim() == "OK", "{what}: {out}");
-        ok(self.cli(to, &["cluster", "setslot", &slot, "importing", &from_id]), "importing");
-        ok(self.cli(from, &["cluster", "setslot", &slot, "migrating", &to_id]), "migrating");
+        ok(
+            self.cli(to, &["cluster", "setslot", &slot, "importing", &from_id]),
+            "importing",
+        );
+        ok(
+            self.cli(from, &["cluster", "setslot", &slot, "migrating", &to_id]),
+            "migrating",
+        );
         loop {
             let keys = self.cli(from, &["cluster", "getkeysinslot", &slot, "10"]);
             let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
@@ -303,11 +356,17 @@ impl RedisCluster {
             args.extend(["auth", &self.password, "keys"]);
             args.extend(keys.iter().copied());
             let out = self.cli(from, &args);
-            assert!(out.trim() == "OK" || out.trim() == "NOKEY", "migrate: {out}");
+            assert!(
+                out.trim() == "OK" || out.trim() == "NOKEY",
+                "migrate: {out}"
+            );
             pause();
         }
         for &port in &self.ports {
-            if self.cli(port, &["info", "replication"]).contains("role:master") {
+            if self
+                .cli(port, &["info", "replication"])
+                .contains("role:master")
+            {
                 self.cli(port, &["cluster", "setslot", &slot, "node", &to_id]);
             }
         }
@@ -321,7 +380,10 @@ impl RedisCluster {
             .zip(&self.nodes)
             .filter(|(p, child)| **p != port && child.is_some())
             .map(|(p, _)| p)
-            .find(|p| self.cli(**p, &["info", "replication"]).contains("role:master"))
+            .find(|p| {
+                self.cli(**p, &["info", "replication"])
+                    .contains("role:master")
+            })
             .expect("another master")
     }
 }

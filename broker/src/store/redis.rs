@@ -633,9 +633,7 @@ impl RedisStore {
                     .iter()
                     .map(|s| s.as_str().into_connection_info())
                     .collect::<Result<Vec<_>, _>>()?;
-                let conn = cluster_client(&seeds, None)?
-                    .get_async_connection()
-                    .await?;
+                let conn = cluster_client(&seeds, None)?.get_async_connection().await?;
                 (Target::Cluster(seeds), Conn::Cluster(conn))
             }
             None => {
@@ -1730,10 +1728,8 @@ impl Store for RedisStore {
     async fn get_result(&self, result_id: &str) -> StoreResult<Option<CommandResult>> {
         // Two slots, two requests sent together.
         let (mut a, mut b) = (self.conn(), self.conn());
-        let (done, pending): (Option<String>, Option<String>) = futures::try_join!(
-            a.get(result_key(result_id)),
-            b.get(pending_key(result_id)),
-        )?;
+        let (done, pending): (Option<String>, Option<String>) =
+            futures::try_join!(a.get(result_key(result_id)), b.get(pending_key(result_id)),)?;
         match (done, pending) {
             (Some(raw), _) => decode_result(&result_key(result_id), &raw).map(Some),
             (None, Some(raw)) => decode_result(&pending_key(result_id), &raw).map(Some),
@@ -2284,10 +2280,19 @@ mod tests {
         );
         assert_eq!(
             cluster_seeds("REDIS+CLUSTER://a:1,b:2/"),
-            Some(Ok(vec!["redis://a:1/".to_owned(), "redis://b:2/".to_owned()]))
+            Some(Ok(vec![
+                "redis://a:1/".to_owned(),
+                "redis://b:2/".to_owned()
+            ]))
         );
-        assert!(matches!(cluster_seeds("redis+cluster://a:1/3"), Some(Err(_))));
-        assert!(matches!(cluster_seeds("redis+cluster://:pw@"), Some(Err(_))));
+        assert!(matches!(
+            cluster_seeds("redis+cluster://a:1/3"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            cluster_seeds("redis+cluster://:pw@"),
+            Some(Err(_))
+        ));
     }
 
     #[test]
