@@ -486,7 +486,7 @@ enum Control {
 /// A single Redis server, or the seed nodes of a Redis Cluster.
 #[derive(Clone)]
 enum Target {
-    Single(Client),
+    Single(Box<Client>),
     Cluster(Vec<redis::ConnectionInfo>),
 }
 
@@ -644,7 +644,7 @@ impl RedisStore {
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_secs(1));
                 let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-                (Target::Single(client), Conn::Single(conn))
+                (Target::Single(Box::new(client)), Conn::Single(conn))
             }
         };
         Ok(Self {
@@ -1206,7 +1206,7 @@ impl Store for RedisStore {
         match &self.target {
             Target::Single(client) => {
                 tokio::spawn(run_subscription(
-                    client.clone(),
+                    (**client).clone(),
                     broker_id,
                     watched,
                     rx,
