@@ -1,7 +1,8 @@
 //! The broker on a real Redis Cluster (3 masters, 3 replicas, a password): two broker
 //! processes, the agent linked to one and callers on the other (so bells and replies cross
 //! the sharded channels), under a steady stream of executes while the master holding the
-//! cluster's queue is killed, and while the queue's slot moves to another master.
+//! cluster's queue is killed, and while the queue's slot moves to another master; and a
+//! broker started before its Redis (one server or a cluster) waits for it.
 //! Needs the test bed (like `tests/e2e.rs`).
 
 mod support;
@@ -227,4 +228,75 @@ async fn executes_follow_the_queue_slot_to_another_master() {
         slowest < Duration::from_secs(3),
         "a caller waited {slowest:?}"
     );
+}
+
+/// A broker whose Redis is not there yet: it keeps running, says why in its log and on
+/// `/health` (503), refuses requests with 503, and serves once Redis answers.
+async fn waits_for_its_store(url: &str, start_store: impl AsyncFnOnce()) {
+    let port = free_port();
+    let args: Vec<String> = [
+        "broker",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--api-key",
+        &format!("admin={ADMIN_KEY}"),
+        "--redis-url",
+        url,
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    let mut broker = Proc::start("rc-waiting", &args);
+    let api = Api::new(port, ADMIN_KEY);
+    let reason = eventually("/health to say why", Duration::from_secs(20), || async {
+        let (status, body) = api.get("/health").await.ok()?;
+        assert_eq!(status, 503, "healthy without a store: {body}");
+        body["reason"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(
+        reason.contains("cannot connect to Redis") && !reason.contains(CLUSTER_PASSWORD),
+        "{reason}"
+    );
+    let (status, body) = api.get("/clusters").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "service_unavailable", "{body}");
+    // Still trying, and saying so, a few attempts later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(broker.is_running(), "the broker gave up: {}", broker.logs());
+    assert!(
+        broker.logs().matches("cannot connect to Redis").count() >= 2,
+        "{}",
+        broker.logs()
+    );
+
+    start_store().await;
+    eventually("the broker to serve", Duration::from_secs(40), || async {
+        let (status, _) = api.get("/health").await.ok()?;
+        (status == 200).then_some(())
+    })
+    .await;
+    // The flag-given key was stored once Redis answered: it works.
+    let (status, body) = api.get("/clusters").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_broker_waits_for_its_redis() {
+    let port = free_port();
+    let mut redis = None;
+    waits_for_its_store(&format!("redis://127.0.0.1:{port}/"), async || {
+        redis = Some(Redis::start_on(port).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_broker_waits_for_its_redis_cluster() {
+    let ports = cluster_ports();
+    let mut cluster = None;
+    waits_for_its_store(&cluster_url(&ports), async || {
+        cluster = Some(RedisCluster::start_on(ports.clone()).await);
+    })
+    .await;
 }

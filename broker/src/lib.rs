@@ -23,6 +23,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod starting;
 pub mod store;
 pub mod tls;
 pub mod webhooks;
@@ -54,7 +55,6 @@ use crate::ratelimit::{RateLimitArgs, RateLimiter};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::metered::Metered;
-use crate::store::redis::RedisStore;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -354,16 +354,17 @@ impl Broker {
         let tls = tls::ServerTls::load(&args.tls)?;
         // Installed before anything records, so no early sample is lost.
         metrics::handle();
+        // Bound first: while Redis cannot be reached, `/health` says so from this port.
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+        let started = Instant::now();
         let store: Arc<dyn Store> = match &args.redis_url {
-            Some(url) => Arc::new(Metered::new(
-                Arc::new(RedisStore::connect(url).await.with_context(|| {
-                    format!(
-                        "cannot connect to Redis at {} (--redis-url)",
-                        crate::store::redis::redacted(url)
-                    )
-                })?),
-                "redis",
-            )),
+            Some(url) => {
+                let stand_in_tls = || Ok(tls::ServerTls::load(&args.tls)?);
+                let redis = starting::reach_redis(url, &listener, stand_in_tls, started).await?;
+                Arc::new(Metered::new(Arc::new(redis), "redis"))
+            }
             None => Arc::new(Metered::new(Arc::new(MemoryStore::new()), "memory")),
         };
         let broker_id = format!("broker_{}", uuid::Uuid::new_v4().simple());
@@ -395,9 +396,6 @@ impl Broker {
         if let Some(jwt) = &jwt {
             jwt.start().await.map_err(|e| anyhow::anyhow!(e))?;
         }
-        let listener = TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
         let state = AppState {
             hub,
             credentials,
@@ -419,7 +417,7 @@ impl Broker {
             )),
             rate_limiter,
             jwt,
-            started: Instant::now(),
+            started,
             audit,
             webhooks,
         };

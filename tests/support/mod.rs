@@ -88,6 +88,13 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// A server on `port` (where a broker may be waiting for it already).
+    pub async fn start_on(port: u16) -> Self {
+        let mut redis = Self { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
     /// Starts (again) on the same port.
     pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
@@ -135,8 +142,38 @@ pub struct RedisCluster {
 /// its replica this long after, plus an election (well under a second on loopback).
 pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 1000;
 
+/// The password of every [`RedisCluster`].
+pub const CLUSTER_PASSWORD: &str = "cluster-pw";
+
+/// Six free ports for a [`RedisCluster`], each with its cluster bus port (+10000) free too.
+pub fn cluster_ports() -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < 6 {
+        let port = free_port();
+        if port < 55535
+            && !ports.contains(&port)
+            && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
+        {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// The `redis+cluster://` URL of a [`RedisCluster`] on `ports`.
+pub fn cluster_url(ports: &[u16]) -> String {
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    format!("redis+cluster://:{CLUSTER_PASSWORD}@{}", nodes.join(","))
+}
+
 impl RedisCluster {
     pub async fn start() -> Self {
+        Self::start_on(cluster_ports()).await
+    }
+
+    /// A cluster on these six ports (see [`cluster_ports`]).
+    pub async fn start_on(ports: Vec<u16>) -> Self {
+        assert_eq!(ports.len(), 6, "three masters and three replicas");
         let dir = std::env::temp_dir().join(format!(
             "kubeline-redis-cluster-{}-{}",
             std::process::id(),
@@ -144,21 +181,11 @@ impl RedisCluster {
         ));
         std::fs::create_dir_all(&dir).expect("create the cluster's directory");
         let mut cluster = Self {
-            ports: Vec::new(),
-            password: "cluster-pw".to_owned(),
+            ports,
+            password: CLUSTER_PASSWORD.to_owned(),
             nodes: Vec::new(),
             dir,
         };
-        while cluster.ports.len() < 6 {
-            // The cluster bus listens on port + 10000: both must be free.
-            let port = free_port();
-            if port < 55535
-                && !cluster.ports.contains(&port)
-                && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
-            {
-                cluster.ports.push(port);
-            }
-        }
         for i in 0..6 {
             let child = cluster.spawn(cluster.ports[i]);
             cluster.nodes.push(Some(child));
@@ -242,12 +269,7 @@ impl RedisCluster {
 
     /// `redis+cluster://:PASSWORD@127.0.0.1:P1,…` naming every node.
     pub fn url(&self) -> String {
-        let nodes: Vec<String> = self
-            .ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        format!("redis+cluster://:{}@{}", self.password, nodes.join(","))
+        cluster_url(&self.ports)
     }
 
     /// Runs `redis-cli` against one node and returns its output ("" when it fails).
@@ -418,6 +440,12 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `kubeline ARGS` without waiting for anything (e.g. a broker whose Redis is not
+    /// there yet).
+    pub fn start(name: &str, args: &[String]) -> Self {
+        Self::spawn(name, args)
+    }
+
     fn spawn(name: &str, args: &[String]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_kubeline"))
             .args(args)
