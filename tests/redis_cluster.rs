@@ -300,3 +300,56 @@ async fn a_broker_waits_for_its_redis_cluster() {
     })
     .await;
 }
+
+/// A broker on `url` (TLS, its CA given the way an operator would: `SSL_CERT_FILE`), with an
+/// agent: it serves and runs a command.
+async fn serves_over_tls(url: &str, ca: &std::path::Path) {
+    let port = free_port();
+    let args: Vec<String> = [
+        "broker",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--api-key",
+        &format!("admin={ADMIN_KEY}"),
+        "--agent-token",
+        &format!("{CLUSTER}={AGENT_TOKEN}"),
+        "--ping-interval-ms",
+        "500",
+        "--redis-url",
+        url,
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    let ca = ca.display().to_string();
+    let broker = Proc::start_with_env("rc-tls", &args, &[("SSL_CERT_FILE", &ca)]);
+    let api = Api::new(port, ADMIN_KEY);
+    eventually(
+        "the broker to reach Redis over TLS",
+        Duration::from_secs(30),
+        || async {
+            let (status, _) = api.get("/health").await.ok()?;
+            (status == 200).then_some(())
+        },
+    )
+    .await;
+    let _agent = start_agent("rc-tls-agent", port, AGENT_TOKEN);
+    wait_connected(&api).await;
+    let session = api.session().await;
+    let (status, body) = api.execute(&session, "get", &["namespaces"]).await;
+    assert_eq!(status, 200, "{body}\n{}", broker.logs());
+    assert_eq!(body["status"], "completed", "{body}");
+}
+
+#[tokio::test]
+async fn a_broker_on_redis_over_tls() {
+    let redis = TlsRedis::start().await;
+    serves_over_tls(&redis.url(), &redis.files.ca).await;
+}
+
+#[tokio::test]
+async fn a_broker_on_a_redis_cluster_over_tls() {
+    let cluster = RedisCluster::start_tls().await;
+    assert!(cluster.url().starts_with("rediss+cluster://"));
+    serves_over_tls(&cluster.url(), cluster.ca_file().expect("a TLS cluster")).await;
+}

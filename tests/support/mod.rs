@@ -136,6 +136,127 @@ pub struct RedisCluster {
     pub password: String,
     nodes: Vec<Option<Child>>,
     dir: PathBuf,
+    /// With TLS (clients, replication and the cluster bus): the CA and the nodes' pair.
+    tls: Option<RedisTlsFiles>,
+}
+
+/// A CA and a server certificate for 127.0.0.1, as PEM files in `dir`, for Redis over TLS.
+#[derive(Clone)]
+pub struct RedisTlsFiles {
+    pub ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl RedisTlsFiles {
+    pub fn new(dir: &std::path::Path) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // OpenSSL (redis-cli, and the nodes among themselves) finds the issuer by its name.
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kubeline test Redis CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("a server key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server params");
+        let cert = params
+            .signed_by(&key, &issuer)
+            .expect("a server certificate");
+        std::fs::create_dir_all(dir).expect("create the TLS directory");
+        let files = Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("redis.pem"),
+            key: dir.join("redis.key"),
+        };
+        std::fs::write(&files.ca, ca_cert.pem()).expect("write the CA");
+        std::fs::write(&files.cert, cert.pem()).expect("write the certificate");
+        std::fs::write(&files.key, key.serialize_pem()).expect("write the key");
+        files
+    }
+
+    /// `redis-server` flags serving TLS only, on `port`.
+    fn server_args(&self, port: u16) -> Vec<String> {
+        let path = |p: &PathBuf| p.display().to_string();
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path(&self.cert),
+            "--tls-key-file",
+            &path(&self.key),
+            "--tls-ca-cert-file",
+            &path(&self.ca),
+            "--tls-auth-clients",
+            "no",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect()
+    }
+
+    /// `redis-cli` flags for a TLS server signed by this CA.
+    fn cli_args(&self) -> Vec<String> {
+        vec![
+            "--tls".to_owned(),
+            "--cacert".to_owned(),
+            self.ca.display().to_string(),
+        ]
+    }
+}
+
+/// One `redis-server` serving TLS only (no plain port), on a free port, killed on drop.
+pub struct TlsRedis {
+    pub port: u16,
+    pub files: RedisTlsFiles,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl TlsRedis {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "kubeline-redis-tls-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        let files = RedisTlsFiles::new(&dir);
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(files.server_args(port))
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        eventually("redis to listen", Duration::from_secs(10), || async move {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .await;
+        Self {
+            port,
+            files,
+            child,
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// `cluster-node-timeout` of [`RedisCluster`]: a master that stops answering is replaced by
@@ -173,6 +294,15 @@ impl RedisCluster {
 
     /// A cluster on these six ports (see [`cluster_ports`]).
     pub async fn start_on(ports: Vec<u16>) -> Self {
+        Self::create(ports, false).await
+    }
+
+    /// A cluster speaking TLS only, to clients, between master and replica and on the bus.
+    pub async fn start_tls() -> Self {
+        Self::create(cluster_ports(), true).await
+    }
+
+    async fn create(ports: Vec<u16>, tls: bool) -> Self {
         assert_eq!(ports.len(), 6, "three masters and three replicas");
         let dir = std::env::temp_dir().join(format!(
             "kubeline-redis-cluster-{}-{}",
@@ -180,11 +310,13 @@ impl RedisCluster {
             uuid_like()
         ));
         std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+        let tls = tls.then(|| RedisTlsFiles::new(&dir.join("tls")));
         let mut cluster = Self {
             ports,
             password: CLUSTER_PASSWORD.to_owned(),
             nodes: Vec::new(),
             dir,
+            tls,
         };
         for i in 0..6 {
             let child = cluster.spawn(cluster.ports[i]);
@@ -199,6 +331,7 @@ impl RedisCluster {
             .await;
         }
         let mut create = Command::new("redis-cli");
+        create.args(cluster.tls.iter().flat_map(RedisTlsFiles::cli_args));
         create.args([
             "-a",
             &cluster.password,
@@ -260,6 +393,11 @@ impl RedisCluster {
             ])
             // Replicas sync at once (the default waits 5 s for more replicas to share a sync).
             .args(["--repl-diskless-sync-delay", "0"])
+            .args(self.tls.iter().flat_map(|tls| {
+                let mut args = tls.server_args(port);
+                args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+                args
+            }))
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -269,12 +407,22 @@ impl RedisCluster {
 
     /// `redis+cluster://:PASSWORD@127.0.0.1:P1,…` naming every node.
     pub fn url(&self) -> String {
-        cluster_url(&self.ports)
+        let url = cluster_url(&self.ports);
+        match self.tls {
+            Some(_) => url.replacen("redis+cluster://", "rediss+cluster://", 1),
+            None => url,
+        }
+    }
+
+    /// The CA that signed the nodes' certificate, with TLS.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|tls| tls.ca.as_path())
     }
 
     /// Runs `redis-cli` against one node and returns its output ("" when it fails).
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
         Command::new("redis-cli")
+            .args(self.tls.iter().flat_map(RedisTlsFiles::cli_args))
             .args([
                 "-p",
                 &port.to_string(),
@@ -446,9 +594,19 @@ impl Proc {
         Self::spawn(name, args)
     }
 
+    /// Like [`Proc::start`], with more environment variables.
+    pub fn start_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Self {
+        Self::spawn_with_env(name, args, env)
+    }
+
     fn spawn(name: &str, args: &[String]) -> Self {
+        Self::spawn_with_env(name, args, &[])
+    }
+
+    fn spawn_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_kubeline"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env_remove("KUBELINE_API_KEYS")
             .env_remove("KUBELINE_AGENT_TOKENS")
