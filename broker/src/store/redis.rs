@@ -684,6 +684,30 @@ impl RedisStore {
         }
     }
 
+    /// Runs `pipes` (each within one slot, every answer ignored) in one round trip: on one
+    /// server as one pipeline (one MULTI with `atomic`, as everything is in one place there);
+    /// on a cluster as one request per pipeline, all sent at once (each pipeline atomic or not
+    /// as built, nothing atomic across them).
+    async fn exec_together(&self, pipes: Vec<redis::Pipeline>, atomic: bool) -> StoreResult<()> {
+        if !self.is_cluster() {
+            let mut one = redis::pipe();
+            if atomic {
+                one.atomic();
+            }
+            for cmd in pipes.iter().flat_map(redis::Pipeline::cmd_iter) {
+                one.add_command(cmd.clone()).ignore();
+            }
+            one.exec_async(&mut self.conn()).await?;
+            return Ok(());
+        }
+        let sends = pipes.into_iter().map(|pipe| {
+            let mut conn = self.conn();
+            async move { pipe.exec_async(&mut conn).await }
+        });
+        futures::future::try_join_all(sends).await?;
+        Ok(())
+    }
+
     /// The sessions `ids`, read together: one pipeline on one server; on a cluster, whose
     /// sessions are spread over the slots, one request each, all sent at once.
     async fn sessions_by_id(&self, ids: &[String]) -> StoreResult<Vec<HashMap<String, String>>> {
@@ -874,6 +898,11 @@ async fn run_subscription(
     }
 }
 
+/// When to subscribe again after something went wrong.
+fn soon() -> tokio::time::Instant {
+    tokio::time::Instant::now() + RESUBSCRIBE_DELAY
+}
+
 /// Subscribes (again) to every channel this replica listens to; subscribing to a channel twice
 /// is harmless.
 async fn subscribe_all(
@@ -967,7 +996,8 @@ async fn run_cluster_subscription(
                             continue;
                         };
                         let channel = String::from_utf8_lossy(channel);
-                        if let Dispatched::Closed = dispatch(&channel, payload, &reply, &events).await {
+                        let dispatched = dispatch(&channel, payload, &reply, &events).await;
+                        if let Dispatched::Closed = dispatched {
                             return;
                         }
                     }
@@ -976,13 +1006,13 @@ async fn run_cluster_subscription(
                         if let Some(Value::BulkString(channel)) = push.data.first()
                             && wanted(&String::from_utf8_lossy(channel))
                         {
-                            resync_at.get_or_insert_with(|| tokio::time::Instant::now() + RESUBSCRIBE_DELAY);
+                            resync_at.get_or_insert_with(soon);
                         }
                     }
                     // A node's connection dropped (it died, or a failover is under way): its
                     // channels move to whichever node serves their slots next.
                     PushKind::Disconnection => {
-                        resync_at.get_or_insert_with(|| tokio::time::Instant::now() + RESUBSCRIBE_DELAY);
+                        resync_at.get_or_insert_with(soon);
                     }
                     _ => {}
                 }
@@ -995,7 +1025,7 @@ async fn run_cluster_subscription(
                     }
                     Err(e) => {
                         debug!(error = %e, "redis cluster subscription incomplete; retrying");
-                        resync_at = Some(tokio::time::Instant::now() + RESUBSCRIBE_DELAY);
+                        resync_at = Some(soon());
                     }
                 }
             }
@@ -1007,7 +1037,7 @@ async fn run_cluster_subscription(
                 };
                 if let Err(e) = outcome {
                     warn!(error = %e, "redis cluster (un)subscribe failed; resubscribing");
-                    resync_at.get_or_insert_with(|| tokio::time::Instant::now() + RESUBSCRIBE_DELAY);
+                    resync_at.get_or_insert_with(soon);
                 }
             }
             () = events.closed() => return,
@@ -1267,9 +1297,9 @@ impl Store for RedisStore {
             fields.push(("owner", owner.clone()));
         }
         let keep_until = ms(session.expires_at) + retain.as_millis() as i64;
-        // The session and the two indexes are three slots: three MULTIs sent together. Should
-        // one fail, the caller is told; an index entry without its session is dropped by the
-        // readers, a session without index entries expires with its key.
+        // The session and the two indexes are three slots on a cluster, written together. Should
+        // one write fail, the caller is told; an index entry without its session is dropped by
+        // the readers, a session without index entries expires with its key.
         let mut record = redis::pipe();
         record
             .atomic()
@@ -1279,13 +1309,16 @@ impl Store for RedisStore {
             .arg(&key)
             .arg(keep_until)
             .ignore();
-        let (mut a, mut b, mut c) = (self.conn(), self.conn(), self.conn());
-        let _: ((), i64, i64) = futures::try_join!(
-            record.exec_async(&mut a),
-            b.zadd(SESSIONS, &session.session_id, ms(session.created_at)),
-            c.zadd(SESSION_EXPIRY, &session.session_id, ms(session.expires_at)),
-        )?;
-        Ok(())
+        let mut listed = redis::pipe();
+        listed
+            .zadd(SESSIONS, &session.session_id, ms(session.created_at))
+            .ignore();
+        let mut expiring = redis::pipe();
+        expiring
+            .zadd(SESSION_EXPIRY, &session.session_id, ms(session.expires_at))
+            .ignore();
+        self.exec_together(vec![record, listed, expiring], true)
+            .await
     }
 
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -1561,10 +1594,10 @@ impl Store for RedisStore {
             ("v", "1".to_owned()),
         ];
         let session = session_key(&command.session_id);
-        // Three slots (the result's, the session's, the cluster's queue and bell), so three
-        // pipelines sent together: one round trip, to one server or to three nodes at once.
-        // Each write stands alone (no MULTI spans them, as before): a caller whose enqueue
-        // fails gets an error, and a placeholder or a count left behind is harmless.
+        // Three slots (the result's, the session's, the cluster's queue and bell): one round
+        // trip, to one server or to three nodes at once. No MULTI spans them (none did before
+        // either): a caller whose enqueue fails gets an error, and a placeholder or a count
+        // left behind is harmless.
         let mut placeholder = redis::pipe();
         placeholder
             .set_ex(
@@ -1588,13 +1621,8 @@ impl Store for RedisStore {
                 .add_command(self.publish(&bell_channel(&command.cluster_id), ""))
                 .ignore();
         }
-        let (mut a, mut b, mut c) = (self.conn(), self.conn(), self.conn());
-        futures::try_join!(
-            placeholder.exec_async(&mut a),
-            counts.exec_async(&mut b),
-            queue.exec_async(&mut c),
-        )?;
-        Ok(())
+        self.exec_together(vec![placeholder, counts, queue], false)
+            .await
     }
 
     async fn take(
@@ -1767,17 +1795,28 @@ impl Store for RedisStore {
                 return Ok(false);
             }
         }
+        let mut found = redis::pipe();
+        found
+            .set(credential_hash_key(&record.hash), &record.id)
+            .ignore();
+        let mut listed = redis::pipe();
+        listed
+            .zadd(CREDENTIALS, &record.id, ms(record.created_at))
+            .ignore();
+        let mut pipes = vec![found, listed];
         if !only_if_new {
-            let _: () = conn.set(&key, &json).await?;
+            if self.is_cluster() {
+                // The record first, then what finds it (three slots): a failure in between
+                // leaves a record nobody can use yet, never a hash that points at nothing;
+                // writing again finishes the job.
+                let _: () = conn.set(&key, &json).await?;
+            } else {
+                let mut stored = redis::pipe();
+                stored.set(&key, &json).ignore();
+                pipes.insert(0, stored);
+            }
         }
-        // The record first, then what finds it (three slots): a failure in between leaves a
-        // record nobody can use yet, never a hash that points at nothing; writing again
-        // finishes the job.
-        let (mut a, mut b) = (self.conn(), self.conn());
-        let _: ((), i64) = futures::try_join!(
-            a.set(credential_hash_key(&record.hash), &record.id),
-            b.zadd(CREDENTIALS, &record.id, ms(record.created_at)),
-        )?;
+        self.exec_together(pipes, true).await?;
         Ok(true)
     }
 
