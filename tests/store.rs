@@ -1,5 +1,5 @@
-//! The store's behaviour, checked against both implementations: the embedded store and a real
-//! Redis server.
+//! The store's behaviour, checked against both implementations: the embedded store, a real
+//! Redis server and a real Redis Cluster.
 
 mod support;
 
@@ -1199,7 +1199,13 @@ async fn redis(server: &support::Redis) -> Arc<dyn Store> {
     Arc::new(RedisStore::connect(&server.url()).await.unwrap())
 }
 
-macro_rules! both {
+async fn redis_cluster(cluster: &support::RedisCluster) -> Arc<dyn Store> {
+    Arc::new(RedisStore::connect(&cluster.url()).await.unwrap())
+}
+
+/// Each case against the embedded store, one Redis server, and a Redis Cluster of three
+/// masters and three replicas (with a password), each case on a store of its own.
+macro_rules! every_store {
     ($($case:ident),*) => {
         mod embedded {
             $(#[tokio::test] async fn $case() { super::$case(super::memory().await).await })*
@@ -1210,10 +1216,16 @@ macro_rules! both {
                 super::$case(super::redis(&server).await).await
             })*
         }
+        mod redis_cluster {
+            $(#[tokio::test] async fn $case() {
+                let cluster = crate::support::RedisCluster::start().await;
+                super::$case(super::redis_cluster(&cluster).await).await
+            })*
+        }
     };
 }
 
-both!(
+every_store!(
     sessions,
     queue_and_results,
     presence,

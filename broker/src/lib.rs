@@ -24,6 +24,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod starting;
 pub mod store;
 pub mod stream;
 pub mod tls;
@@ -56,7 +57,6 @@ use crate::ratelimit::{RateLimitArgs, RateLimiter};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::metered::Metered;
-use crate::store::redis::RedisStore;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -101,8 +101,10 @@ pub struct BrokerArgs {
     #[arg(long, env = "KUBELINE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Redis URL (redis://host:port/db). Without it the broker uses its embedded store and must
-    /// run as a single replica.
+    /// Redis URL: `redis://[:PASSWORD@]HOST:PORT[/DB]` for one Redis server (`rediss://` for
+    /// TLS), `redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT…]` for a Redis Cluster
+    /// (`rediss+cluster://` for TLS; one reachable node is enough, the rest are discovered).
+    /// Without it the broker uses its embedded store and must run as a single replica.
     #[arg(long, env = "KUBELINE_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -360,16 +362,19 @@ impl Broker {
         let tls = tls::ServerTls::load(&args.tls)?;
         // Installed before anything records, so no early sample is lost.
         metrics::handle();
-        let store: Arc<dyn Store> =
-            match &args.redis_url {
-                Some(url) => Arc::new(Metered::new(
-                    Arc::new(RedisStore::connect(url).await.with_context(|| {
-                        format!("cannot connect to Redis at {url} (--redis-url)")
-                    })?),
-                    "redis",
-                )),
-                None => Arc::new(Metered::new(Arc::new(MemoryStore::new()), "memory")),
-            };
+        // Bound first: while Redis cannot be reached, `/health` says so from this port.
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+        let started = Instant::now();
+        let store: Arc<dyn Store> = match &args.redis_url {
+            Some(url) => {
+                let stand_in_tls = || Ok(tls::ServerTls::load(&args.tls)?);
+                let redis = starting::reach_redis(url, &listener, stand_in_tls, started).await?;
+                Arc::new(Metered::new(Arc::new(redis), "redis"))
+            }
+            None => Arc::new(Metered::new(Arc::new(MemoryStore::new()), "memory")),
+        };
         let broker_id = format!("broker_{}", uuid::Uuid::new_v4().simple());
         let ping = Duration::from_millis(args.ping_interval_ms.max(100));
         let settings = HubSettings {
@@ -400,9 +405,6 @@ impl Broker {
         if let Some(jwt) = &jwt {
             jwt.start().await.map_err(|e| anyhow::anyhow!(e))?;
         }
-        let listener = TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
         let state = AppState {
             hub,
             credentials,
@@ -431,7 +433,7 @@ impl Broker {
             ),
             rate_limiter,
             jwt,
-            started: Instant::now(),
+            started,
             audit,
             webhooks,
         };

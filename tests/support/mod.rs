@@ -88,6 +88,13 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// A server on `port` (where a broker may be waiting for it already).
+    pub async fn start_on(port: u16) -> Self {
+        let mut redis = Self { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
     /// Starts (again) on the same port.
     pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
@@ -120,6 +127,458 @@ impl Drop for Redis {
     }
 }
 
+/// A Redis Cluster of 3 masters and 3 replicas on free loopback ports, created with
+/// `redis-cli --cluster create`, with a password (`requirepass`/`masterauth`) so that every
+/// cluster test also checks authentication. The nodes' files live in a temporary directory;
+/// every process is killed on drop.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    pub password: String,
+    nodes: Vec<Option<Child>>,
+    dir: PathBuf,
+    /// With TLS (clients, replication and the cluster bus): the CA and the nodes' pair.
+    tls: Option<RedisTlsFiles>,
+}
+
+/// A CA and a server certificate for 127.0.0.1, as PEM files in `dir`, for Redis over TLS.
+#[derive(Clone)]
+pub struct RedisTlsFiles {
+    pub ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl RedisTlsFiles {
+    pub fn new(dir: &std::path::Path) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // OpenSSL (redis-cli, and the nodes among themselves) finds the issuer by its name.
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kubeline test Redis CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("a server key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server params");
+        let cert = params
+            .signed_by(&key, &issuer)
+            .expect("a server certificate");
+        std::fs::create_dir_all(dir).expect("create the TLS directory");
+        let files = Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("redis.pem"),
+            key: dir.join("redis.key"),
+        };
+        std::fs::write(&files.ca, ca_cert.pem()).expect("write the CA");
+        std::fs::write(&files.cert, cert.pem()).expect("write the certificate");
+        std::fs::write(&files.key, key.serialize_pem()).expect("write the key");
+        files
+    }
+
+    /// `redis-server` flags serving TLS only, on `port`.
+    fn server_args(&self, port: u16) -> Vec<String> {
+        let path = |p: &PathBuf| p.display().to_string();
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path(&self.cert),
+            "--tls-key-file",
+            &path(&self.key),
+            "--tls-ca-cert-file",
+            &path(&self.ca),
+            "--tls-auth-clients",
+            "no",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect()
+    }
+
+    /// `redis-cli` flags for a TLS server signed by this CA.
+    fn cli_args(&self) -> Vec<String> {
+        vec![
+            "--tls".to_owned(),
+            "--cacert".to_owned(),
+            self.ca.display().to_string(),
+        ]
+    }
+}
+
+/// One `redis-server` serving TLS only (no plain port), on a free port, killed on drop.
+pub struct TlsRedis {
+    pub port: u16,
+    pub files: RedisTlsFiles,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl TlsRedis {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "kubeline-redis-tls-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        let files = RedisTlsFiles::new(&dir);
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(files.server_args(port))
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        eventually("redis to listen", Duration::from_secs(10), || async move {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .await;
+        Self {
+            port,
+            files,
+            child,
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `cluster-node-timeout` of [`RedisCluster`]: a master that stops answering is replaced by
+/// its replica this long after, plus an election (well under a second on loopback).
+pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 1000;
+
+/// The password of every [`RedisCluster`].
+pub const CLUSTER_PASSWORD: &str = "cluster-pw";
+
+/// Six free ports for a [`RedisCluster`], each with its cluster bus port (+10000) free too.
+pub fn cluster_ports() -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < 6 {
+        let port = free_port();
+        if port < 55535
+            && !ports.contains(&port)
+            && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
+        {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// The `redis+cluster://` URL of a [`RedisCluster`] on `ports`.
+pub fn cluster_url(ports: &[u16]) -> String {
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    format!("redis+cluster://:{CLUSTER_PASSWORD}@{}", nodes.join(","))
+}
+
+impl RedisCluster {
+    pub async fn start() -> Self {
+        Self::start_on(cluster_ports()).await
+    }
+
+    /// A cluster on these six ports (see [`cluster_ports`]).
+    pub async fn start_on(ports: Vec<u16>) -> Self {
+        Self::create(ports, false).await
+    }
+
+    /// A cluster speaking TLS only, to clients, between master and replica and on the bus.
+    pub async fn start_tls() -> Self {
+        Self::create(cluster_ports(), true).await
+    }
+
+    async fn create(ports: Vec<u16>, tls: bool) -> Self {
+        assert_eq!(ports.len(), 6, "three masters and three replicas");
+        let dir = std::env::temp_dir().join(format!(
+            "kubeline-redis-cluster-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+        let tls = tls.then(|| RedisTlsFiles::new(&dir.join("tls")));
+        let mut cluster = Self {
+            ports,
+            password: CLUSTER_PASSWORD.to_owned(),
+            nodes: Vec::new(),
+            dir,
+            tls,
+        };
+        for i in 0..6 {
+            let child = cluster.spawn(cluster.ports[i]);
+            cluster.nodes.push(Some(child));
+        }
+        for &port in &cluster.ports {
+            eventually(
+                "a cluster node to listen",
+                Duration::from_secs(10),
+                || async move { std::net::TcpStream::connect(("127.0.0.1", port)).ok() },
+            )
+            .await;
+        }
+        let mut create = Command::new("redis-cli");
+        create.args(cluster.tls.iter().flat_map(RedisTlsFiles::cli_args));
+        create.args([
+            "-a",
+            &cluster.password,
+            "--no-auth-warning",
+            "--cluster",
+            "create",
+        ]);
+        create.args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        create.args(["--cluster-replicas", "1", "--cluster-yes"]);
+        let out = create
+            .output()
+            .expect("redis-cli must be installed (scripts/test installs redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Every node sees the whole cluster and every replica has its master's data.
+        for &port in &cluster.ports.clone() {
+            let cluster = &cluster;
+            eventually(
+                "the cluster to be ok",
+                Duration::from_secs(20),
+                || async move {
+                    let info = cluster.cli(port, &["cluster", "info"]);
+                    let repl = cluster.cli(port, &["info", "replication"]);
+                    let synced =
+                        repl.contains("role:master") || repl.contains("master_link_status:up");
+                    (info.contains("cluster_state:ok") && synced).then_some(())
+                },
+            )
+            .await;
+        }
+        cluster
+    }
+
+    fn spawn(&self, port: u16) -> Child {
+        let dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&dir).expect("create a node's directory");
+        Command::new("redis-server")
+            .current_dir(&dir)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args([
+                "--cluster-node-timeout",
+                &CLUSTER_NODE_TIMEOUT_MS.to_string(),
+            ])
+            .args([
+                "--requirepass",
+                &self.password,
+                "--masterauth",
+                &self.password,
+            ])
+            // Replicas sync at once (the default waits 5 s for more replicas to share a sync).
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(self.tls.iter().flat_map(|tls| {
+                let mut args = tls.server_args(port);
+                args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+                args
+            }))
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)")
+    }
+
+    /// `redis+cluster://:PASSWORD@127.0.0.1:P1,…` naming every node.
+    pub fn url(&self) -> String {
+        let url = cluster_url(&self.ports);
+        match self.tls {
+            Some(_) => url.replacen("redis+cluster://", "rediss+cluster://", 1),
+            None => url,
+        }
+    }
+
+    /// The CA that signed the nodes' certificate, with TLS.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|tls| tls.ca.as_path())
+    }
+
+    /// Runs `redis-cli` against one node and returns its output ("" when it fails).
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(self.tls.iter().flat_map(RedisTlsFiles::cli_args))
+            .args([
+                "-p",
+                &port.to_string(),
+                "-a",
+                &self.password,
+                "--no-auth-warning",
+            ])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The node serving `key`'s slot as master (asked of a live node), and the slot.
+    pub fn master_of(&self, key: &str) -> (u16, u16) {
+        self.serving(key)
+            .unwrap_or_else(|| panic!("no live master serves {key}"))
+    }
+
+    /// Like [`RedisCluster::master_of`], or `None` while no live master serves the slot (a
+    /// failover under way).
+    pub fn serving(&self, key: &str) -> Option<(u16, u16)> {
+        let live = self.live_port();
+        let slot: u16 = self
+            .cli(live, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number");
+        let nodes = self.cli(live, &["cluster", "nodes"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| match range.split_once('-') {
+                Some((a, b)) => {
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                }
+                None => range.parse::<u16>() == Ok(slot),
+            });
+            if serves {
+                let port = fields[1]
+                    .split(['@', ':'])
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                    .expect("CLUSTER NODES names host:port@bus");
+                return Some((port, slot));
+            }
+        }
+        None
+    }
+
+    fn live_port(&self) -> u16 {
+        self.ports
+            .iter()
+            .zip(&self.nodes)
+            .find(|(_, child)| child.is_some())
+            .map(|(p, _)| *p)
+            .expect("a live node")
+    }
+
+    /// Kills the node on `port` (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self, port: u16) {
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster");
+        if let Some(mut child) = self.nodes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Moves `slot` with its keys from master `from` to master `to`, the way
+    /// `redis-cli --cluster reshard` moves each slot: IMPORTING/MIGRATING (clients are sent
+    /// ASK meanwhile), MIGRATE of its keys in batches, then the new owner announced to every
+    /// master (clients are sent MOVED from then on). `pause` runs between the batches.
+    pub fn move_slot(&self, slot: u16, from: u16, to: u16, pause: impl Fn()) {
+        let id = |port: u16| self.cli(port, &["cluster", "myid"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let slot = slot.to_string();
+        let ok = |out: String, what: &str| assert!(out.trim() == "OK", "{what}: {out}");
+        ok(
+            self.cli(to, &["cluster", "setslot", &slot, "importing", &from_id]),
+            "importing",
+        );
+        ok(
+            self.cli(from, &["cluster", "setslot", &slot, "migrating", &to_id]),
+            "migrating",
+        );
+        loop {
+            let keys = self.cli(from, &["cluster", "getkeysinslot", &slot, "10"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let to_port = to.to_string();
+            let mut args = vec!["migrate", "127.0.0.1", &to_port, "", "0", "5000"];
+            args.extend(["auth", &self.password, "keys"]);
+            args.extend(keys.iter().copied());
+            let out = self.cli(from, &args);
+            assert!(
+                out.trim() == "OK" || out.trim() == "NOKEY",
+                "migrate: {out}"
+            );
+            pause();
+        }
+        for &port in &self.ports {
+            if self
+                .cli(port, &["info", "replication"])
+                .contains("role:master")
+            {
+                self.cli(port, &["cluster", "setslot", &slot, "node", &to_id]);
+            }
+        }
+    }
+
+    /// Another master than `port`.
+    pub fn other_master(&self, port: u16) -> u16 {
+        *self
+            .ports
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(p, child)| **p != port && child.is_some())
+            .map(|(p, _)| p)
+            .find(|p| {
+                self.cli(**p, &["info", "replication"])
+                    .contains("role:master")
+            })
+            .expect("another master")
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().filter_map(Option::take) {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 // === kubeline processes ===
 
 /// A `kubeline` child process, killed on drop.
@@ -129,9 +588,25 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `kubeline ARGS` without waiting for anything (e.g. a broker whose Redis is not
+    /// there yet).
+    pub fn start(name: &str, args: &[String]) -> Self {
+        Self::spawn(name, args)
+    }
+
+    /// Like [`Proc::start`], with more environment variables.
+    pub fn start_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Self {
+        Self::spawn_with_env(name, args, env)
+    }
+
     fn spawn(name: &str, args: &[String]) -> Self {
+        Self::spawn_with_env(name, args, &[])
+    }
+
+    fn spawn_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_kubeline"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env_remove("KUBELINE_API_KEYS")
             .env_remove("KUBELINE_AGENT_TOKENS")

@@ -1,7 +1,26 @@
-//! The Redis store, shared by every broker replica.
+//! The Redis store, shared by every broker replica: on one Redis server (`redis://`,
+//! `rediss://`) or on a Redis Cluster (`redis+cluster://`, `rediss+cluster://`).
 //!
-//! Keys (per-cluster keys carry the cluster in a `{hash tag}` so Redis Cluster keeps each
-//! cluster's keys in one slot):
+//! ## Key layout
+//!
+//! Redis Cluster runs a MULTI, a Lua script or a pipeline only when every key it names hashes
+//! to one slot, and a key's slot is that of its `{hash tag}` when it has one. The layout is
+//! chosen so that every step that must be atomic touches one slot:
+//! - everything about one cluster C (queue, presence, info, bell) carries the tag `{C}`: an
+//!   execute's queue entry and the bell that announces it go in one pipeline, and the link
+//!   scripts see the claim and the info hash together;
+//! - the webhook outbox is under one tag, `{wh}`: its scripts move deliveries between several
+//!   of its keys at once (it is small and its traffic is low, so one slot is no bottleneck);
+//! - a replica's audit head is tagged `{kl:audit}`, which hashes like the stream `kl:audit`
+//!   itself, so records and head land in one MULTI;
+//! - results, sessions and credentials are keyed by their own ids (they spread over the
+//!   slots; a reader knows the id only). Steps that touch them and something else are not
+//!   atomic and need not be: they are sent as one request per slot, all at once (one round
+//!   trip), ordered where a failure in between matters (see `finish_result`).
+//!
+//! Global indexes (`kl:sessions`, `kl:clusters`, `kl:linked`, `kl:creds`, …) are one key each,
+//! in whichever slot its name hashes to: listing reads the index, then the records it names,
+//! all at once. Nothing scans the key space.
 //!
 //! | key | type | what |
 //! |---|---|---|
@@ -18,7 +37,7 @@
 //! | `kl:cred:used` | hash | credential id → last use (epoch ms) |
 //! | `kl:rl:CLASS:ID` | string with TTL | rate limit bucket of credential ID: its TAT in Unix ms |
 //! | `kl:audit` | stream, field `r` | audit records (JSON), all replicas; `MAXLEN ~` trimmed |
-//! | `kl:audit:head:B` | string with TTL | the last audit record replica B wrote |
+//! | `{kl:audit}:head:B` | string with TTL | the last audit record replica B wrote |
 //! | `kl:alive:B` | string with TTL | replica B is alive (refreshed every `alive_ttl / 4`) |
 //! | `kl:idem:ID:HASH` | string with TTL | the execute an `Idempotency-Key` (hashed) of credential ID named |
 //! | `kl:linked` | sorted set | clusters announced connected, by when their claim was last known to end (ms): where [`Store::lapsed_links`] looks |
@@ -33,16 +52,21 @@
 //! | `kl:{wh}:pend:ID` / `kl:{wh}:log:ID` | sorted set | endpoint ID's pending / finished (newest 100) delivery ids by creation |
 //!
 //! A cluster's info hash also holds `up` (`1` while the cluster is announced connected): the
-//! link scripts flip it, so connect and disconnect announcements alternate. Every webhook key
-//! shares the `{wh}` hash tag: the outbox scripts touch several of them at once.
+//! link scripts flip it, so connect and disconnect announcements alternate.
 //!
-//! Channels: `kl:bell:C` rings the replica holding C's link when a command is queued (and, with
-//! a result id as payload, tells it that the command's caller went away);
-//! `kl:reply:B` carries finished results to the replica B whose caller waits, and the pieces of
-//! the streams its callers read (`S` + JSON);
-//! `kl:credentials` tells every replica that a credential was revoked or shortened;
-//! `kl:events:C` carries C's session events to the replicas with readers of them, and
-//! `kl:events-interest` says which clusters have readers (so nobody publishes unread events).
+//! ## Channels
+//!
+//! | channel | on a cluster | what |
+//! |---|---|---|
+//! | `kl:bell:{C}` | sharded (`SPUBLISH`/`SSUBSCRIBE`), C's queue slot | rings the replica holding C's link when a command is queued; with a result id as payload, tells it that the command's caller went away (a stream to cancel) |
+//! | `kl:reply:{B}` | sharded, B's own slot | finished results for replica B, whose callers wait, and the pieces of the streams its callers read (`S` + JSON) |
+//! | `kl:credentials` | ordinary (`PUBLISH` reaches every node) | a credential was revoked or shortened: every replica drops it |
+//! | `kl:events:C` | ordinary | C's session events, for the replicas with readers of them |
+//! | `kl:events-interest` | ordinary | which clusters have readers of their session events (so nobody publishes unread events) |
+//!
+//! On one server the same names are ordinary channels (Redis 6.2 has no sharded pub/sub).
+//! A missed bell costs at most the pump's poll interval; a missed reply, the caller's wait
+//! until its deadline, when the stored result is read.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -54,10 +78,12 @@ use futures::StreamExt;
 use kubeline_shared::api::CommandResult;
 use kubeline_shared::trace::TraceContext;
 use redis::aio::ConnectionManager;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::streams::{
     StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply,
 };
-use redis::{AsyncCommands, Client, RedisError, Value};
+use redis::{AsyncCommands, Client, IntoConnectionInfo, PushKind, RedisError, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -113,6 +139,11 @@ const CREDENTIALS_USED: &str = "kl:cred:used";
 const CREDENTIAL_CHANNEL: &str = "kl:credentials";
 /// Delay between attempts to re-establish the subscription after Redis went away.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// The longest a request to a Redis Cluster waits, retries included: more than a failover takes
+/// with a `cluster-node-timeout` of a few seconds, less than a caller's default timeout.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(8);
+/// Attempts of a cluster request (after MOVED, ASK, TRYAGAIN or a lost node) before it fails.
+const CLUSTER_RETRIES: u32 = 12;
 /// The audit log of every replica.
 const AUDIT: &str = "kl:audit";
 /// How long a replica's audit head outlives its last write. Only a live writer reads its own
@@ -144,22 +175,36 @@ fn credential_key(id: &str) -> String {
 fn credential_hash_key(hash: &str) -> String {
     format!("kl:credhash:{hash}")
 }
+/// Rings the replica holding `cluster`'s link. Its hash tag is the queue's: in a cluster it is
+/// a sharded channel of the queue's slot, published in the enqueue's pipeline.
 fn bell_channel(cluster: &str) -> String {
-    format!("kl:bell:{cluster}")
+    format!("kl:bell:{{{cluster}}}")
 }
 /// Session events of a cluster (`GET /debug/events`).
 fn events_channel(cluster: &str) -> String {
     format!("kl:events:{cluster}")
 }
 
+/// Whether `channel` is a cluster's session event channel.
+fn is_events_channel(channel: &str) -> bool {
+    channel.starts_with("kl:events:")
+}
+
 /// Which clusters' session events some replica's callers read (payload: the cluster id).
 const INTEREST_CHANNEL: &str = "kl:events-interest";
 
-fn reply_channel(broker: &str) -> String {
-    format!("kl:reply:{broker}")
+/// The cluster of a bell channel.
+fn bell_cluster(channel: &str) -> Option<&str> {
+    channel.strip_prefix("kl:bell:{")?.strip_suffix('}')
 }
+/// Carries results to replica `broker`, whose callers wait for them; sharded in a cluster.
+fn reply_channel(broker: &str) -> String {
+    format!("kl:reply:{{{broker}}}")
+}
+/// The hash tag `{kl:audit}` hashes like the key `kl:audit` itself, so a replica's head shares
+/// the audit stream's slot and both are written in one MULTI.
 fn audit_head_key(chain: &str) -> String {
-    format!("kl:audit:head:{chain}")
+    format!("{{{AUDIT}}}:head:{chain}")
 }
 
 /// Clusters announced connected, scored by when their claim was last known to end (ms).
@@ -437,10 +482,11 @@ fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// [`Store`] on a Redis server.
+/// [`Store`] on a Redis server or a Redis Cluster.
 pub struct RedisStore {
-    client: Client,
-    conn: ConnectionManager,
+    /// Where the store is, kept to open the subscription's own connection.
+    target: Target,
+    conn: Conn,
     /// Clusters whose bell this replica listens to; replayed after a reconnect.
     watched: Arc<Mutex<HashSet<String>>>,
     /// Session event channels this replica listens to; replayed after a reconnect.
@@ -454,19 +500,172 @@ enum Control {
     Unsubscribe(String),
 }
 
+/// A single Redis server, or the seed nodes of a Redis Cluster.
+#[derive(Clone)]
+enum Target {
+    Single(Box<Client>),
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
+/// The store's command connection: both reconnect by themselves, and both pipeline concurrent
+/// requests (a cluster connection per node).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The seed nodes of a `redis+cluster://` or `rediss+cluster://` URL (`None` for any other
+/// scheme): `[user:password@]host:port[,host:port…][/][?query]`, the credentials and the query
+/// applying to every node. A seed is enough; the others are learnt from the cluster.
+pub fn cluster_seeds(url: &str) -> Option<Result<Vec<String>, String>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return None,
+    };
+    let (authority, query) = match rest.find(['/', '?']) {
+        Some(i) => {
+            let (authority, tail) = rest.split_at(i);
+            let query = tail.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            if !tail.starts_with('?') && tail.split('?').next() != Some("/") {
+                return Some(Err(
+                    "a Redis Cluster has one database only: the URL takes no /db".to_owned(),
+                ));
+            }
+            (authority, query)
+        }
+        None => (rest, ""),
+    };
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((user, hosts)) => (format!("{user}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let seeds: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|host| format!("{scheme}://{userinfo}{host}/{query}"))
+        .collect();
+    if seeds.is_empty() {
+        return Some(Err("names no node (host:port[,host:port…])".to_owned()));
+    }
+    Some(Ok(seeds))
+}
+
+/// `url` without its password, to name it in messages and logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{hosts}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn invalid_url(url: &str, why: String) -> StoreError {
+    // The URL may carry a password: name the scheme only.
+    let scheme = url.split_once("://").map_or("?", |(s, _)| s);
+    StoreError::Redis(RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "invalid Redis URL",
+        format!("{scheme}://…: {why}"),
+    )))
+}
+
+/// A cluster client over `seeds`; with `pushes`, on RESP3 with its messages sent there (the
+/// subscription's connection).
+fn cluster_client(
+    seeds: &[redis::ConnectionInfo],
+    pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
+) -> Result<ClusterClient, RedisError> {
+    // A master that dies is replaced by its replica within the cluster's node timeout plus an
+    // election (a few seconds): retries wait that long at most, and no request waits longer
+    // than `REQUEST_DEADLINE` in all.
+    let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_secs(2))
+        .overall_response_timeout(Some(REQUEST_DEADLINE))
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(50)
+        .max_retry_wait(500);
+    if let Some(pushes) = pushes {
+        builder = builder
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes);
+    }
+    builder.build()
+}
+
 impl RedisStore {
-    /// Connects to `url` (`redis://host:port/db`). Fails if the server cannot be reached now;
-    /// later outages are survived by reconnecting.
+    /// Connects to `url`: `redis://[:password@]host:port[/db]` (`rediss://` for TLS) for one
+    /// Redis server, `redis+cluster://[:password@]host:port[,host:port…]` (`rediss+cluster://`)
+    /// for a Redis Cluster. Fails if the server (no seed node) can be reached now; later
+    /// outages, failovers and resharding are survived by reconnecting and following the
+    /// cluster's redirections.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let client = Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let (target, conn) = match cluster_seeds(url) {
+            Some(seeds) => {
+                let seeds = seeds.map_err(|why| invalid_url(url, why))?;
+                let seeds = seeds
+                    .iter()
+                    .map(|s| s.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let conn = cluster_client(&seeds, None)?.get_async_connection().await?;
+                (Target::Cluster(seeds), Conn::Cluster(conn))
+            }
+            None => {
+                let client = Client::open(url)?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(5)))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+                (Target::Single(Box::new(client)), Conn::Single(conn))
+            }
+        };
         Ok(Self {
-            client,
+            target,
             conn,
             watched: Arc::default(),
             event_channels: Arc::default(),
@@ -474,8 +673,26 @@ impl RedisStore {
         })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    /// Whether the store is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    fn conn(&self) -> Conn {
         self.conn.clone()
+    }
+
+    /// A message on `channel`, which is sharded in a cluster: `SPUBLISH` reaches the channel's
+    /// shard only (its slot is the hash tag's, see [`bell_channel`]), where `PUBLISH` would be
+    /// copied to every node of the cluster.
+    fn publish(&self, channel: &str, payload: impl redis::ToRedisArgs) -> redis::Cmd {
+        let mut cmd = redis::cmd(if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        });
+        cmd.arg(channel).arg(payload);
+        cmd
     }
 
     fn send(&self, control: Control) {
@@ -483,6 +700,48 @@ impl RedisStore {
         if let Some(tx) = guard.as_ref() {
             let _ = tx.send(control);
         }
+    }
+
+    /// Runs `pipes` (each within one slot, every answer ignored) in one round trip: on one
+    /// server as one pipeline (one MULTI with `atomic`, as everything is in one place there);
+    /// on a cluster as one request per pipeline, all sent at once (each pipeline atomic or not
+    /// as built, nothing atomic across them).
+    async fn exec_together(&self, pipes: Vec<redis::Pipeline>, atomic: bool) -> StoreResult<()> {
+        if !self.is_cluster() {
+            let mut one = redis::pipe();
+            if atomic {
+                one.atomic();
+            }
+            for cmd in pipes.iter().flat_map(redis::Pipeline::cmd_iter) {
+                one.add_command(cmd.clone()).ignore();
+            }
+            one.exec_async(&mut self.conn()).await?;
+            return Ok(());
+        }
+        let sends = pipes.into_iter().map(|pipe| {
+            let mut conn = self.conn();
+            async move { pipe.exec_async(&mut conn).await }
+        });
+        futures::future::try_join_all(sends).await?;
+        Ok(())
+    }
+
+    /// The sessions `ids`, read together: one pipeline on one server; on a cluster, whose
+    /// sessions are spread over the slots, one request each, all sent at once.
+    async fn sessions_by_id(&self, ids: &[String]) -> StoreResult<Vec<HashMap<String, String>>> {
+        if !self.is_cluster() {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.hgetall(session_key(id));
+            }
+            return Ok(pipe.query_async(&mut self.conn()).await?);
+        }
+        let reads = ids.iter().map(|id| {
+            let mut conn = self.conn();
+            let key = session_key(id);
+            async move { conn.hgetall::<_, HashMap<String, String>>(key).await }
+        });
+        Ok(futures::future::try_join_all(reads).await?)
     }
 
     /// [`Store::rate_limit`] decided at `now_ms` instead of by Redis's clock, so that tests can
@@ -546,7 +805,83 @@ impl RedisStore {
     }
 }
 
-/// Runs the subscription: forwards bells and replies, resubscribing after outages.
+/// What [`dispatch`] made of a message.
+enum Dispatched {
+    /// Handed on (or not for this replica).
+    Done,
+    /// The broker stopped listening: the subscription ends.
+    Closed,
+}
+
+/// Hands one message of the subscription to the broker: the one place that knows what each
+/// channel carries, whichever kind of Redis delivered it.
+async fn dispatch(
+    channel: &str,
+    payload: &[u8],
+    reply: &str,
+    events: &mpsc::Sender<StoreEvent>,
+) -> Dispatched {
+    let text = || String::from_utf8_lossy(payload).into_owned();
+    let event = if let Some(cluster) = bell_cluster(channel) {
+        if payload.is_empty() {
+            // A bell may be dropped when the broker is busy: the pump polls too.
+            let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
+            return Dispatched::Done;
+        }
+        // A bell with a result id: that command's caller went away.
+        StoreEvent::Cancel {
+            cluster_id: cluster.to_owned(),
+            result_id: text(),
+        }
+    } else if let Some(cluster) = channel.strip_prefix("kl:events:") {
+        // Lossy, like a bell: a reader that falls behind is told it missed some.
+        let _ = events.try_send(StoreEvent::SessionEvent {
+            cluster_id: cluster.to_owned(),
+            event: text(),
+        });
+        return Dispatched::Done;
+    } else if channel == INTEREST_CHANNEL {
+        let _ = events.try_send(StoreEvent::EventInterest(text()));
+        return Dispatched::Done;
+    } else if channel == CREDENTIAL_CHANNEL {
+        StoreEvent::CredentialChanged(text())
+    } else if channel == reply
+        && let Some(relay) = payload.strip_prefix(&[STREAM_MARK as u8])
+    {
+        match serde_json::from_slice::<StreamRelay>(relay) {
+            Ok(relay) => StoreEvent::Stream(Box::new(relay)),
+            Err(e) => {
+                warn!(error = %e, "unreadable stream piece on reply channel");
+                return Dispatched::Done;
+            }
+        }
+    } else if channel == reply {
+        match serde_json::from_slice::<CommandResult>(payload) {
+            Ok(result) => StoreEvent::Result(Box::new(result)),
+            Err(e) => {
+                warn!(error = %e, "unreadable result on reply channel");
+                return Dispatched::Done;
+            }
+        }
+    } else {
+        return Dispatched::Done;
+    };
+    match events.send(event).await {
+        Ok(()) => Dispatched::Done,
+        Err(_) => Dispatched::Closed,
+    }
+}
+
+/// Rings every watched bell once: commands may have been queued while the subscription was
+/// not listening.
+fn ring_all(watched: &Mutex<HashSet<String>>, events: &mpsc::Sender<StoreEvent>) {
+    for cluster in watched.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = events.try_send(StoreEvent::Queued(cluster.clone()));
+    }
+}
+
+/// Runs the subscription on one Redis server: forwards bells and replies, resubscribing after
+/// outages.
 async fn run_subscription(
     client: Client,
     broker_id: String,
@@ -590,63 +925,16 @@ async fn run_subscription(
             tokio::time::sleep(RESUBSCRIBE_DELAY).await;
             continue;
         }
-        // Commands may have been queued while we were not listening: ring every bell once.
-        for cluster in channels.iter().filter_map(|c| c.strip_prefix("kl:bell:")) {
-            let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
-        }
+        ring_all(&watched, &events);
         loop {
             tokio::select! {
                 msg = stream.next() => {
                     let Some(msg) = msg else { break };
-                    let channel = msg.get_channel_name();
-                    if let Some(cluster) = channel.strip_prefix("kl:bell:") {
-                        let payload = msg.get_payload_bytes();
-                        if payload.is_empty() {
-                            let _ = events.try_send(StoreEvent::Queued(cluster.to_owned()));
-                        } else {
-                            let cancel = StoreEvent::Cancel {
-                                cluster_id: cluster.to_owned(),
-                                result_id: String::from_utf8_lossy(payload).into_owned(),
-                            };
-                            if events.send(cancel).await.is_err() {
-                                return;
-                            }
-                        }
-                    } else if let Some(cluster) = channel.strip_prefix("kl:events:") {
-                        let event = StoreEvent::SessionEvent {
-                            cluster_id: cluster.to_owned(),
-                            event: String::from_utf8_lossy(msg.get_payload_bytes()).into_owned(),
-                        };
-                        // Lossy, like a bell: a reader that falls behind is told it missed some.
-                        let _ = events.try_send(event);
-                    } else if channel == INTEREST_CHANNEL {
-                        let cluster = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
-                        let _ = events.try_send(StoreEvent::EventInterest(cluster));
-                    } else if channel == CREDENTIAL_CHANNEL {
-                        let id = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
-                        if events.send(StoreEvent::CredentialChanged(id)).await.is_err() {
-                            return;
-                        }
-                    } else if channel == reply
-                        && let Some(relay) = msg.get_payload_bytes().strip_prefix(&[STREAM_MARK as u8])
-                    {
-                        match serde_json::from_slice::<StreamRelay>(relay) {
-                            Ok(relay) => {
-                                if events.send(StoreEvent::Stream(Box::new(relay))).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => warn!(error = %e, "unreadable stream piece on reply channel"),
-                        }
-                    } else if channel == reply {
-                        match serde_json::from_slice::<CommandResult>(msg.get_payload_bytes()) {
-                            Ok(result) => {
-                                if events.send(StoreEvent::Result(Box::new(result))).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => warn!(error = %e, "unreadable result on reply channel"),
-                        }
+                    let dispatched =
+                        dispatch(msg.get_channel_name(), msg.get_payload_bytes(), &reply, &events)
+                            .await;
+                    if let Dispatched::Closed = dispatched {
+                        return;
                     }
                 }
                 ctl = control.recv() => {
@@ -665,6 +953,169 @@ async fn run_subscription(
         }
         warn!("redis subscription lost; resubscribing");
         tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+/// When to subscribe again after something went wrong.
+fn soon() -> tokio::time::Instant {
+    tokio::time::Instant::now() + RESUBSCRIBE_DELAY
+}
+
+/// Subscribes (again) to every channel this replica listens to; subscribing to a channel twice
+/// is harmless.
+async fn subscribe_all(
+    conn: &mut ClusterConnection,
+    reply: &str,
+    watched: &Mutex<HashSet<String>>,
+    event_channels: &Mutex<HashSet<String>>,
+) -> Result<(), RedisError> {
+    let mut channels = vec![reply.to_owned()];
+    channels.extend(
+        watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| bell_channel(c)),
+    );
+    conn.subscribe(CREDENTIAL_CHANNEL).await?;
+    conn.subscribe(INTEREST_CHANNEL).await?;
+    let ordinary: Vec<String> = event_channels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
+    for channel in &ordinary {
+        conn.subscribe(channel).await?;
+    }
+    // One channel at a time: a sharded subscription names channels of one slot.
+    for channel in &channels {
+        conn.ssubscribe(channel).await?;
+    }
+    Ok(())
+}
+
+/// Runs the subscription on a Redis Cluster: the same channels, bells and replies sharded
+/// (`SSUBSCRIBE`, on the node serving the channel's slot), credential announcements ordinary
+/// (`PUBLISH` reaches every node). The cluster connection resubscribes by itself when a node
+/// comes back or the slot map changes; the channels are subscribed again here when a node's
+/// connection drops (a failover: the slot map changes only once a request sees it) and when
+/// the server drops a channel itself (its slot moved to another node).
+async fn run_cluster_subscription(
+    seeds: Vec<redis::ConnectionInfo>,
+    broker_id: String,
+    watched: Arc<Mutex<HashSet<String>>>,
+    event_channels: Arc<Mutex<HashSet<String>>>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    events: mpsc::Sender<StoreEvent>,
+) {
+    let reply = reply_channel(&broker_id);
+    let (pushes_tx, mut pushes) = mpsc::unbounded_channel();
+    let mut conn = loop {
+        let connected = match cluster_client(&seeds, Some(pushes_tx.clone())) {
+            Ok(client) => client.get_async_connection().await,
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(conn) => break conn,
+            Err(e) => {
+                debug!(error = %e, "redis cluster subscription unavailable; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+                    () = events.closed() => return,
+                }
+            }
+        }
+    };
+    let wanted = |channel: &str| {
+        channel == reply
+            || bell_cluster(channel).is_some_and(|c| {
+                watched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(c)
+            })
+    };
+    // Everything is subscribed before the first control message is looked at: once a bell
+    // rings, replies are heard too.
+    while let Err(e) = subscribe_all(&mut conn, &reply, &watched, &event_channels).await {
+        debug!(error = %e, "redis cluster subscription incomplete; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+            () = events.closed() => return,
+        }
+    }
+    ring_all(&watched, &events);
+    // Everything is subscribed again at `resync_at`, if set.
+    let mut resync_at: Option<tokio::time::Instant> = None;
+    loop {
+        let resync = async {
+            match resync_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            push = pushes.recv() => {
+                let Some(push) = push else { return };
+                match push.kind {
+                    PushKind::Message | PushKind::SMessage => {
+                        let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+                            (push.data.first(), push.data.get(1))
+                        else {
+                            continue;
+                        };
+                        let channel = String::from_utf8_lossy(channel);
+                        let dispatched = dispatch(&channel, payload, &reply, &events).await;
+                        if let Dispatched::Closed = dispatched {
+                            return;
+                        }
+                    }
+                    // The server drops a channel whose slot moved away: follow it.
+                    PushKind::SUnsubscribe => {
+                        if let Some(Value::BulkString(channel)) = push.data.first()
+                            && wanted(&String::from_utf8_lossy(channel))
+                        {
+                            resync_at.get_or_insert_with(soon);
+                        }
+                    }
+                    // A node's connection dropped (it died, or a failover is under way): its
+                    // channels move to whichever node serves their slots next.
+                    PushKind::Disconnection => {
+                        resync_at.get_or_insert_with(soon);
+                    }
+                    _ => {}
+                }
+            }
+            () = resync => {
+                match subscribe_all(&mut conn, &reply, &watched, &event_channels).await {
+                    Ok(()) => {
+                        resync_at = None;
+                        ring_all(&watched, &events);
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "redis cluster subscription incomplete; retrying");
+                        resync_at = Some(soon());
+                    }
+                }
+            }
+            ctl = control.recv() => {
+                let outcome = match ctl {
+                    None => return,
+                    // Session event channels are ordinary (published to every node); bells
+                    // are sharded.
+                    Some(Control::Subscribe(c)) if is_events_channel(&c) => conn.subscribe(&c).await,
+                    Some(Control::Unsubscribe(c)) if is_events_channel(&c) => conn.unsubscribe(&c).await,
+                    Some(Control::Subscribe(c)) => conn.ssubscribe(&c).await,
+                    Some(Control::Unsubscribe(c)) => conn.sunsubscribe(&c).await,
+                };
+                if let Err(e) = outcome {
+                    warn!(error = %e, "redis cluster (un)subscribe failed; resubscribing");
+                    resync_at.get_or_insert_with(soon);
+                }
+            }
+            () = events.closed() => return,
+        }
     }
 }
 
@@ -868,14 +1319,30 @@ impl Store for RedisStore {
     ) -> StoreResult<()> {
         let (tx, rx) = mpsc::unbounded_channel();
         *self.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        tokio::spawn(run_subscription(
-            self.client.clone(),
-            broker_id.to_owned(),
-            self.watched.clone(),
-            self.event_channels.clone(),
-            rx,
-            events,
-        ));
+        let (broker_id, watched) = (broker_id.to_owned(), self.watched.clone());
+        let event_channels = self.event_channels.clone();
+        match &self.target {
+            Target::Single(client) => {
+                tokio::spawn(run_subscription(
+                    (**client).clone(),
+                    broker_id,
+                    watched,
+                    event_channels,
+                    rx,
+                    events,
+                ));
+            }
+            Target::Cluster(seeds) => {
+                tokio::spawn(run_cluster_subscription(
+                    seeds.clone(),
+                    broker_id,
+                    watched,
+                    event_channels,
+                    rx,
+                    events,
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -920,22 +1387,28 @@ impl Store for RedisStore {
             fields.push(("owner", owner.clone()));
         }
         let keep_until = ms(session.expires_at) + retain.as_millis() as i64;
-        let mut conn = self.conn();
-        redis::pipe()
+        // The session and the two indexes are three slots on a cluster, written together. Should
+        // one write fail, the caller is told; an index entry without its session is dropped by
+        // the readers, a session without index entries expires with its key.
+        let mut record = redis::pipe();
+        record
             .atomic()
             .hset_multiple(&key, &fields)
             .ignore()
             .cmd("PEXPIREAT")
             .arg(&key)
             .arg(keep_until)
-            .ignore()
+            .ignore();
+        let mut listed = redis::pipe();
+        listed
             .zadd(SESSIONS, &session.session_id, ms(session.created_at))
-            .ignore()
+            .ignore();
+        let mut expiring = redis::pipe();
+        expiring
             .zadd(SESSION_EXPIRY, &session.session_id, ms(session.expires_at))
-            .ignore()
-            .exec_async(&mut conn)
-            .await?;
-        Ok(())
+            .ignore();
+        self.exec_together(vec![record, listed, expiring], true)
+            .await
     }
 
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -973,11 +1446,7 @@ impl Store for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(session_key(id));
-        }
-        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let maps = self.sessions_by_id(&ids).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut gone = Vec::new();
         for (id, map) in ids.iter().zip(maps) {
@@ -1010,11 +1479,7 @@ impl Store for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(session_key(id));
-        }
-        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let maps = self.sessions_by_id(&ids).await?;
         ids.into_iter()
             .zip(maps)
             .map(|(id, map)| {
@@ -1059,13 +1524,12 @@ impl Store for RedisStore {
         }
         let mut conn = self.conn();
         let change: i64 = link.invoke_async(&mut conn).await?;
-        redis::pipe()
-            .sadd(CLUSTERS, cluster)
-            .ignore()
-            .zadd(LINKED, cluster, ms(Utc::now()) + ttl_ms as i64)
-            .ignore()
-            .exec_async(&mut conn)
-            .await?;
+        // Two indexes, two slots: two requests sent together.
+        let (mut a, mut b) = (self.conn(), self.conn());
+        let _: (i64, i64) = futures::try_join!(
+            a.sadd(CLUSTERS, cluster),
+            b.zadd(LINKED, cluster, ms(Utc::now()) + ttl_ms as i64),
+        )?;
         Ok(match change {
             1 => LinkChange::Connected,
             2 => LinkChange::Relinked,
@@ -1185,13 +1649,10 @@ impl Store for RedisStore {
         let mut conn = self.conn();
         let mut ids: Vec<String> = conn.smembers(CLUSTERS).await?;
         ids.sort();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(record) = self.get_cluster(&id).await? {
-                out.push(record);
-            }
-        }
-        Ok(out)
+        // Every cluster's keys are in its own slot: the reads go out together.
+        let records =
+            futures::future::try_join_all(ids.iter().map(|id| self.get_cluster(id))).await?;
+        Ok(records.into_iter().flatten().collect())
     }
 
     async fn enqueue(
@@ -1227,25 +1688,35 @@ impl Store for RedisStore {
             ("v", "1".to_owned()),
         ];
         let session = session_key(&command.session_id);
-        let mut pipe = redis::pipe();
-        pipe.set_ex(
-            pending_key(&pending.result_id),
-            to_json(pending),
-            result_ttl.as_secs().max(1),
-        )
-        .ignore()
-        .hincr(&session, "commands", 1)
-        .ignore()
-        .hset(&session, "activity", ms(command.executed_at))
-        .ignore()
-        .xadd(queue_key(&command.cluster_id), "*", &fields)
-        .ignore();
+        // Three slots (the result's, the session's, the cluster's queue and bell): one round
+        // trip, to one server or to three nodes at once. No MULTI spans them (none did before
+        // either): a caller whose enqueue fails gets an error, and a placeholder or a count
+        // left behind is harmless.
+        let mut placeholder = redis::pipe();
+        placeholder
+            .set_ex(
+                pending_key(&pending.result_id),
+                to_json(pending),
+                result_ttl.as_secs().max(1),
+            )
+            .ignore();
+        let mut counts = redis::pipe();
+        counts
+            .hincr(&session, "commands", 1)
+            .ignore()
+            .hset(&session, "activity", ms(command.executed_at))
+            .ignore();
+        let mut queue = redis::pipe();
+        queue
+            .xadd(queue_key(&command.cluster_id), "*", &fields)
+            .ignore();
         if ring {
-            pipe.publish(bell_channel(&command.cluster_id), "").ignore();
+            queue
+                .add_command(self.publish(&bell_channel(&command.cluster_id), ""))
+                .ignore();
         }
-        let mut conn = self.conn();
-        pipe.exec_async(&mut conn).await?;
-        Ok(())
+        self.exec_together(vec![placeholder, counts, queue], false)
+            .await
     }
 
     async fn take(
@@ -1341,32 +1812,46 @@ impl Store for RedisStore {
         ttl: Duration,
         entry_id: Option<&str>,
     ) -> StoreResult<bool> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(result_key(&result.result_id))
+        let mut set = redis::cmd("SET");
+        set.arg(result_key(&result.result_id))
             .arg(to_json(result))
             .arg("NX")
             .arg("EX")
             .arg(ttl.as_secs().max(1));
+        let mut ack = redis::pipe();
         if let Some(entry_id) = entry_id {
             let key = queue_key(&result.cluster_id);
-            pipe.xack(&key, GROUP, &[entry_id])
+            ack.xack(&key, GROUP, &[entry_id])
                 .ignore()
                 .xdel(&key, &[entry_id])
                 .ignore();
         }
         let mut conn = self.conn();
-        let (won,): (Option<String>,) = pipe.query_async(&mut conn).await?;
+        if !self.is_cluster() {
+            // One server runs a pipeline in order: the entry goes only after the result is in.
+            let mut pipe = redis::pipe();
+            pipe.add_command(set);
+            for cmd in ack.cmd_iter() {
+                pipe.add_command(cmd.clone()).ignore();
+            }
+            let (won,): (Option<String>,) = pipe.query_async(&mut conn).await?;
+            return Ok(won.is_some());
+        }
+        // The result and the queue live on different nodes: the entry is removed only once
+        // the result is stored, so a failover between the two leaves the command to run
+        // again (read-only; the first final result wins), never lost.
+        let won: Option<String> = set.query_async(&mut conn).await?;
+        if entry_id.is_some() {
+            ack.exec_async(&mut conn).await?;
+        }
         Ok(won.is_some())
     }
 
     async fn get_result(&self, result_id: &str) -> StoreResult<Option<CommandResult>> {
-        let mut conn = self.conn();
-        let (done, pending): (Option<String>, Option<String>) = redis::pipe()
-            .get(result_key(result_id))
-            .get(pending_key(result_id))
-            .query_async(&mut conn)
-            .await?;
+        // Two slots, two requests sent together.
+        let (mut a, mut b) = (self.conn(), self.conn());
+        let (done, pending): (Option<String>, Option<String>) =
+            futures::try_join!(a.get(result_key(result_id)), b.get(pending_key(result_id)),)?;
         match (done, pending) {
             (Some(raw), _) => decode_result(&result_key(result_id), &raw).map(Some),
             (None, Some(raw)) => decode_result(&pending_key(result_id), &raw).map(Some),
@@ -1376,8 +1861,9 @@ impl Store for RedisStore {
 
     async fn deliver_stream(&self, broker_id: &str, relay: &StreamRelay) -> StoreResult<()> {
         let mut conn = self.conn();
-        let _: i64 = conn
-            .publish(reply_channel(broker_id), stream_payload(relay))
+        let _: i64 = self
+            .publish(&reply_channel(broker_id), stream_payload(relay))
+            .query_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -1421,7 +1907,10 @@ impl Store for RedisStore {
         // The bell of the cluster, which only the replica holding its link listens to; a bell
         // with a payload is a cancellation (a plain bell has none).
         let mut conn = self.conn();
-        let _: i64 = conn.publish(bell_channel(cluster_id), result_id).await?;
+        let _: i64 = self
+            .publish(&bell_channel(cluster_id), result_id)
+            .query_async(&mut conn)
+            .await?;
         Ok(())
     }
 
@@ -1440,8 +1929,9 @@ impl Store for RedisStore {
 
     async fn deliver_result(&self, broker_id: &str, result: &CommandResult) -> StoreResult<()> {
         let mut conn = self.conn();
-        let _: i64 = conn
-            .publish(reply_channel(broker_id), to_json(result))
+        let _: i64 = self
+            .publish(&reply_channel(broker_id), to_json(result))
+            .query_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -1467,16 +1957,28 @@ impl Store for RedisStore {
                 return Ok(false);
             }
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if !only_if_new {
-            pipe.set(&key, &json).ignore();
-        }
-        pipe.set(credential_hash_key(&record.hash), &record.id)
-            .ignore()
+        let mut found = redis::pipe();
+        found
+            .set(credential_hash_key(&record.hash), &record.id)
+            .ignore();
+        let mut listed = redis::pipe();
+        listed
             .zadd(CREDENTIALS, &record.id, ms(record.created_at))
             .ignore();
-        pipe.exec_async(&mut conn).await?;
+        let mut pipes = vec![found, listed];
+        if !only_if_new {
+            if self.is_cluster() {
+                // The record first, then what finds it (three slots): a failure in between
+                // leaves a record nobody can use yet, never a hash that points at nothing;
+                // writing again finishes the job.
+                let _: () = conn.set(&key, &json).await?;
+            } else {
+                let mut stored = redis::pipe();
+                stored.set(&key, &json).ignore();
+                pipes.insert(0, stored);
+            }
+        }
+        self.exec_together(pipes, true).await?;
         Ok(true)
     }
 
@@ -1494,12 +1996,9 @@ impl Store for RedisStore {
 
     async fn get_credential(&self, id: &str) -> StoreResult<Option<CredentialRecord>> {
         let key = credential_key(id);
-        let mut conn = self.conn();
-        let (raw, used): (Option<String>, Option<i64>) = redis::pipe()
-            .get(&key)
-            .hget(CREDENTIALS_USED, id)
-            .query_async(&mut conn)
-            .await?;
+        let (mut a, mut b) = (self.conn(), self.conn());
+        let (raw, used): (Option<String>, Option<i64>) =
+            futures::try_join!(a.get(&key), b.hget(CREDENTIALS_USED, id))?;
         decode_credential(&key, raw, used)
     }
 
@@ -1510,11 +2009,10 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| credential_key(id)).collect();
-        let (raws, used): (Vec<Option<String>>, HashMap<String, i64>) = redis::pipe()
-            .mget(&keys)
-            .hgetall(CREDENTIALS_USED)
-            .query_async(&mut conn)
-            .await?;
+        // MGET alone: a cluster connection splits it by slot and puts the answers together.
+        let mut other = self.conn();
+        let (raws, used): (Vec<Option<String>>, HashMap<String, i64>) =
+            futures::try_join!(conn.mget(&keys), other.hgetall(CREDENTIALS_USED))?;
         let mut records = Vec::with_capacity(ids.len());
         for ((id, key), raw) in ids.iter().zip(&keys).zip(raws) {
             if let Some(record) = decode_credential(key, raw, used.get(id).copied())? {
@@ -1959,5 +2457,100 @@ impl Store for RedisStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_name_their_seeds() {
+        assert_eq!(cluster_seeds("redis://127.0.0.1:6379/0"), None);
+        assert_eq!(cluster_seeds("rediss://h:1"), None);
+        assert_eq!(
+            cluster_seeds("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001"),
+            Some(Ok(vec![
+                "redis://:pw@10.0.0.1:7000/".to_owned(),
+                "redis://:pw@10.0.0.2:7001/".to_owned(),
+            ]))
+        );
+        assert_eq!(
+            cluster_seeds("rediss+cluster://user:pw@a:1/?protocol=3"),
+            Some(Ok(vec!["rediss://user:pw@a:1/?protocol=3".to_owned()]))
+        );
+        assert_eq!(
+            cluster_seeds("REDIS+CLUSTER://a:1,b:2/"),
+            Some(Ok(vec![
+                "redis://a:1/".to_owned(),
+                "redis://b:2/".to_owned()
+            ]))
+        );
+        assert!(matches!(
+            cluster_seeds("redis+cluster://a:1/3"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            cluster_seeds("redis+cluster://:pw@"),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redacted("redis://:secret@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
+        assert_eq!(
+            redacted("rediss+cluster://app:secret@a:1,b:2"),
+            "rediss+cluster://app:***@a:1,b:2"
+        );
+        assert_eq!(redacted("redis://h:6379/"), "redis://h:6379/");
+    }
+
+    #[tokio::test]
+    async fn a_bad_cluster_url_is_refused_without_its_password() {
+        let Err(err) = RedisStore::connect("redis+cluster://:secret@a:1/9").await else {
+            panic!("a cluster URL with a database was accepted");
+        };
+        let err = err.to_string();
+        assert!(err.contains("no /db") && !err.contains("secret"), "{err}");
+    }
+
+    /// Redis Cluster's slot of `key`: CRC16 (XMODEM) of its hash tag, or of all of it.
+    fn slot(key: &str) -> u16 {
+        let bytes = key.as_bytes();
+        let tagged = key
+            .find('{')
+            .and_then(|open| {
+                let close = key[open + 1..].find('}')? + open + 1;
+                (close > open + 1).then(|| &bytes[open + 1..close])
+            })
+            .unwrap_or(bytes);
+        let mut crc: u16 = 0;
+        for &b in tagged {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn channels_share_their_keys_slots() {
+        assert_eq!(bell_cluster(&bell_channel("prod-eu")), Some("prod-eu"));
+        assert_eq!(bell_cluster("kl:reply:{b}"), None);
+        // The slot `redis-cli cluster keyslot bed` answers.
+        assert_eq!(slot("bed"), 11766);
+        assert_eq!(slot(&bell_channel("c1")), slot(&queue_key("c1")));
+        assert_eq!(slot(&link_key("c1")), slot(&info_key("c1")));
+        assert_eq!(slot(&audit_head_key("broker_1")), slot(AUDIT));
+        assert_eq!(slot(&webhook_key("wh_1")), slot(DELIVERIES_DUE));
     }
 }
