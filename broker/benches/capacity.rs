@@ -33,7 +33,11 @@
 //! (default 2), `CAPACITY_CONCURRENCY` (default `64,256`), `CAPACITY_STORES` (default
 //! `redis,embedded`), `CAPACITY_LINKS` (agent links = clusters, default 4), `CAPACITY_KEEP_LOGS`
 //! (keep the processes' logs, printed at the end), `CAPACITY_PERF` (`flat` or `dwarf`: `perf
-//! record` the broker during each window, into the log directory; implies keeping it).
+//! record` the broker during each window, into the log directory; implies keeping it),
+//! `CAPACITY_BROKER_BIN` (run the broker from another build of this bench, e.g. a copy made
+//! before a change: A/B under the same load generator), `CAPACITY_RATE` (executes/s in all, paced, instead of as many as the callers can: CPU per
+//! execute compared at one rate is fair between two builds on a busy machine, where the
+//! throughput itself is whatever the other processes leave).
 //!
 //! Under `cargo test` (no `--bench`) it runs as a smoke test of a few seconds: both stores at
 //! concurrency 8 for 2 s; any failed request, or any execute answered a number of times other
@@ -211,7 +215,9 @@ mod agent {
     /// its standard input closes; then prints how many executes it answered.
     pub fn main() {
         let broker = std::env::var("CAPACITY_BROKER").expect("CAPACITY_BROKER");
-        let links: usize = env_or("CAPACITY_LINKS", "1").parse().expect("CAPACITY_LINKS");
+        let links: usize = env_or("CAPACITY_LINKS", "1")
+            .parse()
+            .expect("CAPACITY_LINKS");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -351,13 +357,14 @@ mod load {
         let links: usize = env_or("CAPACITY_LINKS", "1").parse().unwrap();
         let warmup: f64 = env_or("CAPACITY_WARMUP", "1").parse().unwrap();
         let seconds: f64 = env_or("CAPACITY_SECONDS", "2").parse().unwrap();
+        let rate: f64 = env_or("CAPACITY_RATE", "0").parse().unwrap();
         // One thread: the callers mostly wait, and a single-threaded client spends the least
         // CPU per request (which it takes from the broker on a small machine).
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let report = runtime.block_on(run(broker, callers, links, warmup, seconds));
+        let report = runtime.block_on(run(broker, callers, links, warmup, seconds, rate));
         println!("{}", serde_json::to_string(&report).unwrap());
     }
 
@@ -385,6 +392,7 @@ mod load {
         links: usize,
         warmup: f64,
         seconds: f64,
+        rate: f64,
     ) -> Report {
         let shared = Arc::new(Shared {
             measuring: AtomicBool::new(false),
@@ -397,7 +405,10 @@ mod load {
         let mut ready = Vec::new();
         for i in 0..callers {
             let conn = Conn::open(&broker).await.expect("connect to the broker");
-            ready.push(caller(conn, i, i % links, shared.clone()));
+            // At a fixed total rate, each caller sends one execute per `callers / rate` seconds
+            // (or back to back when an answer takes longer than that).
+            let pace = (rate > 0.0).then(|| Duration::from_secs_f64(callers as f64 / rate));
+            ready.push(caller(conn, i, i % links, pace, shared.clone()));
         }
         let ready = futures::future::join_all(ready).await;
         let tasks: Vec<_> = ready
@@ -436,6 +447,7 @@ mod load {
         mut conn: Conn,
         i: usize,
         link: usize,
+        pace: Option<Duration>,
         shared: Arc<Shared>,
     ) -> impl Future<Output = Histogram<u64>> {
         let key = caller_key(i);
@@ -463,7 +475,17 @@ mod load {
         );
         async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let mut ticks = pace.map(|period| {
+                // Callers spread over the period, not all at its start.
+                let offset = period.mul_f64((i as f64 * 0.618_034).fract());
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks
+            });
             while !shared.stop.load(Ordering::Relaxed) {
+                if let Some(ticks) = &mut ticks {
+                    ticks.tick().await;
+                }
                 let sent = Instant::now();
                 match conn
                     .call("POST", "/debug/execute", &key, Some(execute.clone()))
@@ -542,7 +564,8 @@ mod driver {
         };
         let fields: Vec<&str> = rest.split(' ').collect();
         // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-        let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        let ticks: u64 =
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
         // Linux reports them in USER_HZ, 100 on every platform it runs on.
         Duration::from_millis(ticks * 10)
     }
@@ -570,8 +593,14 @@ mod driver {
     }
 
     /// This binary as another role, with its own environment only (no `KUBELINE_*` from ours).
+    /// The broker may come from another build of this bench (`CAPACITY_BROKER_BIN`): two
+    /// brokers compared under the same load generator and agent.
     fn role(role: &str, log: &Path) -> Command {
-        let mut command = Command::new(std::env::current_exe().unwrap());
+        let program = match std::env::var_os("CAPACITY_BROKER_BIN") {
+            Some(other) if role == "broker" => PathBuf::from(other),
+            _ => std::env::current_exe().unwrap(),
+        };
+        let mut command = Command::new(program);
         for (name, _) in std::env::vars() {
             if name.starts_with("KUBELINE_") || name.starts_with("CAPACITY_") {
                 command.env_remove(name);
@@ -662,11 +691,15 @@ mod driver {
                 "--api-key".into(),
                 format!("admin={ADMIN_KEY}"),
             ];
-            args.extend((0..CALLER_KEYS).flat_map(|i| {
-                ["--api-key".into(), format!("read={}", caller_key(i))]
-            }));
+            args.extend(
+                (0..CALLER_KEYS)
+                    .flat_map(|i| ["--api-key".into(), format!("read={}", caller_key(i))]),
+            );
             args.extend((0..links).flat_map(|i| {
-                ["--agent-token".into(), format!("{}={}", cluster(i), agent_token(i))]
+                [
+                    "--agent-token".into(),
+                    format!("{}={}", cluster(i), agent_token(i)),
+                ]
             }));
             args.extend(LIMITS.iter().map(|s| (*s).to_owned()));
             if let Some(url) = &redis_url {
@@ -718,7 +751,10 @@ mod driver {
             Self::runtime().block_on(async {
                 loop {
                     let mut conn = Conn::open(&self.addr).await.unwrap();
-                    let (_, body) = conn.call("GET", "/clusters", ADMIN_KEY, None).await.unwrap();
+                    let (_, body) = conn
+                        .call("GET", "/clusters", ADMIN_KEY, None)
+                        .await
+                        .unwrap();
                     let list: Value = serde_json::from_slice(&body).unwrap_or_default();
                     let connected = list["clusters"].as_array().map_or(0, |c| {
                         c.iter().filter(|c| c["status"] == "connected").count()
@@ -736,7 +772,10 @@ mod driver {
         fn store_operations(&self) -> BTreeMap<String, u64> {
             let body = Self::runtime().block_on(async {
                 let mut conn = Conn::open(&self.addr).await.unwrap();
-                conn.call("GET", "/metrics", ADMIN_KEY, None).await.unwrap().1
+                conn.call("GET", "/metrics", ADMIN_KEY, None)
+                    .await
+                    .unwrap()
+                    .1
             });
             let mut ops = BTreeMap::new();
             for line in String::from_utf8_lossy(&body).lines() {
@@ -760,13 +799,17 @@ mod driver {
 
         /// Runs the load generator at `callers` and reports the window.
         fn measure(&self, callers: usize, warmup: f64, seconds: f64) -> Row {
-            let mut load = role("load", &self.dir.join(format!("load-{}-{callers}.log", self.store)));
+            let mut load = role(
+                "load",
+                &self.dir.join(format!("load-{}-{callers}.log", self.store)),
+            );
             let mut child = load
                 .env("CAPACITY_BROKER", &self.addr)
                 .env("CAPACITY_CALLERS", callers.to_string())
                 .env("CAPACITY_LINKS", self.links.to_string())
                 .env("CAPACITY_WARMUP", warmup.to_string())
                 .env("CAPACITY_SECONDS", seconds.to_string())
+                .env("CAPACITY_RATE", env_or("CAPACITY_RATE", "0"))
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("start the load generator");
@@ -802,7 +845,10 @@ mod driver {
                 "dwarf" => perf.args(["-F", "99", "--call-graph", "dwarf,32768"]),
                 _ => perf.args(["-F", "499"]),
             };
-            perf.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()
+            perf.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()
         }
 
         /// Stops the instant agent (closing its standard input) and reads how many executes it
@@ -843,7 +889,10 @@ mod driver {
                 cpu(stack.agent.pid()),
                 cpu(load_pid),
             );
-            let redis = stack.redis.as_ref().map_or(Duration::ZERO, |r| cpu(r.proc.pid()));
+            let redis = stack
+                .redis
+                .as_ref()
+                .map_or(Duration::ZERO, |r| cpu(r.proc.pid()));
             let (redis_commands, redis_in, redis_out) = stack
                 .redis
                 .as_ref()
@@ -862,7 +911,10 @@ mod driver {
         }
     }
 
-    fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    fn delta(
+        after: &BTreeMap<String, u64>,
+        before: &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
         after
             .iter()
             .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
@@ -965,9 +1017,19 @@ mod driver {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            println!("  {} c={}: store operations per execute: {}", self.store, self.callers, list(&self.operations));
+            println!(
+                "  {} c={}: store operations per execute: {}",
+                self.store,
+                self.callers,
+                list(&self.operations)
+            );
             if !self.redis_commands.is_empty() {
-                println!("  {} c={}: redis commands per execute: {}", self.store, self.callers, list(&self.redis_commands));
+                println!(
+                    "  {} c={}: redis commands per execute: {}",
+                    self.store,
+                    self.callers,
+                    list(&self.redis_commands)
+                );
             }
             for sample in &self.report.samples {
                 println!("  failure: {sample}");
@@ -1000,8 +1062,12 @@ mod driver {
         } else {
             ("2", "0.5", "8")
         };
-        let seconds: f64 = env_or("CAPACITY_SECONDS", seconds).parse().expect("CAPACITY_SECONDS");
-        let warmup: f64 = env_or("CAPACITY_WARMUP", warmup).parse().expect("CAPACITY_WARMUP");
+        let seconds: f64 = env_or("CAPACITY_SECONDS", seconds)
+            .parse()
+            .expect("CAPACITY_SECONDS");
+        let warmup: f64 = env_or("CAPACITY_WARMUP", warmup)
+            .parse()
+            .expect("CAPACITY_WARMUP");
         let levels: Vec<usize> = env_or("CAPACITY_CONCURRENCY", levels)
             .split(',')
             .map(|c| c.trim().parse().expect("CAPACITY_CONCURRENCY"))
@@ -1014,7 +1080,9 @@ mod driver {
                 other => panic!("CAPACITY_STORES: unknown store {other:?} (redis, embedded)"),
             })
             .collect();
-        let links: usize = env_or("CAPACITY_LINKS", "4").parse().expect("CAPACITY_LINKS");
+        let links: usize = env_or("CAPACITY_LINKS", "4")
+            .parse()
+            .expect("CAPACITY_LINKS");
         let dir = std::env::temp_dir().join(format!("kubeline-capacity-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         println!(
@@ -1022,10 +1090,27 @@ mod driver {
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             load_average(),
         );
-        println!("broker limits: {} (rate limits per key and class; {CALLER_KEYS} caller keys)", LIMITS.join(" "));
+        println!(
+            "broker limits: {} (rate limits per key and class; {CALLER_KEYS} caller keys)",
+            LIMITS.join(" ")
+        );
         println!(
             "{:<8} {:>4} {:>8} {:>7} {:>7} {:>7} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>5} {:>6} {:>7} {:>7} | load average",
-            "store", "c", "exec/s", "p50 ms", "p99 ms", "max ms", "errors", "broker", "redis", "agent", "load", "st.ops", "r.cmds", "r.B in", "r.B out",
+            "store",
+            "c",
+            "exec/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "broker",
+            "redis",
+            "agent",
+            "load",
+            "st.ops",
+            "r.cmds",
+            "r.B in",
+            "r.B out",
         );
         println!("{:>50}   CPU µs per execute           | per execute", "");
         let mut rows = Vec::new();
