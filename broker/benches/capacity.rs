@@ -478,7 +478,8 @@ mod load {
             let mut ticks = pace.map(|period| {
                 // Callers spread over the period, not all at its start.
                 let offset = period.mul_f64((i as f64 * 0.618_034).fract());
-                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 ticks
             });
@@ -568,6 +569,19 @@ mod driver {
             fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
         // Linux reports them in USER_HZ, 100 on every platform it runs on.
         Duration::from_millis(ticks * 10)
+    }
+
+    /// Read and write system calls a process has made so far (`/proc/PID/io`).
+    fn syscalls(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("syscr: ")
+                    .or_else(|| l.strip_prefix("syscw: "))
+            })
+            .filter_map(|n| n.trim().parse::<u64>().ok())
+            .sum()
     }
 
     fn load_average() -> String {
@@ -872,6 +886,7 @@ mod driver {
     /// What every process had spent, and what the store had done, at one instant.
     struct Snapshot {
         broker: Duration,
+        broker_syscalls: u64,
         agent: Duration,
         load: Duration,
         redis: Duration,
@@ -899,6 +914,7 @@ mod driver {
                 .map_or_else(Default::default, Redis::stats);
             Self {
                 broker,
+                broker_syscalls: syscalls(stack.broker.pid()),
                 agent,
                 load,
                 redis,
@@ -930,6 +946,8 @@ mod driver {
         rate: f64,
         /// µs of CPU per execute: broker, Redis, instant agent, load generator.
         cpu: [f64; 4],
+        /// The broker's read and write system calls.
+        syscalls: u64,
         operations: BTreeMap<String, u64>,
         redis_commands: BTreeMap<String, u64>,
         redis_bytes: (u64, u64),
@@ -959,6 +977,7 @@ mod driver {
                     per(after.agent, before.agent),
                     per(after.load, before.load),
                 ],
+                syscalls: after.broker_syscalls - before.broker_syscalls,
                 operations,
                 redis_commands: delta(&after.redis_commands, &before.redis_commands),
                 redis_bytes: (
@@ -1017,6 +1036,12 @@ mod driver {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            println!(
+                "  {} c={}: broker read/write system calls per execute: {:.1}",
+                self.store,
+                self.callers,
+                self.per_execute(self.syscalls)
+            );
             println!(
                 "  {} c={}: store operations per execute: {}",
                 self.store,
