@@ -418,55 +418,82 @@ impl Writer {
 /// `value` as canonical JSON: object keys sorted by their bytes, no whitespace, serde_json's
 /// spelling of strings and numbers.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, None, &mut out);
-    out
+    canonical_string(out)
 }
 
-/// Writes `value` canonically, leaving out the top-level key `skip`.
-fn write_canonical(value: &Value, skip: Option<&str>, out: &mut String) {
+/// Writes `value` canonically into `out`, leaving out the top-level key `skip`; returns where,
+/// among the top-level entries written, `skip` would sort (the byte offset after the entry it
+/// would follow, or after `{` if it sorts first), so that it can be spliced in afterwards.
+///
+/// Straight into bytes: serde_json writes every key, string and number into `out` itself (the
+/// same spelling as its `Display`), so a record costs no allocation per value.
+fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) -> usize {
+    let mut skipped_at = 0;
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().filter(|k| Some(k.as_str()) != skip).collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != skip)
+                .collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            skipped_at = out.len();
+            for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::from(key.as_str()).to_string());
-                out.push(':');
-                write_canonical(&map[key], None, out);
+                serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+                out.push(b':');
+                write_canonical(value, None, out);
+                if skip.is_some_and(|skip| key.as_str() < skip) {
+                    skipped_at = out.len();
+                }
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, None, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
     }
+    skipped_at
+}
+
+/// The bytes [`write_canonical`] wrote, as the string they are.
+fn canonical_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("serde_json writes UTF-8")
+}
+
+/// Hex SHA-256 of `prev_hash` followed by `canonical`.
+fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
+    let mut sha = Sha256::new();
+    sha.update(prev_hash.as_bytes());
+    sha.update(canonical);
+    hex::encode(sha.finalize())
 }
 
 /// The hash a record must carry: hex SHA-256 of `prev_hash` followed by the canonical JSON of
 /// `record` without its `hash` key.
 pub fn record_hash(prev_hash: &str, record: &Value) -> String {
-    let mut canonical = String::new();
+    let mut canonical = Vec::new();
     write_canonical(record, Some("hash"), &mut canonical);
-    let mut sha = Sha256::new();
-    sha.update(prev_hash.as_bytes());
-    sha.update(canonical.as_bytes());
-    hex::encode(sha.finalize())
+    chain_hash(prev_hash, &canonical)
 }
 
 /// Seals `event` as record `seq` of `chain` after `prev_hash`: returns the record as stored
 /// (canonical JSON) and its hash.
+///
+/// One canonical rendering serves both: it is hashed without `hash`, and the stored line is
+/// the same bytes with `"hash":"…"` spliced in where that key sorts.
 pub fn seal(
     event: &AuditEvent,
     chain: &str,
@@ -483,10 +510,25 @@ pub fn seal(
     record.insert("seq".to_owned(), seq.into());
     record.insert("recorded_at".to_owned(), audit_time(recorded_at).into());
     record.insert("prev_hash".to_owned(), prev_hash.into());
-    let mut record = Value::Object(record);
-    let hash = record_hash(prev_hash, &record);
-    record["hash"] = hash.clone().into();
-    (canonical_json(&record), hash)
+    let record = Value::Object(record);
+    let mut canonical = Vec::with_capacity(1024);
+    let at = write_canonical(&record, Some("hash"), &mut canonical);
+    let hash = chain_hash(prev_hash, &canonical);
+    // `"hash":"<64 hex digits>"` and a comma: after the entry it follows, or before the first.
+    let mut line = Vec::with_capacity(canonical.len() + 76);
+    line.extend_from_slice(&canonical[..at]);
+    let first = canonical[at - 1] == b'{';
+    if !first {
+        line.push(b',');
+    }
+    line.extend_from_slice(b"\"hash\":\"");
+    line.extend_from_slice(hash.as_bytes());
+    line.push(b'"');
+    if first && canonical[at] != b'}' {
+        line.push(b',');
+    }
+    line.extend_from_slice(&canonical[at..]);
+    (canonical_string(line), hash)
 }
 
 // === verification ===

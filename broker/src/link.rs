@@ -13,6 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use futures::SinkExt;
 use kubeline_shared::protocol::{
     AgentMessage, BrokerMessage, CLOSE_BAD_HELLO, CLOSE_GOING_AWAY, CLOSE_REPLACED,
     CLOSE_UNAUTHORIZED, Hello, PROTOCOL_VERSION, Ping, Reconnect, Welcome,
@@ -40,6 +41,10 @@ pub const CLUSTER_HEADER: &str = "x-kubeline-cluster";
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer of one link.
 const LINK_READ_BUFFER: usize = 8 * 1024;
+/// Frames to the agent are gathered up to this many bytes before they are written (a burst of
+/// commands goes out in one write; every send ends with a flush, so nothing waits in it). The
+/// buffer grows only as far as a link's bursts: an idle link's stays as small as its pings.
+const LINK_WRITE_BUFFER: usize = 16 * 1024;
 /// Largest frame an agent may send: a full output chunk even if JSON escaping made it 6 times
 /// bigger, with room to spare.
 const MAX_AGENT_FRAME: usize = 1024 * 1024;
@@ -152,7 +157,7 @@ fn upgrade(
     // travels in chunks of at most MAX_CHUNK_BYTES.
     let ws = ws
         .read_buffer_size(LINK_READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(LINK_WRITE_BUFFER)
         .max_message_size(MAX_AGENT_FRAME)
         .max_frame_size(MAX_AGENT_FRAME);
     ws.on_upgrade(move |socket| {
@@ -330,7 +335,7 @@ async fn run(
             }
             msg = outbound.recv() => {
                 let Some(msg) = msg else { return (LinkEvent::Disconnect, "link dropped by the broker".into()) };
-                if send(&mut socket, &msg).await.is_err() {
+                if send_queued(&mut socket, &msg, &mut outbound).await.is_err() {
                     return (LinkEvent::Disconnect, "cannot write to the agent".into());
                 }
             }
@@ -405,9 +410,32 @@ async fn next_change(
     }
 }
 
+fn text(msg: &BrokerMessage) -> Message {
+    Message::Text(
+        serde_json::to_string(msg)
+            .expect("broker messages always serialize")
+            .into(),
+    )
+}
+
 async fn send(socket: &mut WebSocket, msg: &BrokerMessage) -> Result<(), axum::Error> {
-    let text = serde_json::to_string(msg).expect("broker messages always serialize");
-    socket.send(Message::Text(text.into())).await
+    socket.send(text(msg)).await
+}
+
+/// Sends `first` and whatever else is queued for the agent already, then flushes once: a burst
+/// of commands (the pump dispatches what it takes in batches) costs one write, not one each.
+async fn send_queued(
+    socket: &mut WebSocket,
+    first: &BrokerMessage,
+    queued: &mut mpsc::Receiver<Box<BrokerMessage>>,
+) -> Result<(), axum::Error> {
+    socket.feed(text(first)).await?;
+    // At most a queue's worth, so a pump that keeps filling it cannot hold this loop.
+    for _ in 1..OUTBOUND_QUEUE {
+        let Ok(msg) = queued.try_recv() else { break };
+        socket.feed(text(&msg)).await?;
+    }
+    socket.flush().await
 }
 
 /// A close frame's reason holds at most 123 bytes (RFC 6455 §5.5): longer ones are cut at a

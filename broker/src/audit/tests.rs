@@ -107,6 +107,39 @@ fn the_hash_covers_prev_hash_and_the_canonical_record_without_hash() {
 }
 
 #[test]
+fn a_sealed_line_is_the_canonical_json_of_the_record_with_its_hash() {
+    // Escapes, non-ASCII and control characters in values, as a hostile argv brings them.
+    let mut hostile = event(3);
+    hostile.args = Some(vec![
+        "a\"b\\c".into(),
+        "é\u{1}\u{2028}".into(),
+        String::new(),
+    ]);
+    hostile.reason = Some("</script>\n\t".into());
+    for event in [
+        event(0),
+        hostile,
+        AuditEvent::new(
+            AuditAction::SessionCreate,
+            AuditOutcome::Accepted,
+            at("2024-01-20T10:30:45Z"),
+        ),
+    ] {
+        let (line, hash) = seal(
+            &event,
+            "broker_x",
+            7,
+            GENESIS_HASH,
+            at("2024-01-20T10:30:46Z"),
+        );
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(canonical_json(&value), line, "stored as canonical JSON");
+        assert_eq!(value["hash"], hash.as_str());
+        assert_eq!(record_hash(GENESIS_HASH, &value), hash);
+    }
+}
+
+#[test]
 fn canonical_json_sorts_keys_at_every_depth_and_keeps_escapes() {
     let value = json!({"b": [{"z": 1, "a": "x\"y\u{1}"}], "a": {"d": null, "c": true}, "é": -3});
     assert_eq!(
