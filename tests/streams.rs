@@ -601,3 +601,224 @@ async fn session_events_reach_readers_on_every_replica() {
         other => panic!("expected 403, got {:?}", other.map(|_| ())),
     }
 }
+
+/// Appends lines to the bed's container log file (what kwok serves as every container's log)
+/// as the container runtime writes them, and puts the file back as it was when dropped.
+struct BedLog {
+    path: std::path::PathBuf,
+    len: u64,
+}
+
+/// One test at a time writes the bed's log file.
+static BED_LOG: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A Deployment of one pod in `default` (whose log is the bed's `default.log`), deleted on drop.
+struct Workload(String);
+
+impl Workload {
+    async fn start(name: &str) -> Self {
+        let name = format!("{name}-{}", std::process::id());
+        kubectl(&[
+            "create",
+            "deployment",
+            &name,
+            "-n",
+            "default",
+            "--image=registry.k8s.io/pause:3.10",
+        ]);
+        let workload = Self(name);
+        let selector = format!("app={}", workload.0);
+        eventually("its pod to run", Duration::from_secs(60), || {
+            let out = kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                "default",
+                "-l",
+                &selector,
+                "--no-headers",
+            ]);
+            async move { out.contains(" Running ").then_some(()) }
+        })
+        .await;
+        workload
+    }
+
+    fn target(&self) -> String {
+        format!("deploy/{}", self.0)
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(format!(
+            "{}/kubectl",
+            std::env::var("TESTBED_BIN").unwrap_or_default()
+        ))
+        .arg("--kubeconfig")
+        .arg(std::env::var("TESTBED_ADMIN_KUBECONFIG").unwrap_or_default())
+        .args([
+            "delete",
+            "deployment",
+            &self.0,
+            "-n",
+            "default",
+            "--wait=false",
+        ])
+        .output();
+    }
+}
+
+impl BedLog {
+    fn open() -> Self {
+        let dir = std::env::var("TESTBED_DIR").expect("TESTBED_DIR: run under scripts/test");
+        let path = std::path::Path::new(&dir).join("container-logs/default.log");
+        let len = std::fs::metadata(&path).expect("the bed's log file").len();
+        Self { path, len }
+    }
+
+    fn append(&self, line: &str) {
+        use std::io::Write;
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.9fZ");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .expect("open the log file");
+        f.write_all(format!("{now} stdout F {line}\n").as_bytes())
+            .expect("append");
+    }
+}
+
+impl Drop for BedLog {
+    fn drop(&mut self) {
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.path) {
+            let _ = f.set_len(self.len);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_followed_logs_new_lines_reach_the_caller() {
+    const LINES: usize = 20;
+    let redis = Redis::start().await;
+    // The caller on one replica, the agent on the other: every line crosses the store.
+    let (_a, api_a) = start_broker("follow-a", BrokerOpts::redis(&redis)).await;
+    let (_b, api_b) = start_broker("follow-b", BrokerOpts::redis(&redis)).await;
+    let _agent = start_agent("follow-agent", api_a.port(), AGENT_TOKEN);
+    wait_connected(&api_a).await;
+    let session = api_b.session().await;
+    let workload = Workload::start("e2e-follow").await;
+    let _file = BED_LOG.lock().await;
+    let log = BedLog::open();
+    let pod = workload.target();
+    let mut socket = stream(
+        api_b.port(),
+        &session,
+        "logs",
+        &[&pod, "-n", "default", "-f", "--tail=1"],
+    )
+    .await;
+    read_until(&mut socket, Duration::from_secs(30), |f, _| {
+        f["type"] == "output"
+    })
+    .await;
+    let mut latencies = Vec::new();
+    for i in 0..LINES {
+        let line = format!("KUBELINE_E2E_FOLLOW {i} {}", std::process::id());
+        let written = Instant::now();
+        log.append(&line);
+        read_until(&mut socket, Duration::from_secs(10), |_, out| {
+            out.contains(&format!("{line}\n"))
+        })
+        .await;
+        latencies.push(written.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    latencies.sort();
+    println!(
+        "logs -f, a line written to the caller through two replicas: p50 {:?}, p99 {:?} ({LINES} lines)",
+        latencies[LINES / 2],
+        latencies[LINES * 99 / 100]
+    );
+    socket.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_caller_that_never_reads_is_cut_off() {
+    let flags = [
+        "--stream-buffer-bytes",
+        "65536",
+        "--stream-send-timeout-seconds",
+        "1",
+        "--stream-max-bytes",
+        "67108864",
+    ];
+    let (broker, api) = start_broker("stream-slow", BrokerOpts::embedded().with(&flags)).await;
+    let _agent = start_agent("stream-slow-agent", api.port(), AGENT_TOKEN);
+    wait_connected(&api).await;
+    let session = api.session().await;
+    let workload = Workload::start("e2e-slow").await;
+    let _file = BED_LOG.lock().await;
+    let log = BedLog::open();
+    let pod = workload.target();
+    // A caller with a small receive buffer, so that the kernel holds little on its side.
+    let args = serde_json::to_string(&[pod.as_str(), "-n", "default", "-f", "--tail=1"]).unwrap();
+    let url = reqwest::Url::parse_with_params(
+        &format!("ws://127.0.0.1:{}/debug/stream", api.port()),
+        [
+            ("cluster_id", CLUSTER),
+            ("session_id", session.as_str()),
+            ("command_type", "logs"),
+            ("args", args.as_str()),
+        ],
+    )
+    .unwrap();
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_KEY}").parse().unwrap(),
+    );
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp
+        .connect(format!("127.0.0.1:{}", api.port()).parse().unwrap())
+        .await
+        .unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    let first = socket.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("started"), "{first:?}");
+    let rss_before = rss_kib(broker.pid());
+    // 12 MiB of log while the caller reads nothing: more than the sockets between them hold.
+    let line = "x".repeat(1000);
+    for _ in 0..12 * 1024 {
+        log.append(&line);
+    }
+    let end = eventually(
+        "the stream to be cut off",
+        Duration::from_secs(60),
+        || async {
+            let (_, audit) = api.get("/audit?action=stream&limit=10").await.ok()?;
+            audit["records"]
+                .as_array()?
+                .iter()
+                .find(|r| r["outcome"] != "accepted")
+                .cloned()
+        },
+    )
+    .await;
+    let rss_after = rss_kib(broker.pid());
+    println!(
+        "a caller that does not read: the broker grew {} KiB while 12 MiB went by",
+        rss_after.saturating_sub(rss_before)
+    );
+    assert!(
+        end["reason"].as_str().unwrap().starts_with("slow_consumer"),
+        "{end}"
+    );
+    // The broker held the bounded buffer, not the output.
+    assert!(
+        rss_after.saturating_sub(rss_before) < 8 * 1024,
+        "{rss_before} → {rss_after} KiB"
+    );
+    drop(socket);
+}
