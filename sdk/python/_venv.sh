@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by setup.sh and test.sh: where the SDK's test virtualenv lives.
 # The directory is keyed on a hash of pyproject.toml, requirements-test.txt, the Python version and
 # this checkout's path (the SDK is installed editable from it), so a change to any of them makes
