@@ -102,10 +102,10 @@ async fn check(api: &Api, answers: &[Answer]) -> (usize, usize, Vec<String>, Dur
                 let id = a.body["result_id"].as_str().expect("a result id");
                 assert_eq!(a.body["status"], "completed", "{}", a.body);
                 let (status, stored) = api.get(&format!("/debug/result/{id}")).await.unwrap();
-                if status != 200
-                    || stored["status"] != "completed"
-                    || stored["output"] != a.body["output"]
-                {
+                // The output may differ from the answer's: a command whose stored result a
+                // dying master took with it runs again (read-only; `AGE` has moved on), and the
+                // second run's result is what stays readable. Lost is no final result at all.
+                if status != 200 || stored["status"] != "completed" {
                     lost.push(format!("{id}: answered 200, reads {status} {stored}"));
                 }
             }

@@ -5,7 +5,7 @@
 //! run at once, each under its own deadline; output leaves in chunks through one writer so a big
 //! result never holds up heartbeats or other commands.
 //!
-//! Commands run on their own runtime ([`Commands`]), apart from the link's reader, writer and
+//! Commands run on their own runtime (`Commands`), apart from the link's reader, writer and
 //! heartbeats: printing a big list or evaluating a template is CPU work between await points,
 //! and on a shared runtime sixteen such commands could starve the link until the broker (or the
 //! agent's own watchdog) declared it dead.

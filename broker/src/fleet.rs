@@ -6,7 +6,7 @@
 //! command through the one parser, the match, `--fleet-max-clusters`, the caller's rate budget
 //! for one `execute` step per cluster): a refused call opens no session and queues nothing.
 //! Then each cluster gets a session of its own, opened for the call and closed after, and its
-//! command goes through [`routes::run_command`] — the one execute path, so each cluster's
+//! command goes through `routes::run_command` — the one execute path, so each cluster's
 //! command is checked, limited, measured and audited as a `POST /debug/execute` would be —
 //! under its own deadline (the call's `timeout`), at most `--fleet-concurrency` at once. A
 //! cluster whose agent is not linked answers `unavailable` at once; a slow one `timeout` at its

@@ -73,7 +73,7 @@ pub struct McpArgs {
     )]
     pub allowed_hosts: Vec<String>,
 
-    /// Browser origins allowed to call the MCP endpoint (scheme://host[:port], `:*` for any
+    /// Browser origins allowed to call the MCP endpoint (`scheme://host[:port]`, `:*` for any
     /// port), comma-separated. A request with any other `Origin` gets 403; requests without
     /// `Origin` (every non-browser client) are not affected. Default: none.
     #[arg(
@@ -88,7 +88,7 @@ pub struct McpArgs {
     #[arg(long, env = "KUBELINE_MCP_OUTPUT_BYTES", default_value_t = DEFAULT_MCP_OUTPUT_BYTES)]
     pub mcp_output_bytes: u64,
 
-    /// The URL clients reach this broker at (e.g. https://kubeline.example.com), which names
+    /// The URL clients reach this broker at (e.g. `https://kubeline.example.com`), which names
     /// the MCP resource (`<url>/mcp`) in its protected-resource metadata. Default: from each
     /// request's `Host` (and `X-Forwarded-Proto`).
     #[arg(long, env = "KUBELINE_PUBLIC_URL")]

@@ -17,7 +17,7 @@
 //! `KUBELINE_BLESS=1 cargo test -p kubeline-broker --lib openapi`.
 //!
 //! To describe a new response header (the rate-limit headers, say), add it to
-//! [`EVERY_RESPONSE_HEADERS`] (sent on every answer) or to the error responses below.
+//! `EVERY_RESPONSE_HEADERS` (sent on every answer) or to the error responses below.
 
 use serde_json::{Value, json};
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};

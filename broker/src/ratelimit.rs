@@ -327,7 +327,7 @@ pub fn now_ms() -> u64 {
 /// GCRA buckets in this process: the embedded store's, and every replica's fallback.
 ///
 /// Buckets whose TAT has passed are full, the same as absent, so they are swept out every
-/// [`PRUNE_EVERY`] checks: the table holds only credentials active within the last window.
+/// `PRUNE_EVERY` checks: the table holds only credentials active within the last window.
 #[derive(Default)]
 pub struct LocalBuckets {
     state: Mutex<LocalState>,

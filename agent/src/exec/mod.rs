@@ -16,7 +16,7 @@
 //! code for `logs` with a sink that keeps everything.
 //!
 //! Submodules:
-//! - [`discovery`]: aggregated discovery and kubectl's rules for resolving resource names;
+//! - `discovery`: aggregated discovery and kubectl's rules for resolving resource names;
 //! - `api`: raw GET requests (whole or streamed) and kubectl-worded errors;
 //! - [`sink`]: where output goes; `watch`: the API server's watch streams;
 //! - `table` and `tabwriter`: kubectl's human-readable printer;

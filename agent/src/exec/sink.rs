@@ -3,7 +3,7 @@
 //!
 //! A streamed command's [`Sink`] is the sending half of a bounded channel: the link reads the
 //! pieces, coalesces them into `output` frames and counts them against the output budget. A
-//! slow reader (a slow link) makes [`Sink::write`] wait, so a stream never gets ahead of its
+//! slow reader (a slow link) makes `Sink::write` wait, so a stream never gets ahead of its
 //! link by more than [`SINK_PIECES`] pieces of at most [`MAX_PIECE_BYTES`]; a reader that has
 //! stopped (the budget is spent, the stream was cancelled) makes it fail with [`Closed`], and
 //! the command stops.
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 /// Most bytes one piece of streamed output holds: one `output` frame's worth.
 pub const MAX_PIECE_BYTES: usize = MAX_CHUNK_BYTES;
 
-/// Pieces a streamed command may write ahead of its reader before [`Sink::write`] waits.
+/// Pieces a streamed command may write ahead of its reader before `Sink::write` waits.
 pub const SINK_PIECES: usize = 4;
 
 /// The reader of a streamed command's output has gone: stop producing it.

@@ -67,7 +67,7 @@ pub struct Logs {
     pub previous: bool,
     /// `--timestamps`: an RFC 3339 timestamp on each line.
     pub timestamps: bool,
-    /// The `tailLines` sent to the server: `--tail`, or [`SELECTOR_TAIL`] with `-l` and no
+    /// The `tailLines` sent to the server: `--tail`, or `SELECTOR_TAIL` with `-l` and no
     /// `--tail`; `None` for every line.
     pub tail_lines: Option<i64>,
     /// `--since`, rounded to whole seconds as kubectl does.
