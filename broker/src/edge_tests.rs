@@ -996,3 +996,37 @@ async fn admins_rotate_and_revoke_agent_tokens() {
         (StatusCode::NOT_FOUND, &json!("not_found"))
     );
 }
+
+#[tokio::test]
+async fn a_refused_request_with_a_body_closes_its_connection_saying_so() {
+    let state = default_state().await;
+    let body = json!({ "cluster_id": "c1" }).to_string();
+    let refused = Request::post("/debug/session")
+        .header("authorization", "Bearer not-a-key")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let answer = send(app(state.clone()), refused).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.headers["connection"], "close",
+        "{:?}",
+        answer.headers
+    );
+    // Without a body there is nothing left unread: the connection stays open.
+    let answer = send(
+        app(state),
+        Request::get("/clusters")
+            .header("authorization", "Bearer not-a-key")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer.headers.get("connection").is_none(),
+        "{:?}",
+        answer.headers
+    );
+}

@@ -317,6 +317,10 @@ fn edge(routes: Router<AppState>, max_body: usize) -> Router<AppState> {
         .layer(axum::middleware::from_fn(middleware::context))
         // MCP clients read JSON-RPC errors, not the REST body, from `/mcp`.
         .layer(axum::middleware::from_fn(mcp::jsonrpc_errors))
+        // An error answer to a request whose body may be unread closes the connection, saying so.
+        .layer(axum::middleware::from_fn(
+            middleware::close_after_refused_body,
+        ))
         // Outermost, so it also counts the answers of the layers above (413, panics).
         .layer(axum::middleware::from_fn(metrics::track_http))
 }

@@ -170,3 +170,28 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             .unwrap_or_default())
     }
 }
+
+/// Middleware: an error answer to a request that sent a body says `Connection: close`.
+///
+/// A request refused before its body is read (401 by the authentication layer, 429, 413, 404,
+/// 405) leaves that body unread on the connection, and the server then closes it after the
+/// answer. Without the header a keep-alive client may already have sent its next request on
+/// that connection and sees "server disconnected without a response"; with it, the client knows
+/// to open a new one. (An error after the body was read also closes: a reconnect is cheap.)
+pub async fn close_after_refused_body(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    let mut res = next.run(req).await;
+    if has_body && (res.status().is_client_error() || res.status().is_server_error()) {
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
+    res
+}
