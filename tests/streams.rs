@@ -208,6 +208,13 @@ async fn a_bad_stream_request_is_refused_before_the_upgrade() {
         .unwrap();
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["details"]["code"], "websocket_upgrade_required");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/debug/stream is a WebSocket endpoint"),
+        "{body}"
+    );
     // Watching and following stay refused where a command returns once.
     for (command, args) in [("get", vec!["pods", "-w"]), ("logs", vec!["x", "-f"])] {
         let (status, body) = api.execute(&session, command, &args).await;

@@ -299,14 +299,23 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocket {
             .await
             .map(Self)
             .map_err(|e| {
-                ApiError::bad_request(
+                let path = parts.uri.path();
+                let message = if path == kubeline_shared::protocol::CONNECT_PATH {
                     format!(
-                        "{} is the agent WebSocket endpoint: agents connect with a WebSocket \
+                        "{path} is the agent WebSocket endpoint: agents connect with a WebSocket \
                          upgrade (GET with Connection: upgrade, Upgrade: websocket, \
                          Sec-WebSocket-Version: 13, Sec-WebSocket-Key); callers use the REST \
-                         API under /debug and /clusters",
-                        parts.uri.path()
-                    ),
+                         API under /debug and /clusters"
+                    )
+                } else {
+                    format!(
+                        "{path} is a WebSocket endpoint: open it with a WebSocket upgrade (GET \
+                         with Connection: upgrade, Upgrade: websocket, Sec-WebSocket-Version: \
+                         13, Sec-WebSocket-Key), e.g. with websocat or any WebSocket client"
+                    )
+                };
+                ApiError::bad_request(
+                    message,
                     json!({ "code": "websocket_upgrade_required", "reason": e.body_text() }),
                 )
             })
