@@ -45,7 +45,7 @@ use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Credential, Credentials};
@@ -325,6 +325,9 @@ fn edge(routes: Router<AppState>, max_body: usize) -> Router<AppState> {
         .layer(axum::middleware::from_fn(metrics::track_http))
 }
 
+/// Tries of the store's first requests at start (every half second) before the broker gives up.
+const STORE_START_TRIES: u32 = 60;
+
 /// A broker bound to its port, ready to serve.
 pub struct Broker {
     state: AppState,
@@ -396,7 +399,17 @@ impl Broker {
         let hub = Hub::new(broker_id, store.clone(), settings);
         hub.set_webhooks(webhooks.clone());
         webhooks.set_session_events(hub.events().clone());
-        hub.start().await.context("cannot subscribe to the store")?;
+        // A store just reached may not serve every request yet (a Redis Cluster being created
+        // accepts connections before its slots are served): a few tries before giving up.
+        let mut tries = 0;
+        while let Err(e) = hub.start().await {
+            tries += 1;
+            if tries == STORE_START_TRIES {
+                return Err(anyhow::Error::new(e).context("cannot subscribe to the store"));
+            }
+            warn!(error = %e, "the store is not serving yet; trying again");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let credentials = Credentials::bootstrap(
             store,
             hub.credential_changes().clone(),
