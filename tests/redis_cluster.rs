@@ -129,8 +129,14 @@ async fn check(api: &Api, answers: &[Answer]) -> (usize, usize, Vec<String>, Dur
 /// The queue's master is killed under load: its replica takes over, every accepted command
 /// ends in a final result that stays readable, callers wait a bounded time, and executes
 /// succeed again on the new master.
+/// Serializes the tests of this file.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_master_failover_under_load_loses_nothing() {
+    // One at a time: each starts several Redis servers on ports found free a moment before, and
+    // two tests racing for the same port met each other's TLS certificates.
+    let _serial = SERIAL.lock().await;
     let mut cluster = RedisCluster::start().await;
     let (_procs, api) = brokers(&cluster).await;
     let queue = format!("kl:{{{CLUSTER}}}:q");
@@ -194,6 +200,9 @@ async fn a_master_failover_under_load_loses_nothing() {
 /// completes.
 #[tokio::test]
 async fn executes_follow_the_queue_slot_to_another_master() {
+    // One at a time: each starts several Redis servers on ports found free a moment before, and
+    // two tests racing for the same port met each other's TLS certificates.
+    let _serial = SERIAL.lock().await;
     let cluster = RedisCluster::start().await;
     let (_procs, api) = brokers(&cluster).await;
     let queue = format!("kl:{{{CLUSTER}}}:q");
@@ -283,6 +292,9 @@ async fn waits_for_its_store(url: &str, start_store: impl AsyncFnOnce()) {
 
 #[tokio::test]
 async fn a_broker_waits_for_its_redis() {
+    // One at a time: each starts several Redis servers on ports found free a moment before, and
+    // two tests racing for the same port met each other's TLS certificates.
+    let _serial = SERIAL.lock().await;
     let port = free_port();
     let mut redis = None;
     waits_for_its_store(&format!("redis://127.0.0.1:{port}/"), async || {
@@ -293,6 +305,9 @@ async fn a_broker_waits_for_its_redis() {
 
 #[tokio::test]
 async fn a_broker_waits_for_its_redis_cluster() {
+    // One at a time: each starts several Redis servers on ports found free a moment before, and
+    // two tests racing for the same port met each other's TLS certificates.
+    let _serial = SERIAL.lock().await;
     let ports = cluster_ports();
     let mut cluster = None;
     waits_for_its_store(&cluster_url(&ports), async || {
@@ -343,12 +358,18 @@ async fn serves_over_tls(url: &str, ca: &std::path::Path) {
 
 #[tokio::test]
 async fn a_broker_on_redis_over_tls() {
+    // One at a time: each starts several Redis servers on ports found free a moment before, and
+    // two tests racing for the same port met each other's TLS certificates.
+    let _serial = SERIAL.lock().await;
     let redis = TlsRedis::start().await;
     serves_over_tls(&redis.url(), &redis.files.ca).await;
 }
 
 #[tokio::test]
 async fn a_broker_on_a_redis_cluster_over_tls() {
+    // One at a time: each starts several Redis servers on ports found free a moment before, and
+    // two tests racing for the same port met each other's TLS certificates.
+    let _serial = SERIAL.lock().await;
     let cluster = RedisCluster::start_tls().await;
     assert!(cluster.url().starts_with("rediss+cluster://"));
     serves_over_tls(&cluster.url(), cluster.ca_file().expect("a TLS cluster")).await;
