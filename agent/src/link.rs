@@ -1,7 +1,10 @@
 //! The agent's side of the link: dial out to the broker, say hello, run what it sends.
 //!
 //! Reconnects use exponential backoff with full jitter (0.8 s doubling to 30 s, reset once a
-//! link is accepted); a broker that is going away may name the delay itself. Several commands
+//! link has been healthy for [`HEALTHY_LINK`], as kube-runtime's watcher does: a broker that
+//! welcomes links and drops them at once is not hammered). A broker may name the delay itself:
+//! one going away sends a `reconnect`, and one admitting links at its paced rate answers 503
+//! with the time this agent's slot comes (`details.retry_after_ms`), which the agent keeps to. Several commands
 //! run at once, each under its own deadline; output leaves in chunks through one writer so a big
 //! result never holds up heartbeats or other commands.
 //!
@@ -39,6 +42,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
@@ -57,6 +61,14 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(800);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long to wait for the broker's welcome.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// A link that lived this long was healthy: the next reconnect starts from the shortest delay.
+pub const HEALTHY_LINK: Duration = Duration::from_secs(120);
+/// Longest wait a broker may ask for (in a `reconnect` or a paced 503): a broker asking for more
+/// is not obeyed past this.
+const MAX_ADVISED_WAIT: Duration = Duration::from_secs(300);
+/// Read buffer of the link's WebSocket: the broker's frames are small (commands, pings), and
+/// tungstenite's default of 128 KiB would be most of an idle agent's memory.
+const LINK_READ_BUFFER: usize = 16 * 1024;
 
 /// How the agent reaches its broker.
 #[derive(Debug, Clone)]
@@ -123,9 +135,18 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.next = BACKOFF_MIN;
     }
+
+    /// A link that was welcomed has ended after `lived`: start over if it was healthy
+    /// ([`HEALTHY_LINK`]), otherwise keep growing.
+    pub fn link_ended(&mut self, lived: Duration) {
+        if lived >= HEALTHY_LINK {
+            self.reset();
+        }
+    }
 }
 
 /// How a link ended.
+#[derive(Debug)]
 enum Ended {
     /// Reconnect after the backoff delay.
     Lost(String),
@@ -137,17 +158,29 @@ enum Ended {
 
 /// Runs the agent until `shutdown` is cancelled.
 pub async fn run(config: LinkConfig, executor: Executor, shutdown: CancellationToken) {
-    let url = match config.connect_url() {
-        Ok(url) => url,
-        Err(e) => {
-            error!(error = %e, "invalid broker URL");
-            return;
-        }
-    };
     let commands = match Commands::new(config.max_concurrency, config.max_streams) {
         Ok(c) => c,
         Err(e) => {
             error!(error = %e, "cannot start the command runtime");
+            return;
+        }
+    };
+    run_on(config, executor, &commands, shutdown).await;
+}
+
+/// Runs one link, its commands on `commands` (which many links may share: the reconnect-storm
+/// benchmark runs thousands of links in one process), until `shutdown` is cancelled.
+/// `config.max_concurrency` and `config.max_streams` are `commands`' business here.
+pub async fn run_on(
+    config: LinkConfig,
+    executor: Executor,
+    commands: &Commands,
+    shutdown: CancellationToken,
+) {
+    let url = match config.connect_url() {
+        Ok(url) => url,
+        Err(e) => {
+            error!(error = %e, "invalid broker URL");
             return;
         }
     };
@@ -157,10 +190,10 @@ pub async fn run(config: LinkConfig, executor: Executor, shutdown: CancellationT
         if dial > 0 {
             metrics::reconnect();
         }
-        let attempt = link_once(&config, &url, &executor, &commands, &mut backoff, &shutdown);
+        let attempt = link_once(&config, &url, &executor, commands, &mut backoff, &shutdown);
         let delay = match attempt.await {
             Ended::Shutdown => return,
-            Ended::Later(delay) => delay,
+            Ended::Later(delay) => delay.min(MAX_ADVISED_WAIT),
             Ended::Lost(reason) => {
                 let delay = backoff.next_delay();
                 warn!(%reason, retry_in_ms = delay.as_millis() as u64, "broker link down");
@@ -203,14 +236,22 @@ async fn link_once(
             );
         }
     };
+    let ws_config = WebSocketConfig::default().read_buffer_size(LINK_READ_BUFFER);
     let connected = tokio::select! {
         () = shutdown.cancelled() => return Ended::Shutdown,
         c = tokio_tungstenite::connect_async_tls_with_config(
-            request, None, true, config.tls.connector_for(url),
+            request, Some(ws_config), true, config.tls.connector_for(url),
         ) => c,
     };
     let mut ws = match connected {
         Ok((ws, _)) => ws,
+        Err(WsError::Http(response)) if advised_wait(&response).is_some() => {
+            let wait = advised_wait(&response).unwrap_or_default();
+            debug!(wait_ms = wait.as_millis() as u64, status = %response.status(), "broker asked this agent to link later");
+            // A little past the slot, never before it.
+            let jitter = rand::rng().random_range(0..=(wait.as_millis() as u64 / 20).min(100));
+            return Ended::Later(wait + Duration::from_millis(jitter));
+        }
         Err(WsError::Http(response)) => {
             let body = response
                 .body()
@@ -259,12 +300,34 @@ async fn link_once(
         },
         Ok(Some(Ok(_))) => return Ended::Lost("expected a welcome text frame".into()),
     };
-    backoff.reset();
+    let linked_at = Instant::now();
     info!(broker_id = %welcome.broker_id, cluster = %config.cluster_id, "linked to broker");
     metrics::link_connected(true);
     let silence_limit = Duration::from_millis(welcome.ping_interval_ms.max(100) * 3);
+    let ended = serve(ws, silence_limit, executor, commands, shutdown).await;
+    metrics::link_connected(false);
+    backoff.link_ended(linked_at.elapsed());
+    ended
+}
 
-    let (mut sink, mut stream) = ws.split();
+/// Serves a welcomed link until it ends: answers pings, runs what the broker sends, sends the
+/// output back, and declares the link dead after `silence_limit` without a frame. Generic over
+/// the socket so that tests drive it with channels and a paused clock.
+async fn serve<S>(
+    ws: S,
+    silence_limit: Duration,
+    executor: &Executor,
+    commands: &Commands,
+    shutdown: &CancellationToken,
+) -> Ended
+where
+    S: futures::Stream<Item = Result<Message, WsError>>
+        + futures::Sink<Message, Error = WsError>
+        + Send
+        + 'static,
+{
+    let (mut sink, stream) = ws.split();
+    let mut stream = std::pin::pin!(stream);
     let (out_tx, mut out_rx) = mpsc::channel::<AgentMessage>(256);
     let writer = tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
@@ -275,7 +338,7 @@ async fn link_once(
         let _ = sink.close().await;
     });
     let running: Running = Arc::default();
-    let mut last_heard = Instant::now();
+    let mut last_heard = tokio::time::Instant::now();
     let mut watchdog = tokio::time::interval(silence_limit / 3);
     let ended = loop {
         tokio::select! {
@@ -291,9 +354,9 @@ async fn link_once(
                     Some(Err(e)) => break Ended::Lost(format!("link error: {e}")),
                     Some(Ok(Message::Close(frame))) => break closed(frame),
                     Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(_)) => { last_heard = Instant::now(); continue; }
+                    Some(Ok(_)) => { last_heard = tokio::time::Instant::now(); continue; }
                 };
-                last_heard = Instant::now();
+                last_heard = tokio::time::Instant::now();
                 match serde_json::from_str::<BrokerMessage>(&text) {
                     Ok(BrokerMessage::Ping(p)) => {
                         let _ = out_tx.send(AgentMessage::Pong(Pong { seq: p.seq })).await;
@@ -323,10 +386,35 @@ async fn link_once(
     for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
         task.abort();
     }
-    metrics::link_connected(false);
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     ended
+}
+
+/// The wait a refusing broker asked for: a 503 or 429 whose body's `details.retry_after_ms`
+/// (exact) or `Retry-After` header (whole seconds) names it.
+fn advised_wait(
+    response: &tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>,
+) -> Option<Duration> {
+    let status = response.status().as_u16();
+    if status != 503 && status != 429 {
+        return None;
+    }
+    let from_body = response
+        .body()
+        .as_deref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| v["details"]["retry_after_ms"].as_u64())
+        .map(Duration::from_millis);
+    let from_header = || {
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+    };
+    from_body.or_else(from_header)
 }
 
 fn closed(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> Ended {
@@ -359,7 +447,7 @@ type Running = Arc<Mutex<HashMap<String, AbortHandle>>>;
 
 /// Where commands run: a runtime of their own, at most `max_concurrency` one-shot commands and
 /// `max_streams` streams at once.
-struct Commands {
+pub struct Commands {
     runtime: Option<tokio::runtime::Runtime>,
     limit: Arc<Semaphore>,
     streams: Arc<Semaphore>,
@@ -371,7 +459,9 @@ impl Commands {
     /// `kubeline_shared::limits`; the rest is room for printing deep objects.
     const STACK_BYTES: usize = 8 * 1024 * 1024;
 
-    fn new(max_concurrency: usize, max_streams: usize) -> std::io::Result<Self> {
+    /// A runtime with a worker per core; the two limits as `--max-concurrency` and
+    /// `--max-streams`.
+    pub fn new(max_concurrency: usize, max_streams: usize) -> std::io::Result<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -420,6 +510,7 @@ fn spawn_command(
     let span = info_span!(
         "command",
         result_id = %cmd.result_id,
+        session_id = %cmd.session_id,
         correlation_id = %cmd.correlation_id,
         command_type = %cmd.command_type,
         trace_id = %trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
@@ -772,6 +863,210 @@ fn cut(s: &str, budget: usize) -> (&str, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::channel::mpsc as fmpsc;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A link made of two channels: what the test sends arrives as the broker's frames, what the
+    /// agent sends comes out of the other end.
+    struct Duplex {
+        from_broker: fmpsc::UnboundedReceiver<Result<Message, WsError>>,
+        to_broker: fmpsc::UnboundedSender<Message>,
+    }
+
+    impl futures::Stream for Duplex {
+        type Item = Result<Message, WsError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.from_broker).poll_next(cx)
+        }
+    }
+
+    impl futures::Sink<Message> for Duplex {
+        type Error = WsError;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+            self.to_broker
+                .unbounded_send(item)
+                .map_err(|_| WsError::ConnectionClosed)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    struct Harness {
+        broker: fmpsc::UnboundedSender<Result<Message, WsError>>,
+        agent: fmpsc::UnboundedReceiver<Message>,
+        link: tokio::task::JoinHandle<Ended>,
+        shutdown: CancellationToken,
+    }
+
+    /// A welcomed link served on channels; its Kubernetes client points nowhere.
+    fn linked(silence_limit: Duration) -> Harness {
+        let (broker, from_broker) = fmpsc::unbounded();
+        let (to_broker, agent) = fmpsc::unbounded();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let executor = Executor::new(kube::Client::try_from(config).unwrap());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let link = tokio::spawn(async move {
+            let commands = Commands::new(1, 1).unwrap();
+            let ws = Duplex {
+                from_broker,
+                to_broker,
+            };
+            serve(ws, silence_limit, &executor, &commands, &token).await
+        });
+        Harness {
+            broker,
+            agent,
+            link,
+            shutdown,
+        }
+    }
+
+    impl Harness {
+        fn send(&self, msg: &BrokerMessage) {
+            let text = serde_json::to_string(msg).unwrap();
+            self.broker
+                .unbounded_send(Ok(Message::Text(text.into())))
+                .unwrap();
+        }
+
+        async fn next(&mut self) -> AgentMessage {
+            match self.agent.next().await {
+                Some(Message::Text(t)) => serde_json::from_str(&t).unwrap(),
+                other => panic!("expected a frame from the agent, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_and_a_silent_broker_ends_the_link() {
+        let limit = Duration::from_millis(600);
+        let mut h = linked(limit);
+        let started = tokio::time::Instant::now();
+        h.send(&BrokerMessage::Ping(kubeline_shared::protocol::Ping {
+            seq: 7,
+        }));
+        assert_eq!(h.next().await, AgentMessage::Pong(Pong { seq: 7 }));
+        // Nothing more from the broker: the link ends once the limit has passed.
+        match h.link.await.unwrap() {
+            Ended::Lost(reason) => assert!(reason.contains("broker silent"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_reconnect_names_the_wait_and_shutdown_ends_at_once() {
+        let h = linked(Duration::from_secs(15));
+        h.send(&BrokerMessage::Reconnect(
+            kubeline_shared::protocol::Reconnect {
+                after_ms: 1234,
+                reason: "broker shutting down".into(),
+            },
+        ));
+        match h.link.await.unwrap() {
+            Ended::Later(d) => assert_eq!(d, Duration::from_millis(1234)),
+            other => panic!("{other:?}"),
+        }
+        let h = linked(Duration::from_secs(15));
+        h.shutdown.cancel();
+        assert!(matches!(h.link.await.unwrap(), Ended::Shutdown));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_token_is_said_plainly() {
+        let h = linked(Duration::from_secs(15));
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::from(CLOSE_UNAUTHORIZED),
+            reason: "agent token revoked".into(),
+        };
+        h.broker
+            .unbounded_send(Ok(Message::Close(Some(frame))))
+            .unwrap();
+        match h.link.await.unwrap() {
+            Ended::Lost(reason) => assert_eq!(reason, "token refused: agent token revoked"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_the_agent_refuses_is_answered_on_the_link() {
+        let mut h = linked(Duration::from_secs(60));
+        // Unknown ids are ignored; a command outside the read-only set is refused by the agent's
+        // own parser (the broker is not trusted to have checked it), without the API server.
+        h.send(&BrokerMessage::Cancel(kubeline_shared::protocol::Cancel {
+            result_id: "nobody".into(),
+        }));
+        h.send(&BrokerMessage::Execute(Execute {
+            result_id: "res_1".into(),
+            session_id: "sess_1".into(),
+            command_type: "delete".into(),
+            args: vec!["pod".into(), "x".into()],
+            timeout_ms: 5_000,
+            max_output_bytes: 1024,
+            correlation_id: "c".into(),
+            trace: None,
+            stream: false,
+        }));
+        match h.next().await {
+            AgentMessage::Done(done) => {
+                assert_eq!(done.result_id, "res_1");
+                assert_eq!(done.status, ResultStatus::Failed);
+                assert!(done.error.is_some_and(|e| !e.is_empty()));
+            }
+            other => panic!("expected done, got {other:?}"),
+        }
+        h.shutdown.cancel();
+        assert!(matches!(h.link.await.unwrap(), Ended::Shutdown));
+    }
+
+    #[test]
+    fn the_backoff_starts_over_only_after_a_healthy_link() {
+        let mut backoff = Backoff::default();
+        for _ in 0..4 {
+            backoff.next_delay();
+        }
+        let grown = backoff.next;
+        // A link that was welcomed and dropped at once does not reset it.
+        backoff.link_ended(Duration::from_secs(3));
+        assert_eq!(backoff.next, grown);
+        backoff.link_ended(HEALTHY_LINK);
+        assert_eq!(backoff.next, BACKOFF_MIN);
+    }
+
+    #[test]
+    fn a_paced_broker_names_the_wait() {
+        use tokio_tungstenite::tungstenite::http::Response;
+        let body = br#"{"error":"service_unavailable","message":"m","details":{"code":"link_admissions_paced","retry_after_ms":2345,"retry_after":3}}"#;
+        let paced = Response::builder()
+            .status(503)
+            .header("retry-after", "3")
+            .body(Some(body.to_vec()))
+            .unwrap();
+        assert_eq!(advised_wait(&paced), Some(Duration::from_millis(2345)));
+        let header_only = Response::builder()
+            .status(503)
+            .header("retry-after", "4")
+            .body(None)
+            .unwrap();
+        assert_eq!(advised_wait(&header_only), Some(Duration::from_secs(4)));
+        let refused = Response::builder()
+            .status(401)
+            .header("retry-after", "4")
+            .body(None)
+            .unwrap();
+        assert_eq!(advised_wait(&refused), None);
+        let plain = Response::builder().status(503).body(None).unwrap();
+        assert_eq!(advised_wait(&plain), None);
+    }
 
     #[tokio::test]
     async fn a_panicking_command_fails_alone() {

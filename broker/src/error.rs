@@ -190,6 +190,21 @@ impl ApiError {
         )
     }
 
+    /// 503 to an agent over this replica's link admission rate: come back after `wait` (its
+    /// slot is kept, see [`crate::admissions`]). `details.retry_after_ms` is exact,
+    /// `Retry-After` rounds up to whole seconds.
+    pub fn link_paced(cluster_id: &str, wait: std::time::Duration) -> Self {
+        let ms = wait.as_millis().max(1) as u64;
+        Self::service_unavailable(
+            format!(
+                "Too many agents are linking to this broker at once; cluster {cluster_id} has a \
+                 slot in {ms} ms: reconnect then"
+            ),
+            json!({ "code": "link_admissions_paced", "cluster_id": cluster_id, "retry_after_ms": ms }),
+        )
+        .with_retry_after(ms.div_ceil(1000))
+    }
+
     /// 504: the command did not finish in time.
     pub fn timeout(message: impl Into<String>, details: Value) -> Self {
         Self::new(

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken as CancelToken;
 use tracing::{debug, info, warn};
 
+use crate::admissions::{Admission, Admissions};
 use crate::events::SessionEvents;
 use crate::store::{
     ClusterRecord, LinkChange, QueuedCommand, Store, StoreEvent, StoreResult, StreamPiece,
@@ -52,6 +53,9 @@ pub struct HubSettings {
     /// commands a replica had taken are taken over by the next link holder as soon as its claim
     /// is gone: a killed replica's within this long, a drained one's at once.
     pub alive_ttl: Duration,
+    /// New agent links admitted per second (`--link-admissions-per-second`); see
+    /// [`crate::admissions`].
+    pub link_admissions_per_second: u32,
 }
 
 impl Default for HubSettings {
@@ -64,6 +68,7 @@ impl Default for HubSettings {
             abandoned_after: Duration::from_secs(15),
             poll_interval: Duration::from_secs(1),
             alive_ttl: Duration::from_secs(2),
+            link_admissions_per_second: crate::admissions::DEFAULT_LINK_ADMISSIONS_PER_SECOND,
         }
     }
 }
@@ -79,6 +84,8 @@ pub enum SubmitError {
 /// The hub of one broker replica.
 pub struct Hub {
     broker_id: String,
+    /// When new agent links are let in.
+    admissions: Admissions,
     store: Arc<dyn Store>,
     settings: HubSettings,
     links: Mutex<HashMap<String, Arc<LinkState>>>,
@@ -174,6 +181,7 @@ impl Hub {
     pub fn new(broker_id: String, store: Arc<dyn Store>, settings: HubSettings) -> Arc<Self> {
         Arc::new(Self {
             broker_id,
+            admissions: Admissions::new(settings.link_admissions_per_second),
             events: SessionEvents::new(store.clone()),
             store,
             settings,
@@ -312,6 +320,12 @@ impl Hub {
         self.links()
             .get(&link.cluster_id)
             .is_some_and(|l| l.id == link.id)
+    }
+
+    /// Whether a new link of `cluster` may come in now, or when it should come back (see
+    /// [`crate::admissions`]).
+    pub fn admit_link(&self, cluster: &str) -> Admission {
+        self.admissions.admit(cluster, Instant::now())
     }
 
     /// Session events: publish them, read them.

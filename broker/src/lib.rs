@@ -7,6 +7,7 @@
 //! **Invariant:** `GET /health`, `GET /openapi.json` and `/docs` are the only routes without
 //! credentials.
 
+pub mod admissions;
 pub mod audit;
 pub mod auth;
 pub mod error;
@@ -147,6 +148,17 @@ pub struct BrokerArgs {
     /// How often agents are pinged and presence refreshed, in milliseconds.
     #[arg(long, env = "KUBELINE_PING_INTERVAL_MS", default_value_t = DEFAULT_PING_INTERVAL_MS)]
     pub ping_interval_ms: u64,
+
+    /// New agent links this replica admits per second. Past it (a fleet reconnecting after a
+    /// restart) an agent is answered 503 with its own time to come back, so the fleet returns
+    /// at this rate instead of all at once.
+    #[arg(
+        long,
+        env = "KUBELINE_LINK_ADMISSIONS_PER_SECOND",
+        default_value_t = admissions::DEFAULT_LINK_ADMISSIONS_PER_SECOND,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub link_admissions_per_second: u32,
 
     /// How long in-flight commands may finish after SIGTERM before links close, in seconds.
     #[arg(long, env = "KUBELINE_DRAIN_SECONDS", default_value_t = DEFAULT_DRAIN_SECONDS)]
@@ -390,6 +402,7 @@ impl Broker {
             presence_ttl: ping * 4,
             result_ttl: Duration::from_secs(args.result_ttl.max(1)),
             abandoned_after: ping * 3,
+            link_admissions_per_second: args.link_admissions_per_second,
             ..HubSettings::default()
         };
         let audit = audit::Auditor::start(store.clone(), &broker_id, &args.audit);
@@ -537,6 +550,7 @@ impl BrokerArgs {
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             result_ttl: DEFAULT_RESULT_TTL,
             ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
+            link_admissions_per_second: admissions::DEFAULT_LINK_ADMISSIONS_PER_SECOND,
             drain_seconds: 5,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_executes_per_key: DEFAULT_MAX_EXECUTES_PER_KEY,

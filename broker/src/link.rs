@@ -20,9 +20,10 @@ use kubeline_shared::protocol::{
 };
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::AppState;
+use crate::admissions::Admission;
 use crate::audit;
 use crate::auth::{self, Credentials, Refusal};
 use crate::error::ApiError;
@@ -58,7 +59,8 @@ const OUTBOUND_QUEUE: usize = 256;
 /// not a WebSocket upgrade gets 400. Over the socket, JSON text frames (`kubeline_shared::protocol`):
 /// the agent sends `hello` first and the broker answers `welcome`; then the broker sends `execute`,
 /// `cancel`, `ping` and `reconnect`, the agent answers `output` chunks (at most 32 KiB), `done`
-/// and `pong`.
+/// and `pong`. New links are admitted at a paced rate: past it the answer is 503 with the time
+/// this agent should come back.
 #[utoipa::path(get, path = "/agent/v1/connect", tag = "agent link",
     security(("agentToken" = [])),
     params(
@@ -73,6 +75,11 @@ const OUTBOUND_QUEUE: usize = 256;
         (status = 101, description = "Switched to the WebSocket link protocol."),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 503, description = "Too many agents are linking at once (a fleet returning \
+            after a restart): come back after `details.retry_after_ms` (also `Retry-After`, in \
+            whole seconds); a slot is kept for this cluster until then.",
+            body = kubeline_shared::api::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ))]
 pub async fn connect(
     State(state): State<AppState>,
@@ -81,7 +88,14 @@ pub async fn connect(
     extract::WebSocket(ws): extract::WebSocket,
 ) -> Response {
     match accept(&state, &headers).await {
-        Ok((cluster, credential)) => upgrade(&state, cluster, credential, ws),
+        Ok((cluster, credential)) => match state.hub.admit_link(&cluster) {
+            Admission::Admitted => upgrade(&state, cluster, credential, ws),
+            Admission::Later(wait) => {
+                debug!(cluster = %cluster, retry_after_ms = wait.as_millis() as u64, "agent link paced");
+                metrics::link_event(LinkEvent::Paced);
+                ApiError::link_paced(&cluster, wait).into_response()
+            }
+        },
         Err(e) => {
             if e.status() == axum::http::StatusCode::UNAUTHORIZED {
                 let mut event = audit::request_event(

@@ -247,6 +247,8 @@ pub enum LinkEvent {
     Timeout,
     /// Closed because its agent token was revoked or ended (close code 4001).
     Revoked,
+    /// Not admitted yet: over the replica's link admission rate, told when to come back.
+    Paced,
 }
 
 /// Records a link event.
@@ -257,6 +259,7 @@ pub fn link_event(event: LinkEvent) {
         LinkEvent::Replaced => "replaced",
         LinkEvent::Timeout => "timeout",
         LinkEvent::Revoked => "revoked",
+        LinkEvent::Paced => "paced",
     };
     counter!(LINK_EVENTS, "event" => event).increment(1);
 }
