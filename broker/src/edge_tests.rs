@@ -574,6 +574,65 @@ async fn the_link_upgrade_still_works_through_the_layers() {
     }
 }
 
+/// A fleet arriving at once: past the admission rate an agent is told, in the contract's body,
+/// when its own slot comes; coming back early it is told the same slot again.
+#[tokio::test]
+async fn agents_over_the_admission_rate_are_told_when_to_come_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let state = default_state().await;
+    // Others took every admission of the moment (the default burst is a fifth of a second's).
+    let mut others = 0;
+    while state.hub.admit_link(&format!("other-{others}")) == crate::admissions::Admission::Admitted
+    {
+        others += 1;
+    }
+    // ... and half a second of slots are promised to agents already turned away.
+    for i in 0..500 {
+        state.hub.admit_link(&format!("waiting-{i}"));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let dial = || async move {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer tok\r\n\
+             X-Kubeline-Cluster: c1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            kubeline_shared::protocol::CONNECT_PATH
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let wait_of = |text: &str| -> u64 {
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("retry-after: 1"),
+            "{text}"
+        );
+        let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["error"], "service_unavailable", "{body}");
+        assert_eq!(body["details"]["code"], "link_admissions_paced", "{body}");
+        assert_eq!(body["details"]["cluster_id"], "c1", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("reconnect then"),
+            "{body}"
+        );
+        body["details"]["retry_after_ms"].as_u64().unwrap()
+    };
+    let first = wait_of(&dial().await);
+    assert!((300..=1000).contains(&first), "{first}");
+    // Early again: the same slot, less time to wait.
+    let second = wait_of(&dial().await);
+    assert!(second <= first, "{second} > {first}");
+}
+
 // === identities and grants ===
 
 /// Creates an API key through the admin API; returns its secret and id.

@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use kubeline_shared::protocol::{
     AgentMessage, BrokerMessage, CLOSE_BAD_HELLO, CLOSE_GOING_AWAY, CLOSE_REPLACED,
     CLOSE_UNAUTHORIZED, Hello, PROTOCOL_VERSION, Ping, Reconnect, Welcome,
@@ -311,12 +311,29 @@ impl Token<'_> {
     }
 }
 
+/// The link's socket as [`run`] sees it: axum's [`WebSocket`], or channels in tests.
+trait Socket:
+    futures::Stream<Item = Result<Message, axum::Error>>
+    + futures::Sink<Message, Error = axum::Error>
+    + Unpin
+    + Send
+{
+}
+
+impl<S> Socket for S where
+    S: futures::Stream<Item = Result<Message, axum::Error>>
+        + futures::Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
+{
+}
+
 /// Runs a live link until it ends; returns how and why it ended.
 async fn run(
     hub: &Arc<Hub>,
     link: &Arc<LinkState>,
     mut token: Token<'_>,
-    mut socket: WebSocket,
+    mut socket: impl Socket,
     mut outbound: mpsc::Receiver<Box<BrokerMessage>>,
 ) -> (LinkEvent, String) {
     let settings = hub.settings().clone();
@@ -328,7 +345,7 @@ async fn run(
     let mut seq = 0u64;
     loop {
         tokio::select! {
-            frame = socket.recv() => {
+            frame = socket.next() => {
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Close(_))) | None => return (LinkEvent::Disconnect, "agent closed the link".into()),
@@ -432,14 +449,14 @@ fn text(msg: &BrokerMessage) -> Message {
     )
 }
 
-async fn send(socket: &mut WebSocket, msg: &BrokerMessage) -> Result<(), axum::Error> {
+async fn send(socket: &mut impl Socket, msg: &BrokerMessage) -> Result<(), axum::Error> {
     socket.send(text(msg)).await
 }
 
 /// Sends `first` and whatever else is queued for the agent already, then flushes once: a burst
 /// of commands (the pump dispatches what it takes in batches) costs one write, not one each.
 async fn send_queued(
-    socket: &mut WebSocket,
+    socket: &mut impl Socket,
     first: &BrokerMessage,
     queued: &mut mpsc::Receiver<Box<BrokerMessage>>,
 ) -> Result<(), axum::Error> {
@@ -462,7 +479,7 @@ fn close_reason(reason: &str) -> &str {
     &reason[..end]
 }
 
-async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+async fn close(mut socket: impl Socket, code: u16, reason: &str) {
     if code != CLOSE_GOING_AWAY {
         warn!(code, %reason, "closing agent link");
     }
@@ -471,4 +488,109 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
         reason: Utf8Bytes::from(close_reason(reason).to_owned()),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::mpsc as fmpsc;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A link made of two channels: what the test sends arrives as the agent's frames, what the
+    /// broker sends comes out of the other end.
+    struct Duplex {
+        from_agent: fmpsc::UnboundedReceiver<Result<Message, axum::Error>>,
+        to_agent: fmpsc::UnboundedSender<Message>,
+    }
+
+    impl futures::Stream for Duplex {
+        type Item = Result<Message, axum::Error>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.from_agent).poll_next(cx)
+        }
+    }
+
+    impl futures::Sink<Message> for Duplex {
+        type Error = axum::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.to_agent.unbounded_send(item).map_err(axum::Error::new)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Revoking the agent's token closes its live link with 4001 at once; a garbage frame
+    /// before that is ignored and the link stays.
+    #[tokio::test]
+    async fn a_revoked_token_closes_the_live_link() {
+        let state = crate::tests::state_with(crate::limits::ExecuteLimits::new(4, 4, 4)).await;
+        let credential = state
+            .credentials
+            .check(CredentialKind::AgentToken, "tok")
+            .await
+            .unwrap();
+        let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let record = ClusterRecord {
+            cluster_id: "c1".into(),
+            broker_id: Some(state.hub.broker_id().to_owned()),
+            agent_version: None,
+            kubernetes_version: None,
+            last_seen: Some(Utc::now()),
+            labels: Default::default(),
+        };
+        let link = state.hub.attach(record, outbound).await.unwrap();
+        let (agent, from_agent) = fmpsc::unbounded();
+        let (to_agent, mut broker) = fmpsc::unbounded();
+        let socket = Duplex {
+            from_agent,
+            to_agent,
+        };
+        let (hub, credentials) = (state.hub.clone(), state.credentials.clone());
+        let id = credential.id.clone();
+        let running = tokio::spawn(async move {
+            let token = Token {
+                credentials: &credentials,
+                hash: credential.hash.clone(),
+                id: credential.id.clone(),
+                expires_at: credential.expires_at,
+            };
+            run(&hub, &link, token, socket, rx).await
+        });
+        agent
+            .unbounded_send(Ok(Message::Text("{not json".into())))
+            .unwrap();
+        tokio::task::yield_now().await;
+        assert!(!running.is_finished());
+        state
+            .credentials
+            .revoke(CredentialKind::AgentToken, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (event, reason) = tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .expect("the link ends at once")
+            .unwrap();
+        assert!(matches!(event, LinkEvent::Revoked), "{reason}");
+        assert_eq!(reason, "agent token revoked");
+        let mut last = None;
+        while let Ok(frame) = broker.try_recv() {
+            last = Some(frame);
+        }
+        match last {
+            Some(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, CLOSE_UNAUTHORIZED);
+                assert_eq!(frame.reason.as_str(), "agent token revoked");
+            }
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
 }
