@@ -71,7 +71,10 @@ pub struct Hello {
     pub agent_version: String,
     /// `gitVersion` of the cluster's API server (`v1.36.3`), or empty if unknown.
     pub kubernetes_version: String,
-    /// Command types this agent can run.
+    /// Command types this agent can run. Not read by brokers (a command an agent does not know
+    /// is refused by the agent's own parser, with kubectl's message); still sent because brokers
+    /// before this field was optional refuse a hello without it. May be absent.
+    #[serde(default)]
     pub commands: Vec<String>,
     /// The cluster's labels (`--label env=prod`), at most
     /// [`crate::limits::MAX_CLUSTER_LABELS`], in Kubernetes' label syntax
@@ -97,7 +100,7 @@ pub struct Welcome {
 pub struct Execute {
     /// Identifier of the result this command produces.
     pub result_id: String,
-    /// Session it belongs to.
+    /// Session it belongs to (the agent puts it in its log records of the command).
     pub session_id: String,
     /// kubectl command type.
     pub command_type: String,
@@ -237,6 +240,15 @@ mod tests {
         };
         let text = serde_json::to_string(&AgentMessage::Hello(labelled)).unwrap();
         assert!(text.ends_with(r#","labels":{"env":"prod"}}"#), "{text}");
+    }
+
+    #[test]
+    fn hello_commands_may_be_absent() {
+        let bare = r#"{"type":"hello","protocol":1,"cluster_id":"c","agent_version":"0.2.0","kubernetes_version":""}"#;
+        let AgentMessage::Hello(hello) = serde_json::from_str(bare).unwrap() else {
+            panic!("not a hello");
+        };
+        assert!(hello.commands.is_empty());
     }
 
     #[test]
