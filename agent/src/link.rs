@@ -572,6 +572,40 @@ fn otlp_parent(span: &tracing::Span, trace: TraceParent) {
 }
 
 /// Runs one command under its deadline and streams its output; returns its end.
+/// The broker checked the command already; the agent checks again with the same parser
+/// (`command::parse`, or `parse_stream` for a stream) so a compromised or buggy broker still
+/// cannot make it run anything else. A refusal is what kubectl would print.
+fn parse_or_refuse(
+    cmd: &Execute,
+    parse: fn(&str, &[String]) -> Result<command::Command, command::CommandError>,
+) -> Result<command::Command, String> {
+    parse(&cmd.command_type, &cmd.args).map_err(|e| {
+        warn!(error = %e, stream = cmd.stream, "refusing command");
+        e.kubectl_error
+            .clone()
+            .unwrap_or_else(|| format!("error: {e}"))
+    })
+}
+
+/// A command's `done`, its time counted from `started`.
+fn end(
+    cmd: &Execute,
+    started: Instant,
+    status: ResultStatus,
+    exit_code: i32,
+    error: Option<String>,
+    truncated: Option<Truncation>,
+) -> Done {
+    Done {
+        result_id: cmd.result_id.clone(),
+        status,
+        exit_code,
+        error,
+        execution_time_ms: started.elapsed().as_millis() as u64,
+        truncated,
+    }
+}
+
 async fn run_command(
     cmd: &Execute,
     executor: &Executor,
@@ -580,26 +614,12 @@ async fn run_command(
 ) -> Done {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(cmd.timeout_ms);
-    let done = |status, exit_code, error: Option<String>, truncated| Done {
-        result_id: cmd.result_id.clone(),
-        status,
-        exit_code,
-        error,
-        execution_time_ms: started.elapsed().as_millis() as u64,
-        truncated,
+    let done = |status, exit_code, error, truncated| {
+        end(cmd, started, status, exit_code, error, truncated)
     };
-    // The broker checked the command already; the agent checks again with the same parser so a
-    // compromised or buggy broker still cannot make it run anything else.
-    let parsed = match command::parse(&cmd.command_type, &cmd.args) {
+    let parsed = match parse_or_refuse(cmd, command::parse) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            warn!(error = %e, "refusing command");
-            let stderr = e
-                .kubectl_error
-                .clone()
-                .unwrap_or_else(|| format!("error: {e}"));
-            return done(ResultStatus::Failed, 1, Some(stderr), None);
-        }
+        Err(stderr) => return done(ResultStatus::Failed, 1, Some(stderr), None),
     };
     info!(args = ?cmd.args, "running command");
     let run = async {
@@ -662,24 +682,12 @@ async fn run_stream(
 ) -> Done {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(cmd.timeout_ms);
-    let done = |status, exit_code, error: Option<String>, truncated| Done {
-        result_id: cmd.result_id.clone(),
-        status,
-        exit_code,
-        error,
-        execution_time_ms: started.elapsed().as_millis() as u64,
-        truncated,
+    let done = |status, exit_code, error, truncated| {
+        end(cmd, started, status, exit_code, error, truncated)
     };
-    let parsed = match command::parse_stream(&cmd.command_type, &cmd.args) {
+    let parsed = match parse_or_refuse(cmd, command::parse_stream) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            warn!(error = %e, "refusing stream");
-            let stderr = e
-                .kubectl_error
-                .clone()
-                .unwrap_or_else(|| format!("error: {e}"));
-            return done(ResultStatus::Failed, 1, Some(stderr), None);
-        }
+        Err(stderr) => return done(ResultStatus::Failed, 1, Some(stderr), None),
     };
     let Ok(_slot) = streams.clone().try_acquire_owned() else {
         warn!(max_streams, "refusing stream: too many streams");

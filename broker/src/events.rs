@@ -342,21 +342,7 @@ async fn open(
         }
     };
     // An event reader is a stream: it counts against the caller's open streams.
-    let limits = &state.limits;
-    let permit = limits
-        .streams_per_key
-        .try_acquire(&caller.credential_id)
-        .ok_or_else(|| {
-            let max = limits.streams_per_key.max();
-            ApiError::too_many_requests(
-                format!(
-                    "Too many open streams for this credential: at most {max} at once (broker \
-                     limit --max-streams-per-key). Close one, then retry"
-                ),
-                json!({ "limit": max, "scope": "credential", "code": "too_many_streams" }),
-                crate::RETRY_AFTER_IN_FLIGHT,
-            )
-        })?;
+    let permit = crate::stream::key_stream_permit(state, caller)?;
     let reader = state.hub.events().read(&cluster_id).await?;
     Ok((filter, reader, permit))
 }

@@ -347,14 +347,14 @@ pub async fn stream(
                     let events = state.hub.events();
                     let owner = open.owner.as_deref();
                     events.command_started(&open.command, owner);
-                    let ending = run(&state, &caller, &open, socket, changes).await;
+                    let end = run(&state, &caller, &open, socket, changes).await;
                     let mut result = pending_result(&open.command);
-                    result.status = ending.end.status.unwrap_or(ResultStatus::Failed);
-                    result.exit_code = ending.end.exit_code;
-                    result.execution_time_ms = ending.end.duration_ms;
+                    result.status = end.status.unwrap_or(ResultStatus::Failed);
+                    result.exit_code = end.exit_code;
+                    result.execution_time_ms = end.duration_ms;
                     events.command_finished(&open.command, &result, owner);
                     let mut event = event;
-                    ending.audit(&mut event, &ctx, open.command.result_id.clone());
+                    audit_end(&end, &mut event, &ctx, open.command.result_id.clone());
                     audit::record_after(&state.audit, event).await;
                 }
                 .instrument(span)
@@ -510,76 +510,78 @@ fn stream_permits(
     caller: &Caller,
     cluster_id: &str,
 ) -> ApiResult<(Permit<String>, Permit<String>)> {
+    let key = key_stream_permit(state, caller)?;
     let limits = &state.limits;
-    let too_many = |scope: &str, max: usize, flag: &str, extra: serde_json::Value| {
-        let mut details = json!({ "limit": max, "scope": scope, "code": "too_many_streams" });
-        if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
-            d.extend(e.clone());
-        }
-        ApiError::too_many_requests(
-            format!(
-                "Too many open streams for this {scope}: at most {max} at once (broker limit \
-                 {flag}). Close one, then retry"
-            ),
-            details,
-            crate::RETRY_AFTER_IN_FLIGHT,
-        )
-    };
-    let key = limits
-        .streams_per_key
-        .try_acquire(&caller.credential_id)
-        .ok_or_else(|| {
-            too_many(
-                "credential",
-                limits.streams_per_key.max(),
-                "--max-streams-per-key",
-                json!({}),
-            )
-        })?;
     let cluster = limits
         .streams_per_cluster
         .try_acquire(&cluster_id.to_owned())
         .ok_or_else(|| {
-            too_many(
+            too_many_streams(
                 "cluster",
                 limits.streams_per_cluster.max(),
                 "--max-streams-per-cluster",
-                json!({ "cluster_id": cluster_id }),
+                Some(cluster_id),
             )
         })?;
     Ok((key, cluster))
 }
 
-// === the socket ===
-
-/// How a stream ended, for the caller's last frame and the audit record.
-struct Ending {
-    end: StreamEnd,
+/// One of the caller's open-stream slots (`--max-streams-per-key`): streams and event readers
+/// both take one.
+pub(crate) fn key_stream_permit(state: &AppState, caller: &Caller) -> ApiResult<Permit<String>> {
+    let limits = &state.limits;
+    limits
+        .streams_per_key
+        .try_acquire(&caller.credential_id)
+        .ok_or_else(|| {
+            too_many_streams(
+                "credential",
+                limits.streams_per_key.max(),
+                "--max-streams-per-key",
+                None,
+            )
+        })
 }
 
-impl Ending {
-    fn audit(&self, event: &mut AuditEvent, ctx: &RequestContext, result_id: String) {
-        let end = &self.end;
-        event.result_id = Some(result_id);
-        event.decision = Some(AuditDecision::Allowed);
-        event.outcome = match (end.reason, end.status) {
-            (StreamEndReason::Lifetime, _) => AuditOutcome::Timeout,
-            (StreamEndReason::AgentLost, _) => AuditOutcome::Error,
-            (_, Some(ResultStatus::Failed)) => AuditOutcome::Failed,
-            _ => AuditOutcome::Completed,
-        };
-        event.exit_code = end.exit_code;
-        event.output_bytes = Some(end.bytes);
-        let reason = serde_json::to_value(end.reason)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        event.reason = Some(match &end.error {
-            Some(error) => format!("{reason}: {}", crate::routes::truncate(error, 480)),
-            None => reason,
-        });
-        event.duration_ms = Some(audit::elapsed_ms(ctx));
+/// 429 `too_many_streams` for a full `scope` (`credential` or `cluster`), naming the flag.
+fn too_many_streams(scope: &str, max: usize, flag: &str, cluster_id: Option<&str>) -> ApiError {
+    let mut details = json!({ "limit": max, "scope": scope, "code": "too_many_streams" });
+    if let Some(cluster_id) = cluster_id {
+        details["cluster_id"] = json!(cluster_id);
     }
+    ApiError::too_many_requests(
+        format!(
+            "Too many open streams for this {scope}: at most {max} at once (broker limit \
+             {flag}). Close one, then retry"
+        ),
+        details,
+        crate::RETRY_AFTER_IN_FLIGHT,
+    )
+}
+
+// === the socket ===
+
+/// Fills in a stream's closing audit record from how it ended.
+fn audit_end(end: &StreamEnd, event: &mut AuditEvent, ctx: &RequestContext, result_id: String) {
+    event.result_id = Some(result_id);
+    event.decision = Some(AuditDecision::Allowed);
+    event.outcome = match (end.reason, end.status) {
+        (StreamEndReason::Lifetime, _) => AuditOutcome::Timeout,
+        (StreamEndReason::AgentLost, _) => AuditOutcome::Error,
+        (_, Some(ResultStatus::Failed)) => AuditOutcome::Failed,
+        _ => AuditOutcome::Completed,
+    };
+    event.exit_code = end.exit_code;
+    event.output_bytes = Some(end.bytes);
+    let reason = serde_json::to_value(end.reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    event.reason = Some(match &end.error {
+        Some(error) => format!("{reason}: {}", crate::routes::truncate(error, 480)),
+        None => reason,
+    });
+    event.duration_ms = Some(audit::elapsed_ms(ctx));
 }
 
 /// Runs an accepted stream on its socket until it ends, and says how.
@@ -589,7 +591,7 @@ async fn run(
     open: &Open,
     mut socket: Socket,
     changes: tokio::sync::broadcast::Receiver<Arc<str>>,
-) -> Ending {
+) -> StreamEnd {
     let settings = &state.settings.streams;
     let hub = &state.hub;
     let upgraded = Instant::now();
@@ -613,7 +615,7 @@ async fn run(
     };
     let finish = |mut end: StreamEnd| {
         end.duration_ms = upgraded.elapsed().as_millis() as u64;
-        Ending { end }
+        end
     };
     let _guard = match hub.start_stream(&open.command, feed.clone()).await {
         Ok(guard) => guard,
@@ -699,12 +701,8 @@ async fn run(
     };
     if let Some((reason, error)) = stop {
         end.reason = reason;
-        end.error = Some(error.clone());
-        let mut result = pending_result(&open.command);
-        result.status = ResultStatus::Failed;
-        result.error = Some(format!("stream ended: {error}"));
-        result.execution_time_ms = upgraded.elapsed().as_millis() as u64;
-        hub.cancel_stream(&open.command, &result).await;
+        cancel(hub, &open.command, &error).await;
+        end.error = Some(error);
         if matches!(
             reason,
             StreamEndReason::SlowConsumer | StreamEndReason::Cancelled
