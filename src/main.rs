@@ -305,6 +305,8 @@ fn shutdown_on_signal() -> CancellationToken {
                 info!("shutting down; send the signal again to exit at once");
                 trigger.cancel();
             } else {
+                // A second signal means now: nothing is left to wait for.
+                #[allow(clippy::disallowed_methods)]
                 std::process::exit(130);
             }
         }
