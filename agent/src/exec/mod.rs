@@ -15,39 +15,21 @@
 //! `rollout status -w` as the API server's watch reports changes. [`Executor::run`] is the same
 //! code for `logs` with a sink that keeps everything.
 //!
-//! Submodules:
-//! - `discovery`: aggregated discovery and kubectl's rules for resolving resource names;
-//! - `api`: raw GET requests (whole or streamed) and kubectl-worded errors;
-//! - [`sink`]: where output goes; `watch`: the API server's watch streams;
-//! - `table` and `tabwriter`: kubectl's human-readable printer;
-//! - `gojson` and `goyaml`: Go's JSON and go-yaml v2's YAML formatting.
+//! Layout, by job:
+//! - `commands`: one module per command (`get`, `describe/`, `logs`, `events/`, `top`,
+//!   `rollout`, `explain`, `api_resources`, `api_versions`, `auth`, `cluster_info`, `version`);
+//! - `api`: the one way to the API server: requests and kubectl-worded errors (`api`),
+//!   discovery and name resolution (`api::discovery`) and watch streams (`api::watch`);
+//! - [`sink`]: where a stream's output goes;
+//! - printing lives in the `kubeline_printers` crate (kubectl's table, jsonpath,
+//!   custom-columns and sort printers, and the Go encoders they print through), which does no
+//!   I/O; command-specific printers (`describe`'s writers) stay with their command.
 
-mod api;
-mod api_resources;
-mod api_versions;
-mod auth;
-mod cluster_info;
-mod custom_columns;
-mod describe;
-mod discovery;
-mod events;
-mod explain;
-mod get;
-mod gojson;
-mod goyaml;
-mod jsonpath;
-mod logs;
-mod rbac_rules;
-mod rollout;
+pub(crate) mod api;
+mod commands;
 pub mod sink;
-mod sorter;
-mod table;
-mod tabwriter;
-mod top;
-mod version;
-mod watch;
 
-pub use get::REDACTED;
+pub use commands::get::REDACTED;
 pub use sink::{Closed, Sink};
 
 /// Entry points into the template evaluators for the fuzz targets in `fuzz/`; not an API.
@@ -57,19 +39,19 @@ pub mod fuzzing {
 
     /// Parses and runs a `-o jsonpath=` template over `data`, as `get` does.
     pub fn jsonpath(template: &str, data: &Value) -> Result<String, String> {
-        super::jsonpath::JsonPath::parse(template)?
+        kubeline_printers::jsonpath::JsonPath::parse(template)?
             .allow_missing_keys(true)
             .execute(data)
     }
 
     /// Parses a `-o custom-columns=` spec and prints `data`'s items under it, as `get` does.
     pub fn custom_columns(spec: &str, data: &Value) -> Result<String, String> {
-        let columns = super::custom_columns::parse(spec)?;
+        let columns = kubeline_printers::custom_columns::parse(spec)?;
         let items: Vec<&Value> = match data.get("items").and_then(Value::as_array) {
             Some(items) => items.iter().collect(),
             None => vec![data],
         };
-        super::custom_columns::print(&columns, &items, false).map_err(|e| e.error)
+        kubeline_printers::custom_columns::print(&columns, &items, false).map_err(|e| e.error)
     }
 
     /// Sorts `data`'s items by a `--sort-by` expression, as `get` does.
@@ -79,12 +61,16 @@ pub mod fuzzing {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        super::sorter::sort_objects(&mut items, field)
+        kubeline_printers::sorter::sort_objects(&mut items, field)
     }
 }
 
 use api::ApiError;
-use discovery::Discovery;
+use api::discovery::Discovery;
+use commands::{
+    api_resources, api_versions, auth, cluster_info, describe, events, explain, get, logs, rollout,
+    top, version,
+};
 use kubeline_shared::command::Command;
 use kubeline_shared::limits::MAX_LIST_PAGES;
 use serde_json::Value;
