@@ -231,11 +231,10 @@ impl Executor {
 
     /// The API server's `gitVersion`, if it answers.
     pub async fn kubernetes_version(&self) -> Option<String> {
-        self.client
-            .apiserver_version()
+        let info = api::get(&self.client, "/version", api::ACCEPT_JSON, None)
             .await
-            .ok()
-            .map(|v| v.git_version)
+            .ok()?;
+        Some(info.body.get("gitVersion")?.as_str()?.to_string())
     }
 
     /// Runs one command to completion.

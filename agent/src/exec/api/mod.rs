@@ -1,5 +1,5 @@
-//! The agent's one way to the API server: requests (whole or streamed) and errors worded the
-//! way kubectl words them.
+//! The agent's one way to the API server: requests (whole or streamed; every one is built and
+//! sent by `send`) and errors worded the way kubectl words them.
 //!
 //! - [`discovery`] — what the server serves, fetched once and cached by the `Executor`, and
 //!   kubectl's rules for resolving a typed name;
@@ -51,6 +51,16 @@ impl ApiError {
     /// Whether this is a 404 NotFound (what `--ignore-not-found` ignores).
     pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, ApiError::Status { reason, code, .. } if reason == "NotFound" || (reason.is_empty() && *code == 404))
+    }
+
+    /// Go's `err.Error()` for this error: the message alone, without the decoration
+    /// [`ApiError::kubectl_message`] adds (`Error from server (Reason): `), as kubectl prints
+    /// an error inside other text (`describe`'s event lists, `logs -f`'s retries).
+    pub(crate) fn go_error(&self) -> String {
+        match self {
+            ApiError::Status { message, .. } => message.clone(),
+            ApiError::Transport(m) | ApiError::Limit(m) => m.clone(),
+        }
     }
 
     /// The line kubectl prints for this error (cmdutil's `StandardErrorMessage`).
@@ -132,13 +142,7 @@ pub(crate) async fn get(
     accept: &str,
     what: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let raw = get_raw(client, path, accept, what).await?;
-    let body = serde_json::from_slice(&raw.body)
-        .map_err(|e| ApiError::Transport(format!("cannot decode the server's response: {e}")))?;
-    Ok(Response {
-        body,
-        warnings: raw.warnings,
-    })
+    decode(get_raw(client, path, accept, what).await?)
 }
 
 /// A successful response whose body is left as the server sent it (for printers that keep
@@ -155,14 +159,51 @@ pub(crate) async fn get_raw(
     accept: &str,
     what: Option<&str>,
 ) -> Result<RawResponse, ApiError> {
-    let request = http::Request::get(path)
-        .header(http::header::ACCEPT, accept)
-        .body(kube::client::Body::from(Vec::new()))
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    let response = client
-        .send(request)
-        .await
-        .map_err(|e| ApiError::Transport(transport_message(&e)))?;
+    fetch(client, http::Method::GET, path, accept, None, what).await
+}
+
+/// POSTs `body` as JSON to `path` (a review object: the agent creates nothing that persists)
+/// and decodes the answer. `what` is as for [`get`] (`post selfsubjectaccessreviews.…`).
+pub(crate) async fn post(
+    client: &kube::Client,
+    path: &str,
+    body: &Value,
+    what: Option<&str>,
+) -> Result<Response, ApiError> {
+    let body = body.to_string().into_bytes();
+    let raw = fetch(
+        client,
+        http::Method::POST,
+        path,
+        ACCEPT_JSON,
+        Some(body),
+        what,
+    )
+    .await?;
+    decode(raw)
+}
+
+/// Decodes the JSON body of a successful answer.
+fn decode(raw: RawResponse) -> Result<Response, ApiError> {
+    let body = serde_json::from_slice(&raw.body)
+        .map_err(|e| ApiError::Transport(format!("cannot decode the server's response: {e}")))?;
+    Ok(Response {
+        body,
+        warnings: raw.warnings,
+    })
+}
+
+/// Sends one request and reads its whole answer: the body of a successful one with its
+/// warnings, or the error an unsuccessful one stands for.
+async fn fetch(
+    client: &kube::Client,
+    method: http::Method,
+    path: &str,
+    accept: &str,
+    body: Option<Vec<u8>>,
+    what: Option<&str>,
+) -> Result<RawResponse, ApiError> {
+    let response = send(client, method, path, accept, body).await?;
     let status = response.status();
     let warnings = response
         .headers()
@@ -183,6 +224,31 @@ pub(crate) async fn get_raw(
         });
     }
     Err(error_response(status.as_u16(), &body, what))
+}
+
+/// The one place the agent builds and sends a request to the API server; a request that gets
+/// no answer is a [`ApiError::Transport`] worded as kubectl words it.
+async fn send(
+    client: &kube::Client,
+    method: http::Method,
+    path: &str,
+    accept: &str,
+    body: Option<Vec<u8>>,
+) -> Result<http::Response<kube::client::Body>, ApiError> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::ACCEPT, accept);
+    if body.is_some() {
+        request = request.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(kube::client::Body::from(body.unwrap_or_default()))
+        .map_err(|e| ApiError::Transport(e.to_string()))?;
+    client
+        .send(request)
+        .await
+        .map_err(|e| ApiError::Transport(transport_message(&e)))
 }
 
 /// The error an unsuccessful answer stands for: its `Status`, or client-go's generic error.
@@ -241,14 +307,7 @@ pub(crate) async fn get_stream_with(
 ) -> Result<BodyStream, ApiError> {
     use futures::TryStreamExt;
     use http_body_util::BodyExt;
-    let request = http::Request::get(path)
-        .header(http::header::ACCEPT, accept)
-        .body(kube::client::Body::from(Vec::new()))
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    let response = client
-        .send(request)
-        .await
-        .map_err(|e| ApiError::Transport(transport_message(&e)))?;
+    let response = send(client, http::Method::GET, path, accept, None).await?;
     let status = response.status();
     if !status.is_success() {
         let body = response

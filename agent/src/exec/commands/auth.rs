@@ -6,8 +6,8 @@
 //! stored and change nothing.
 
 use super::rbac_rules::{Rule, combine_resource_group, go_list, normalize};
-use crate::exec::api::ApiError;
 use crate::exec::api::discovery::warnings_first;
+use crate::exec::api::{self, ApiError};
 use crate::exec::{Executor, Outcome};
 use kubeline_printers::go::tabwriter::TabWriter;
 use kubeline_shared::command::{Auth, CanI};
@@ -214,36 +214,11 @@ async fn check(ex: &Executor, spec: Value) -> Result<(String, i32), ApiError> {
     Ok((out, 1))
 }
 
-/// POSTs a review object and returns the server's answer.
+/// Creates a review object (`POST`) and returns the server's answer.
 async fn post(ex: &Executor, resource: &str, body: &Value) -> Result<Value, ApiError> {
-    let request = http::Request::post(format!("{REVIEWS}/{resource}"))
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(kube::client::Body::from(body.to_string().into_bytes()))
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    let response = ex
-        .client
-        .send(request)
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect_bytes()
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))?;
-    let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if status.is_success() {
-        return Ok(value);
-    }
-    Err(ApiError::Status {
-        code: status.as_u16(),
-        reason: text(&value, "reason"),
-        message: match text(&value, "message") {
-            m if m.is_empty() => String::from_utf8_lossy(&bytes).trim().to_string(),
-            m => m,
-        },
-    })
+    let path = format!("{REVIEWS}/{resource}");
+    let what = format!("post {resource}.authorization.k8s.io");
+    Ok(api::post(&ex.client, &path, body, Some(&what)).await?.body)
 }
 
 // === --list ===

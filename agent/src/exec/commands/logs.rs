@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
 use futures::stream::FuturesUnordered;
+use kubeline_printers::go::labels;
 use kubeline_printers::go::sort as gosort;
 use kubeline_shared::command::Logs;
 use kubeline_shared::limits::MAX_LOG_REQUESTS;
@@ -172,7 +173,7 @@ async fn print_once(
             }
             Ok(text) => sink.write(&text).await?,
             Err(e) if cmd.ignore_errors => {
-                stderr.push_str(&format!("error: {}\n", error_text(&e)));
+                stderr.push_str(&format!("error: {}\n", e.go_error()));
             }
             Err(e) => return Err(Ended::Failed(e.kubectl_message())),
         }
@@ -239,11 +240,11 @@ async fn follow_one(
         };
         if cmd.ignore_errors {
             let _ = tx
-                .send(Piece::Err(format!("error: {}\n", error_text(&e))))
+                .send(Piece::Err(format!("error: {}\n", e.go_error())))
                 .await;
             return Ok(());
         }
-        let _ = tx.send(Piece::Err(format!("{}\n", error_text(&e)))).await;
+        let _ = tx.send(Piece::Err(format!("{}\n", e.go_error()))).await;
         if !matches!(e, ApiError::Status { .. }) {
             return Err(e.kubectl_message());
         }
@@ -302,15 +303,6 @@ fn fail(mut stderr: String, message: String) -> Outcome {
         output: String::new(),
         error: Some(stderr),
         exit_code: 1,
-    }
-}
-
-/// The error's text without kubectl's `Error from server (Reason): ` decoration (what Go's
-/// `err.Error()` is for an API status error).
-fn error_text(e: &ApiError) -> String {
-    match e {
-        ApiError::Status { message, .. } => message.clone(),
-        ApiError::Transport(m) | ApiError::Limit(m) => m.clone(),
     }
 }
 
@@ -624,8 +616,9 @@ fn selector_for(mapping: &ApiResource, object: &Value) -> Result<(String, String
         .to_string();
     let selector = match (mapping.group.as_str(), mapping.kind.as_str()) {
         ("apps" | "extensions", "ReplicaSet" | "Deployment" | "StatefulSet" | "DaemonSet")
-        | ("batch", "Job") => label_selector(object.pointer("/spec/selector")),
-        ("", "ReplicationController") => map_selector(object.pointer("/spec/selector")),
+        | ("batch", "Job") => labels::selector_string(object.pointer("/spec/selector"))
+            .map_err(|e| format!("error: invalid label selector: {e}"))?,
+        ("", "ReplicationController") => labels::set_string(object.pointer("/spec/selector")),
         ("", "Service") => {
             let sel = object.pointer("/spec/selector");
             if sel.and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
@@ -635,71 +628,11 @@ fn selector_for(mapping: &ApiResource, object: &Value) -> Result<(String, String
                     name_of(object)
                 ));
             }
-            map_selector(sel)
+            labels::set_string(sel)
         }
         _ => return Err(not_implemented()),
     };
     Ok((namespace, selector))
-}
-
-fn map_selector(v: Option<&Value>) -> String {
-    let mut pairs: Vec<String> = v
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-        .collect();
-    pairs.sort();
-    pairs.join(",")
-}
-
-/// `metav1.LabelSelectorAsSelector(...).String()`: requirements sorted by key.
-fn label_selector(v: Option<&Value>) -> String {
-    let Some(v) = v else {
-        return String::new();
-    };
-    let mut reqs: Vec<(String, String)> = Vec::new();
-    for (k, val) in v
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        reqs.push((
-            k.clone(),
-            format!("{k}={}", val.as_str().unwrap_or_default()),
-        ));
-    }
-    for e in v
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let mut values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        values.sort();
-        let text = match e
-            .get("operator")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => continue,
-        };
-        reqs.push((key.to_string(), text));
-    }
-    reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter().map(|r| r.1).collect::<Vec<_>>().join(",")
 }
 
 // === kubectl's ByLogging order ===

@@ -30,6 +30,7 @@ use crate::exec::api::{self, ApiError};
 use crate::exec::sink::Sink;
 use crate::exec::{Executor, Outcome};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kubeline_printers::go::labels;
 use kubeline_printers::go::yaml as goyaml;
 use kubeline_shared::command::{GetOutput, Rollout, RolloutAction, Targets};
 use serde_json::Value;
@@ -760,43 +761,13 @@ fn controlled_by(child: &Value, owner: &Value) -> bool {
         })
 }
 
-/// `metav1.LabelSelectorAsSelector(spec.selector).String()` for a list query.
-fn selector_query(o: &Value) -> String {
-    let mut reqs: Vec<String> = Vec::new();
-    if let Some(labels) = o
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-    {
-        for (k, v) in labels {
-            reqs.push(format!("{k}={}", v.as_str().unwrap_or_default()));
-        }
-    }
-    for e in o
-        .pointer("/spec/selector/matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = str_at(e, "/key");
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        match str_at(e, "/operator") {
-            "In" => reqs.push(format!("{key} in ({})", values.join(","))),
-            "NotIn" => reqs.push(format!("{key} notin ({})", values.join(","))),
-            "Exists" => reqs.push(key.to_string()),
-            "DoesNotExist" => reqs.push(format!("!{key}")),
-            _ => {}
-        }
-    }
-    reqs.sort();
+/// `?labelSelector=` with `metav1.LabelSelectorAsSelector(spec.selector).String()`, or the
+/// error apimachinery gives for a selector it cannot read.
+fn selector_query(o: &Value) -> Result<String, String> {
+    let selector = labels::selector_string(o.pointer("/spec/selector"))?;
     let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("labelSelector", &reqs.join(","));
-    q.finish()
+    q.append_pair("labelSelector", &selector);
+    Ok(q.finish())
 }
 
 async fn list_items(ex: &Executor, path: &str, what: &str) -> Result<Vec<Value>, ApiError> {
@@ -816,19 +787,16 @@ async fn list_items(ex: &Executor, path: &str, what: &str) -> Result<Vec<Value>,
 async fn deployment_revisions(ex: &Executor, d: &Value) -> Result<Vec<Revision>, String> {
     let name = name_of(d);
     let namespace = str_at(d, "/metadata/namespace");
+    let failed =
+        |e: String| format!("error: failed to retrieve replica sets from deployment {name}: {e}");
     let path = format!(
         "/apis/apps/v1/namespaces/{}/replicasets?{}",
         api::segment(namespace),
-        selector_query(d)
+        selector_query(d).map_err(failed)?
     );
     let sets = list_items(ex, &path, "get replicasets.apps")
         .await
-        .map_err(|e| {
-            format!(
-                "error: failed to retrieve replica sets from deployment {name}: {}",
-                e.kubectl_message()
-            )
-        })?;
+        .map_err(|e| failed(e.kubectl_message()))?;
     Ok(sets
         .iter()
         .filter(|rs| controlled_by(rs, d))
@@ -866,19 +834,16 @@ async fn controller_revisions(
 ) -> Result<Vec<Revision>, String> {
     let name = name_of(o);
     let namespace = str_at(o, "/metadata/namespace");
+    let failed =
+        |e: String| format!("error: unable to find history controlled by {kind} {name}: {e}");
     let path = format!(
         "/apis/apps/v1/namespaces/{}/controllerrevisions?{}",
         api::segment(namespace),
-        selector_query(o)
+        selector_query(o).map_err(failed)?
     );
     let revisions = list_items(ex, &path, "get controllerrevisions.apps")
         .await
-        .map_err(|e| {
-            format!(
-                "error: unable to find history controlled by {kind} {name}: {}",
-                e.kubectl_message()
-            )
-        })?;
+        .map_err(|e| failed(e.kubectl_message()))?;
     Ok(revisions
         .iter()
         .filter(|r| controlled_by(r, o))

@@ -723,22 +723,6 @@ pub(crate) async fn object_events(
     .await
 }
 
-/// Go's `%q` of an ASCII string.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 // === dispatch ===
 
 async fn describe_object(

@@ -41,14 +41,6 @@ fn name_namespace(w: &mut Writer, meta: &ObjectMeta) {
     );
 }
 
-/// An API error as Go's `err.Error()` prints it.
-fn go_error(e: &ApiError) -> String {
-    match e {
-        ApiError::Status { message, .. } => message.clone(),
-        ApiError::Transport(m) | ApiError::Limit(m) => m.clone(),
-    }
-}
-
 /// The endpoint slices of a service (label `kubernetes.io/service-name`).
 async fn endpoint_slices(
     ex: &Executor,
@@ -336,7 +328,7 @@ async fn describe_backend(ex: &Executor, ns: &str, backend: &IngressBackend) -> 
         );
         let slices = match endpoint_slices(ex, ns, &s.name).await {
             Ok(s) => s,
-            Err(e) => return format!("{sb} (<error: {}>)", go_error(&e)),
+            Err(e) => return format!("{sb} (<error: {}>)", e.go_error()),
         };
         let path = format!(
             "/api/v1/namespaces/{}/services/{}",
@@ -345,7 +337,7 @@ async fn describe_backend(ex: &Executor, ns: &str, backend: &IngressBackend) -> 
         );
         let svc: Service = match get_object(ex, &path).await.and_then(decode) {
             Ok(s) => s,
-            Err(e) => return format!("{sb} (<error: {}>)", go_error(&e)),
+            Err(e) => return format!("{sb} (<error: {}>)", e.go_error()),
         };
         let mut sp_name = String::new();
         for sp in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
@@ -518,7 +510,7 @@ pub(super) async fn node(
         "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{}",
         api::segment(&name)
     );
-    let lease = get_object(ex, &lease_path).await.map_err(|e| go_error(&e));
+    let lease = get_object(ex, &lease_path).await.map_err(|e| e.go_error());
     let slices_path = format!(
         "/apis/resource.k8s.io/v1/resourceslices?fieldSelector={}",
         url::form_urlencoded::byte_serialize(format!("spec.nodeName={name}").as_bytes())

@@ -20,9 +20,10 @@ use super::writer::{
     Writer, annotations_multiline, describe_events, format_label_selector, format_labels,
     labels_multiline, rfc1123z,
 };
-use super::{Settings, decode, get_object, go_quote, object_events};
+use super::{Settings, decode, get_object, object_events};
 use crate::exec::Executor;
 use crate::exec::api::{self, ApiError};
+use kubeline_printers::go::fmt::go_quote;
 
 fn name_namespace(w: &mut Writer, meta: &ObjectMeta) {
     w.write(

@@ -322,7 +322,7 @@ fn render_replica_set(
     w.write(0, "Pods Status:\t");
     match counts {
         Ok(c) => w.write(0, &format!("{}\n", c.text())),
-        Err(e) => w.write(0, &format!("error in fetching pods: {}\n", go_error(&e))),
+        Err(e) => w.write(0, &format!("error in fetching pods: {}\n", e.go_error())),
     }
     describe_pod_template(&mut w, spec.template.as_ref());
     let conditions = status.conditions.clone().unwrap_or_default();
@@ -345,14 +345,6 @@ fn render_replica_set(
         describe_events(&mut w, e);
     }
     w.finish()
-}
-
-/// An API error as Go's `err.Error()` prints it (without kubectl's `Error from server` prefix).
-fn go_error(e: &ApiError) -> String {
-    match e {
-        ApiError::Status { message, .. } => message.clone(),
-        ApiError::Transport(m) | ApiError::Limit(m) => m.clone(),
-    }
 }
 
 // === ReplicationController ===

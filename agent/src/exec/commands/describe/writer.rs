@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{Event, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, Time};
 
+use kubeline_printers::go::labels;
 use kubeline_printers::go::tabwriter::TabWriter;
 use kubeline_printers::table::human_duration;
 
@@ -161,34 +162,11 @@ pub(crate) fn format_labels(m: Option<&BTreeMap<String, String>>) -> String {
     if s.is_empty() { "<none>".into() } else { s }
 }
 
-/// `metav1.LabelSelectorAsSelector(s).String()`: requirements sorted by key, values sorted;
-/// empty for a nil or empty selector.
+/// `metav1.LabelSelectorAsSelector(s).String()` ([`labels::selector_string`]); empty for a
+/// nil or empty selector, `<error>` for one apimachinery cannot read.
 pub(crate) fn selector_string(s: Option<&LabelSelector>) -> String {
-    let Some(s) = s else {
-        return String::new();
-    };
-    let mut reqs: Vec<(String, String)> = Vec::new();
-    for (k, v) in s.match_labels.iter().flatten() {
-        reqs.push((k.clone(), format!("{k}={v}")));
-    }
-    for e in s.match_expressions.iter().flatten() {
-        let mut values = e.values.clone().unwrap_or_default();
-        values.sort();
-        let text = match e.operator.as_str() {
-            "In" => format!("{} in ({})", e.key, values.join(",")),
-            "NotIn" => format!("{} notin ({})", e.key, values.join(",")),
-            "Exists" => e.key.clone(),
-            "DoesNotExist" => format!("!{}", e.key),
-            _ => return "<error>".into(),
-        };
-        reqs.push((e.key.clone(), text));
-    }
-    // Go sorts requirements by key with a stable sort.
-    reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(",")
+    let value = s.and_then(|s| serde_json::to_value(s).ok());
+    labels::selector_string(value.as_ref()).unwrap_or_else(|_| "<error>".into())
 }
 
 /// `metav1.FormatLabelSelector`: like [`selector_string`], `<none>` when empty.

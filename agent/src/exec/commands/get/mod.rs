@@ -19,6 +19,7 @@ use crate::exec::api::discovery::{self, ApiResource, Discovery};
 use crate::exec::api::{self, ApiError};
 use crate::exec::{Executor, Outcome};
 use futures::future::join_all;
+use kubeline_printers::go::fmt::go_sharp_v;
 use kubeline_printers::go::json::{self as gojson, Ordered};
 use kubeline_printers::go::tabwriter::TabWriter;
 use kubeline_printers::go::yaml as goyaml;
@@ -787,58 +788,6 @@ enum GenericPrinter<'a> {
     Name,
     JsonPath(JsonPath, &'a str),
     Columns(Vec<custom_columns::Column>),
-}
-
-/// Go's `%#v` of an unstructured value, as kubectl prints the object in a jsonpath error.
-fn go_sharp_v(v: &Value) -> String {
-    match v {
-        Value::Null => "interface {}(nil)".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.to_string(),
-            None => gojson::format_g(n.as_f64().unwrap_or_default()),
-        },
-        Value::String(s) => go_quote(s),
-        Value::Array(items) => format!(
-            "[]interface {{}}{{{}}}",
-            items.iter().map(go_sharp_v).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            format!(
-                "map[string]interface {{}}{{{}}}",
-                keys.iter()
-                    .map(|k| format!("{}:{}", go_quote(k), go_sharp_v(&map[k.as_str()])))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    }
-}
-
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0b}' => out.push_str("\\v"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// kubectl's `-o name` line: `kind[.group]/name`.
