@@ -73,7 +73,6 @@ use commands::{
 };
 use kubeline_shared::command::Command;
 use kubeline_shared::limits::MAX_LIST_PAGES;
-use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -279,6 +278,12 @@ impl Executor {
         }
     }
 
+    /// What the server serves, fetched now (`api-resources`, `api-versions` and `explain` read
+    /// it whole; other commands resolve names through the cached [`Executor::discovery`]).
+    async fn server_resources(&self) -> Result<api::discovery::ServerResources, ApiError> {
+        api::discovery::fetch(&self.client).await
+    }
+
     /// The cached discovery data; fetched on first use, when older than [`DISCOVERY_MAX_AGE`],
     /// and when `refresh` is asked for (after a lookup miss) and the cache is older than
     /// [`DISCOVERY_REFRESH_AFTER`].
@@ -296,7 +301,7 @@ impl Executor {
                 return Ok(c.discovery.clone());
             }
         }
-        let discovery = Arc::new(fetch_discovery(&self.client).await?);
+        let discovery = Arc::new(Discovery::new(&self.server_resources().await?));
         if let Ok(mut guard) = self.discovery.write() {
             *guard = Some(CachedDiscovery {
                 discovery: discovery.clone(),
@@ -305,71 +310,4 @@ impl Executor {
         }
         Ok(discovery)
     }
-}
-
-/// Aggregated discovery (two requests), or the legacy documents (one per group version).
-async fn fetch_discovery(client: &kube::Client) -> Result<Discovery, ApiError> {
-    let (core, groups) = futures::join!(
-        api::get(client, "/api", api::ACCEPT_DISCOVERY, None),
-        api::get(client, "/apis", api::ACCEPT_DISCOVERY, None)
-    );
-    let (core, groups) = (core?.body, groups?.body);
-    let aggregated =
-        |v: &Value| v.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList");
-    if aggregated(&core) && aggregated(&groups) {
-        return Ok(Discovery::from_aggregated(&[core, groups]));
-    }
-    // Legacy: /api lists core versions, /apis lists groups with their versions.
-    let mut group_versions: Vec<String> = Vec::new();
-    for v in core
-        .get("versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(v) = v.as_str() {
-            group_versions.push(v.to_string());
-        }
-    }
-    for g in groups
-        .get("groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let preferred = g
-            .get("preferredVersion")
-            .and_then(|p| p.get("groupVersion"))
-            .and_then(Value::as_str);
-        if let Some(p) = preferred {
-            group_versions.push(p.to_string());
-        }
-        for v in g
-            .get("versions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(gv) = v.get("groupVersion").and_then(Value::as_str)
-                && Some(gv) != preferred
-            {
-                group_versions.push(gv.to_string());
-            }
-        }
-    }
-    let lists = futures::future::join_all(group_versions.iter().map(|gv| {
-        let path = if gv.contains('/') {
-            format!("/apis/{gv}")
-        } else {
-            format!("/api/{gv}")
-        };
-        async move { api::get(client, &path, api::ACCEPT_JSON, None).await }
-    }))
-    .await;
-    // A group whose server is down (an unavailable aggregated API) is left out, as kubectl does.
-    let lists: Vec<Value> = lists
-        .into_iter()
-        .filter_map(|r| r.ok().map(|r| r.body))
-        .collect();
-    Ok(Discovery::from_resource_lists(&lists))
 }

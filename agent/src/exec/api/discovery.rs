@@ -1,7 +1,13 @@
-//! Resource discovery and kubectl's rules for turning a typed name into a resource.
+//! What the API server serves, and kubectl's rules for turning a typed name into a resource.
 //!
-//! The data comes from aggregated discovery (`/api` and `/apis` with the `APIGroupDiscoveryList`
-//! media type, two requests) or, for servers without it, from the legacy per-group-version lists.
+//! One fetch ([`fetch`]) reads it: aggregated discovery (`/api` and `/apis` with the
+//! `APIGroupDiscoveryList` media type, two requests) or, for servers without it, the legacy
+//! per-group-version lists. Versions aggregated discovery marks `Stale` are left out, and so are
+//! resources without a kind and group/versions whose list fails, as client-go leaves them out.
+//! The result, [`ServerResources`], is what `api-resources`, `api-versions` and `explain` read;
+//! [`Discovery`] is the same data flattened in priority order for resolving names, which the
+//! `Executor` caches for every other command.
+//!
 //! Resolution follows kubectl (cli-runtime `Builder.mappingFor`, client-go's shortcut expander and
 //! `PriorityRESTMapper`):
 //! 1. `resource.version.group` (two or more dots) is tried as a fully specified resource;
@@ -12,6 +18,7 @@
 //!    discovery order with its preferred version first.
 
 use crate::exec::Outcome;
+use crate::exec::api::{self, ApiError};
 use kubeline_shared::command::Targets;
 use serde_json::Value;
 
@@ -76,74 +83,28 @@ pub(crate) struct NoMatch {
 }
 
 impl Discovery {
-    /// Parses aggregated discovery documents (`/api` then `/apis`), whose groups come in
-    /// priority order and whose versions come preferred first.
-    pub(crate) fn from_aggregated(docs: &[Value]) -> Self {
+    /// The server's resources in priority order (groups in discovery order, each group's
+    /// preferred version first), as client-go's `DiscoveryRESTMapper` sees them: a resource
+    /// without a singular name is known by its lower-cased kind.
+    pub(crate) fn new(server: &ServerResources) -> Self {
         let mut resources = Vec::new();
-        for doc in docs {
-            for group in items(doc, "items") {
-                let group_name = str_at(group, &["metadata", "name"]);
-                for version in items(group, "versions") {
-                    let version_name = str_at(version, &["version"]);
-                    for r in items(version, "resources") {
-                        let resource = str_at(r, &["resource"]);
-                        if resource.is_empty() || resource.contains('/') {
-                            continue;
-                        }
-                        let kind = str_at(r, &["responseKind", "kind"]);
-                        let singular = match str_at(r, &["singularResource"]) {
-                            s if s.is_empty() => kind.to_lowercase(),
-                            s => s,
-                        };
-                        resources.push(ApiResource {
-                            group: group_name.clone(),
-                            version: version_name.clone(),
-                            resource,
-                            singular,
-                            kind,
-                            namespaced: str_at(r, &["scope"]) == "Namespaced",
-                            short_names: strings(r, "shortNames"),
-                            categories: strings(r, "categories"),
-                        });
-                    }
+        for g in &server.groups {
+            for v in &g.versions {
+                for r in &v.resources {
+                    resources.push(ApiResource {
+                        group: g.name.clone(),
+                        version: v.version.clone(),
+                        resource: r.name.clone(),
+                        singular: match &r.singular {
+                            s if s.is_empty() => r.kind.to_lowercase(),
+                            s => s.clone(),
+                        },
+                        kind: r.kind.clone(),
+                        namespaced: r.namespaced,
+                        short_names: r.short_names.clone(),
+                        categories: r.categories.clone(),
+                    });
                 }
-            }
-        }
-        Self { resources }
-    }
-
-    /// Parses legacy `APIResourceList`s, given in priority order.
-    pub(crate) fn from_resource_lists(lists: &[Value]) -> Self {
-        let mut resources = Vec::new();
-        for list in lists {
-            let gv = str_at(list, &["groupVersion"]);
-            let (group, version) = match gv.split_once('/') {
-                Some((g, v)) => (g.to_string(), v.to_string()),
-                None => (String::new(), gv.clone()),
-            };
-            for r in items(list, "resources") {
-                let name = str_at(r, &["name"]);
-                if name.is_empty() || name.contains('/') {
-                    continue;
-                }
-                let kind = str_at(r, &["kind"]);
-                let singular = match str_at(r, &["singularName"]) {
-                    s if s.is_empty() => kind.to_lowercase(),
-                    s => s,
-                };
-                resources.push(ApiResource {
-                    group: group.clone(),
-                    version: version.clone(),
-                    resource: name,
-                    singular,
-                    kind,
-                    namespaced: r
-                        .get("namespaced")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                    short_names: strings(r, "shortNames"),
-                    categories: strings(r, "categories"),
-                });
             }
         }
         Self { resources }
@@ -301,6 +262,285 @@ impl Discovery {
     }
 }
 
+// === the server's resources ===
+
+/// One resource as discovery describes it (a `metav1.APIResource`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Resource {
+    pub name: String,
+    pub singular: String,
+    pub namespaced: bool,
+    pub kind: String,
+    pub verbs: Vec<String>,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+}
+
+/// One group/version and its resources (subresources left out).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct GroupVersion {
+    pub group: String,
+    pub version: String,
+    pub resources: Vec<Resource>,
+}
+
+impl GroupVersion {
+    /// `v1` or `group/version`.
+    pub(crate) fn group_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// One API group with its versions, preferred version first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Group {
+    pub name: String,
+    pub versions: Vec<GroupVersion>,
+}
+
+/// Every group the server serves, in discovery (priority) order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServerResources {
+    pub groups: Vec<Group>,
+}
+
+/// A resource with the group and version it was found in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Located<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    pub resource: &'a Resource,
+}
+
+impl ServerResources {
+    /// Parses aggregated discovery documents (`/api`, then `/apis`). Stale versions are left
+    /// out, as client-go does.
+    pub(crate) fn from_aggregated(docs: &[Value]) -> Self {
+        let mut groups = Vec::new();
+        for doc in docs {
+            for g in items(doc, "items") {
+                let name = text(g.pointer("/metadata/name"));
+                let mut versions = Vec::new();
+                for v in items(g, "versions") {
+                    if text(v.get("freshness")) == "Stale" {
+                        continue;
+                    }
+                    let mut resources = Vec::new();
+                    for r in items(v, "resources") {
+                        let kind = text(r.pointer("/responseKind/kind"));
+                        let resource = text(r.get("resource"));
+                        if kind.is_empty() || resource.is_empty() {
+                            continue;
+                        }
+                        resources.push(Resource {
+                            name: resource,
+                            singular: text(r.get("singularResource")),
+                            namespaced: text(r.get("scope")) == "Namespaced",
+                            kind,
+                            verbs: strings(r, "verbs"),
+                            short_names: strings(r, "shortNames"),
+                            categories: strings(r, "categories"),
+                        });
+                    }
+                    versions.push(GroupVersion {
+                        group: name.clone(),
+                        version: text(v.get("version")),
+                        resources,
+                    });
+                }
+                if !versions.is_empty() {
+                    groups.push(Group { name, versions });
+                }
+            }
+        }
+        Self { groups }
+    }
+
+    /// Builds the groups from the legacy documents: `/api` (`APIVersions`), `/apis`
+    /// (`APIGroupList`) and one `APIResourceList` per group/version.
+    pub(crate) fn from_legacy(core: &Value, groups: &Value, lists: &[Value]) -> Self {
+        let list_for = |gv: &str| {
+            lists
+                .iter()
+                .find(|l| text(l.get("groupVersion")) == gv)
+                .map(|l| {
+                    items(l, "resources")
+                        .filter(|r| !text(r.get("name")).contains('/'))
+                        .map(|r| Resource {
+                            name: text(r.get("name")),
+                            singular: text(r.get("singularName")),
+                            namespaced: r.get("namespaced").and_then(Value::as_bool) == Some(true),
+                            kind: text(r.get("kind")),
+                            verbs: strings(r, "verbs"),
+                            short_names: strings(r, "shortNames"),
+                            categories: strings(r, "categories"),
+                        })
+                        .collect::<Vec<_>>()
+                })
+        };
+        let mut out = Vec::new();
+        let core_versions: Vec<GroupVersion> = items(core, "versions")
+            .filter_map(Value::as_str)
+            .filter_map(|v| {
+                list_for(v).map(|resources| GroupVersion {
+                    group: String::new(),
+                    version: v.to_string(),
+                    resources,
+                })
+            })
+            .collect();
+        if !core_versions.is_empty() {
+            out.push(Group {
+                name: String::new(),
+                versions: core_versions,
+            });
+        }
+        for g in items(groups, "groups") {
+            let name = text(g.get("name"));
+            let preferred = text(g.pointer("/preferredVersion/version"));
+            let mut versions: Vec<GroupVersion> = items(g, "versions")
+                .filter_map(|v| {
+                    let version = text(v.get("version"));
+                    list_for(&text(v.get("groupVersion"))).map(|resources| GroupVersion {
+                        group: name.clone(),
+                        version,
+                        resources,
+                    })
+                })
+                .collect();
+            if let Some(i) = versions.iter().position(|v| v.version == preferred) {
+                let p = versions.remove(i);
+                versions.insert(0, p);
+            }
+            if !versions.is_empty() {
+                out.push(Group { name, versions });
+            }
+        }
+        Self { groups: out }
+    }
+
+    /// Every `group/version`, sorted, as `api-versions` prints them.
+    pub(crate) fn group_versions(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.versions.iter().map(GroupVersion::group_version))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// client-go's `ServerPreferredResources`, flattened: per group, each resource once, taken
+    /// from the preferred version unless only another version serves it.
+    pub(crate) fn preferred(&self) -> Vec<Located<'_>> {
+        let mut out = Vec::new();
+        for g in &self.groups {
+            // (resource name, index in `chosen`)
+            let mut chosen: Vec<Located<'_>> = Vec::new();
+            for (vi, v) in g.versions.iter().enumerate() {
+                for r in &v.resources {
+                    match chosen.iter().position(|c| c.resource.name == r.name) {
+                        Some(i) if vi == 0 => {
+                            chosen[i] = Located {
+                                group: &g.name,
+                                version: &v.version,
+                                resource: r,
+                            }
+                        }
+                        Some(_) => {}
+                        None => chosen.push(Located {
+                            group: &g.name,
+                            version: &v.version,
+                            resource: r,
+                        }),
+                    }
+                }
+            }
+            // kubectl groups the chosen resources back by group/version, in version order.
+            for v in &g.versions {
+                out.extend(chosen.iter().filter(|c| c.version == v.version).cloned());
+            }
+        }
+        out
+    }
+
+    /// The RESTMapper's `ResourcesFor(resource)` with only a resource name: every
+    /// group/version serving a resource whose plural or singular name is `name` (lower-cased,
+    /// short names expanded first), in priority order.
+    pub(crate) fn resources_for(&self, name: &str) -> Vec<Located<'_>> {
+        let lower = name.to_lowercase();
+        let all = || {
+            self.groups.iter().flat_map(|g| {
+                g.versions.iter().flat_map(move |v| {
+                    v.resources.iter().map(move |r| Located {
+                        group: &g.name,
+                        version: &v.version,
+                        resource: r,
+                    })
+                })
+            })
+        };
+        let is_name = all().any(|l| l.resource.name == lower || l.resource.singular == lower);
+        let (wanted, group) = if is_name {
+            (lower.clone(), None)
+        } else {
+            match all().find(|l| l.resource.short_names.contains(&lower)) {
+                Some(l) => (l.resource.name.clone(), Some(l.group)),
+                None => (lower.clone(), None),
+            }
+        };
+        all()
+            .filter(|l| group.is_none_or(|g| g == l.group))
+            .filter(|l| l.resource.name == wanted || l.resource.singular == wanted)
+            .collect()
+    }
+}
+
+/// Fetches the server's resources: aggregated discovery when the server has it, else the
+/// legacy documents. A group/version whose list fails (an unavailable aggregated API) is left
+/// out, as kubectl leaves it out.
+pub(crate) async fn fetch(client: &kube::Client) -> Result<ServerResources, ApiError> {
+    let (core, groups) = futures::join!(
+        api::get(client, "/api", api::ACCEPT_DISCOVERY, None),
+        api::get(client, "/apis", api::ACCEPT_DISCOVERY, None)
+    );
+    let (core, groups) = (core?.body, groups?.body);
+    let aggregated =
+        |v: &Value| v.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList");
+    if aggregated(&core) && aggregated(&groups) {
+        return Ok(ServerResources::from_aggregated(&[core, groups]));
+    }
+    let mut paths: Vec<String> = items(&core, "versions")
+        .filter_map(Value::as_str)
+        .map(|v| format!("/api/{v}"))
+        .collect();
+    for g in items(&groups, "groups") {
+        for v in items(g, "versions") {
+            let gv = text(v.get("groupVersion"));
+            if !gv.is_empty() {
+                paths.push(format!("/apis/{gv}"));
+            }
+        }
+    }
+    let lists = futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| api::get(client, p, api::ACCEPT_JSON, None)),
+    )
+    .await;
+    let lists: Vec<Value> = lists
+        .into_iter()
+        .filter_map(|r| r.ok().map(|r| r.body))
+        .collect();
+    Ok(ServerResources::from_legacy(&core, &groups, &lists))
+}
+
+// === kubectl's name resolution ===
+
 impl crate::exec::Executor {
     /// [`Discovery::shortcut_warnings`] for each of `types` (each warning once), from the
     /// cached discovery data; none when discovery cannot be read.
@@ -367,15 +607,8 @@ fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     v.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
-fn str_at(v: &Value, path: &[&str]) -> String {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(next) => cur = next,
-            None => return String::new(),
-        }
-    }
-    cur.as_str().unwrap_or_default().to_string()
+fn text(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn strings(v: &Value, key: &str) -> Vec<String> {
@@ -435,7 +668,84 @@ pub(crate) mod tests {
                 res("widgets", "widget", "Widget", true, &["wg"], &["kubeline"]),
             ]}]},
         ]});
-        Discovery::from_aggregated(&[core, groups])
+        Discovery::new(&ServerResources::from_aggregated(&[core, groups]))
+    }
+
+    /// A small server: core, apps, autoscaling with two versions, a stale metrics group.
+    pub(crate) fn canned_server() -> ServerResources {
+        let res = |name: &str, kind: &str, ns: bool, short: &[&str], verbs: &[&str]| {
+            json!({"resource": name, "singularResource": kind.to_lowercase(),
+                   "responseKind": {"group": "", "version": "", "kind": kind},
+                   "scope": if ns { "Namespaced" } else { "Cluster" },
+                   "shortNames": short, "verbs": verbs, "categories": if ns { vec!["all"] } else { vec![] }})
+        };
+        let rw = &["create", "delete", "get", "list", "watch"];
+        let core = json!({"kind": "APIGroupDiscoveryList", "items": [{"metadata": {"name": ""},
+        "versions": [{"version": "v1", "resources": [
+            res("pods", "Pod", true, &["po"], rw),
+            res("bindings", "Binding", true, &[], &["create"]),
+            res("nodes", "Node", false, &["no"], rw),
+            res("componentstatuses", "ComponentStatus", false, &["cs"], &["get", "list"]),
+            {"resource": "weird", "verbs": ["get"]},
+        ]}]}]});
+        let groups = json!({"kind": "APIGroupDiscoveryList", "items": [
+            {"metadata": {"name": "apps"}, "versions": [{"version": "v1", "resources": [
+                res("deployments", "Deployment", true, &["deploy"], rw)]}]},
+            {"metadata": {"name": "autoscaling"}, "versions": [
+                {"version": "v2", "resources": [res("horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], rw)]},
+                {"version": "v1", "resources": [
+                    res("horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], rw),
+                    res("olds", "Old", true, &[], &["get"])]}]},
+            {"metadata": {"name": "metrics.k8s.io"}, "versions": [{"version": "v1beta1", "freshness": "Stale", "resources": []}]},
+        ]});
+        ServerResources::from_aggregated(&[core, groups])
+    }
+
+    #[test]
+    fn preferred_resources_follow_client_go() {
+        let s = canned_server();
+        let names: Vec<String> = s
+            .preferred()
+            .iter()
+            .map(|l| format!("{}/{}/{}", l.group, l.version, l.resource.name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "/v1/pods",
+                "/v1/bindings",
+                "/v1/nodes",
+                "/v1/componentstatuses",
+                "apps/v1/deployments",
+                "autoscaling/v2/horizontalpodautoscalers",
+                "autoscaling/v1/olds"
+            ]
+        );
+        assert_eq!(
+            s.group_versions(),
+            ["apps/v1", "autoscaling/v1", "autoscaling/v2", "v1"]
+        );
+    }
+
+    #[test]
+    fn resources_for_matches_names_and_short_names() {
+        let s = canned_server();
+        let found = |n: &str| {
+            s.resources_for(n)
+                .iter()
+                .map(|l| format!("{}/{}/{}", l.group, l.version, l.resource.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found("Pods"), ["/v1/pods"]);
+        assert_eq!(found("deploy"), ["apps/v1/deployments"]);
+        assert_eq!(
+            found("hpa"),
+            [
+                "autoscaling/v2/horizontalpodautoscalers",
+                "autoscaling/v1/horizontalpodautoscalers"
+            ]
+        );
+        assert!(found("nope").is_empty());
     }
 
     fn resolve(d: &Discovery, arg: &str) -> String {
@@ -532,13 +842,21 @@ pub(crate) mod tests {
 
     #[test]
     fn legacy_lists_parse() {
-        let d = Discovery::from_resource_lists(&[json!({
-            "groupVersion": "apps/v1",
-            "resources": [
-                {"name": "deployments", "singularName": "deployment", "namespaced": true, "kind": "Deployment", "shortNames": ["deploy"]},
-                {"name": "deployments/scale", "singularName": "", "namespaced": true, "kind": "Scale"}
-            ]
-        })]);
+        let core = json!({"versions": []});
+        let groups = json!({"groups": [{"name": "apps",
+            "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+            "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]});
+        let d = Discovery::new(&ServerResources::from_legacy(
+            &core,
+            &groups,
+            &[json!({
+                "groupVersion": "apps/v1",
+                "resources": [
+                    {"name": "deployments", "singularName": "deployment", "namespaced": true, "kind": "Deployment", "shortNames": ["deploy"]},
+                    {"name": "deployments/scale", "singularName": "", "namespaced": true, "kind": "Scale"}
+                ]
+            })],
+        ));
         let r = d.resolve("deploy").unwrap();
         assert_eq!(
             (r.kind_prefix().as_str(), r.namespaced),

@@ -3,8 +3,11 @@
 //!
 //! - [`discovery`] — what the server serves, fetched once and cached by the `Executor`, and
 //!   kubectl's rules for resolving a typed name;
+//! - [`builder`] — cli-runtime's resource builder: typed targets into requests, for `get` and
+//!   `describe`;
 //! - [`watch`] — the API server's watch streams, resumed across reconnects.
 
+pub(crate) mod builder;
 pub(crate) mod discovery;
 pub(crate) mod watch;
 

@@ -3,11 +3,10 @@
 
 use kubeline_shared::command::ApiVersions;
 
-use super::api_resources::server_resources;
 use crate::exec::{Executor, Outcome};
 
 pub(crate) async fn run(ex: &Executor, _cmd: &ApiVersions) -> Outcome {
-    match server_resources(ex).await {
+    match ex.server_resources().await {
         Ok(resources) => {
             let mut output = String::new();
             for gv in resources.group_versions() {

@@ -12,7 +12,6 @@
 //! Go templates write as they go: when the template fails (a field that does not exist), what
 //! was printed before the failure stays on stdout, as it does with kubectl.
 
-use super::api_resources::server_resources;
 use crate::exec::api;
 use crate::exec::api::discovery::warnings_first;
 use crate::exec::{Executor, Outcome};
@@ -29,7 +28,7 @@ pub(crate) async fn run(ex: &Executor, cmd: &Explain) -> Outcome {
 }
 
 async fn explain(ex: &Executor, cmd: &Explain) -> Outcome {
-    let resources = match server_resources(ex).await {
+    let resources = match ex.server_resources().await {
         Ok(r) => r,
         Err(e) => return Outcome::failed(e.kubectl_message()),
     };

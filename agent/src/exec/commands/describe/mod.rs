@@ -35,11 +35,12 @@ pub(crate) use writer::Writer;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use kubeline_shared::command::{Describe, Targets};
+use kubeline_shared::command::Describe;
 use kubeline_shared::limits::MAX_DESCRIBE_OBJECTS;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::exec::api::builder::{self, Visit};
 use crate::exec::api::discovery::{ApiResource, Discovery, target_types, warnings_first};
 use crate::exec::api::{self, ApiError};
 use crate::exec::{Executor, Outcome};
@@ -80,13 +81,6 @@ impl From<ApiError> for Fail {
     }
 }
 
-/// One request of kubectl's builder.
-struct Visit {
-    mapping: ApiResource,
-    namespace: Option<String>,
-    name: Option<String>,
-}
-
 pub(crate) async fn run(ex: &Executor, cmd: &Describe) -> Outcome {
     let warnings = ex.shortcut_warnings(&target_types(&cmd.targets)).await;
     warnings_first(&warnings, describe(ex, cmd).await)
@@ -97,9 +91,9 @@ async fn describe(ex: &Executor, cmd: &Describe) -> Outcome {
         .namespace
         .clone()
         .unwrap_or_else(|| ex.default_namespace.to_string());
-    let visits = match plan_with_refresh(ex, cmd, &namespace).await {
+    let visits = match builder::resolve(ex, &cmd.targets, &namespace, cmd.all_namespaces).await {
         Ok(v) => v,
-        Err(f) => return Outcome::failed(f.message()),
+        Err(e) => return Outcome::failed(e.message()),
     };
 
     // The builder: every visit, in order; errors are collected.
@@ -305,7 +299,7 @@ fn matching_visit(discovery: &Discovery, resource: &str, namespace: &str) -> Res
         Some((k, n)) => (k, Some(n.to_string())),
         None => (resource, None),
     };
-    let types = expand(
+    let types = builder::expand(
         discovery,
         &kind.split(',').map(str::to_string).collect::<Vec<_>>(),
     );
@@ -332,143 +326,7 @@ fn no_match(resource: &str) -> Fail {
     ))
 }
 
-// === planning ===
-
-async fn plan_with_refresh(
-    ex: &Executor,
-    cmd: &Describe,
-    namespace: &str,
-) -> Result<Vec<Visit>, Fail> {
-    let discovery = ex.discovery(false).await?;
-    match plan(&discovery, cmd, namespace) {
-        Err(PlanFail::NoMatch(_)) => {
-            // A resource type may be new (a CRD installed a moment ago): refresh once.
-            let discovery = ex.discovery(true).await?;
-            plan(&discovery, cmd, namespace).map_err(PlanFail::into_fail)
-        }
-        other => other.map_err(PlanFail::into_fail),
-    }
-}
-
-enum PlanFail {
-    NoMatch(String),
-    Other(String),
-}
-
-impl PlanFail {
-    fn into_fail(self) -> Fail {
-        match self {
-            PlanFail::NoMatch(r) => no_match(&r),
-            PlanFail::Other(m) => Fail::Other(m),
-        }
-    }
-}
-
-/// kubectl replaces categories (`all`), then drops repeats.
-fn expand(discovery: &Discovery, types: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for t in types {
-        for e in discovery
-            .expand_category(t)
-            .unwrap_or_else(|| vec![t.clone()])
-        {
-            if !out.contains(&e) {
-                out.push(e);
-            }
-        }
-    }
-    out
-}
-
-fn plan(discovery: &Discovery, cmd: &Describe, namespace: &str) -> Result<Vec<Visit>, PlanFail> {
-    let resolve = |arg: &str| -> Result<ApiResource, PlanFail> {
-        discovery
-            .resolve(arg)
-            .cloned()
-            .map_err(|e| PlanFail::NoMatch(e.resource))
-    };
-    let named_namespace = |m: &ApiResource| -> Result<Option<String>, PlanFail> {
-        match (m.namespaced, cmd.all_namespaces) {
-            (false, _) => Ok(None),
-            (true, true) => Err(PlanFail::Other(
-                "a resource cannot be retrieved by name across all namespaces".into(),
-            )),
-            (true, false) => Ok(Some(namespace.to_string())),
-        }
-    };
-    let mut visits = Vec::new();
-    match &cmd.targets {
-        Targets::Types(types) => {
-            let mut seen: Vec<(String, String, String)> = Vec::new();
-            for t in expand(discovery, types) {
-                let m = resolve(&t)?;
-                let gvk = (m.group.clone(), m.version.clone(), m.kind.clone());
-                if seen.contains(&gvk) {
-                    continue;
-                }
-                seen.push(gvk);
-                let ns = (m.namespaced && !cmd.all_namespaces).then(|| namespace.to_string());
-                visits.push(Visit {
-                    mapping: m,
-                    namespace: ns,
-                    name: None,
-                });
-            }
-        }
-        Targets::Names { resource, names } => {
-            let types = expand(discovery, std::slice::from_ref(resource));
-            if types.len() > 1 {
-                return Err(PlanFail::Other("you must specify only one resource".into()));
-            }
-            let m = resolve(types.first().map_or(resource.as_str(), String::as_str))?;
-            let ns = named_namespace(&m)?;
-            for n in names {
-                visits.push(Visit {
-                    mapping: m.clone(),
-                    namespace: ns.clone(),
-                    name: Some(n.clone()),
-                });
-            }
-        }
-        Targets::Pairs(pairs) => {
-            let mut mappings: Vec<(String, ApiResource)> = Vec::new();
-            for p in pairs {
-                if !mappings.iter().any(|(r, _)| r == &p.resource) {
-                    mappings.push((p.resource.clone(), resolve(&p.resource)?));
-                }
-            }
-            for p in pairs {
-                let Some(m) = mappings
-                    .iter()
-                    .find(|(r, _)| r == &p.resource)
-                    .map(|(_, m)| m.clone())
-                else {
-                    continue;
-                };
-                let ns = named_namespace(&m)?;
-                visits.push(Visit {
-                    mapping: m,
-                    namespace: ns,
-                    name: Some(p.name.clone()),
-                });
-            }
-        }
-    }
-    Ok(visits)
-}
-
 // === fetching ===
-
-/// `/api/v1/namespaces/NS/pods` or `/apis/G/V/RESOURCE`.
-pub(crate) fn collection_path(m: &ApiResource, namespace: Option<&str>) -> String {
-    let prefix = m.path_prefix();
-    match namespace {
-        Some(ns) if m.namespaced => {
-            format!("{prefix}/namespaces/{}/{}", api::segment(ns), m.resource)
-        }
-        _ => format!("{prefix}/{}", m.resource),
-    }
-}
 
 /// The objects of one visit, and the API server's warnings (`Warning:` lines kubectl prints).
 async fn fetch_visit(
@@ -476,14 +334,9 @@ async fn fetch_visit(
     v: &Visit,
     cmd: &Describe,
 ) -> Result<(Vec<Value>, Vec<String>), ApiError> {
-    let path = collection_path(&v.mapping, v.namespace.as_deref());
-    let resource = if v.mapping.group.is_empty() {
-        v.mapping.resource.clone()
-    } else {
-        format!("{}.{}", v.mapping.resource, v.mapping.group)
-    };
+    let path = v.collection_path();
     if let Some(name) = &v.name {
-        let what = format!("get {resource} {name}");
+        let what = v.what();
         let path = format!("{path}/{}", api::segment(name));
         let response =
             api::get_object(&ex.client, &path, v.namespace.as_deref(), Some(&what)).await?;
@@ -495,20 +348,14 @@ async fn fetch_visit(
     if let Some(s) = &cmd.label_selector {
         query.push(("labelSelector", s.clone()));
     }
-    let (mut items, warnings) = list_warned(
-        ex,
-        &path,
-        &query,
-        cmd.chunk_size,
-        &format!("get {resource}"),
-    )
-    .await
-    .map_err(|e| {
-        let m = &v.mapping;
-        let subject = api::gvr_string(&m.group, &m.version, &m.resource);
-        let label_selector = cmd.label_selector.as_deref().unwrap_or_default();
-        api::enhance_list_error(e, label_selector, "", &subject)
-    })?;
+    let (mut items, warnings) = list_warned(ex, &path, &query, cmd.chunk_size, &v.what())
+        .await
+        .map_err(|e| {
+            let m = &v.mapping;
+            let subject = api::gvr_string(&m.group, &m.version, &m.resource);
+            let label_selector = cmd.label_selector.as_deref().unwrap_or_default();
+            api::enhance_list_error(e, label_selector, "", &subject)
+        })?;
     for i in &mut items {
         fill_type(i, &v.mapping);
     }

@@ -15,7 +15,8 @@ mod watch;
 
 pub(in crate::exec) use watch::watch;
 
-use crate::exec::api::discovery::{self, ApiResource, Discovery};
+use crate::exec::api::builder::{self, Visit};
+use crate::exec::api::discovery::{self, ApiResource};
 use crate::exec::api::{self, ApiError};
 use crate::exec::{Executor, Outcome};
 use futures::future::join_all;
@@ -26,7 +27,7 @@ use kubeline_printers::go::yaml as goyaml;
 use kubeline_printers::jsonpath::JsonPath;
 use kubeline_printers::table::{HumanPrinter, PrintOptions};
 use kubeline_printers::{custom_columns, sorter};
-use kubeline_shared::command::{Get, GetOutput, Targets};
+use kubeline_shared::command::{Get, GetOutput};
 use serde_json::{Value, json};
 
 /// What replaces each value of a Secret's `data` and `stringData` in json/yaml output. Keys are
@@ -35,15 +36,6 @@ pub const REDACTED: &str = "REDACTED";
 
 /// The annotation `kubectl apply` leaves on objects; on a Secret it holds the values in clear.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// One request kubectl's builder would make.
-struct Visit {
-    mapping: ApiResource,
-    /// `None`: cluster-scoped, or every namespace.
-    namespace: Option<String>,
-    /// `None`: a list.
-    name: Option<String>,
-}
 
 /// What one visit brought back.
 struct Fetched {
@@ -86,22 +78,13 @@ async fn run_resolved(ex: &Executor, g: &Get) -> Outcome {
 /// The requests kubectl's builder would make, or the failed outcome of a type that does not
 /// resolve.
 async fn resolve(ex: &Executor, g: &Get) -> Result<Vec<Visit>, Outcome> {
-    let discovery = ex
-        .discovery(false)
+    let namespace = g
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ex.default_namespace.to_string());
+    builder::resolve(ex, &g.targets, &namespace, g.all_namespaces)
         .await
-        .map_err(|e| Outcome::failed(e.kubectl_message()))?;
-    match plan(&discovery, ex, g) {
-        Ok(v) => Ok(v),
-        Err(Fail::NoMatch(_)) => {
-            // A resource type may be new (a CRD installed a moment ago): refresh once.
-            let discovery = ex
-                .discovery(true)
-                .await
-                .map_err(|e| Outcome::failed(e.kubectl_message()))?;
-            plan(&discovery, ex, g).map_err(|f| Outcome::failed(f.message()))
-        }
-        Err(f) => Err(Outcome::failed(f.message())),
-    }
+        .map_err(|e| Outcome::failed(e.message()))
 }
 
 /// Sorts and prints what the visits brought back, with the errors after it.
@@ -182,146 +165,7 @@ fn finish(
     }
 }
 
-// === planning ===
-
-enum Fail {
-    NoMatch(String),
-    Other(String),
-}
-
-impl Fail {
-    fn message(&self) -> String {
-        match self {
-            Fail::NoMatch(resource) => {
-                format!("error: the server doesn't have a resource type {resource:?}")
-            }
-            Fail::Other(m) => format!("error: {m}"),
-        }
-    }
-}
-
-fn plan(discovery: &Discovery, ex: &Executor, g: &Get) -> Result<Vec<Visit>, Fail> {
-    let resolve = |arg: &str| -> Result<ApiResource, Fail> {
-        discovery
-            .resolve(arg)
-            .cloned()
-            .map_err(|e| Fail::NoMatch(e.resource))
-    };
-    let namespace = g
-        .namespace
-        .clone()
-        .unwrap_or_else(|| ex.default_namespace.to_string());
-    let named_namespace = |m: &ApiResource| -> Result<Option<String>, Fail> {
-        match (m.namespaced, g.all_namespaces) {
-            (false, _) => Ok(None),
-            (true, true) => Err(Fail::Other(
-                "a resource cannot be retrieved by name across all namespaces".into(),
-            )),
-            (true, false) => Ok(Some(namespace.clone())),
-        }
-    };
-    // kubectl replaces categories (`all`) in the first argument only, then splits and dedups.
-    let expand = |types: &[String]| -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for t in types {
-            let expanded = discovery
-                .expand_category(t)
-                .unwrap_or_else(|| vec![t.clone()]);
-            for e in expanded {
-                if !out.contains(&e) {
-                    out.push(e);
-                }
-            }
-        }
-        out
-    };
-    let mut visits = Vec::new();
-    match &g.targets {
-        Targets::Types(types) => {
-            let mut seen: Vec<(String, String, String)> = Vec::new();
-            for t in expand(types) {
-                let m = resolve(&t)?;
-                let gvk = (m.group.clone(), m.version.clone(), m.kind.clone());
-                if seen.contains(&gvk) {
-                    continue;
-                }
-                seen.push(gvk);
-                let ns = (m.namespaced && !g.all_namespaces).then(|| namespace.clone());
-                visits.push(Visit {
-                    mapping: m,
-                    namespace: ns,
-                    name: None,
-                });
-            }
-        }
-        Targets::Names { resource, names } => {
-            let types = expand(std::slice::from_ref(resource));
-            if types.len() > 1 {
-                return Err(Fail::Other("you must specify only one resource".into()));
-            }
-            let m = resolve(types.first().map_or(resource.as_str(), String::as_str))?;
-            let ns = named_namespace(&m)?;
-            for n in names {
-                visits.push(Visit {
-                    mapping: m.clone(),
-                    namespace: ns.clone(),
-                    name: Some(n.clone()),
-                });
-            }
-        }
-        Targets::Pairs(pairs) => {
-            let mut mappings: Vec<(String, ApiResource)> = Vec::new();
-            for p in pairs {
-                if !mappings.iter().any(|(r, _)| r == &p.resource) {
-                    mappings.push((p.resource.clone(), resolve(&p.resource)?));
-                }
-            }
-            for p in pairs {
-                let m = mappings
-                    .iter()
-                    .find(|(r, _)| r == &p.resource)
-                    .map(|(_, m)| m.clone())
-                    .ok_or_else(|| {
-                        Fail::Other(format!("resource {:?} is not recognized", p.resource))
-                    })?;
-                let ns = named_namespace(&m)?;
-                visits.push(Visit {
-                    mapping: m,
-                    namespace: ns,
-                    name: Some(p.name.clone()),
-                });
-            }
-        }
-    }
-    Ok(visits)
-}
-
 // === fetching ===
-
-fn collection_path(v: &Visit) -> String {
-    let prefix = v.mapping.path_prefix();
-    match &v.namespace {
-        Some(ns) => format!(
-            "{prefix}/namespaces/{}/{}",
-            api::segment(ns),
-            v.mapping.resource
-        ),
-        None => format!("{prefix}/{}", v.mapping.resource),
-    }
-}
-
-/// client-go's description of a request, for errors without a Status body.
-fn describe(v: &Visit) -> String {
-    let resource = if v.mapping.group.is_empty() {
-        v.mapping.resource.clone()
-    } else {
-        format!("{}.{}", v.mapping.resource, v.mapping.group)
-    };
-    match &v.name {
-        Some(n) => format!("get {resource} {n}"),
-        None => format!("get {resource}"),
-    }
-}
 
 async fn fetch(
     ex: &Executor,
@@ -334,12 +178,12 @@ async fn fetch(
     } else {
         api::ACCEPT_JSON
     };
-    let what = describe(v);
+    let what = v.what();
     let mut warnings = Vec::new();
     // kubectl asks for the objects inside the table rows to sort them.
     let include_object = human && g.sort_by.is_some();
     if let Some(name) = &v.name {
-        let mut path = format!("{}/{}", collection_path(v), api::segment(name));
+        let mut path = format!("{}/{}", v.collection_path(), api::segment(name));
         if include_object {
             path.push_str("?includeObject=Object");
         }
@@ -389,9 +233,9 @@ async fn fetch(
             query.push_str("includeObject=Object");
         }
         let path = if query.is_empty() {
-            collection_path(v)
+            v.collection_path()
         } else {
-            format!("{}?{query}", collection_path(v))
+            format!("{}?{query}", v.collection_path())
         };
         let response = match api::get(&ex.client, &path, accept, Some(&what)).await {
             Ok(r) => r,

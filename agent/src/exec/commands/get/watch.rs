@@ -15,9 +15,8 @@
 //!    ([`crate::exec::api::watch`]); kubectl's ends there. A `410 Expired` ends the command with the
 //!    server's error.
 
-use super::{
-    Fetched, Visit, collection_path, describe, fetch, list_query, name_line, redact_secret,
-};
+use super::{Fetched, fetch, list_query, name_line, redact_secret};
+use crate::exec::api::builder::Visit;
 use crate::exec::api::discovery;
 use crate::exec::api::watch::Watch as ApiWatch;
 use crate::exec::api::{self, ApiError};
@@ -145,16 +144,16 @@ async fn run(ex: &Executor, g: &Get, sink: &mut Sink, stderr: &mut String) -> Re
                 .append_pair("fieldSelector", &format!("metadata.name={name}"))
                 .finish();
             (
-                format!("{}?{query}", collection_path(first)),
+                format!("{}?{query}", first.collection_path()),
                 "0".to_string(),
             )
         }
         None => {
             let query = list_query(g, 0, None);
             let path = if query.is_empty() {
-                collection_path(first)
+                first.collection_path()
             } else {
-                format!("{}?{query}", collection_path(first))
+                format!("{}?{query}", first.collection_path())
             };
             let rv = list_version;
             (path, rv)
@@ -165,7 +164,7 @@ async fn run(ex: &Executor, g: &Get, sink: &mut Sink, stderr: &mut String) -> Re
     } else {
         api::ACCEPT_JSON
     };
-    let mut changes = ApiWatch::new(&ex.client, path, accept, describe(first), resource_version);
+    let mut changes = ApiWatch::new(&ex.client, path, accept, first.what(), resource_version);
     loop {
         let mut event = changes.next().await?;
         if !output_objects {
