@@ -1,14 +1,16 @@
 //! `describe`, as kubectl runs it (kubectl `pkg/cmd/describe` with the describers of
 //! `pkg/describe/describe.go`).
 //!
-//! 1. Resolve the types through discovery and fetch the objects as kubectl's builder does (lists
-//!    paged with `--chunk-size`, names fetched one by one, errors collected, not fatal).
+//! 1. Resolve the types through discovery (`api::builder`, shared with `get`) and fetch the
+//!    objects as kubectl's builder does (lists paged with `--chunk-size`, names fetched one by
+//!    one, errors collected, not fatal).
 //! 2. Events are shown for a single object, hidden for several objects or after an error, unless
 //!    `--show-events` was given.
 //! 3. A `TYPE NAME` that was not found is retried as a name prefix in the namespace
 //!    (`DescribeMatchingResources`).
-//! 4. Each object goes to the describer of its kind ([`workloads`], [`pod`], [`others`],
-//!    [`policy`], [`rbac`], [`network`], [`storage`]) or to the generic describer ([`generic`])
+//! 4. Each object goes to the describer of its kind ([`pod`], [`workloads`], [`network`],
+//!    [`storage`], [`node`], [`namespace`], [`config`], [`policy`], [`rbac`]) or to the generic
+//!    describer ([`generic`])
 //!    for every other kind, CRDs included (and CertificateSigningRequest, whose dedicated
 //!    describer would need the request's PKCS #10 parsed). Describers fetch
 //!    what they need besides the object (events, pods, replica sets, endpoint slices, ...).
@@ -19,9 +21,11 @@
 //! Secret values never leave the cluster: a Secret is described by the size of each value, also
 //! for `kubernetes.io/service-account-token` Secrets, whose token kubectl would print in clear.
 
+mod config;
 mod generic;
+mod namespace;
 mod network;
-mod others;
+mod node;
 mod pod;
 mod policy;
 mod quantity;
@@ -587,17 +591,17 @@ async fn describe_object(
         ("apps", "DaemonSet") => workloads::daemon_set(ex, obj, settings, now).await,
         ("batch", "Job") => workloads::job(ex, obj, settings, now).await,
         ("batch", "CronJob") => workloads::cron_job(ex, obj, settings, now).await,
-        ("", "Service") => others::service(ex, obj, settings, now).await,
-        ("networking.k8s.io", "Ingress") => others::ingress(ex, obj, settings, now).await,
-        ("", "Node") => others::node(ex, obj, settings, now).await,
-        ("", "Namespace") => others::namespace(ex, obj, settings, now).await,
-        ("", "ConfigMap") => others::config_map(ex, obj, settings, now).await,
-        ("", "Secret") => others::secret(obj, now),
-        ("", "PersistentVolume") => others::persistent_volume(ex, obj, settings, now).await,
+        ("", "Service") => network::service(ex, obj, settings, now).await,
+        ("networking.k8s.io", "Ingress") => network::ingress(ex, obj, settings, now).await,
+        ("", "Node") => node::node(ex, obj, settings, now).await,
+        ("", "Namespace") => namespace::namespace(ex, obj, settings, now).await,
+        ("", "ConfigMap") => config::config_map(ex, obj, settings, now).await,
+        ("", "Secret") => config::secret(obj, now),
+        ("", "PersistentVolume") => storage::persistent_volume(ex, obj, settings, now).await,
         ("", "PersistentVolumeClaim") => {
-            others::persistent_volume_claim(ex, obj, settings, now).await
+            storage::persistent_volume_claim(ex, obj, settings, now).await
         }
-        ("", "ServiceAccount") => others::service_account(ex, obj, settings, now).await,
+        ("", "ServiceAccount") => config::service_account(ex, obj, settings, now).await,
         ("", "ReplicationController") => {
             workloads::replication_controller(ex, obj, settings, now).await
         }

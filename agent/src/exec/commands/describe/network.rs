@@ -1,36 +1,27 @@
-//! NetworkPolicy, Endpoints, EndpointSlice, IngressClass, ServiceCIDR and IPAddress.
+//! Service, Ingress, NetworkPolicy, Endpoints, EndpointSlice, IngressClass, ServiceCIDR and
+//! IPAddress.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::{Endpoints, Event};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{
-    IPAddress, IngressClass, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, ServiceCIDR,
+    IPAddress, Ingress, IngressBackend, IngressClass, NetworkPolicy, NetworkPolicyPeer,
+    NetworkPolicyPort, ServiceCIDR,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::pod::int_or_string;
 use super::writer::{
     Writer, annotations_multiline, chrono_time, describe_events, format_label_selector,
-    labels_multiline, rfc1123z,
+    format_labels, labels_multiline, name_namespace, rfc1123z,
 };
-use super::{Settings, decode, object_events};
+use super::{Settings, decode, get_object, list_typed, object_events};
 use crate::exec::Executor;
-use crate::exec::api::ApiError;
-
-fn name_namespace(w: &mut Writer, meta: &ObjectMeta) {
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
-}
+use crate::exec::api::{self, ApiError};
 
 /// `Name`, `Labels` and `Annotations` of a cluster-scoped object.
 fn name_labels_annotations(w: &mut Writer, meta: &ObjectMeta) {
@@ -507,6 +498,417 @@ pub(super) async fn ip_address(
         describe_events(&mut w, e);
     }
     Ok(w.finish())
+}
+
+/// The endpoint slices of a service (label `kubernetes.io/service-name`).
+async fn endpoint_slices(
+    ex: &Executor,
+    namespace: &str,
+    service: &str,
+) -> Result<Vec<EndpointSlice>, ApiError> {
+    let path = format!(
+        "/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices",
+        api::segment(namespace)
+    );
+    list_typed(
+        ex,
+        &path,
+        &[(
+            "labelSelector",
+            format!("kubernetes.io/service-name={service}"),
+        )],
+        0,
+        "list endpointslices.discovery.k8s.io",
+    )
+    .await
+}
+
+/// `formatEndpointSlices`: at most three `ip:port`, then `+ N more...`.
+fn format_endpoint_slices(slices: &[EndpointSlice], ports: Option<&BTreeSet<String>>) -> String {
+    if slices.is_empty() {
+        return "<none>".into();
+    }
+    const MAX: usize = 3;
+    let mut list: Vec<String> = Vec::new();
+    let mut more = false;
+    let mut count = 0;
+    let ready = |e: &k8s_openapi::api::discovery::v1::Endpoint| {
+        e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
+    };
+    for s in slices {
+        let slice_ports = s.ports.clone().unwrap_or_default();
+        if slice_ports.is_empty() {
+            for e in s.endpoints.iter().flatten() {
+                if list.len() == MAX {
+                    more = true;
+                }
+                if !ready(e) {
+                    continue;
+                }
+                if !more {
+                    list.push(e.addresses.first().cloned().unwrap_or_default());
+                }
+                count += 1;
+            }
+        } else {
+            for p in &slice_ports {
+                let name = p.name.clone().unwrap_or_default();
+                if ports.is_some_and(|ps| !ps.contains(&name)) {
+                    continue;
+                }
+                for e in s.endpoints.iter().flatten() {
+                    if list.len() == MAX {
+                        more = true;
+                    }
+                    if !ready(e) {
+                        continue;
+                    }
+                    if !more {
+                        let addr = e.addresses.first().cloned().unwrap_or_default();
+                        let port = p.port.unwrap_or(0);
+                        list.push(if addr.contains(':') {
+                            format!("[{addr}]:{port}")
+                        } else {
+                            format!("{addr}:{port}")
+                        });
+                    }
+                    count += 1;
+                }
+            }
+        }
+    }
+    let joined = list.join(",");
+    if more {
+        format!("{joined} + {} more...", count - MAX)
+    } else {
+        joined
+    }
+}
+
+// === Service ===
+
+pub(super) async fn service(
+    ex: &Executor,
+    obj: Value,
+    settings: Settings,
+    now: DateTime<Utc>,
+) -> Result<String, ApiError> {
+    let svc: Service = decode(obj)?;
+    let ns = svc.metadata.namespace.clone().unwrap_or_default();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let slices = endpoint_slices(ex, &ns, &name).await.unwrap_or_default();
+    let events = object_events(ex, settings, &svc.metadata, "Service").await;
+    Ok(render_service(&svc, &slices, events.as_deref(), now))
+}
+
+fn render_service(
+    svc: &Service,
+    slices: &[EndpointSlice],
+    events: Option<&[Event]>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut w = Writer::new(now);
+    let spec = svc.spec.clone().unwrap_or_default();
+    let status = svc.status.clone().unwrap_or_default();
+    name_namespace(&mut w, &svc.metadata);
+    labels_multiline(&mut w, "Labels", svc.metadata.labels.as_ref());
+    annotations_multiline(&mut w, "Annotations", svc.metadata.annotations.as_ref());
+    w.write(
+        0,
+        &format!("Selector:\t{}\n", format_labels(spec.selector.as_ref())),
+    );
+    w.write(
+        0,
+        &format!("Type:\t{}\n", spec.type_.as_deref().unwrap_or_default()),
+    );
+    if let Some(p) = &spec.ip_family_policy {
+        w.write(0, &format!("IP Family Policy:\t{p}\n"));
+    }
+    let families = spec.ip_families.clone().unwrap_or_default();
+    if families.is_empty() {
+        w.write(0, "IP Families:\t<none>\n");
+    } else {
+        w.write(0, &format!("IP Families:\t{}\n", families.join(",")));
+    }
+    w.write(
+        0,
+        &format!("IP:\t{}\n", spec.cluster_ip.as_deref().unwrap_or_default()),
+    );
+    let ips = spec.cluster_ips.clone().unwrap_or_default();
+    if ips.is_empty() {
+        w.write(0, "IPs:\t<none>\n");
+    } else {
+        w.write(0, &format!("IPs:\t{}\n", ips.join(",")));
+    }
+    if let Some(e) = spec.external_ips.as_ref().filter(|e| !e.is_empty()) {
+        w.write(0, &format!("External IPs:\t{}\n", e.join(",")));
+    }
+    if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
+        w.write(0, &format!("Desired LoadBalancer IP:\t{ip}\n"));
+    }
+    if let Some(n) = spec.external_name.as_deref().filter(|s| !s.is_empty()) {
+        w.write(0, &format!("External Name:\t{n}\n"));
+    }
+    let ingress = status
+        .load_balancer
+        .and_then(|l| l.ingress)
+        .unwrap_or_default();
+    if !ingress.is_empty() {
+        let list = ingress
+            .iter()
+            .map(|i| match i.ip.as_deref().filter(|s| !s.is_empty()) {
+                Some(ip) => match &i.ip_mode {
+                    Some(m) => format!("{ip} ({m})"),
+                    None => ip.to_string(),
+                },
+                None => i.hostname.clone().unwrap_or_default(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        w.write(0, &format!("LoadBalancer Ingress:\t{list}\n"));
+    }
+    for sp in spec.ports.iter().flatten() {
+        let protocol = sp.protocol.as_deref().unwrap_or_default();
+        let name = sp
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("<unset>");
+        w.write(0, &format!("Port:\t{name}\t{}/{protocol}\n", sp.port));
+        match &sp.target_port {
+            Some(IntOrString::String(s)) => {
+                w.write(0, &format!("TargetPort:\t{s}/{protocol}\n"));
+            }
+            Some(IntOrString::Int(i)) => w.write(0, &format!("TargetPort:\t{i}/{protocol}\n")),
+            None => w.write(0, &format!("TargetPort:\t0/{protocol}\n")),
+        }
+        if let Some(a) = &sp.app_protocol {
+            w.write(0, &format!("AppProtocol:\t{a}\n"));
+        }
+        if let Some(np) = sp.node_port.filter(|p| *p != 0) {
+            w.write(0, &format!("NodePort:\t{name}\t{np}/{protocol}\n"));
+        }
+        let ports = BTreeSet::from([sp.name.clone().unwrap_or_default()]);
+        w.write(
+            0,
+            &format!(
+                "Endpoints:\t{}\n",
+                format_endpoint_slices(slices, Some(&ports))
+            ),
+        );
+    }
+    w.write(
+        0,
+        &format!(
+            "Session Affinity:\t{}\n",
+            spec.session_affinity.as_deref().unwrap_or_default()
+        ),
+    );
+    if let Some(p) = spec
+        .external_traffic_policy
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        w.write(0, &format!("External Traffic Policy:\t{p}\n"));
+    }
+    if let Some(p) = &spec.internal_traffic_policy {
+        w.write(0, &format!("Internal Traffic Policy:\t{p}\n"));
+    }
+    if let Some(p) = spec.health_check_node_port.filter(|p| *p != 0) {
+        w.write(0, &format!("HealthCheck NodePort:\t{p}\n"));
+    }
+    if let Some(r) = spec
+        .load_balancer_source_ranges
+        .as_ref()
+        .filter(|r| !r.is_empty())
+    {
+        w.write(
+            0,
+            &format!("LoadBalancer Source Ranges:\t{}\n", r.join(",")),
+        );
+    }
+    if let Some(t) = &spec.traffic_distribution {
+        w.write(0, &format!("Traffic Distribution:\t{t}\n"));
+    }
+    if let Some(e) = events {
+        describe_events(&mut w, e);
+    }
+    w.finish()
+}
+
+// === Ingress ===
+
+pub(super) async fn ingress(
+    ex: &Executor,
+    obj: Value,
+    settings: Settings,
+    now: DateTime<Utc>,
+) -> Result<String, ApiError> {
+    let ing: Ingress = decode(obj)?;
+    let events = object_events(ex, settings, &ing.metadata, "Ingress").await;
+    let ns = ing.metadata.namespace.clone().unwrap_or_default();
+    let spec = ing.spec.clone().unwrap_or_default();
+    // Every backend, described in the order they are printed.
+    let mut backends: Vec<Option<String>> = Vec::new();
+    let default = match &spec.default_backend {
+        Some(b) => Some(describe_backend(ex, &ns, b).await),
+        None => None,
+    };
+    for rule in spec.rules.iter().flatten() {
+        if let Some(http) = &rule.http {
+            for p in &http.paths {
+                backends.push(Some(describe_backend(ex, &ns, &p.backend).await));
+            }
+        }
+    }
+    Ok(render_ingress(
+        &ing,
+        default,
+        &backends,
+        events.as_deref(),
+        now,
+    ))
+}
+
+/// `describeBackendV1`.
+async fn describe_backend(ex: &Executor, ns: &str, backend: &IngressBackend) -> String {
+    if let Some(s) = &backend.service {
+        let port = s.port.clone().unwrap_or_default();
+        let number = port.number.unwrap_or(0);
+        let port_name = port.name.clone().unwrap_or_default();
+        let sb = format!(
+            "{}:{}",
+            s.name,
+            if number != 0 {
+                number.to_string()
+            } else {
+                port_name.clone()
+            }
+        );
+        let slices = match endpoint_slices(ex, ns, &s.name).await {
+            Ok(s) => s,
+            Err(e) => return format!("{sb} (<error: {}>)", e.go_error()),
+        };
+        let path = format!(
+            "/api/v1/namespaces/{}/services/{}",
+            api::segment(ns),
+            api::segment(&s.name)
+        );
+        let svc: Service = match get_object(ex, &path).await.and_then(decode) {
+            Ok(s) => s,
+            Err(e) => return format!("{sb} (<error: {}>)", e.go_error()),
+        };
+        let mut sp_name = String::new();
+        for sp in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+            let n = sp.name.clone().unwrap_or_default();
+            if (number != 0 && number == sp.port) || (!port_name.is_empty() && port_name == n) {
+                sp_name = n;
+            }
+        }
+        let ports = BTreeSet::from([sp_name]);
+        return format!("{sb} ({})", format_endpoint_slices(&slices, Some(&ports)));
+    }
+    if let Some(r) = &backend.resource {
+        return format!(
+            "APIGroup: {}, Kind: {}, Name: {}",
+            r.api_group.as_deref().unwrap_or("<none>"),
+            r.kind,
+            r.name
+        );
+    }
+    String::new()
+}
+
+fn render_ingress(
+    ing: &Ingress,
+    default: Option<String>,
+    backends: &[Option<String>],
+    events: Option<&[Event]>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut w = Writer::new(now);
+    let spec = ing.spec.clone().unwrap_or_default();
+    let meta = &ing.metadata;
+    w.write(
+        0,
+        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
+    );
+    labels_multiline(&mut w, "Labels", meta.labels.as_ref());
+    w.write(
+        0,
+        &format!(
+            "Namespace:\t{}\n",
+            meta.namespace.as_deref().unwrap_or_default()
+        ),
+    );
+    let addresses: BTreeSet<String> = ing
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            i.ip.clone()
+                .filter(|s| !s.is_empty())
+                .or_else(|| i.hostname.clone().filter(|s| !s.is_empty()))
+        })
+        .collect();
+    w.write(
+        0,
+        &format!(
+            "Address:\t{}\n",
+            addresses.into_iter().collect::<Vec<_>>().join(",")
+        ),
+    );
+    w.write(
+        0,
+        &format!(
+            "Ingress Class:\t{}\n",
+            spec.ingress_class_name.as_deref().unwrap_or("<none>")
+        ),
+    );
+    let default = default.unwrap_or_else(|| "<default>".into());
+    w.write(0, &format!("Default backend:\t{default}\n"));
+    if let Some(tls) = spec.tls.as_ref().filter(|t| !t.is_empty()) {
+        w.write(0, "TLS:\n");
+        for t in tls {
+            let hosts = t.hosts.clone().unwrap_or_default().join(",");
+            match t.secret_name.as_deref().filter(|s| !s.is_empty()) {
+                None => w.write(1, &format!("SNI routes {hosts}\n")),
+                Some(s) => w.write(1, &format!("{s} terminates {hosts}\n")),
+            }
+        }
+    }
+    w.write(0, "Rules:\n  Host\tPath\tBackends\n");
+    w.write(1, "----\t----\t--------\n");
+    let mut count = 0;
+    let mut next = backends.iter();
+    for rule in spec.rules.iter().flatten() {
+        let Some(http) = &rule.http else { continue };
+        count += 1;
+        let host = rule
+            .host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("*");
+        w.write(1, &format!("{host}\t\n"));
+        for p in &http.paths {
+            let b = next.next().cloned().flatten().unwrap_or_default();
+            w.write(
+                2,
+                &format!("\t{} \t{b}\n", p.path.as_deref().unwrap_or_default()),
+            );
+        }
+    }
+    if count == 0 {
+        w.write(1, &format!("*\t*\t{default}\n"));
+    }
+    annotations_multiline(&mut w, "Annotations", meta.annotations.as_ref());
+    if let Some(e) = events {
+        describe_events(&mut w, e);
+    }
+    w.finish()
 }
 
 #[cfg(test)]

@@ -18,26 +18,12 @@ use super::pod::{canonical, int_or_string};
 use super::quantity::Quantity;
 use super::writer::{
     Writer, annotations_multiline, describe_events, format_label_selector, format_labels,
-    labels_multiline, rfc1123z,
+    labels_multiline, name_namespace, rfc1123z,
 };
 use super::{Settings, decode, get_object, object_events};
 use crate::exec::Executor;
 use crate::exec::api::{self, ApiError};
 use kubeline_printers::go::fmt::go_quote;
-
-fn name_namespace(w: &mut Writer, meta: &ObjectMeta) {
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
-}
 
 /// `(*Quantity).String()`, `<nil>` for a nil pointer.
 fn quantity(q: Option<&K8sQuantity>) -> String {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{Event, Taint, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, ObjectMeta, Time};
 
 use kubeline_printers::go::labels;
 use kubeline_printers::go::tabwriter::TabWriter;
@@ -160,6 +160,21 @@ pub(crate) fn format_labels(m: Option<&BTreeMap<String, String>>) -> String {
         .collect::<Vec<_>>()
         .join(",");
     if s.is_empty() { "<none>".into() } else { s }
+}
+
+/// `Name` and `Namespace` lines of a namespaced object.
+pub(crate) fn name_namespace(w: &mut Writer, meta: &ObjectMeta) {
+    w.write(
+        0,
+        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
+    );
+    w.write(
+        0,
+        &format!(
+            "Namespace:\t{}\n",
+            meta.namespace.as_deref().unwrap_or_default()
+        ),
+    );
 }
 
 /// `metav1.LabelSelectorAsSelector(s).String()` ([`labels::selector_string`]); empty for a
