@@ -1,6 +1,8 @@
 //! cli-runtime's resource `Builder` as `get` and `describe` use it: what the user typed (types,
 //! `type name...`, `type/name` pairs) turned into the requests kubectl would make, one
-//! [`Visit`] each.
+//! [`Visit`] each; and [`resolve_one`], the same resolution for the commands that take a single
+//! typed resource. Both refresh the cached discovery data once on a miss (a CRD installed a
+//! moment ago).
 
 use super::discovery::{ApiResource, Discovery};
 use crate::exec::Executor;
@@ -35,11 +37,7 @@ impl Visit {
     /// client-go's description of the GET, for errors without a `Status` body: `get pods`,
     /// `get deployments.apps web`.
     pub(crate) fn what(&self) -> String {
-        let resource = if self.mapping.group.is_empty() {
-            self.mapping.resource.clone()
-        } else {
-            format!("{}.{}", self.mapping.resource, self.mapping.group)
-        };
+        let resource = self.mapping.group_resource();
         match &self.name {
             Some(n) => format!("get {resource} {n}"),
             None => format!("get {resource}"),
@@ -87,6 +85,20 @@ pub(crate) async fn resolve(
         }
         other => other,
     }
+}
+
+/// One typed resource (`pods`, `deploy`, `Deployment.apps`) resolved over the cached discovery
+/// data, refreshed once when it does not resolve, as [`resolve`] does for whole targets.
+pub(crate) async fn resolve_one(ex: &Executor, arg: &str) -> Result<ApiResource, BuildError> {
+    let discovery = ex.discovery(false).await.map_err(BuildError::Api)?;
+    if let Ok(m) = discovery.resolve(arg) {
+        return Ok(m.clone());
+    }
+    let discovery = ex.discovery(true).await.map_err(BuildError::Api)?;
+    discovery
+        .resolve(arg)
+        .cloned()
+        .map_err(|e| BuildError::NoMatch(e.resource))
 }
 
 /// kubectl replaces categories (`all` → `pods,services,…`), then drops repeats.

@@ -53,6 +53,15 @@ impl ApiResource {
         }
     }
 
+    /// `GroupResource.String()`: `pods`, `deployments.apps`.
+    pub(crate) fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
     /// kubectl's lower-cased `GroupKind.String()`: `pod`, `deployment.apps`.
     pub(crate) fn kind_prefix(&self) -> String {
         if self.group.is_empty() {
@@ -117,13 +126,7 @@ impl Discovery {
             .resources
             .iter()
             .filter(|r| r.categories.iter().any(|c| c == name))
-            .map(|r| {
-                if r.group.is_empty() {
-                    r.resource.clone()
-                } else {
-                    format!("{}.{}", r.resource, r.group)
-                }
-            })
+            .map(ApiResource::group_resource)
             .collect();
         (!found.is_empty()).then_some(found)
     }
@@ -200,11 +203,7 @@ impl Discovery {
                     Some(_) if warned.contains(&long) => {}
                     Some(_) => {
                         warned.push(long);
-                        let name = if r.group.is_empty() {
-                            r.resource.clone()
-                        } else {
-                            format!("{}.{}", r.resource, r.group)
-                        };
+                        let name = r.group_resource();
                         out.push(format!(
                             "short name {resource:?} could also match lower priority resource \
                              {name}"

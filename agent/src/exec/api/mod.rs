@@ -3,8 +3,9 @@
 //!
 //! - [`discovery`] — what the server serves, fetched once and cached by the `Executor`, and
 //!   kubectl's rules for resolving a typed name;
-//! - [`builder`] — cli-runtime's resource builder: typed targets into requests, for `get` and
-//!   `describe`;
+//! - [`builder`] — cli-runtime's resource builder: typed targets into requests (`get`,
+//!   `describe`), and one typed resource resolved with a refresh on a miss (`logs`, `rollout`,
+//!   `events --for`, `auth can-i`);
 //! - [`watch`] — the API server's watch streams, resumed across reconnects.
 
 pub(crate) mod builder;

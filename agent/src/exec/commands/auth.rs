@@ -6,6 +6,7 @@
 //! stored and change nothing.
 
 use super::rbac_rules::{Rule, combine_resource_group, go_list, normalize};
+use crate::exec::api::builder::{self, BuildError};
 use crate::exec::api::discovery::warnings_first;
 use crate::exec::api::{self, ApiError};
 use crate::exec::{Executor, Outcome};
@@ -173,15 +174,11 @@ async fn resource_for(
     if arg == "*" {
         return Ok((String::new(), "*".into(), Some(true)));
     }
-    let lower = arg.to_lowercase();
-    let mut discovery = ex.discovery(false).await?;
-    if discovery.resolve(&lower).is_err() {
-        discovery = ex.discovery(true).await?;
+    match builder::resolve_one(ex, &arg.to_lowercase()).await {
+        Ok(r) => Ok((r.group, r.resource, Some(r.namespaced))),
+        Err(BuildError::Api(e)) => Err(e),
+        Err(_) => Ok((String::new(), arg.to_string(), None)),
     }
-    Ok(match discovery.resolve(&lower) {
-        Ok(r) => (r.group.clone(), r.resource.clone(), Some(r.namespaced)),
-        Err(_) => (String::new(), arg.to_string(), None),
-    })
 }
 
 /// apimachinery's `ParseResourceArg` without a version: `resource.group`.

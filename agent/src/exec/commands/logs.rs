@@ -23,6 +23,7 @@
 //! order). When a workload has no pods, kubectl waits up to 20 s for one to appear; kubeline
 //! answers at once with the error kubectl ends with.
 
+use crate::exec::api::builder;
 use crate::exec::api::discovery::{ApiResource, warnings_first};
 use crate::exec::api::{self, ApiError, BodyStream};
 use crate::exec::sink::{Closed, Sink};
@@ -324,19 +325,9 @@ async fn fetch_target(
         }
         return Ok(Object::PodList(pods));
     };
-    let discovery = ex.discovery(false).await.map_err(|e| e.kubectl_message())?;
-    let mapping = match discovery.resolve(&target.resource) {
-        Ok(m) => m.clone(),
-        Err(_) => {
-            let discovery = ex.discovery(true).await.map_err(|e| e.kubectl_message())?;
-            discovery.resolve(&target.resource).cloned().map_err(|e| {
-                format!(
-                    "error: the server doesn't have a resource type {:?}",
-                    e.resource
-                )
-            })?
-        }
-    };
+    let mapping = builder::resolve_one(ex, &target.resource)
+        .await
+        .map_err(|e| e.message())?;
     if !in_kubectl_scheme(&mapping.group) {
         return Err(format!(
             "error: no kind {:?} is registered for version \"{}\" in scheme \
@@ -361,7 +352,7 @@ async fn fetch_target(
             api::segment(&target.name)
         )
     };
-    let what = format!("get {} {}", resource_name(&mapping), target.name);
+    let what = format!("get {} {}", mapping.group_resource(), target.name);
     let object_namespace = mapping.namespaced.then_some(namespace);
     let object = match api::get_object(&ex.client, &path, object_namespace, Some(&what)).await {
         Ok(r) => r.body,
@@ -385,14 +376,6 @@ fn group_version(m: &ApiResource) -> String {
         m.version.clone()
     } else {
         format!("{}/{}", m.group, m.version)
-    }
-}
-
-fn resource_name(m: &ApiResource) -> String {
-    if m.group.is_empty() {
-        m.resource.clone()
-    } else {
-        format!("{}.{}", m.resource, m.group)
     }
 }
 

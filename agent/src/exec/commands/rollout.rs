@@ -24,6 +24,7 @@
 
 use super::describe::{Writer, describe_pod_template};
 use super::events::omit_managed_fields;
+use crate::exec::api::builder;
 use crate::exec::api::discovery::{ApiResource, target_types, warnings_first};
 use crate::exec::api::watch::Watch;
 use crate::exec::api::{self, ApiError};
@@ -188,7 +189,7 @@ async fn watch_one(
         &ex.client,
         path,
         api::ACCEPT_JSON,
-        format!("get {}", resource_name(mapping)),
+        format!("get {}", mapping.group_resource()),
         str_at(&object, "/metadata/resourceVersion").to_string(),
     );
     while !done {
@@ -223,21 +224,11 @@ async fn plan(ex: &Executor, cmd: &Rollout) -> Result<Vec<(ApiResource, Option<S
             .map(|p| (p.resource.clone(), Some(p.name.clone())))
             .collect(),
     };
-    let mut discovery = ex.discovery(false).await.map_err(|e| e.kubectl_message())?;
     let mut out = Vec::new();
     for (resource, name) in wanted {
-        let mapping = match discovery.resolve(&resource) {
-            Ok(m) => m.clone(),
-            Err(_) => {
-                discovery = ex.discovery(true).await.map_err(|e| e.kubectl_message())?;
-                discovery.resolve(&resource).cloned().map_err(|e| {
-                    format!(
-                        "error: the server doesn't have a resource type {:?}",
-                        e.resource
-                    )
-                })?
-            }
-        };
+        let mapping = builder::resolve_one(ex, &resource)
+            .await
+            .map_err(|e| e.message())?;
         out.push((mapping, name));
     }
     Ok(out)
@@ -256,14 +247,6 @@ fn collection(mapping: &ApiResource, namespace: &str) -> String {
     }
 }
 
-fn resource_name(m: &ApiResource) -> String {
-    if m.group.is_empty() {
-        m.resource.clone()
-    } else {
-        format!("{}.{}", m.resource, m.group)
-    }
-}
-
 async fn fetch(
     ex: &Executor,
     cmd: &Rollout,
@@ -274,7 +257,7 @@ async fn fetch(
     let base = collection(mapping, namespace);
     match name {
         Some(n) => {
-            let what = format!("get {} {n}", resource_name(mapping));
+            let what = format!("get {} {n}", mapping.group_resource());
             let path = format!("{base}/{}", api::segment(n));
             let ns = mapping.namespaced.then_some(namespace);
             Ok(vec![
@@ -296,7 +279,7 @@ async fn fetch(
             } else {
                 format!("{base}?{q}")
             };
-            let what = format!("get {}", resource_name(mapping));
+            let what = format!("get {}", mapping.group_resource());
             let list = api::get(&ex.client, &path, api::ACCEPT_JSON, Some(&what))
                 .await
                 .map_err(|e| {

@@ -15,6 +15,7 @@ mod watch;
 
 pub(in crate::exec) use watch::watch;
 
+use crate::exec::api::builder::{self, BuildError};
 use crate::exec::api::discovery::warnings_first;
 use crate::exec::api::{self, ApiError};
 use crate::exec::{Executor, Outcome};
@@ -48,22 +49,14 @@ async fn for_selector(ex: &Executor, cmd: &Events) -> Result<Option<String>, Out
         return Ok(None);
     };
     let lower = obj.resource.to_lowercase();
-    let failed = |e: ApiError| Outcome::failed(e.kubectl_message());
-    let mapping = match ex.discovery(false).await.map_err(failed)?.resolve(&lower) {
-        Ok(m) => m.clone(),
-        Err(_) => ex
-            .discovery(true)
-            .await
-            .map_err(failed)?
-            .resolve(&lower)
-            .cloned()
-            .map_err(|e| {
-                Outcome::failed(format!(
-                    "the server doesn't have a resource type {:?}",
-                    e.resource
-                ))
-            })?,
-    };
+    let mapping = builder::resolve_one(ex, &lower)
+        .await
+        .map_err(|e| match e {
+            BuildError::NoMatch(resource) => Outcome::failed(format!(
+                "the server doesn't have a resource type {resource:?}"
+            )),
+            e => Outcome::failed(e.message()),
+        })?;
     let api_version = if mapping.group.is_empty() {
         mapping.version.clone()
     } else {
