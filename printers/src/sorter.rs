@@ -1,6 +1,6 @@
 //! kubectl's `--sort-by` (`pkg/cmd/get/sorter.go`): `SortObjects` and `TableSorter` order
 //! objects by the first JSONPath result of each with `isLess`, through Go's `sort.Sort`
-//! (`events::gosort`: it is not stable, and ties must end where kubectl leaves them).
+//! ([`crate::go::sort`]: it is not stable, and ties must end where kubectl leaves them).
 
 use crate::go::sort as gosort;
 use crate::jsonpath::{self, JsonPath, V};

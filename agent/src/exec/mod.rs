@@ -18,8 +18,10 @@
 //! Layout, by job:
 //! - `commands`: one module per command (`get`, `describe/`, `logs`, `events/`, `top`,
 //!   `rollout`, `explain`, `api_resources`, `api_versions`, `auth`, `cluster_info`, `version`);
-//! - `api`: the one way to the API server: requests and kubectl-worded errors (`api`),
-//!   discovery and name resolution (`api::discovery`) and watch streams (`api::watch`);
+//! - `api`: the one way to the API server: every request is built and sent there, errors are
+//!   worded as kubectl words them; discovery and name resolution (`api::discovery`), the
+//!   resource builder that turns typed targets into requests (`api::builder`) and watch
+//!   streams (`api::watch`);
 //! - [`sink`]: where a stream's output goes;
 //! - printing lives in the `kubeline_printers` crate (kubectl's table, jsonpath,
 //!   custom-columns and sort printers, and the Go encoders they print through), which does no
