@@ -809,6 +809,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn stale_versions_and_kindless_resources_are_left_out() {
+        // client-go fails a group/version aggregated discovery marks Stale and drops resources
+        // without a responseKind, so kubectl never resolves a name to them.
+        let docs = [
+            json!({"kind": "APIGroupDiscoveryList", "items": []}),
+            json!({"kind": "APIGroupDiscoveryList", "items": [{
+                "metadata": {"name": "example.io"},
+                "versions": [
+                    {"version": "v2", "freshness": "Stale", "resources": [
+                        {"resource": "widgets", "responseKind": {"kind": "Widget"},
+                         "scope": "Namespaced", "verbs": ["get", "list"]}]},
+                    {"version": "v1", "resources": [
+                        {"resource": "widgets", "responseKind": {"kind": "Widget"},
+                         "scope": "Namespaced", "verbs": ["get", "list"]},
+                        {"resource": "gadgets", "scope": "Namespaced", "verbs": ["get"]}]},
+                ]
+            }]}),
+        ];
+        let d = Discovery::new(&ServerResources::from_aggregated(&docs));
+        assert_eq!(resolve(&d, "widgets"), "example.io/v1/widgets");
+        assert_eq!(resolve(&d, "widgets.v2.example.io"), "no match: widgets");
+        assert_eq!(resolve(&d, "gadgets"), "no match: gadgets");
+    }
+
+    #[test]
     fn ambiguous_short_names_warn() {
         let d = canned();
         assert_eq!(
