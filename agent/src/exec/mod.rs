@@ -15,39 +15,23 @@
 //! `rollout status -w` as the API server's watch reports changes. [`Executor::run`] is the same
 //! code for `logs` with a sink that keeps everything.
 //!
-//! Submodules:
-//! - `discovery`: aggregated discovery and kubectl's rules for resolving resource names;
-//! - `api`: raw GET requests (whole or streamed) and kubectl-worded errors;
-//! - [`sink`]: where output goes; `watch`: the API server's watch streams;
-//! - `table` and `tabwriter`: kubectl's human-readable printer;
-//! - `gojson` and `goyaml`: Go's JSON and go-yaml v2's YAML formatting.
+//! Layout, by job:
+//! - `commands`: one module per command (`get`, `describe/`, `logs`, `events/`, `top`,
+//!   `rollout`, `explain`, `api_resources`, `api_versions`, `auth`, `cluster_info`, `version`);
+//! - `api`: the one way to the API server: every request is built and sent there, errors are
+//!   worded as kubectl words them; discovery and name resolution (`api::discovery`), the
+//!   resource builder that turns typed targets into requests (`api::builder`) and watch
+//!   streams (`api::watch`);
+//! - [`sink`]: where a stream's output goes;
+//! - printing lives in the `kubeline_printers` crate (kubectl's table, jsonpath,
+//!   custom-columns and sort printers, and the Go encoders they print through), which does no
+//!   I/O; command-specific printers (`describe`'s writers) stay with their command.
 
-mod api;
-mod api_resources;
-mod api_versions;
-mod auth;
-mod cluster_info;
-mod custom_columns;
-mod describe;
-mod discovery;
-mod events;
-mod explain;
-mod get;
-mod gojson;
-mod goyaml;
-mod jsonpath;
-mod logs;
-mod rbac_rules;
-mod rollout;
+pub(crate) mod api;
+mod commands;
 pub mod sink;
-mod sorter;
-mod table;
-mod tabwriter;
-mod top;
-mod version;
-mod watch;
 
-pub use get::REDACTED;
+pub use commands::get::REDACTED;
 pub use sink::{Closed, Sink};
 
 /// Entry points into the template evaluators for the fuzz targets in `fuzz/`; not an API.
@@ -57,19 +41,19 @@ pub mod fuzzing {
 
     /// Parses and runs a `-o jsonpath=` template over `data`, as `get` does.
     pub fn jsonpath(template: &str, data: &Value) -> Result<String, String> {
-        super::jsonpath::JsonPath::parse(template)?
+        kubeline_printers::jsonpath::JsonPath::parse(template)?
             .allow_missing_keys(true)
             .execute(data)
     }
 
     /// Parses a `-o custom-columns=` spec and prints `data`'s items under it, as `get` does.
     pub fn custom_columns(spec: &str, data: &Value) -> Result<String, String> {
-        let columns = super::custom_columns::parse(spec)?;
+        let columns = kubeline_printers::custom_columns::parse(spec)?;
         let items: Vec<&Value> = match data.get("items").and_then(Value::as_array) {
             Some(items) => items.iter().collect(),
             None => vec![data],
         };
-        super::custom_columns::print(&columns, &items, false).map_err(|e| e.error)
+        kubeline_printers::custom_columns::print(&columns, &items, false).map_err(|e| e.error)
     }
 
     /// Sorts `data`'s items by a `--sort-by` expression, as `get` does.
@@ -79,15 +63,18 @@ pub mod fuzzing {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        super::sorter::sort_objects(&mut items, field)
+        kubeline_printers::sorter::sort_objects(&mut items, field)
     }
 }
 
 use api::ApiError;
-use discovery::Discovery;
+use api::discovery::Discovery;
+use commands::{
+    api_resources, api_versions, auth, cluster_info, describe, events, explain, get, logs, rollout,
+    top, version,
+};
 use kubeline_shared::command::Command;
 use kubeline_shared::limits::MAX_LIST_PAGES;
-use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -245,11 +232,10 @@ impl Executor {
 
     /// The API server's `gitVersion`, if it answers.
     pub async fn kubernetes_version(&self) -> Option<String> {
-        self.client
-            .apiserver_version()
+        let info = api::get(&self.client, "/version", api::ACCEPT_JSON, None)
             .await
-            .ok()
-            .map(|v| v.git_version)
+            .ok()?;
+        Some(info.body.get("gitVersion")?.as_str()?.to_string())
     }
 
     /// Runs one command to completion.
@@ -294,6 +280,12 @@ impl Executor {
         }
     }
 
+    /// What the server serves, fetched now (`api-resources`, `api-versions` and `explain` read
+    /// it whole; other commands resolve names through the cached [`Executor::discovery`]).
+    async fn server_resources(&self) -> Result<api::discovery::ServerResources, ApiError> {
+        api::discovery::fetch(&self.client).await
+    }
+
     /// The cached discovery data; fetched on first use, when older than [`DISCOVERY_MAX_AGE`],
     /// and when `refresh` is asked for (after a lookup miss) and the cache is older than
     /// [`DISCOVERY_REFRESH_AFTER`].
@@ -311,7 +303,7 @@ impl Executor {
                 return Ok(c.discovery.clone());
             }
         }
-        let discovery = Arc::new(fetch_discovery(&self.client).await?);
+        let discovery = Arc::new(Discovery::new(&self.server_resources().await?));
         if let Ok(mut guard) = self.discovery.write() {
             *guard = Some(CachedDiscovery {
                 discovery: discovery.clone(),
@@ -320,71 +312,4 @@ impl Executor {
         }
         Ok(discovery)
     }
-}
-
-/// Aggregated discovery (two requests), or the legacy documents (one per group version).
-async fn fetch_discovery(client: &kube::Client) -> Result<Discovery, ApiError> {
-    let (core, groups) = futures::join!(
-        api::get(client, "/api", api::ACCEPT_DISCOVERY, None),
-        api::get(client, "/apis", api::ACCEPT_DISCOVERY, None)
-    );
-    let (core, groups) = (core?.body, groups?.body);
-    let aggregated =
-        |v: &Value| v.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList");
-    if aggregated(&core) && aggregated(&groups) {
-        return Ok(Discovery::from_aggregated(&[core, groups]));
-    }
-    // Legacy: /api lists core versions, /apis lists groups with their versions.
-    let mut group_versions: Vec<String> = Vec::new();
-    for v in core
-        .get("versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(v) = v.as_str() {
-            group_versions.push(v.to_string());
-        }
-    }
-    for g in groups
-        .get("groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let preferred = g
-            .get("preferredVersion")
-            .and_then(|p| p.get("groupVersion"))
-            .and_then(Value::as_str);
-        if let Some(p) = preferred {
-            group_versions.push(p.to_string());
-        }
-        for v in g
-            .get("versions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(gv) = v.get("groupVersion").and_then(Value::as_str)
-                && Some(gv) != preferred
-            {
-                group_versions.push(gv.to_string());
-            }
-        }
-    }
-    let lists = futures::future::join_all(group_versions.iter().map(|gv| {
-        let path = if gv.contains('/') {
-            format!("/apis/{gv}")
-        } else {
-            format!("/api/{gv}")
-        };
-        async move { api::get(client, &path, api::ACCEPT_JSON, None).await }
-    }))
-    .await;
-    // A group whose server is down (an unavailable aggregated API) is left out, as kubectl does.
-    let lists: Vec<Value> = lists
-        .into_iter()
-        .filter_map(|r| r.ok().map(|r| r.body))
-        .collect();
-    Ok(Discovery::from_resource_lists(&lists))
 }
