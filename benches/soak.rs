@@ -14,7 +14,8 @@
 //! SOAK_MINUTES=5 SOAK_RATE=100 cargo bench --bench soak
 //! ```
 //!
-//! Measuring runs of ten minutes or more fail if a slope passes [`MAX_SLOPE_KIB_PER_MIN`]. Under
+//! A measuring run prints the memory of both every 30 samples (5 minutes by default), and fails
+//! when ten minutes or more long if a slope passes [`MAX_SLOPE_KIB_PER_MIN`]. Under
 //! `cargo test --all-targets` it runs for 15 s as a check that nothing is lost or fails.
 
 use std::process::{Child, Command, Stdio};
@@ -313,6 +314,14 @@ async fn main() {
             let b = rss_kib(broker.0.id()).expect("the broker is running");
             let a = rss_kib(agent.0.id()).expect("the agent is running");
             samples.push((minutes, b, a));
+            if measuring && samples.len() % 30 == 1 {
+                println!(
+                    "{minutes:5.1} min: broker RSS {:.1} MiB, agent RSS {:.1} MiB, {} completed",
+                    b as f64 / 1024.0,
+                    a as f64 / 1024.0,
+                    counts.completed.load(Ordering::Relaxed)
+                );
+            }
         }
         if Instant::now() >= next_minute {
             next_minute += Duration::from_secs(60);
