@@ -633,6 +633,53 @@ async fn agents_over_the_admission_rate_are_told_when_to_come_back() {
     assert!(second <= first, "{second} > {first}");
 }
 
+/// After SIGTERM a replica says it is draining: `/health` is 503 (a balancer sends new work
+/// elsewhere) and an agent dialling it is told to come back shortly, to another replica.
+#[tokio::test]
+async fn a_draining_replica_fails_health_and_turns_agents_away() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let state = default_state().await;
+    state.hub.drain(Duration::ZERO).await;
+    let answer = send(
+        app(state.clone()),
+        Request::get("/health").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["status"], "unhealthy");
+    assert!(
+        answer.body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("draining"),
+        "{}",
+        answer.body
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer tok\r\n\
+         X-Kubeline-Cluster: c1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        kubeline_shared::protocol::CONNECT_PATH
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["details"]["code"], "draining", "{body}");
+    let ms = body["details"]["retry_after_ms"].as_u64().unwrap();
+    assert!((500..=3000).contains(&ms), "{ms}");
+}
+
 // === identities and grants ===
 
 /// Creates an API key through the admin API; returns its secret and id.

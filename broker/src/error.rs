@@ -205,6 +205,20 @@ impl ApiError {
         .with_retry_after(ms.div_ceil(1000))
     }
 
+    /// 503 to an agent dialling a replica that is shutting down: come back after `wait` (a
+    /// balancer will have sent it elsewhere by then).
+    pub fn link_draining(cluster_id: &str, wait: std::time::Duration) -> Self {
+        let ms = wait.as_millis().max(1) as u64;
+        Self::service_unavailable(
+            format!(
+                "This broker replica is shutting down; cluster {cluster_id} should reconnect in \
+                 {ms} ms (to another replica)"
+            ),
+            json!({ "code": "draining", "cluster_id": cluster_id, "retry_after_ms": ms }),
+        )
+        .with_retry_after(ms.div_ceil(1000))
+    }
+
     /// 504: the command did not finish in time.
     pub fn timeout(message: impl Into<String>, details: Value) -> Self {
         Self::new(

@@ -333,6 +333,11 @@ impl Hub {
         &self.events
     }
 
+    /// Whether this replica is draining (SIGTERM): it takes no new work, `/health` says so.
+    pub fn is_draining(&self) -> bool {
+        self.stop_taking.is_cancelled()
+    }
+
     /// Resolves when this replica starts draining: open streams end (`shutdown`).
     pub async fn shutting_down(&self) {
         self.stop_taking.cancelled().await;

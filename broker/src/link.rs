@@ -88,6 +88,11 @@ pub async fn connect(
     extract::WebSocket(ws): extract::WebSocket,
 ) -> Response {
     match accept(&state, &headers).await {
+        // A draining replica takes no new link: it would close it again within seconds.
+        Ok((cluster, _)) if state.hub.is_draining() => {
+            let wait = Duration::from_millis(rand::rng().random_range(500..=3_000));
+            ApiError::link_draining(&cluster, wait).into_response()
+        }
         Ok((cluster, credential)) => match state.hub.admit_link(&cluster) {
             Admission::Admitted => upgrade(&state, cluster, credential, ws),
             Admission::Later(wait) => {

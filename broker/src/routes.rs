@@ -55,23 +55,32 @@ pub(crate) fn new_id(prefix: &str) -> String {
 
 // === health ===
 
+/// `/health`'s reason while the replica drains.
+const DRAINING: &str = "draining: this replica is shutting down; use another";
+
 /// Health of the broker and its store.
 ///
 /// Public: load balancers and probes send no credentials. 503 with a `reason` when the store
-/// does not answer within 2 s.
+/// does not answer within 2 s, or while the replica drains after SIGTERM (so a balancer sends
+/// new requests and returning agents to the other replicas).
 #[utoipa::path(get, path = "/health", tag = "health",
     responses(
         (status = 200, description = "The broker and its store answer.", body = Health),
-        (status = 503, description = "The store does not answer; `reason` says why.", body = Health,
+        (status = 503, description = "The store does not answer, or the replica is draining; \
+            `reason` says why.", body = Health,
             example = json!({"status": "unhealthy", "version": "1.0.0", "timestamp": "2024-01-20T10:30:45Z",
                 "uptime_seconds": 3600, "reason": "store unavailable: no answer within 2s"})),
     ))]
 pub async fn health(State(state): State<AppState>) -> Response {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.hub.store().ping()).await;
-    let reason = match ping {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("store unavailable: {e}")),
-        Err(_) => Some("store unavailable: no answer within 2s".to_owned()),
+    let reason = if state.hub.is_draining() {
+        // A balancer stops sending new work (and returning agents) here while it drains.
+        Some(DRAINING.to_owned())
+    } else {
+        match tokio::time::timeout(Duration::from_secs(2), state.hub.store().ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("store unavailable: {e}")),
+            Err(_) => Some("store unavailable: no answer within 2s".to_owned()),
+        }
     };
     let body = Health {
         status: if reason.is_none() {

@@ -195,7 +195,8 @@ export interface paths {
          *     not a WebSocket upgrade gets 400. Over the socket, JSON text frames (`kubeline_shared::protocol`):
          *     the agent sends `hello` first and the broker answers `welcome`; then the broker sends `execute`,
          *     `cancel`, `ping` and `reconnect`, the agent answers `output` chunks (at most 32 KiB), `done`
-         *     and `pong`.
+         *     and `pong`. New links are admitted at a paced rate: past it the answer is 503 with the time
+         *     this agent should come back.
          */
         get: operations["connect"];
         put?: never;
@@ -504,7 +505,8 @@ export interface paths {
         /**
          * Health of the broker and its store.
          * @description Public: load balancers and probes send no credentials. 503 with a `reason` when the store
-         *     does not answer within 2 s.
+         *     does not answer within 2 s, or while the replica drains after SIGTERM (so a balancer sends
+         *     new requests and returning agents to the other replicas).
          */
         get: operations["health"];
         put?: never;
@@ -3029,6 +3031,19 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            /** @description Too many agents are linking at once (a fleet returning after a restart): come back after `details.retry_after_ms` (also `Retry-After`, in whole seconds); a slot is kept for this cluster until then. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
+                    "X-Correlation-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_audit: {
@@ -3976,7 +3991,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The store does not answer; `reason` says why. */
+            /** @description The store does not answer, or the replica is draining; `reason` says why. */
             503: {
                 headers: {
                     /** @description The request's `X-Correlation-ID`, or one the broker generated (`corr_…`) when it had none; results and logs carry the same id. */
