@@ -279,7 +279,7 @@ async fn main() {
         let (command_type, args) = COMMANDS[(sent % 3) as usize];
         sent += 1;
         let permit = in_flight.clone().acquire_owned().await.unwrap();
-        let (client, base, counts, sessions) =
+        let (client, base, tally, sessions) =
             (http.clone(), url.clone(), counts.clone(), current.clone());
         tokio::spawn(async move {
             let _permit = permit;
@@ -296,15 +296,15 @@ async fn main() {
                 Ok(r) if r.status().is_success() => {
                     let v: Value = r.json().await.unwrap_or_default();
                     if v["status"] == "completed" {
-                        &counts.completed
+                        &tally.completed
                     } else {
-                        &counts.failed
+                        &tally.failed
                     }
                 }
                 // The session expired between the read and the request, or a limit: refused
                 // with a contract error, nothing lost.
-                Ok(r) if r.status().is_client_error() => &counts.refused,
-                _ => &counts.lost,
+                Ok(r) if r.status().is_client_error() => &tally.refused,
+                _ => &tally.lost,
             };
             counter.fetch_add(1, Ordering::Relaxed);
         });
