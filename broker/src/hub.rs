@@ -105,6 +105,10 @@ pub struct Hub {
     webhooks: OnceLock<Arc<Webhooks>>,
 }
 
+/// Periodic looks at their queues all idle links of a replica take together, a second (see
+/// `Hub::look_every`).
+const IDLE_LOOKS_PER_SECOND: f64 = 1000.0;
+
 /// Why a link ended, as `cluster.disconnected` tells it.
 const LAPSED: &str = "presence lapsed: the broker replica holding the link stopped refreshing it";
 
@@ -762,8 +766,8 @@ impl Hub {
 
     /// Moves commands from the store to the link until it closes.
     async fn pump(self: Arc<Self>, link: Arc<LinkState>) {
-        let mut tick = tokio::time::interval(self.settings.poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first look is at once: a link that moved here takes over what its old replica left.
+        let mut next_look = tokio::time::Instant::now();
         let mut since_heartbeat = Instant::now();
         loop {
             let periodic = tokio::select! {
@@ -771,10 +775,11 @@ impl Hub {
                 // Draining: what is still queued waits for the replica the agent moves to.
                 () = self.stop_taking.cancelled() => return,
                 () = link.bell.notified() => false,
-                _ = tick.tick() => true,
+                () = tokio::time::sleep_until(next_look) => true,
             };
             if periodic {
                 self.maintain(&link, &mut since_heartbeat).await;
+                next_look = tokio::time::Instant::now() + self.look_every(&link);
             }
             loop {
                 let taken = self
@@ -797,6 +802,24 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// How long a pump waits before its next periodic look at its queue. A link with commands
+    /// or streams in flight looks every `poll_interval` (keep-alives, stream beats). An idle
+    /// link's look is only a safety net (new commands ring its bell; what a dead replica left
+    /// was taken over at its first look), so idle links share a budget of
+    /// [`IDLE_LOOKS_PER_SECOND`] for the whole replica, at most one `ping_interval` apart (the
+    /// presence refresh), spread with jitter: 10,000 idle links would otherwise cost the store
+    /// some 40,000 commands a second.
+    fn look_every(&self, link: &LinkState) -> Duration {
+        let poll = self.settings.poll_interval;
+        if !link.in_flight().is_empty() {
+            return poll;
+        }
+        let ceiling = self.settings.ping_interval.max(poll);
+        let share = poll.mul_f64(self.link_count() as f64 / IDLE_LOOKS_PER_SECOND);
+        let every = share.clamp(poll, ceiling);
+        every.mul_f64(rand::random_range(0.8..=1.0))
     }
 
     /// Periodic work of a pump: take over abandoned commands, keep ours alive, refresh presence.
@@ -843,7 +866,8 @@ impl Hub {
         if let Err(e) = self.store.keep_alive(cluster, &self.broker_id, &ids).await {
             warn!(cluster = %cluster, error = %e, "cannot refresh in-flight commands");
         }
-        if since_heartbeat.elapsed() >= self.settings.ping_interval {
+        // Three quarters: an idle link looks up to a fifth early (`look_every`'s jitter).
+        if since_heartbeat.elapsed() >= self.settings.ping_interval.mul_f64(0.75) {
             *since_heartbeat = Instant::now();
             let last_seen =
                 Utc::now() - chrono::Duration::from_std(link.silence()).unwrap_or_default();
