@@ -4,6 +4,9 @@
 
 #![cfg(feature = "otlp")]
 
+// The harness of the other integration tests (`tests/it`); this test is a binary of its own
+// because it needs the `otlp` feature (scripts/test runs it with `--features otlp`).
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::sync::{Arc, Mutex};

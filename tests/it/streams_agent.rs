@@ -12,13 +12,11 @@
 //! Needs the bed's environment (`scripts/testbed up` + `eval "$(scripts/testbed env)"`);
 //! without it the tests fail, they never skip.
 
-mod diff;
-
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diff::{mask_times, testbed_var};
+use crate::commands::{mask_times, testbed_var};
 use futures::{SinkExt, StreamExt};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};

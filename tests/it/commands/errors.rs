@@ -5,10 +5,8 @@
 //! `api-resources -o json|yaml|kyaml`, `rollout history -o yaml|name`. Needs the bed's
 //! environment, like `tests/commands.rs`.
 
-mod diff;
-
 use anyhow::Result;
-use diff::{Row, row};
+use super::{Row, row};
 
 const ROWS: &[Row] = &[
     // NotFound in a namespace that does not exist names the namespace (cli-runtime's Info.Get).
@@ -238,10 +236,10 @@ const GET_ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn error_paths_and_formats_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 #[tokio::test]
 async fn get_error_paths_match_kubectl() -> Result<()> {
-    diff::check_rows(GET_ROWS).await
+    super::check_rows(GET_ROWS).await
 }

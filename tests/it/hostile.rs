@@ -3,15 +3,13 @@
 //! limit are refused before queueing, work that grows at run time stops at the agent's budgets,
 //! and ordinary commands keep being answered meanwhile.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubeline_agent::exec::Executor;
 use kubeline_shared::command;
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 
 /// A jsonpath template that nests `{range ..}` `depth` deep: each level visits every
 /// descendant of every value of the level above.

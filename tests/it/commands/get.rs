@@ -13,10 +13,8 @@
 //! `scripts/testbed up && eval "$(scripts/testbed env)"`). Without it the test fails; it never
 //! skips.
 
-mod diff;
-
 use anyhow::{Context, Result};
-use diff::{NOT_UP, Norm, Row, normalise, row, run_kubectl, run_kubeline, testbed_var};
+use super::{NOT_UP, Norm, Row, normalise, row, run_kubectl, run_kubeline, testbed_var};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kubeline_agent::exec::Executor;
@@ -271,7 +269,7 @@ const ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn commands_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 /// Secret values must never leave the cluster, even for an identity that may read them: json

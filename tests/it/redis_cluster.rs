@@ -5,14 +5,12 @@
 //! broker started before its Redis (one server or a cluster) waits for it.
 //! Needs the test bed (like `tests/e2e.rs`).
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 
 /// The callers' timeout, in seconds.
 const TIMEOUT_S: u64 = 10;

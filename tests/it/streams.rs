@@ -5,13 +5,11 @@
 //! open stream (100 concurrent `get -w` streams on one agent), and the time from a change in
 //! the cluster to its watch row reaching the caller.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

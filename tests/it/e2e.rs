@@ -1,13 +1,11 @@
 //! End to end: `kubeline broker` and `kubeline agent` processes, real Redis servers, and the test
 //! bed's API server. Run through `scripts/test`, which brings the bed up.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

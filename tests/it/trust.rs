@@ -5,15 +5,13 @@
 //! `KUBELINE_REVOKE_TRIES=20 cargo test --test trust revoking_an_agent_token -- --nocapture`
 //! measures the time from revocation to the link's close over that many tries.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

@@ -2,13 +2,11 @@
 //! the test bed; both `/metrics` are scraped and parsed before and after commands run, and a
 //! caller's `traceparent` is followed into the agent's log line for its command.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use support::*;
+use crate::support::*;
 
 /// One sample of the text exposition format: name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);

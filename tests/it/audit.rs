@@ -3,8 +3,6 @@
 //! would), the CLI reads them through the broker's `GET /audit` and verifies them locally.
 //! Then the log is tampered with in Redis, and the CLI must say so.
 
-mod support;
-
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -13,7 +11,7 @@ use kubeline_broker::audit::{AuditArgs, Auditor};
 use kubeline_broker::store::Store;
 use kubeline_broker::store::redis::RedisStore;
 use kubeline_shared::audit::{AuditAction, AuditEvent, AuditOutcome, VerifyReport};
-use support::{ADMIN_KEY, BrokerOpts, READ_KEY, Redis, start_broker};
+use crate::support::{ADMIN_KEY, BrokerOpts, READ_KEY, Redis, start_broker};
 
 fn kubeline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubeline"))
@@ -154,7 +152,7 @@ async fn audit_verify_checks_a_brokers_log_and_finds_tampering() {
     let (code, _, stderr) = verify(&url, READ_KEY, &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("403"), "{stderr}");
-    let nobody = format!("http://127.0.0.1:{}", support::free_port());
+    let nobody = format!("http://127.0.0.1:{}", crate::support::free_port());
     let (code, _, stderr) = verify(&nobody, ADMIN_KEY, &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("cannot reach the broker"), "{stderr}");

@@ -1,11 +1,19 @@
-//! Differential harness: run a command through kubeline and through the test bed's real kubectl
-//! of the same version, and compare what they print. Shared by the `tests/commands*.rs` files.
+//! Differential suites: run a command through kubeline and through the test bed's real kubectl
+//! of the same version, and compare what they print. This module is the harness; its children
+//! hold the rows (`get`, `describe`, `meta`, `ops`, `errors`, `usage`).
 //!
 //! The only normalisation: durations (AGE cells, `(5m ago)`) and RFC 3339 timestamps are masked
 //! with placeholders of the same length (so column layout is still compared byte for byte), and
 //! for `version` the client-side lines kubeline does not print are removed from kubectl's output.
 //! Because ages tick, a row that differs is retried a few times before it counts as failed.
 #![allow(dead_code)]
+
+mod describe;
+mod errors;
+mod get;
+mod meta;
+mod ops;
+mod usage;
 
 use std::env;
 use std::fmt::Write as _;

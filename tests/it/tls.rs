@@ -4,14 +4,12 @@
 //! link. Commands run on the test bed's API server (`scripts/test`, or `scripts/testbed up` and
 //! `eval "$(scripts/testbed env)"`).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use support::*;
+use crate::support::*;
 
 // === certificates ===
 

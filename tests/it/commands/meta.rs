@@ -3,10 +3,8 @@
 //! `-o custom-columns`, `--sort-by`) against the test bed's real kubectl, through the shared
 //! harness in `tests/diff`. Needs the bed's environment, like `tests/commands.rs`.
 
-mod diff;
-
 use anyhow::{Context, Result};
-use diff::{NOT_UP, Row, row, run_kubectl, run_kubeline, testbed_var};
+use super::{NOT_UP, Row, row, run_kubectl, run_kubeline, testbed_var};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kubeline_agent::exec::Executor;
@@ -278,7 +276,7 @@ const ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn meta_commands_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 /// `-o jsonpath` and `-o custom-columns` read the redacted object: for an identity that may
@@ -343,7 +341,7 @@ async fn templates_never_show_secret_values() -> Result<()> {
         let row = Row {
             command: "get",
             args,
-            norm: diff::Norm::Times,
+            norm: super::Norm::Times,
         };
         let ours = run_kubeline(&executor, &row).await;
         assert_eq!(ours.exit_code, 0, "get {args:?}: {}", ours.stderr);

@@ -7,10 +7,8 @@
 //! hostile-input rows whose runaway work kubectl allows but kubeline bounds are *not* here: those
 //! differ on purpose (README, Limits) and are tested in `tests/hostile.rs`.
 
-mod diff;
-
 use anyhow::Result;
-use diff::{Row, row};
+use super::{Row, row};
 
 const ROWS: &[Row] = &[
     row("get", &[]),
@@ -201,10 +199,10 @@ const TEMPLATE_ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn usage_errors_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 #[tokio::test]
 async fn template_errors_match_kubectl() -> Result<()> {
-    diff::check_rows(TEMPLATE_ROWS).await
+    super::check_rows(TEMPLATE_ROWS).await
 }

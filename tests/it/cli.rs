@@ -3,14 +3,12 @@
 //! configuration) run as a person would run them, against a live broker and agent on the test
 //! bed, each in a home folder of its own (never the real user's config).
 
-mod support;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use support::{
+use crate::support::{
     ADMIN_KEY, AGENT_TOKEN, Api, BrokerOpts, CLUSTER, READ_KEY, free_port, start_agent,
     start_broker, wait_connected,
 };
@@ -206,7 +204,7 @@ impl Drop for Home {
 }
 
 /// A broker (embedded store) with an agent on the test bed, linked.
-async fn live(name: &str, flags: &[&str]) -> (support::Proc, support::Proc, Api, String) {
+async fn live(name: &str, flags: &[&str]) -> (crate::support::Proc, crate::support::Proc, Api, String) {
     let (broker, api) = start_broker(
         &format!("cli-{name}-broker"),
         BrokerOpts::embedded().with(flags),
@@ -1254,7 +1252,7 @@ async fn an_https_broker_behind_a_private_ca_needs_its_ca_file() {
         key_file.to_str().unwrap(),
     ]);
     let port = opts.port;
-    let (_broker, _api) = support::start_broker_answering(
+    let (_broker, _api) = crate::support::start_broker_answering(
         "cli-tls-broker",
         opts,
         Api::https(port, ADMIN_KEY, ca_pem.as_bytes()),

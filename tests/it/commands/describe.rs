@@ -3,10 +3,8 @@
 //!
 //! Needs the bed's environment (`scripts/test` provides it); without it the test fails.
 
-mod diff;
-
 use anyhow::{Context, Result};
-use diff::{NOT_UP, Norm, Row, row, run_kubectl, run_kubeline, testbed_var};
+use super::{NOT_UP, Norm, Row, row, run_kubectl, run_kubeline, testbed_var};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kubeline_agent::exec::Executor;
@@ -188,7 +186,7 @@ const ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn describe_matches_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 /// With an identity that may read Secrets, `describe` shows each value's size and never the
@@ -237,14 +235,14 @@ async fn described_secrets_show_sizes_not_values() -> Result<()> {
         // For an Opaque Secret, kubectl prints sizes too: the outputs are the same.
         let theirs = run_kubectl(&kubectl, &kubeconfig_path, &row).await?;
         let (theirs, ours) = (
-            diff::normalise(&theirs, Norm::Times, true),
-            diff::normalise(&ours, Norm::Times, false),
+            super::normalise(&theirs, Norm::Times, true),
+            super::normalise(&ours, Norm::Times, false),
         );
         assert_eq!(
             theirs.stdout,
             ours.stdout,
             "describe {args:?}: {}",
-            diff::describe_difference(&theirs, &ours)
+            super::describe_difference(&theirs, &ours)
         );
     }
     Ok(())

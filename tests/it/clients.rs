@@ -15,12 +15,10 @@
 //!
 //! The toolchains' packages are installed by `scripts/test` (each suite's `setup.sh`).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{
+use crate::support::{
     ADMIN_KEY, AGENT_TOKEN, BrokerOpts, free_port, start_agent, start_broker, wait_connected,
 };
 
@@ -41,7 +39,7 @@ async fn run_suite(name: &str, suite: &str) {
         .arg(&script)
         .env("KUBELINE_TEST_ENDPOINT", format!("http://127.0.0.1:{port}"))
         .env("KUBELINE_TEST_API_KEY", ADMIN_KEY)
-        .env("KUBELINE_TEST_CLUSTER", support::CLUSTER)
+        .env("KUBELINE_TEST_CLUSTER", crate::support::CLUSTER)
         .env("KUBELINE_TEST_OTHER_KEY", OTHER_KEY)
         .env(
             "KUBELINE_TEST_DEAD_ENDPOINT",

@@ -6,13 +6,11 @@
 //! figures of a fleet call across 10 clusters (real agents) and 100 (scripted agents that
 //! answer at once): the call's total time against its slowest cluster.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
