@@ -6,12 +6,12 @@
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use crate::support::{ADMIN_KEY, BrokerOpts, READ_KEY, Redis, start_broker};
 use chrono::Utc;
 use kubeline_broker::audit::{AuditArgs, Auditor};
 use kubeline_broker::store::Store;
 use kubeline_broker::store::redis::RedisStore;
 use kubeline_shared::audit::{AuditAction, AuditEvent, AuditOutcome, VerifyReport};
-use crate::support::{ADMIN_KEY, BrokerOpts, READ_KEY, Redis, start_broker};
 
 fn kubeline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubeline"))

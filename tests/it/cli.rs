@@ -7,11 +7,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
 use crate::support::{
     ADMIN_KEY, AGENT_TOKEN, Api, BrokerOpts, CLUSTER, READ_KEY, free_port, start_agent,
     start_broker, wait_connected,
 };
+use serde_json::{Value, json};
 
 fn kubeline(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kubeline"))
@@ -204,7 +204,10 @@ impl Drop for Home {
 }
 
 /// A broker (embedded store) with an agent on the test bed, linked.
-async fn live(name: &str, flags: &[&str]) -> (crate::support::Proc, crate::support::Proc, Api, String) {
+async fn live(
+    name: &str,
+    flags: &[&str],
+) -> (crate::support::Proc, crate::support::Proc, Api, String) {
     let (broker, api) = start_broker(
         &format!("cli-{name}-broker"),
         BrokerOpts::embedded().with(flags),

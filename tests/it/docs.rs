@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{ADMIN_KEY, BrokerOpts, start_broker};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use crate::support::{ADMIN_KEY, BrokerOpts, start_broker};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A headless Chromium with its own profile, killed (and its profile removed) on drop.

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use crate::support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

@@ -8,9 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::bed::helm;
+use crate::support::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use crate::support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -744,24 +745,13 @@ async fn fleet_of_a_hundred_fake_agents() {
 /// reads; without labels the variable is not set.
 #[test]
 fn the_agent_chart_passes_its_labels() {
-    let helm = format!(
-        "{}/helm",
-        std::env::var("TESTBED_BIN").expect("TESTBED_BIN: load the test bed's env")
-    );
     let render = |extra: &[&str]| {
-        let out = std::process::Command::new(&helm)
-            .args(["template", "x", "charts/kubeline-agent", "--set"])
-            .arg("brokerUrl=https://broker.example,clusterId=prod-eu,token=t")
-            .args(extra)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut args = vec!["template", "x", "charts/kubeline-agent", "--set"];
+        args.push("brokerUrl=https://broker.example,clusterId=prod-eu,token=t");
+        args.extend(extra);
+        let (ok, out, err) = helm(&args);
+        assert!(ok, "{err}");
+        out
     };
     assert!(!render(&[]).contains("KUBELINE_AGENT_LABELS"));
     let manifest = render(&[

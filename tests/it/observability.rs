@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::json;
 use crate::support::*;
+use serde_json::json;
 
 /// One sample of the text exposition format: name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);

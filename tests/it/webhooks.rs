@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{Api, BrokerOpts, eventually, start_agent_with, start_broker, wait_connected};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +19,6 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use crate::support::{Api, BrokerOpts, eventually, start_agent_with, start_broker, wait_connected};
 
 /// How the receiver answers on a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,7 +284,10 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
         },
     )
     .await;
-    assert_eq!(connected.body["data"]["cluster_id"], crate::support::CLUSTER);
+    assert_eq!(
+        connected.body["data"]["cluster_id"],
+        crate::support::CLUSTER
+    );
     assert!(
         connected.body["data"]["broker_id"]
             .as_str()
@@ -366,7 +369,10 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
         heard.as_millis(),
         delivered.at.saturating_duration_since(killed).as_millis()
     );
-    assert_eq!(delivered.body["data"]["cluster_id"], crate::support::CLUSTER);
+    assert_eq!(
+        delivered.body["data"]["cluster_id"],
+        crate::support::CLUSTER
+    );
     // Killed: its connection was reset (a clean exit would say "agent closed the link").
     let reason = delivered.body["data"]["reason"].as_str().unwrap();
     assert!(reason.contains("Connection reset"), "{reason}");

@@ -5,8 +5,8 @@
 //! `api-resources -o json|yaml|kyaml`, `rollout history -o yaml|name`. Needs the bed's
 //! environment, like `tests/commands.rs`.
 
-use anyhow::Result;
 use super::{Row, row};
+use anyhow::Result;
 
 const ROWS: &[Row] = &[
     // NotFound in a namespace that does not exist names the namespace (cli-runtime's Info.Get).

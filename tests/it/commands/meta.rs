@@ -3,11 +3,9 @@
 //! `-o custom-columns`, `--sort-by`) against the test bed's real kubectl, through the shared
 //! harness in `tests/diff`. Needs the bed's environment, like `tests/commands.rs`.
 
-use anyhow::{Context, Result};
-use super::{NOT_UP, Row, row, run_kubectl, run_kubeline, testbed_var};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use kubeline_agent::exec::Executor;
+use super::{Row, row, run_kubectl, run_kubeline};
+use crate::support::bed::{Bed, executor_for};
+use anyhow::Result;
 
 const ROWS: &[Row] = &[
     // api-resources and api-versions.
@@ -286,12 +284,9 @@ async fn meta_commands_match_kubectl() -> Result<()> {
 async fn templates_never_show_secret_values() -> Result<()> {
     use kubeline_agent::exec::REDACTED;
 
-    let kubeconfig_path = testbed_var("TESTBED_SECRETS_KUBECONFIG");
-    let kubectl = format!("{}/kubectl", testbed_var("TESTBED_BIN"));
-    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path)
-        .with_context(|| format!("reading {kubeconfig_path}; {NOT_UP}"))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let executor = Executor::new(Client::try_from(config)?);
+    let bed = Bed::new().await;
+    let (kubectl, kubeconfig_path) = (&bed.kubectl, &bed.secrets);
+    let executor = executor_for(&bed.secrets).await;
     let clear = [
         "kbl-testbed-db-password-7f3a9c",
         "kbl-testbed-api-token-1b2c3d4e5f",
@@ -352,7 +347,7 @@ async fn templates_never_show_secret_values() -> Result<()> {
                 ours.stdout
             );
         }
-        let theirs = run_kubectl(&kubectl, &kubeconfig_path, &row).await?;
+        let theirs = run_kubectl(kubectl, kubeconfig_path, &row).await?;
         assert_eq!(
             theirs.exit_code, 0,
             "kubectl get {args:?}: {}",

@@ -13,8 +13,8 @@
 //! Needs the bed's environment (`scripts/test`, or `scripts/testbed up` +
 //! `eval "$(scripts/testbed env)"`); without it the test fails, it never skips.
 
-use anyhow::Result;
 use super::{Row, row, top_row};
+use anyhow::Result;
 
 const ROWS: &[Row] = &[
     // logs: pods, workloads and selectors.

@@ -7,8 +7,8 @@
 //! hostile-input rows whose runaway work kubectl allows but kubeline bounds are *not* here: those
 //! differ on purpose (README, Limits) and are tested in `tests/hostile.rs`.
 
-use anyhow::Result;
 use super::{Row, row};
+use anyhow::Result;
 
 const ROWS: &[Row] = &[
     row("get", &[]),
