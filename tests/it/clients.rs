@@ -18,9 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{
-    ADMIN_KEY, AGENT_TOKEN, BrokerOpts, free_port, start_agent, start_broker, wait_connected,
-};
+use crate::support::{ADMIN_KEY, Stack, free_port};
 
 const OTHER_KEY: &str = "clients-other-key";
 
@@ -29,11 +27,12 @@ async fn run_suite(name: &str, suite: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join(suite).join("test.sh");
     assert!(script.exists(), "{} is missing", script.display());
-    let opts = BrokerOpts::embedded().with(&["--api-key", &format!("read@elsewhere={OTHER_KEY}")]);
-    let port = opts.port;
-    let (_broker, api) = start_broker(&format!("{name}-broker"), opts).await;
-    let _agent = start_agent(&format!("{name}-agent"), port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let stack = Stack::build(name)
+        .flags(&["--api-key", &format!("read@elsewhere={OTHER_KEY}")])
+        .agent()
+        .start()
+        .await;
+    let port = stack.api(0).port();
     let report = report_file(name);
     let status = Command::new("bash")
         .arg(&script)

@@ -9,11 +9,11 @@
 use std::time::{Duration, Instant};
 
 use crate::support::bed::helm;
+use crate::support::ws;
 use crate::support::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The test's clusters: id, agent token, labels.
 const CLUSTERS: [(&str, &str, &[&str]); 3] = [
@@ -476,7 +476,7 @@ async fn bad_labels_are_refused_by_the_agent_and_by_the_broker() {
         (vec!["--label", "env=a", "--label", "env=b"], None),
         (vec![], Some("env=prod,bad key=1")),
     ] {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubeline"));
+        let mut cmd = kubeline();
         cmd.args([
             "agent",
             "--broker-url",
@@ -486,8 +486,7 @@ async fn bad_labels_are_refused_by_the_agent_and_by_the_broker() {
             "--token",
             "t",
         ])
-        .args(&how)
-        .env_remove("KUBELINE_AGENT_LABELS");
+        .args(&how);
         if let Some(labels) = env {
             cmd.env("KUBELINE_AGENT_LABELS", labels);
         }
@@ -503,23 +502,13 @@ async fn bad_labels_are_refused_by_the_agent_and_by_the_broker() {
         BrokerOpts::embedded().with(&["--agent-token", "hostile=tok-h"]),
     )
     .await;
-    let mut request = format!("ws://127.0.0.1:{}/agent/v1/connect", api.port())
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", "Bearer tok-h".parse().unwrap());
-    request
-        .headers_mut()
-        .insert("x-kubeline-cluster", "hostile".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = ws::connect(ws::agent_request(api.port(), "hostile", "tok-h"))
+        .await
+        .expect("the link");
     let labels: serde_json::Map<String, Value> =
         (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": "hostile",
-        "agent_version": "scripted", "kubernetes_version": "", "commands": [], "labels": labels });
-    ws.send(Message::Text(hello.to_string().into()))
-        .await
-        .unwrap();
+    let hello = ws::hello("hostile", "scripted", &[], json!({ "labels": labels }));
+    ws.send(hello).await.unwrap();
     match ws.next().await {
         Some(Ok(Message::Close(Some(frame)))) => {
             assert_eq!(u16::from(frame.code), 4002);
@@ -619,18 +608,11 @@ async fn fleet_of_ten() {
 /// A scripted agent: links as `cluster` with `labels`, answers pings, and answers every command
 /// at once with `ok` (an agent with no API server behind it, to measure the broker alone).
 async fn fake_agent(port: u16, cluster: String, token: String, labels: Value) {
-    let mut request = format!("ws://127.0.0.1:{port}/agent/v1/connect")
-        .into_client_request()
-        .unwrap();
-    let headers = request.headers_mut();
-    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-    headers.insert("x-kubeline-cluster", cluster.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": cluster,
-        "agent_version": "fake", "kubernetes_version": "", "commands": ["version"], "labels": labels });
-    ws.send(Message::Text(hello.to_string().into()))
+    let mut ws = ws::connect(ws::agent_request(port, &cluster, &token))
         .await
-        .unwrap();
+        .expect("the link");
+    let hello = ws::hello(&cluster, "fake", &["version"], json!({ "labels": labels }));
+    ws.send(hello).await.unwrap();
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(text) = msg else { continue };
         let frame: Value = serde_json::from_str(&text).unwrap();

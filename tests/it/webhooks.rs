@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Api, BrokerOpts, eventually, start_agent_with, start_broker, wait_connected};
+use crate::support::{
+    Api, BrokerOpts, Stack, eventually, start_agent_with, start_broker, wait_connected,
+};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -239,10 +241,14 @@ const WEBHOOK_FLAGS: &[&str] = &["--webhook-allow-private", "--webhook-timeout-s
 /// NotFound, and exactly one `cluster.disconnected` when the agent is killed.
 #[tokio::test]
 async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
-    let redis = crate::support::Redis::start().await;
     let receiver = Receiver::start().await;
-    let (_a, api_a) = start_broker("wh-a", BrokerOpts::redis(&redis).with(WEBHOOK_FLAGS)).await;
-    let (_b, api_b) = start_broker("wh-b", BrokerOpts::redis(&redis).with(WEBHOOK_FLAGS)).await;
+    let stack = Stack::build("wh")
+        .redis()
+        .replicas(2)
+        .flags(WEBHOOK_FLAGS)
+        .start()
+        .await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
     let hook = register(
         &api_a,
         &receiver,

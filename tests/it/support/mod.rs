@@ -657,6 +657,18 @@ impl Drop for RedisCluster {
 
 // === kubeline processes ===
 
+/// A `kubeline` command (the binary under test) that sees none of the caller's `KUBELINE_*`
+/// variables: a developer's own broker URL, keys or tokens never leak into a test.
+pub fn kubeline() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kubeline"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KUBELINE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// A `kubeline` child process, killed on drop.
 pub struct Proc {
     name: String,
@@ -684,13 +696,10 @@ impl Proc {
     fn spawn_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Self {
         let err_log = log_path(&format!("{name}.err"));
         let create = |path: &PathBuf| std::fs::File::create(path).expect("create a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+        let child = kubeline()
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
-            .env_remove("KUBELINE_API_KEYS")
-            .env_remove("KUBELINE_AGENT_TOKENS")
-            .env_remove("KUBELINE_JWT_ISSUER")
             // Suites send far more than a person would: rate limits are off unless a test
             // turns them on with a flag (flags win over the environment).
             .env("KUBELINE_RATE_LIMIT_SESSION_CREATE", "0")
