@@ -2,7 +2,7 @@
 //! test bed's API server. Several agents serve the one test bed under different cluster ids and
 //! labels (`--label`), as agents in several clusters would.
 //!
-//! `KUBELINE_FLEET_ROUNDS=20 cargo test --test fleet fleet_of -- --nocapture` prints the
+//! `KUBELINE_FLEET_ROUNDS=20 cargo test --test it fleet::fleet_of -- --nocapture` prints the
 //! figures of a fleet call across 10 clusters (real agents) and 100 (scripted agents that
 //! answer at once): the call's total time against its slowest cluster.
 

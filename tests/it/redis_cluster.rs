@@ -3,7 +3,7 @@
 //! the sharded channels), under a steady stream of executes while the master holding the
 //! cluster's queue is killed, and while the queue's slot moves to another master; and a
 //! broker started before its Redis (one server or a cluster) waits for it.
-//! Needs the test bed (like `tests/e2e.rs`).
+//! Needs the test bed (like `tests/it/e2e.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

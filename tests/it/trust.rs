@@ -2,7 +2,7 @@
 //! at once, agent links close when their token is revoked, and a revoked key's requests in
 //! flight end. Two real broker processes share one real Redis.
 //!
-//! `KUBELINE_REVOKE_TRIES=20 cargo test --test trust revoking_an_agent_token -- --nocapture`
+//! `KUBELINE_REVOKE_TRIES=20 cargo test --test it trust::revoking_an_agent_token -- --nocapture`
 //! measures the time from revocation to the link's close over that many tries.
 
 use std::time::{Duration, Instant};

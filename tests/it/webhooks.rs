@@ -432,7 +432,7 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
     assert_eq!(codes, [503, 503, 200]);
     assert_eq!(disconnected["payload"], delivered.body);
 
-    // More tries for the figure: KUBELINE_WEBHOOK_TRIES=20 cargo test --test webhooks
+    // More tries for the figure: KUBELINE_WEBHOOK_TRIES=20 cargo test --test it
     // cluster_and -- --nocapture
     let tries: usize = std::env::var("KUBELINE_WEBHOOK_TRIES")
         .ok()

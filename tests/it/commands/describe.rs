@@ -1,4 +1,4 @@
-//! Differential test of `describe` against the bed's kubectl (see `tests/diff/mod.rs`), and a
+//! Differential test of `describe` against the bed's kubectl (see `tests/it/commands/mod.rs`), and a
 //! proof that describing Secrets shows sizes and never values.
 //!
 //! Needs the bed's environment (`scripts/test` provides it); without it the test fails.

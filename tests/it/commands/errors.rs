@@ -1,9 +1,9 @@
 //! Differential test of error paths and the newer output formats against the test bed's real
-//! kubectl, through the shared harness in `tests/diff`: NotFound in a namespace that does not
+//! kubectl, through the shared harness in `tests/it/commands/mod.rs`: NotFound in a namespace that does not
 //! exist, label and field selector errors and empty matches, `explain --api-version` errors,
 //! the short-name ambiguity warning, sorting by a boolean field, and `events -o json|yaml|name`,
 //! `api-resources -o json|yaml|kyaml`, `rollout history -o yaml|name`. Needs the bed's
-//! environment, like `tests/commands.rs`.
+//! environment, like `tests/it/commands/get.rs`.
 
 use super::{Row, row};
 use anyhow::Result;

@@ -1,7 +1,7 @@
 //! Differential test of the discovery, documentation and access commands (`api-resources`,
 //! `api-versions`, `explain`, `auth can-i`) and of `get`'s template outputs (`-o jsonpath`,
 //! `-o custom-columns`, `--sort-by`) against the test bed's real kubectl, through the shared
-//! harness in `tests/diff`. Needs the bed's environment, like `tests/commands.rs`.
+//! harness in `tests/it/commands/mod.rs`. Needs the bed's environment, like `tests/it/commands/get.rs`.
 
 use super::{Row, row, run_kubectl, run_kubeline};
 use crate::support::bed::{Bed, executor_for};

@@ -1,11 +1,11 @@
 //! Differential test of kubectl's usage errors — argvs kubectl itself refuses before calling the
 //! API server (no resource type, `TYPE/NAME` mixed with a type, an unknown `-o`, conflicting
 //! options, missing arguments) — against the test bed's real kubectl, through the shared harness
-//! in `tests/diff`. kubeline answers them as kubectl does: kubectl's exact standard error and
+//! in `tests/it/commands/mod.rs`. kubeline answers them as kubectl does: kubectl's exact standard error and
 //! exit code 1, in a `failed` result that the broker produces without queueing anything. Also the
 //! template errors (invalid filters, indexes at the ends of the 64-bit range) are compared too. The
 //! hostile-input rows whose runaway work kubectl allows but kubeline bounds are *not* here: those
-//! differ on purpose (README, Limits) and are tested in `tests/hostile.rs`.
+//! differ on purpose (README, Limits) and are tested in `tests/it/hostile.rs`.
 
 use super::{Row, row};
 use anyhow::Result;
