@@ -259,7 +259,8 @@ fn mask_klog_headers(s: &str) -> String {
             out.push_str(line);
             continue;
         }
-        // Then the thread id, right-aligned in seven columns, and a space.
+        // Then the thread id, right-aligned in seven columns, and a space: the whole field is
+        // masked, since two processes' ids may differ in their number of digits.
         let mut end = shape.len();
         while end < b.len() && b[end] == b' ' {
             end += 1;
@@ -268,9 +269,10 @@ fn mask_klog_headers(s: &str) -> String {
             end += 1;
         }
         out.push(line.chars().next().unwrap_or_default());
-        for c in line[1..end].chars() {
+        for c in line[1..shape.len()].chars() {
             out.push(if c.is_ascii_digit() { '#' } else { c });
         }
+        out.push_str(&"#".repeat(end - shape.len()));
         out.push_str(&line[end..]);
     }
     out
@@ -280,7 +282,12 @@ fn mask_klog_headers(s: &str) -> String {
 fn klog_headers_are_masked() {
     assert_eq!(
         mask_klog_headers("F1201 04:48:40.024837   16106 sorter.go:375] Field x\nok 12\n"),
-        "F#### ##:##:##.######   ##### sorter.go:375] Field x\nok 12\n"
+        "F#### ##:##:##.###### ####### sorter.go:375] Field x\nok 12\n"
+    );
+    // Ids of different lengths, right-aligned in the same seven columns, mask alike.
+    assert_eq!(
+        mask_klog_headers("F1201 04:48:40.024837    1234 sorter.go:375] x\n"),
+        mask_klog_headers("F1201 04:48:40.024837     123 sorter.go:375] x\n")
     );
 }
 
