@@ -4,6 +4,9 @@
 
 #![cfg(feature = "otlp")]
 
+// The harness of the other integration tests (`tests/it`); this test is a binary of its own
+// because it needs the `otlp` feature (scripts/test runs it with `--features otlp`).
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -82,17 +85,12 @@ async fn receiver() -> (String, Spans) {
 #[tokio::test]
 async fn one_trace_spans_broker_and_agent() {
     let (collector, spans) = receiver().await;
-    let opts = BrokerOpts::embedded().with(&["--otlp-endpoint", &collector]);
-    let broker_port = opts.port;
-    let (_broker, api) = start_broker("otlp-broker", opts).await;
-    let _agent = start_agent_with(
-        "otlp-agent",
-        broker_port,
-        CLUSTER,
-        AGENT_TOKEN,
-        &["--otlp-endpoint", &collector],
-    );
-    wait_connected(&api).await;
+    let stack = Stack::build("otlp")
+        .flags(&["--otlp-endpoint", &collector])
+        .agent_with(&["--otlp-endpoint", &collector])
+        .start()
+        .await;
+    let api = stack.api(0);
 
     let session = api.session().await;
     let trace_id = "5af92f3577b34da6a3ce929d0e0e4737";

@@ -3,7 +3,7 @@
 //!
 //! One interface, two implementations: [`redis::RedisStore`] for production (several broker
 //! replicas share it) and [`memory::MemoryStore`], embedded in the process, for a single broker
-//! on a laptop or in CI. The behavioural test suite in `tests/store.rs` runs against both.
+//! on a laptop or in CI. The behavioural test suite in `tests/it/store.rs` runs against both.
 //!
 //! **Invariant:** a result is final once written: the first final result for a `result_id`
 //! wins, so a late agent answer can never overwrite a reported timeout, and vice versa.

@@ -1,5 +1,5 @@
 // kubeline's MCP server driven by the official TypeScript MCP client
-// (@modelcontextprotocol/client 2.x), in both protocol eras. Run by tests/clients.rs (through
+// (@modelcontextprotocol/client 2.x), in both protocol eras. Run by tests/it/clients.rs (through
 // test.sh) against a live broker with an agent on the test bed, named by KUBELINE_TEST_*.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

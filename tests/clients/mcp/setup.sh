@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real MCP clients tests/clients.rs drives: Python `mcp` (requirements.txt) into a
+# Installs the real MCP clients tests/it/clients.rs drives: Python `mcp` (requirements.txt) into a
 # cached virtualenv, and the TypeScript `@modelcontextprotocol/client` (package-lock.json) into
 # node_modules here. Idempotent; re-installs when a pin changes.
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives a live broker's /mcp with the real MCP clients (Python, then TypeScript). The broker is
-# named by KUBELINE_TEST_* (tests/clients.rs sets them); run setup.sh first.
+# named by KUBELINE_TEST_* (tests/it/clients.rs sets them); run setup.sh first.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${KUBELINE_CACHE:-$HOME/.cache/kubeline}"

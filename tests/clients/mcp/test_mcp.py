@@ -1,6 +1,6 @@
 """kubeline's MCP server driven by the real Python MCP client (`mcp` 2.x).
 
-Run by tests/clients.rs (through test.sh) against a live broker with an agent on the test bed;
+Run by tests/it/clients.rs (through test.sh) against a live broker with an agent on the test bed;
 the broker comes from the environment:
 
     KUBELINE_TEST_ENDPOINT, KUBELINE_TEST_API_KEY, KUBELINE_TEST_CLUSTER,
@@ -241,7 +241,7 @@ def test_missing_or_wrong_credentials_are_refused(mode):
         assert error["message"].startswith("Missing credentials"), error
         assert error["data"]["error"] == "unauthorized"
         assert r.headers["www-authenticate"] == 'Bearer realm="kubeline"'
-        # Without JWTs there is no authorization server to name (tests/trust.rs checks it with).
+        # Without JWTs there is no authorization server to name (tests/it/trust.rs checks it with).
         r = h.get(f"{ENDPOINT}/.well-known/oauth-protected-resource/mcp")
         assert r.status_code == 404 and "no --jwt-issuer" in r.json()["message"]
 

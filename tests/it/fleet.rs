@@ -2,19 +2,19 @@
 //! test bed's API server. Several agents serve the one test bed under different cluster ids and
 //! labels (`--label`), as agents in several clusters would.
 //!
-//! `KUBELINE_FLEET_ROUNDS=20 cargo test --test fleet fleet_of -- --nocapture` prints the
+//! `KUBELINE_FLEET_ROUNDS=20 cargo test --test it fleet::fleet_of -- --nocapture` prints the
 //! figures of a fleet call across 10 clusters (real agents) and 100 (scripted agents that
 //! answer at once): the call's total time against its slowest cluster.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::commands::mask_times;
+use crate::support::bed::helm;
+use crate::support::ws;
+use crate::support::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::*;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The test's clusters: id, agent token, labels.
 const CLUSTERS: [(&str, &str, &[&str]); 3] = [
@@ -272,8 +272,10 @@ async fn labels_select_clusters_and_fleet_calls_run_on_them() {
             r["output"].as_str().unwrap().starts_with("NAME "),
             "kubectl's table: {r}"
         );
-        // The same output everywhere: three agents serve one API server.
-        assert_eq!(r["output"], results[0]["output"]);
+        // The same output everywhere: three agents serve one API server (ages masked: the
+        // agents print a moment apart, and an AGE may tick between them).
+        let output = |r: &Value| mask_times(r["output"].as_str().unwrap_or_default());
+        assert_eq!(output(r), output(&results[0]));
         // Stored like any result, readable by id.
         let (status, stored) = api
             .get(&format!(
@@ -477,7 +479,7 @@ async fn bad_labels_are_refused_by_the_agent_and_by_the_broker() {
         (vec!["--label", "env=a", "--label", "env=b"], None),
         (vec![], Some("env=prod,bad key=1")),
     ] {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubeline"));
+        let mut cmd = kubeline();
         cmd.args([
             "agent",
             "--broker-url",
@@ -487,8 +489,7 @@ async fn bad_labels_are_refused_by_the_agent_and_by_the_broker() {
             "--token",
             "t",
         ])
-        .args(&how)
-        .env_remove("KUBELINE_AGENT_LABELS");
+        .args(&how);
         if let Some(labels) = env {
             cmd.env("KUBELINE_AGENT_LABELS", labels);
         }
@@ -504,23 +505,13 @@ async fn bad_labels_are_refused_by_the_agent_and_by_the_broker() {
         BrokerOpts::embedded().with(&["--agent-token", "hostile=tok-h"]),
     )
     .await;
-    let mut request = format!("ws://127.0.0.1:{}/agent/v1/connect", api.port())
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", "Bearer tok-h".parse().unwrap());
-    request
-        .headers_mut()
-        .insert("x-kubeline-cluster", "hostile".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = ws::connect(ws::agent_request(api.port(), "hostile", "tok-h"))
+        .await
+        .expect("the link");
     let labels: serde_json::Map<String, Value> =
         (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": "hostile",
-        "agent_version": "scripted", "kubernetes_version": "", "commands": [], "labels": labels });
-    ws.send(Message::Text(hello.to_string().into()))
-        .await
-        .unwrap();
+    let hello = ws::hello("hostile", "scripted", &[], json!({ "labels": labels }));
+    ws.send(hello).await.unwrap();
     match ws.next().await {
         Some(Ok(Message::Close(Some(frame)))) => {
             assert_eq!(u16::from(frame.code), 4002);
@@ -620,18 +611,11 @@ async fn fleet_of_ten() {
 /// A scripted agent: links as `cluster` with `labels`, answers pings, and answers every command
 /// at once with `ok` (an agent with no API server behind it, to measure the broker alone).
 async fn fake_agent(port: u16, cluster: String, token: String, labels: Value) {
-    let mut request = format!("ws://127.0.0.1:{port}/agent/v1/connect")
-        .into_client_request()
-        .unwrap();
-    let headers = request.headers_mut();
-    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-    headers.insert("x-kubeline-cluster", cluster.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": cluster,
-        "agent_version": "fake", "kubernetes_version": "", "commands": ["version"], "labels": labels });
-    ws.send(Message::Text(hello.to_string().into()))
+    let mut ws = ws::connect(ws::agent_request(port, &cluster, &token))
         .await
-        .unwrap();
+        .expect("the link");
+    let hello = ws::hello(&cluster, "fake", &["version"], json!({ "labels": labels }));
+    ws.send(hello).await.unwrap();
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(text) = msg else { continue };
         let frame: Value = serde_json::from_str(&text).unwrap();
@@ -746,24 +730,13 @@ async fn fleet_of_a_hundred_fake_agents() {
 /// reads; without labels the variable is not set.
 #[test]
 fn the_agent_chart_passes_its_labels() {
-    let helm = format!(
-        "{}/helm",
-        std::env::var("TESTBED_BIN").expect("TESTBED_BIN: load the test bed's env")
-    );
     let render = |extra: &[&str]| {
-        let out = std::process::Command::new(&helm)
-            .args(["template", "x", "charts/kubeline-agent", "--set"])
-            .arg("brokerUrl=https://broker.example,clusterId=prod-eu,token=t")
-            .args(extra)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut args = vec!["template", "x", "charts/kubeline-agent", "--set"];
+        args.push("brokerUrl=https://broker.example,clusterId=prod-eu,token=t");
+        args.extend(extra);
+        let (ok, out, err) = helm(&args);
+        assert!(ok, "{err}");
+        out
     };
     assert!(!render(&[]).contains("KUBELINE_AGENT_LABELS"));
     let manifest = render(&[

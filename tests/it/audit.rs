@@ -3,23 +3,19 @@
 //! would), the CLI reads them through the broker's `GET /audit` and verifies them locally.
 //! Then the log is tampered with in Redis, and the CLI must say so.
 
-mod support;
-
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
+use crate::support::{ADMIN_KEY, READ_KEY, Redis, Stack};
 use chrono::Utc;
 use kubeline_broker::audit::{AuditArgs, Auditor};
 use kubeline_broker::store::Store;
 use kubeline_broker::store::redis::RedisStore;
 use kubeline_shared::audit::{AuditAction, AuditEvent, AuditOutcome, VerifyReport};
-use support::{ADMIN_KEY, BrokerOpts, READ_KEY, Redis, start_broker};
 
 fn kubeline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubeline"))
+    crate::support::kubeline()
         .args(args)
-        .env_remove("KUBELINE_API_KEY")
-        .env_remove("KUBELINE_BROKER_URL")
         .output()
         .expect("run kubeline")
 }
@@ -69,10 +65,9 @@ async fn redis_cmd(redis: &Redis, cmd: &mut redis::Cmd) {
 
 #[tokio::test]
 async fn audit_verify_checks_a_brokers_log_and_finds_tampering() {
-    let redis = Redis::start().await;
-    let opts = BrokerOpts::redis(&redis);
-    let url = format!("http://127.0.0.1:{}", opts.port);
-    let (_broker, api) = start_broker("audit-broker", opts).await;
+    let stack = Stack::build("audit").redis().start().await;
+    let (api, redis) = (stack.api(0), stack.redis.as_ref().expect("its Redis"));
+    let url = format!("http://127.0.0.1:{}", api.port());
 
     // Two writers ("replicas") over the broker's Redis, interleaving their records.
     let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&redis.url()).await.unwrap());
@@ -118,8 +113,8 @@ async fn audit_verify_checks_a_brokers_log_and_finds_tampering() {
     assert!(stdout.contains("starts after seq 0"), "{stdout}");
 
     // A record deleted from the middle.
-    let ids = stream_ids(&redis).await;
-    redis_cmd(&redis, redis::cmd("XDEL").arg("kl:audit").arg(&ids[10])).await;
+    let ids = stream_ids(redis).await;
+    redis_cmd(redis, redis::cmd("XDEL").arg("kl:audit").arg(&ids[10])).await;
     let (code, stdout, _) = verify(&url, ADMIN_KEY, &[]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("FAILED: 1 problem"), "{stdout}");
@@ -136,7 +131,7 @@ async fn audit_verify_checks_a_brokers_log_and_finds_tampering() {
         Utc::now(),
     );
     redis_cmd(
-        &redis,
+        redis,
         redis::cmd("XADD")
             .arg("kl:audit")
             .arg("*")
@@ -154,7 +149,7 @@ async fn audit_verify_checks_a_brokers_log_and_finds_tampering() {
     let (code, _, stderr) = verify(&url, READ_KEY, &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("403"), "{stderr}");
-    let nobody = format!("http://127.0.0.1:{}", support::free_port());
+    let nobody = format!("http://127.0.0.1:{}", crate::support::free_port());
     let (code, _, stderr) = verify(&nobody, ADMIN_KEY, &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("cannot reach the broker"), "{stderr}");

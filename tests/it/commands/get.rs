@@ -13,13 +13,9 @@
 //! `scripts/testbed up && eval "$(scripts/testbed env)"`). Without it the test fails; it never
 //! skips.
 
-mod diff;
-
+use super::{Norm, Row, normalise, row, run_kubectl, run_kubeline};
+use crate::support::bed::{Bed, executor_for};
 use anyhow::{Context, Result};
-use diff::{NOT_UP, Norm, Row, normalise, row, run_kubectl, run_kubeline, testbed_var};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use kubeline_agent::exec::Executor;
 
 const ROWS: &[Row] = &[
     // Tables of the usual kinds.
@@ -271,7 +267,7 @@ const ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn commands_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 /// Secret values must never leave the cluster, even for an identity that may read them: json
@@ -282,12 +278,9 @@ async fn secret_values_never_leave_the_cluster() -> Result<()> {
     use kubeline_agent::exec::REDACTED;
     use serde_json::Value;
 
-    let kubeconfig_path = testbed_var("TESTBED_SECRETS_KUBECONFIG");
-    let kubectl = format!("{}/kubectl", testbed_var("TESTBED_BIN"));
-    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path)
-        .with_context(|| format!("reading {kubeconfig_path}; {NOT_UP}"))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let executor = Executor::new(Client::try_from(config)?);
+    let bed = Bed::new().await;
+    let (kubectl, kubeconfig_path) = (&bed.kubectl, &bed.secrets);
+    let executor = executor_for(&bed.secrets).await;
     let clear = [
         "kbl-testbed-db-password-7f3a9c",
         "kbl-testbed-api-token-1b2c3d4e5f",
@@ -341,7 +334,7 @@ async fn secret_values_never_leave_the_cluster() -> Result<()> {
                 ours.stdout
             );
         }
-        let theirs = run_kubectl(&kubectl, &kubeconfig_path, &row).await?;
+        let theirs = run_kubectl(kubectl, kubeconfig_path, &row).await?;
         assert!(
             theirs.stdout.contains(encoded[0]) || !args.contains(&"credit-api-secrets"),
             "kubectl shows the value"

@@ -4,13 +4,14 @@
 //! Needs the test bed for the agent (`eval "$(scripts/testbed env)"`); run with `--nocapture`
 //! to see the figures (time from an agent's death to the receiver hearing of it).
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    Api, BrokerOpts, Stack, eventually, start_agent_with, start_broker, wait_connected,
+};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,7 +21,6 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::{Api, BrokerOpts, eventually, start_agent_with, start_broker, wait_connected};
 
 /// How the receiver answers on a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,10 +241,14 @@ const WEBHOOK_FLAGS: &[&str] = &["--webhook-allow-private", "--webhook-timeout-s
 /// NotFound, and exactly one `cluster.disconnected` when the agent is killed.
 #[tokio::test]
 async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
-    let redis = support::Redis::start().await;
     let receiver = Receiver::start().await;
-    let (_a, api_a) = start_broker("wh-a", BrokerOpts::redis(&redis).with(WEBHOOK_FLAGS)).await;
-    let (_b, api_b) = start_broker("wh-b", BrokerOpts::redis(&redis).with(WEBHOOK_FLAGS)).await;
+    let stack = Stack::build("wh")
+        .redis()
+        .replicas(2)
+        .flags(WEBHOOK_FLAGS)
+        .start()
+        .await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
     let hook = register(
         &api_a,
         &receiver,
@@ -272,8 +276,8 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
     let mut agent = start_agent_with(
         "wh-agent",
         api_b.port(),
-        support::CLUSTER,
-        support::AGENT_TOKEN,
+        crate::support::CLUSTER,
+        crate::support::AGENT_TOKEN,
         &[],
     );
     wait_connected(&api_a).await;
@@ -286,7 +290,10 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
         },
     )
     .await;
-    assert_eq!(connected.body["data"]["cluster_id"], support::CLUSTER);
+    assert_eq!(
+        connected.body["data"]["cluster_id"],
+        crate::support::CLUSTER
+    );
     assert!(
         connected.body["data"]["broker_id"]
             .as_str()
@@ -368,7 +375,10 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
         heard.as_millis(),
         delivered.at.saturating_duration_since(killed).as_millis()
     );
-    assert_eq!(delivered.body["data"]["cluster_id"], support::CLUSTER);
+    assert_eq!(
+        delivered.body["data"]["cluster_id"],
+        crate::support::CLUSTER
+    );
     // Killed: its connection was reset (a clean exit would say "agent closed the link").
     let reason = delivered.body["data"]["reason"].as_str().unwrap();
     assert!(reason.contains("Connection reset"), "{reason}");
@@ -422,7 +432,7 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
     assert_eq!(codes, [503, 503, 200]);
     assert_eq!(disconnected["payload"], delivered.body);
 
-    // More tries for the figure: KUBELINE_WEBHOOK_TRIES=20 cargo test --test webhooks
+    // More tries for the figure: KUBELINE_WEBHOOK_TRIES=20 cargo test --test it
     // cluster_and -- --nocapture
     let tries: usize = std::env::var("KUBELINE_WEBHOOK_TRIES")
         .ok()
@@ -435,8 +445,8 @@ async fn cluster_and_command_events_reach_a_verifying_receiver_once() {
         let mut agent = start_agent_with(
             &format!("wh-agent-{i}"),
             api_b.port(),
-            support::CLUSTER,
-            support::AGENT_TOKEN,
+            crate::support::CLUSTER,
+            crate::support::AGENT_TOKEN,
             &[],
         );
         eventually("the agent linked again", Duration::from_secs(30), || {
@@ -528,7 +538,7 @@ async fn an_endpoint_that_answers_gone_is_disabled() {
 /// same Redis: same `webhook-id`, signed with the secret the first broker issued.
 #[tokio::test]
 async fn pending_deliveries_survive_a_broker_restart() {
-    let redis = support::Redis::start().await;
+    let redis = crate::support::Redis::start().await;
     let receiver = Receiver::start().await;
     let flags = [WEBHOOK_FLAGS, &["--session-ttl", "1"]].concat();
     let (mut first, api) = start_broker("wh-r1", BrokerOpts::redis(&redis).with(&flags)).await;
@@ -662,7 +672,7 @@ async fn bad_webhooks_are_refused_naming_the_field() {
         assert!(message.contains(says), "{body}: {message}");
     }
     // Only admins.
-    let reader = api.with_key(Some(support::READ_KEY));
+    let reader = api.with_key(Some(crate::support::READ_KEY));
     let (status, answer) = reader
         .post(
             "/admin/webhooks",

@@ -6,23 +6,20 @@
 //! Each test works in a namespace of its own, made and removed with the bed's admin
 //! kubeconfig; the agent reads with the read-only one. kwok pods have no containers: their
 //! logs are files kwok serves (`$TESTBED_DIR/container-logs`, see testbed/README.md), and a
-//! followed log grows when a line is appended to its file. The tests that append hold
-//! [`LOG_FILE`] and put the file back as it was.
+//! followed log grows when a line is appended to its file. The tests that append hold the
+//! file ([`Bed::container_log`]) and put it back as it was.
 //!
 //! Needs the bed's environment (`scripts/testbed up` + `eval "$(scripts/testbed env)"`);
 //! without it the tests fail, they never skip.
 
-mod diff;
-
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diff::{mask_times, testbed_var};
+use crate::commands::mask_times;
+use crate::support::bed::Bed;
+use crate::support::{alone, eventually, heavy, rss_kib};
 use futures::{SinkExt, StreamExt};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use kubeline_agent::exec::{Executor, Outcome, Sink};
+use kubeline_agent::exec::{Outcome, Sink};
 use kubeline_agent::link::{self, LinkConfig};
 use kubeline_shared::api::ResultStatus;
 use kubeline_shared::command;
@@ -32,181 +29,6 @@ use kubeline_shared::protocol::{
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-
-/// Held by tests that append to the bed's default container log.
-static LOG_FILE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-// === the bed ===
-
-struct Bed {
-    executor: Executor,
-    kubectl: String,
-    reader: String,
-    admin: String,
-    dir: PathBuf,
-}
-
-impl Bed {
-    async fn new() -> Self {
-        let reader = testbed_var("TESTBED_READER_KUBECONFIG");
-        let kubeconfig = Kubeconfig::read_from(&reader).expect("read the reader kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("reader kubeconfig");
-        Self {
-            executor: Executor::new(Client::try_from(config).expect("client")),
-            kubectl: format!("{}/kubectl", testbed_var("TESTBED_BIN")),
-            reader,
-            admin: testbed_var("TESTBED_ADMIN_KUBECONFIG"),
-            dir: PathBuf::from(testbed_var("TESTBED_DIR")),
-        }
-    }
-
-    /// Runs the bed's kubectl as the admin; panics unless it succeeds.
-    fn admin(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.admin)
-            .args(args)
-            .output()
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Applies YAML as the admin.
-    fn apply(&self, yaml: &str) {
-        use std::io::Write;
-        let mut child = std::process::Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.admin)
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("run kubectl apply");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(yaml.as_bytes())
-            .expect("write yaml");
-        assert!(child.wait().expect("kubectl apply").success(), "{yaml}");
-    }
-
-    /// A namespace of this test's own, removed on drop.
-    fn namespace(&self, test: &str) -> Namespace {
-        let name = format!("kl-stream-{test}-{}", std::process::id());
-        self.admin(&["create", "namespace", &name]);
-        Namespace {
-            name,
-            kubectl: self.kubectl.clone(),
-            admin: self.admin.clone(),
-        }
-    }
-
-    /// A Deployment of kwok pods (no real containers) in `ns`; `spec` and `pod_spec` are more
-    /// YAML lines for the Deployment's spec and its pods' spec.
-    fn deployment(&self, ns: &str, name: &str, replicas: u32, spec: &str, pod_spec: &str) {
-        self.apply(&format!(
-            "apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}, namespace: {ns}, labels: {{app: {name}}}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  {spec}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      {pod_spec}
-      containers: [{{name: main, image: registry.example/{name}:1}}]
-"
-        ));
-    }
-
-    /// Waits until `n` pods of `app` in `ns` are Running.
-    async fn wait_running(&self, ns: &str, app: &str, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.admin(&[
-                "get",
-                "pods",
-                "-n",
-                ns,
-                "-l",
-                &format!("app={app}"),
-                "--no-headers",
-            ]);
-            let running = out.lines().filter(|l| l.contains(" Running ")).count();
-            if running == n && out.lines().count() == n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{n} pods of {app} not Running: {out}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn default_log(&self) -> PathBuf {
-        self.dir.join("container-logs/default.log")
-    }
-}
-
-struct Namespace {
-    name: String,
-    kubectl: String,
-    admin: String,
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.admin)
-            .args(["delete", "namespace", &self.name, "--wait=false"])
-            .output();
-    }
-}
-
-/// Puts a container log file back as it was when dropped.
-struct RestoreFile {
-    path: PathBuf,
-    len: u64,
-}
-
-impl RestoreFile {
-    fn new(path: PathBuf) -> Self {
-        let len = std::fs::metadata(&path).expect("log file").len();
-        Self { path, len }
-    }
-
-    /// Appends lines as the container runtime writes them (CRI log format).
-    fn append(&self, line: &str) {
-        use std::io::Write;
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.9fZ");
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .expect("open log file");
-        f.write_all(format!("{now} stdout F {line}\n").as_bytes())
-            .expect("append");
-    }
-}
-
-impl Drop for RestoreFile {
-    fn drop(&mut self) {
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.path) {
-            let _ = f.set_len(self.len);
-        }
-    }
-}
 
 // === a stream run through Executor::stream ===
 
@@ -343,6 +165,15 @@ impl Kubectl {
         self.out.lock().unwrap().clone()
     }
 
+    /// Waits (20 s at most) until what it printed satisfies `check`.
+    async fn until(&self, what: &str, check: impl Fn(&str) -> bool) {
+        eventually(what, Duration::from_secs(20), || {
+            let done = check(&self.text());
+            async move { done.then_some(()) }
+        })
+        .await;
+    }
+
     async fn settle(&self, quiet: Duration) {
         let mut last = self.text();
         loop {
@@ -380,8 +211,7 @@ async fn followed_logs_show_new_lines_as_they_are_written() {
     let ns = bed.namespace("logs");
     bed.deployment(&ns.name, "tail", 2, "", "");
     bed.wait_running(&ns.name, "tail", 2).await;
-    let _file = LOG_FILE.lock().await;
-    let log = RestoreFile::new(bed.default_log());
+    let log = bed.container_log().await;
 
     // One pod of a workload, followed: the log so far, then each new line.
     let one = start(&bed, "logs", &["-f", "-n", &ns.name, "deploy/tail"]);
@@ -525,14 +355,9 @@ async fn get_watch_prints_what_kubectl_prints_while_a_deployment_scales() {
         }
         ours.until("the objects", Duration::from_secs(20), |t| !t.is_empty())
             .await;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while theirs.text().is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "kubectl printed nothing: {args:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        theirs
+            .until(&format!("kubectl get {args:?} to print"), |t| !t.is_empty())
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -596,15 +421,11 @@ async fn events_watch_prints_new_events_as_rows() {
         t.starts_with("LAST SEEN") && t.contains("ScalingReplicaSet")
     })
     .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !theirs.text().contains("ScalingReplicaSet") {
-        assert!(
-            Instant::now() < deadline,
-            "kubectl printed: {}",
-            theirs.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    theirs
+        .until("kubectl to print the events so far", |t| {
+            t.contains("ScalingReplicaSet")
+        })
+        .await;
     let before = ours.text();
     bed.admin(&["scale", "deploy/ev", "-n", &ns.name, "--replicas=2"]);
     ours.until("the scale's event", Duration::from_secs(30), |t| {
@@ -713,8 +534,8 @@ async fn rollout_status_ends_with_kubectls_error_past_the_progress_deadline() {
         "progressDeadlineSeconds: 600",
         "nodeSelector: {nope: nope}",
     );
-    // Let the controller take it up, so both see it waiting for availability.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The controller takes it up first, so both see it waiting for availability.
+    bed.wait_observed(&ns.name, "waits").await;
     let args = ["status", "deploy/waits", "-n", &ns.name, "--timeout=1s"];
     let started = Instant::now();
     let ours = start(&bed, "rollout", &args);
@@ -917,8 +738,8 @@ async fn cancel_stops_a_stream_and_frees_its_slot_and_one_shots_are_not_starved(
     let ns = bed.namespace("cancel");
     bed.deployment(&ns.name, "c", 1, "", "");
     bed.wait_running(&ns.name, "c", 1).await;
-    // Let the deployment's status settle: the watch below should see no change of its own.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Its status settled: the watch below should see no change of its own.
+    bed.wait_rolled_out(&ns.name, "c").await;
     // One stream at a time, one command at a time.
     let mut link = Linked::start(&bed, 1, 1).await;
     link.execute(
@@ -996,15 +817,6 @@ async fn cancel_stops_a_stream_and_frees_its_slot_and_one_shots_are_not_starved(
 
 // === memory ===
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Follows at once in [`many_follows_stay_small`]. kwok follows each log with an inotify
 /// instance of its own, and the machine allows 128 per user, shared by every bed on it: 40
 /// leaves room for the others.
@@ -1012,11 +824,16 @@ const FOLLOWS: u64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_follows_stay_small() {
+    // It measures this process's memory: the other tests must not run in it meanwhile.
+    let _heavy = heavy().await;
+    if !alone(module_path!(), "many_follows_stay_small") {
+        return;
+    }
     let bed = Bed::new().await;
     // Warm the client, its connection and discovery first.
     let warm = start(&bed, "logs", &["-n", "credit-service", "credit-scorer"]);
     warm.outcome(Duration::from_secs(20)).await;
-    let before = rss_kib();
+    let before = rss_kib(std::process::id());
     let follows: Vec<Running> = (0..FOLLOWS)
         .map(|_| {
             start(
@@ -1032,7 +849,7 @@ async fn many_follows_stay_small() {
         })
         .await;
     }
-    let after = rss_kib();
+    let after = rss_kib(std::process::id());
     let per_stream = after.saturating_sub(before) / FOLLOWS;
     eprintln!(
         "{FOLLOWS} concurrent follows: RSS {before} KiB -> {after} KiB, about {per_stream} KiB \
@@ -1050,12 +867,17 @@ async fn many_follows_stay_small() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_watches_stay_small() {
+    // It measures this process's memory: the other tests must not run in it meanwhile.
+    let _heavy = heavy().await;
+    if !alone(module_path!(), "a_hundred_watches_stay_small") {
+        return;
+    }
     let bed = Bed::new().await;
     // Warm the client, its connection and discovery first.
     start(&bed, "get", &["pods", "-n", "credit-service"])
         .outcome(Duration::from_secs(20))
         .await;
-    let before = rss_kib();
+    let before = rss_kib(std::process::id());
     let watches: Vec<Running> = (0..100)
         .map(|_| start(&bed, "get", &["pods", "-w", "-n", "credit-service"]))
         .collect();
@@ -1065,7 +887,7 @@ async fn a_hundred_watches_stay_small() {
         })
         .await;
     }
-    let after = rss_kib();
+    let after = rss_kib(std::process::id());
     let per_stream = after.saturating_sub(before) / 100;
     eprintln!(
         "100 concurrent get -w: RSS {before} KiB -> {after} KiB, about {per_stream} KiB per stream"

@@ -5,16 +5,14 @@
 //! The browser is driven over the Chrome DevTools Protocol (a WebSocket), so nothing but
 //! Chromium is needed. `KUBELINE_CHROMIUM` names another binary.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{ADMIN_KEY, BrokerOpts, start_broker};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, BrokerOpts, start_broker};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A headless Chromium with its own profile, killed (and its profile removed) on drop.

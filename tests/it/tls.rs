@@ -4,14 +4,11 @@
 //! link. Commands run on the test bed's API server (`scripts/test`, or `scripts/testbed up` and
 //! `eval "$(scripts/testbed env)"`).
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use crate::support::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use support::*;
 
 // === certificates ===
 
@@ -348,12 +345,10 @@ fn bad_certificate_files_stop_the_broker_with_the_flag_and_the_file() {
     let files = Files::new("startup", &ca, &pair);
     let missing = files.path("missing.crt");
     let broker = |cert: &str, key: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+        let out = kubeline()
             .args(["broker", "--listen", "127.0.0.1:0"])
             .args(["--api-key", "admin=k", "--agent-token", "c1=t"])
             .args(["--tls-cert", cert, "--tls-key", key])
-            .env_remove("KUBELINE_API_KEYS")
-            .env_remove("KUBELINE_AGENT_TOKENS")
             .output()
             .expect("run kubeline broker");
         assert!(!out.status.success());
@@ -378,7 +373,7 @@ fn bad_certificate_files_stop_the_broker_with_the_flag_and_the_file() {
     );
 
     // One flag without the other is refused by the argument parser.
-    let out = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+    let out = kubeline()
         .args(["broker", "--tls-cert", &files.cert()])
         .output()
         .unwrap();
@@ -389,7 +384,7 @@ fn bad_certificate_files_stop_the_broker_with_the_flag_and_the_file() {
     // The agent refuses a CA file that holds no certificate before doing anything else, and
     // --insecure with --ca-file; KUBELINE_INSECURE=false is not --insecure.
     let agent = |insecure: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+        let out = kubeline()
             .args(["agent", "--broker-url", "https://127.0.0.1:1"])
             .args(["--cluster-id", "c1", "--token", "t"])
             .args(["--ca-file", &files.key()])

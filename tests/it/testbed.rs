@@ -4,13 +4,11 @@
 //! These tests need the bed's environment (`scripts/test` provides it; by hand:
 //! `scripts/testbed up && eval "$(scripts/testbed env)"`). Without it they fail, they never skip.
 
-use std::env;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret};
 use kube::api::{
@@ -19,23 +17,15 @@ use kube::api::{
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-const NOT_UP: &str = "the kubeline test bed is not up: run scripts/test \
-     (or by hand: scripts/testbed up && eval \"$(scripts/testbed env)\")";
-
-fn testbed_var(name: &str) -> String {
-    match env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!("{name} is not set; {NOT_UP}"),
-    }
-}
+use crate::support::{Redis, bed};
 
 /// A client for one of the bed's identities, e.g. `TESTBED_ADMIN_KUBECONFIG` or
 /// `TESTBED_READER_KUBECONFIG` (read-only, no secrets). The admin identity is read from
 /// `TESTBED_ADMIN_KUBECONFIG`, never from a developer's own `KUBECONFIG`.
 async fn client_for(var: &str) -> Result<Client> {
-    let path = testbed_var(var);
+    let path = bed::var(var);
     let kubeconfig = Kubeconfig::read_from(&path)
-        .with_context(|| format!("reading kubeconfig {path} (from {var}); {NOT_UP}"))?;
+        .with_context(|| format!("reading kubeconfig {path} (from {var}); {}", bed::NOT_UP))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("loading kubeconfig {path}"))?;
@@ -286,7 +276,7 @@ async fn wait_for_rollout(api: &Api<Deployment>, name: &str, timeout: Duration) 
 
 #[tokio::test]
 async fn metrics_api_serves_node_and_pod_usage() -> Result<()> {
-    if testbed_var("TESTBED_METRICS") != "1" {
+    if bed::var("TESTBED_METRICS") != "1" {
         eprintln!("metrics-server was disabled for this bed (KUBELINE_TESTBED_SKIP_METRICS=1)");
         return Ok(());
     }
@@ -312,61 +302,14 @@ async fn metrics_api_serves_node_and_pod_usage() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Redis: tests start their own redis-server (from PATH), never a system service.
+// Redis: tests start their own redis-server (from PATH, through the harness), never a system
+// service.
 
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| {
-                anyhow!(
-                    "cannot start redis-server from PATH ({e}); run scripts/test, it installs it"
-                )
-            })?;
-        let mut server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("redis-server exited early: {status}");
-            }
-            let pong = server
-                .connect()
-                .and_then(|mut conn| exchange(&mut conn, &["PING"]))
-                .is_ok_and(|reply| reply == "+PONG\r\n");
-            if pong {
-                return Ok(server);
-            }
-            if Instant::now() >= deadline {
-                bail!("redis-server did not answer PING on port {port} within 10s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn connect(&self) -> std::io::Result<TcpStream> {
-        let s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.set_write_timeout(Some(Duration::from_secs(5)))?;
-        Ok(s)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn connect(redis: &Redis) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", redis.port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(s)
 }
 
 /// Sends one RESP command and returns the raw reply (one read; replies here are tiny).
@@ -387,10 +330,10 @@ fn exchange(conn: &mut TcpStream, args: &[&str]) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-#[test]
-fn redis_requests_fail_after_server_is_killed() -> Result<()> {
-    let mut server = RedisServer::start()?;
-    let mut conn = server.connect()?;
+#[tokio::test]
+async fn redis_requests_fail_after_server_is_killed() -> Result<()> {
+    let mut server = Redis::start().await;
+    let mut conn = connect(&server)?;
     assert_eq!(
         exchange(&mut conn, &["SET", "kubeline:probe", "value-42"])?,
         "+OK\r\n"
@@ -400,8 +343,7 @@ fn redis_requests_fail_after_server_is_killed() -> Result<()> {
         "$8\r\nvalue-42\r\n"
     );
 
-    server.child.kill()?;
-    server.child.wait()?;
+    server.kill();
 
     // The open connection is dead ...
     let on_old = exchange(&mut conn, &["GET", "kubeline:probe"]);
@@ -411,7 +353,7 @@ fn redis_requests_fail_after_server_is_killed() -> Result<()> {
     );
     let _ = conn.shutdown(Shutdown::Both);
     // ... and a new one is refused.
-    let fresh = server.connect();
+    let fresh = connect(&server);
     assert!(fresh.is_err(), "connected to a killed redis-server");
     Ok(())
 }

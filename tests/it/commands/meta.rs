@@ -1,15 +1,11 @@
 //! Differential test of the discovery, documentation and access commands (`api-resources`,
 //! `api-versions`, `explain`, `auth can-i`) and of `get`'s template outputs (`-o jsonpath`,
 //! `-o custom-columns`, `--sort-by`) against the test bed's real kubectl, through the shared
-//! harness in `tests/diff`. Needs the bed's environment, like `tests/commands.rs`.
+//! harness in `tests/it/commands/mod.rs`. Needs the bed's environment, like `tests/it/commands/get.rs`.
 
-mod diff;
-
-use anyhow::{Context, Result};
-use diff::{NOT_UP, Row, row, run_kubectl, run_kubeline, testbed_var};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use kubeline_agent::exec::Executor;
+use super::{Row, row, run_kubectl, run_kubeline};
+use crate::support::bed::{Bed, executor_for};
+use anyhow::Result;
 
 const ROWS: &[Row] = &[
     // api-resources and api-versions.
@@ -278,7 +274,7 @@ const ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn meta_commands_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 /// `-o jsonpath` and `-o custom-columns` read the redacted object: for an identity that may
@@ -288,12 +284,9 @@ async fn meta_commands_match_kubectl() -> Result<()> {
 async fn templates_never_show_secret_values() -> Result<()> {
     use kubeline_agent::exec::REDACTED;
 
-    let kubeconfig_path = testbed_var("TESTBED_SECRETS_KUBECONFIG");
-    let kubectl = format!("{}/kubectl", testbed_var("TESTBED_BIN"));
-    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path)
-        .with_context(|| format!("reading {kubeconfig_path}; {NOT_UP}"))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let executor = Executor::new(Client::try_from(config)?);
+    let bed = Bed::new().await;
+    let (kubectl, kubeconfig_path) = (&bed.kubectl, &bed.secrets);
+    let executor = executor_for(&bed.secrets).await;
     let clear = [
         "kbl-testbed-db-password-7f3a9c",
         "kbl-testbed-api-token-1b2c3d4e5f",
@@ -343,7 +336,7 @@ async fn templates_never_show_secret_values() -> Result<()> {
         let row = Row {
             command: "get",
             args,
-            norm: diff::Norm::Times,
+            norm: super::Norm::Times,
         };
         let ours = run_kubeline(&executor, &row).await;
         assert_eq!(ours.exit_code, 0, "get {args:?}: {}", ours.stderr);
@@ -354,7 +347,7 @@ async fn templates_never_show_secret_values() -> Result<()> {
                 ours.stdout
             );
         }
-        let theirs = run_kubectl(&kubectl, &kubeconfig_path, &row).await?;
+        let theirs = run_kubectl(kubectl, kubeconfig_path, &row).await?;
         assert_eq!(
             theirs.exit_code, 0,
             "kubectl get {args:?}: {}",

@@ -1,27 +1,17 @@
 //! End to end: `kubeline broker` and `kubeline agent` processes, real Redis servers, and the test
 //! bed's API server. Run through `scripts/test`, which brings the bed up.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::ws;
+use crate::support::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::*;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 async fn embedded_broker(name: &str) -> (Proc, Api, u16) {
-    let port = free_port();
-    let (proc, api) = start_broker(
-        name,
-        BrokerOpts {
-            port,
-            redis_url: None,
-            extra: Vec::new(),
-        },
-    )
-    .await;
+    let (proc, api) = start_broker(name, BrokerOpts::embedded()).await;
+    let port = api.port();
     (proc, api, port)
 }
 
@@ -292,19 +282,8 @@ async fn error_bodies_follow_the_contract() {
 
 #[tokio::test]
 async fn execute_and_fetch_by_result_id_with_redis() {
-    let redis = Redis::start().await;
-    let port = free_port();
-    let (_broker, api) = start_broker(
-        "exec",
-        BrokerOpts {
-            port,
-            redis_url: Some(redis.url()),
-            extra: Vec::new(),
-        },
-    )
-    .await;
-    let _agent = start_agent("exec-agent", port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let stack = Stack::build("exec").redis().agent().start().await;
+    let api = stack.api(0);
     let session = api.session().await;
 
     let (status, headers, result) = api
@@ -373,26 +352,15 @@ async fn execute_and_fetch_by_result_id_with_redis() {
 #[tokio::test]
 async fn wrong_agent_token_is_refused_with_a_reason() {
     let (broker, api, port) = embedded_broker("badtoken").await;
-    let mut request = format!("ws://127.0.0.1:{port}/agent/v1/connect")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", "Bearer wrong".parse().unwrap());
-    request
-        .headers_mut()
-        .insert("x-kubeline-cluster", CLUSTER.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-            assert_eq!(res.status(), 401);
-            let body =
-                String::from_utf8_lossy(res.body().as_deref().unwrap_or_default()).into_owned();
+    match ws::connect(ws::agent_request(port, CLUSTER, "wrong")).await {
+        Err(refusal) => {
+            assert_eq!(refusal.status, 401, "{refusal:?}");
             assert!(
-                body.contains("Agent token refused for cluster bed"),
-                "{body}"
+                refusal.body.contains("Agent token refused for cluster bed"),
+                "{refusal:?}"
             );
         }
-        other => panic!("expected a 401 refusal, got {other:?}"),
+        Ok(_) => panic!("expected a 401 refusal, got a link"),
     }
     let agent = start_agent("badtoken-agent", port, "not-the-token");
     eventually(
@@ -418,20 +386,10 @@ async fn wrong_agent_token_is_refused_with_a_reason() {
 #[tokio::test]
 async fn agent_lost_mid_command_fails_the_caller_clearly() {
     let (_broker, api, port) = embedded_broker("lost").await;
-    let mut request = format!("ws://127.0.0.1:{port}/agent/v1/connect")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {AGENT_TOKEN}").parse().unwrap(),
-    );
-    request
-        .headers_mut()
-        .insert("x-kubeline-cluster", CLUSTER.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": CLUSTER, "agent_version": "scripted",
-                        "kubernetes_version": "", "commands": ["version"] });
-    ws.send(Message::Text(hello.to_string().into()))
+    let mut ws = ws::connect(ws::agent_request(port, CLUSTER, AGENT_TOKEN))
+        .await
+        .expect("the link");
+    ws.send(ws::hello(CLUSTER, "scripted", &["version"], Value::Null))
         .await
         .unwrap();
     let agent = tokio::spawn(async move {
@@ -469,13 +427,12 @@ async fn agent_lost_mid_command_fails_the_caller_clearly() {
 
 #[tokio::test]
 async fn killed_agent_gives_503_not_a_hang() {
-    let (_broker, api, port) = embedded_broker("killed").await;
-    let mut agent = start_agent("killed-agent", port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let mut stack = Stack::build("killed").agent().start().await;
+    let api = stack.api(0);
     let session = api.session().await;
     let (status, body) = api.execute(&session, "version", &[]).await;
     assert_eq!(status, 200, "{body}");
-    agent.kill();
+    stack.agent().kill();
     let (status, body) = eventually("the broker to notice", Duration::from_secs(10), || async {
         let (status, body) = api.execute(&session, "version", &[]).await;
         (status != 200).then_some((status, body))
@@ -486,29 +443,14 @@ async fn killed_agent_gives_503_not_a_hang() {
 
 #[tokio::test]
 async fn two_replicas_share_one_redis() {
-    let redis = Redis::start().await;
-    let (port_a, port_b) = (free_port(), free_port());
-    let (_a, api_a) = start_broker(
-        "replica-a",
-        BrokerOpts {
-            port: port_a,
-            redis_url: Some(redis.url()),
-            extra: Vec::new(),
-        },
-    )
-    .await;
-    let (_b, api_b) = start_broker(
-        "replica-b",
-        BrokerOpts {
-            port: port_b,
-            redis_url: Some(redis.url()),
-            extra: Vec::new(),
-        },
-    )
-    .await;
-    let _agent = start_agent("replica-agent", port_b, AGENT_TOKEN);
-    wait_connected(&api_b).await;
-    wait_connected(&api_a).await;
+    let stack = Stack::build("replica")
+        .redis()
+        .replicas(2)
+        .agent()
+        .agent_on(1)
+        .start()
+        .await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
     let session = api_a.session().await;
     let (status, result) = api_a.execute(&session, "get", &["namespaces"]).await;
     assert_eq!(status, 200, "{result}");
@@ -582,26 +524,27 @@ enum Stop {
 /// B stops; a new B starts on the same port. Every caller must get its completed result.
 /// Returns the time from B's stop to the last result.
 async fn replica_stop_loses_nothing(name: &str, stop: Stop, extra: &[&str]) -> Duration {
-    let redis = Redis::start().await;
-    let (port_a, port_b) = (free_port(), free_port());
-    let opts = |port| BrokerOpts {
-        port,
-        redis_url: Some(redis.url()),
-        extra: extra.iter().map(|f| (*f).to_owned()).collect(),
-    };
-    let (_a, api_a) = start_broker(&format!("{name}-a"), opts(port_a)).await;
-    let (mut b, api_b) = start_broker(&format!("{name}-b"), opts(port_b)).await;
-    let agent = start_agent(&format!("{name}-agent"), port_b, AGENT_TOKEN);
-    wait_connected(&api_b).await;
+    let mut stack = Stack::build(name)
+        .redis()
+        .replicas(2)
+        .flags(extra)
+        .agent()
+        .agent_on(1)
+        .start()
+        .await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
 
-    let calls = commands_in_flight_on_b(&api_a, &api_b, &agent, 20).await;
+    let calls = commands_in_flight_on_b(&api_a, &api_b, stack.agent(), 20).await;
     let stopped = Instant::now();
     match stop {
-        Stop::Kill => b.kill(),
-        Stop::Drain => b.terminate(Duration::from_secs(15)),
+        Stop::Kill => stack.brokers[1].kill(),
+        Stop::Drain => stack.brokers[1].terminate(Duration::from_secs(15)),
     }
-    let (_b2, _) = start_broker(&format!("{name}-b2"), opts(port_b)).await;
-    agent.signal("CONT");
+    // A new B on B's port.
+    let mut opts = BrokerOpts::redis(stack.redis()).with(extra);
+    opts.port = api_b.port();
+    let (_b2, _) = start_broker(&format!("{name}-b2"), opts).await;
+    stack.agent().signal("CONT");
     // The agent links to the new replica, which takes over what the old one had taken.
     all_completed(calls).await;
     let took = stopped.elapsed();
@@ -640,21 +583,10 @@ async fn a_killed_replicas_commands_run_again_without_waiting_for_abandonment() 
 
 #[tokio::test]
 async fn redis_outage_is_reported_and_survived() {
-    let mut redis = Redis::start().await;
-    let port = free_port();
-    let (_broker, api) = start_broker(
-        "outage",
-        BrokerOpts {
-            port,
-            redis_url: Some(redis.url()),
-            extra: Vec::new(),
-        },
-    )
-    .await;
-    let _agent = start_agent("outage-agent", port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let mut stack = Stack::build("outage").redis().agent().start().await;
+    let api = stack.api(0);
 
-    redis.kill();
+    stack.redis().kill();
     let (status, health) = eventually(
         "health to report the outage",
         Duration::from_secs(15),
@@ -679,7 +611,7 @@ async fn redis_outage_is_reported_and_survived() {
         .unwrap();
     assert_eq!(status, 503, "{body}");
 
-    redis.restart().await;
+    stack.redis().restart().await;
     eventually("health to recover", Duration::from_secs(15), || async {
         let (status, _) = api.get("/health").await.ok()?;
         (status == 200).then_some(())
@@ -710,9 +642,9 @@ async fn redis_outage_is_reported_and_survived() {
 
 #[tokio::test]
 async fn a_dead_link_is_noticed_within_seconds_on_both_sides() {
-    let (_broker, api, port) = embedded_broker("frozen").await;
-    let agent = start_agent("frozen-agent", port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let mut stack = Stack::build("frozen").agent().start().await;
+    let api = stack.api(0);
+    let agent = stack.agent();
     // A frozen agent keeps its TCP connection open but answers no ping (interval 500 ms).
     agent.signal("STOP");
     eventually(
@@ -734,9 +666,8 @@ async fn a_dead_link_is_noticed_within_seconds_on_both_sides() {
 
 #[tokio::test]
 async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
-    let (_broker, api, port) = embedded_broker("large").await;
-    let _agent = start_agent("large-agent", port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let stack = Stack::build("large").agent().start().await;
+    let api = stack.api(0);
     let session = api.session().await;
     // Several chunks' worth of output, next to a small command running at the same time.
     let (big, small) = tokio::join!(
@@ -805,14 +736,12 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
         assert_eq!(refused["details"]["field"], field, "{query}: {refused}");
     }
 
-    let (_b2, api2, port2) = {
-        let opts = BrokerOpts::embedded().with(&["--max-output-bytes", "2000"]);
-        let port = opts.port;
-        let (p, a) = start_broker("budget", opts).await;
-        (p, a, port)
-    };
-    let _agent2 = start_agent("budget-agent", port2, AGENT_TOKEN);
-    wait_connected(&api2).await;
+    let budget = Stack::build("budget")
+        .flags(&["--max-output-bytes", "2000"])
+        .agent()
+        .start()
+        .await;
+    let api2 = budget.api(0);
     let session = api2.session().await;
     let (status, cut) = api2
         .execute(&session, "get", &["pods", "-A", "-o", "json"])
@@ -850,11 +779,13 @@ async fn large_output_arrives_whole_and_budgets_cut_it_visibly() {
 
 #[tokio::test]
 async fn idempotency_key_answers_a_retry_with_the_first_result() {
-    let opts = BrokerOpts::embedded().with(&["--agent-token", "late=late-token"]);
-    let port = opts.port;
-    let (_broker, api) = start_broker("idem", opts).await;
-    let _agent = start_agent("idem-agent", port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let stack = Stack::build("idem")
+        .flags(&["--agent-token", "late=late-token"])
+        .agent()
+        .start()
+        .await;
+    let api = stack.api(0);
+    let port = api.port();
     let session = api.session().await;
     let body = |args: &[&str]| {
         json!({ "cluster_id": CLUSTER, "session_id": session, "command_type": "get", "args": args })

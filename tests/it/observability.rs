@@ -2,13 +2,11 @@
 //! the test bed; both `/metrics` are scraped and parsed before and after commands run, and a
 //! caller's `traceparent` is followed into the agent's log line for its command.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 /// One sample of the text exposition format: name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
@@ -134,20 +132,15 @@ fn the_parser_reads_labels_escapes_and_specials() {
 
 #[tokio::test]
 async fn metrics_move_and_the_trace_reaches_the_agent() {
-    let opts = BrokerOpts::embedded();
-    let broker_port = opts.port;
-    let (_broker, api) = start_broker("obs-broker", opts).await;
-    let broker_metrics = format!("http://127.0.0.1:{broker_port}/metrics");
     let agent_port = free_port();
+    let mut stack = Stack::build("obs")
+        .agent_with(&["--metrics-listen", &format!("127.0.0.1:{agent_port}")])
+        .start()
+        .await;
+    let api = stack.api(0);
+    let broker_metrics = format!("http://127.0.0.1:{}/metrics", api.port());
     let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
-    let agent = start_agent_with(
-        "obs-agent",
-        broker_port,
-        CLUSTER,
-        AGENT_TOKEN,
-        &["--metrics-listen", &format!("127.0.0.1:{agent_port}")],
-    );
-    wait_connected(&api).await;
+    let agent = stack.agent();
 
     // /metrics needs a key, like every route but /health, /openapi.json and /docs.
     let (status, _) = api.with_key(None).get("/metrics").await.unwrap();

@@ -1,5 +1,6 @@
-//! Differential harness: run a command through kubeline and through the test bed's real kubectl
-//! of the same version, and compare what they print. Shared by the `tests/commands*.rs` files.
+//! Differential suites: run a command through kubeline and through the test bed's real kubectl
+//! of the same version, and compare what they print. This module is the harness; its children
+//! hold the rows (`get`, `describe`, `meta`, `ops`, `errors`, `usage`).
 //!
 //! The only normalisation: durations (AGE cells, `(5m ago)`) and RFC 3339 timestamps are masked
 //! with placeholders of the same length (so column layout is still compared byte for byte), and
@@ -7,25 +8,26 @@
 //! Because ages tick, a row that differs is retried a few times before it counts as failed.
 #![allow(dead_code)]
 
-use std::env;
+mod describe;
+mod errors;
+mod get;
+mod meta;
+mod ops;
+mod usage;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use futures::StreamExt;
 use kubeline_agent::exec::{Executor, Outcome};
 use kubeline_shared::command;
 
-pub const NOT_UP: &str = "the kubeline test bed is not up: run scripts/test \
-     (or scripts/testbed up + eval $(scripts/testbed env))";
+use crate::support::bed::Bed;
 
-pub fn testbed_var(name: &str) -> String {
-    match env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!("{name} is not set; {NOT_UP}"),
-    }
-}
+/// Rows of one suite run at once (each runs kubectl and kubeline side by side). The suites
+/// run beside each other and beside the other tests, on two cores shared with the bed.
+const ROWS_AT_ONCE: usize = 6;
 
 /// How kubectl's output is brought to what kubeline means to print.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -257,7 +259,8 @@ fn mask_klog_headers(s: &str) -> String {
             out.push_str(line);
             continue;
         }
-        // Then the thread id, right-aligned in seven columns, and a space.
+        // Then the thread id, right-aligned in seven columns, and a space: the whole field is
+        // masked, since two processes' ids may differ in their number of digits.
         let mut end = shape.len();
         while end < b.len() && b[end] == b' ' {
             end += 1;
@@ -266,9 +269,10 @@ fn mask_klog_headers(s: &str) -> String {
             end += 1;
         }
         out.push(line.chars().next().unwrap_or_default());
-        for c in line[1..end].chars() {
+        for c in line[1..shape.len()].chars() {
             out.push(if c.is_ascii_digit() { '#' } else { c });
         }
+        out.push_str(&"#".repeat(end - shape.len()));
         out.push_str(&line[end..]);
     }
     out
@@ -278,7 +282,12 @@ fn mask_klog_headers(s: &str) -> String {
 fn klog_headers_are_masked() {
     assert_eq!(
         mask_klog_headers("F1201 04:48:40.024837   16106 sorter.go:375] Field x\nok 12\n"),
-        "F#### ##:##:##.######   ##### sorter.go:375] Field x\nok 12\n"
+        "F#### ##:##:##.###### ####### sorter.go:375] Field x\nok 12\n"
+    );
+    // Ids of different lengths, right-aligned in the same seven columns, mask alike.
+    assert_eq!(
+        mask_klog_headers("F1201 04:48:40.024837    1234 sorter.go:375] x\n"),
+        mask_klog_headers("F1201 04:48:40.024837     123 sorter.go:375] x\n")
     );
 }
 
@@ -389,44 +398,21 @@ fn masking_keeps_layout() {
     );
 }
 
-/// Runs every row through kubeline and kubectl (as the read-only identity) and fails with a
-/// report of every row that differs.
+/// Runs every row through kubeline and kubectl (as the read-only identity), several rows at
+/// once ([`ROWS_AT_ONCE`]), and fails with a report (in the rows' order) of every row that
+/// differs.
 pub async fn check_rows(rows: &[Row]) -> Result<()> {
-    let kubeconfig_path = testbed_var("TESTBED_READER_KUBECONFIG");
-    let kubectl = format!("{}/kubectl", testbed_var("TESTBED_BIN"));
-    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path)
-        .with_context(|| format!("reading {kubeconfig_path}; {NOT_UP}"))?;
-    let server = kubeconfig
-        .clusters
-        .first()
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.server.clone())
-        .context("the reader kubeconfig names no server")?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let executor = Executor::new(Client::try_from(config)?).with_server_url(&server);
-
+    let bed = Bed::new().await;
+    let outcomes: Vec<Result<Result<usize, String>>> = futures::stream::iter(rows)
+        .map(|row| check_row(&bed, row))
+        .buffered(ROWS_AT_ONCE)
+        .collect()
+        .await;
     let mut report = String::new();
     let mut failed = 0;
-    for row in rows {
-        let mut outcome = Err(String::new());
-        for attempt in 0..4 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(700)).await;
-            }
-            let (k, ours) = tokio::join!(
-                run_kubectl(&kubectl, &kubeconfig_path, row),
-                run_kubeline(&executor, row)
-            );
-            let k = normalise(&k?, row.norm, true);
-            let ours = normalise(&ours, row.norm, false);
-            if k == ours {
-                outcome = Ok(attempt);
-                break;
-            }
-            outcome = Err(describe_difference(&k, &ours));
-        }
+    for (row, outcome) in rows.iter().zip(outcomes) {
         let line = format!("{} {}", row.command, row.args.join(" "));
-        match outcome {
+        match outcome? {
             Ok(0) => {
                 let _ = writeln!(report, "  pass  {line}");
             }
@@ -447,4 +433,25 @@ pub async fn check_rows(rows: &[Row]) -> Result<()> {
         rows.len()
     );
     Ok(())
+}
+
+/// One row, retried while it differs (ages tick): the retries it took, or how it differs.
+async fn check_row(bed: &Bed, row: &Row) -> Result<Result<usize, String>> {
+    let mut outcome = Err(String::new());
+    for attempt in 0..4 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        let (k, ours) = tokio::join!(
+            run_kubectl(&bed.kubectl, &bed.reader, row),
+            run_kubeline(&bed.executor, row)
+        );
+        let k = normalise(&k?, row.norm, true);
+        let ours = normalise(&ours, row.norm, false);
+        if k == ours {
+            return Ok(Ok(attempt));
+        }
+        outcome = Err(describe_difference(&k, &ours));
+    }
+    Ok(outcome)
 }

@@ -1,16 +1,14 @@
 //! Differential test of kubectl's usage errors — argvs kubectl itself refuses before calling the
 //! API server (no resource type, `TYPE/NAME` mixed with a type, an unknown `-o`, conflicting
 //! options, missing arguments) — against the test bed's real kubectl, through the shared harness
-//! in `tests/diff`. kubeline answers them as kubectl does: kubectl's exact standard error and
+//! in `tests/it/commands/mod.rs`. kubeline answers them as kubectl does: kubectl's exact standard error and
 //! exit code 1, in a `failed` result that the broker produces without queueing anything. Also the
 //! template errors (invalid filters, indexes at the ends of the 64-bit range) are compared too. The
 //! hostile-input rows whose runaway work kubectl allows but kubeline bounds are *not* here: those
-//! differ on purpose (README, Limits) and are tested in `tests/hostile.rs`.
+//! differ on purpose (README, Limits) and are tested in `tests/it/hostile.rs`.
 
-mod diff;
-
+use super::{Row, row};
 use anyhow::Result;
-use diff::{Row, row};
 
 const ROWS: &[Row] = &[
     row("get", &[]),
@@ -201,10 +199,10 @@ const TEMPLATE_ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn usage_errors_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 #[tokio::test]
 async fn template_errors_match_kubectl() -> Result<()> {
-    diff::check_rows(TEMPLATE_ROWS).await
+    super::check_rows(TEMPLATE_ROWS).await
 }

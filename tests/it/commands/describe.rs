@@ -1,15 +1,11 @@
-//! Differential test of `describe` against the bed's kubectl (see `tests/diff/mod.rs`), and a
+//! Differential test of `describe` against the bed's kubectl (see `tests/it/commands/mod.rs`), and a
 //! proof that describing Secrets shows sizes and never values.
 //!
 //! Needs the bed's environment (`scripts/test` provides it); without it the test fails.
 
-mod diff;
-
-use anyhow::{Context, Result};
-use diff::{NOT_UP, Norm, Row, row, run_kubectl, run_kubeline, testbed_var};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use kubeline_agent::exec::Executor;
+use super::{Norm, Row, row, run_kubectl, run_kubeline};
+use crate::support::bed::{Bed, executor_for};
+use anyhow::Result;
 
 const ROWS: &[Row] = &[
     // Pods: one (with events), the failing one, all of a namespace, prefixes, selectors.
@@ -188,19 +184,16 @@ const ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn describe_matches_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 /// With an identity that may read Secrets, `describe` shows each value's size and never the
 /// value itself, in clear or base64.
 #[tokio::test]
 async fn described_secrets_show_sizes_not_values() -> Result<()> {
-    let kubeconfig_path = testbed_var("TESTBED_SECRETS_KUBECONFIG");
-    let kubectl = format!("{}/kubectl", testbed_var("TESTBED_BIN"));
-    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path)
-        .with_context(|| format!("reading {kubeconfig_path}; {NOT_UP}"))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let executor = Executor::new(Client::try_from(config)?);
+    let bed = Bed::new().await;
+    let (kubectl, kubeconfig_path) = (&bed.kubectl, &bed.secrets);
+    let executor = executor_for(&bed.secrets).await;
     let secrets = [
         "credit_app",
         "kbl-testbed-db-password-7f3a9c",
@@ -235,16 +228,16 @@ async fn described_secrets_show_sizes_not_values() -> Result<()> {
             ours.stdout
         );
         // For an Opaque Secret, kubectl prints sizes too: the outputs are the same.
-        let theirs = run_kubectl(&kubectl, &kubeconfig_path, &row).await?;
+        let theirs = run_kubectl(kubectl, kubeconfig_path, &row).await?;
         let (theirs, ours) = (
-            diff::normalise(&theirs, Norm::Times, true),
-            diff::normalise(&ours, Norm::Times, false),
+            super::normalise(&theirs, Norm::Times, true),
+            super::normalise(&ours, Norm::Times, false),
         );
         assert_eq!(
             theirs.stdout,
             ours.stdout,
             "describe {args:?}: {}",
-            diff::describe_difference(&theirs, &ours)
+            super::describe_difference(&theirs, &ours)
         );
     }
     Ok(())

@@ -1,8 +1,6 @@
 //! The store's behaviour, checked against both implementations: the embedded store, a real
 //! Redis server and a real Redis Cluster.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -477,7 +475,7 @@ async fn rate_limits(store: Arc<dyn Store>) {
     if !refused.allowed {
         assert_eq!(refused.retry_after_secs, 1);
     }
-    support::eventually("the bucket to refill", Duration::from_secs(5), || {
+    crate::support::eventually("the bucket to refill", Duration::from_secs(5), || {
         let store = store.clone();
         async move {
             store
@@ -813,7 +811,7 @@ async fn link_announcements(store: Arc<dyn Store>) {
         store.lapsed_links(100).await.unwrap().is_empty(),
         "still live"
     );
-    let lapsed = support::eventually("the claim to lapse", Duration::from_secs(10), || {
+    let lapsed = crate::support::eventually("the claim to lapse", Duration::from_secs(10), || {
         let store = store.clone();
         async move {
             let lapsed = store.lapsed_links(100).await.unwrap();
@@ -850,7 +848,7 @@ async fn link_announcements(store: Arc<dyn Store>) {
         store.link_cluster(&a, short).await.unwrap(),
         LinkChange::Connected
     );
-    support::eventually("the claim to lapse", Duration::from_secs(10), || {
+    crate::support::eventually("the claim to lapse", Duration::from_secs(10), || {
         let store = store.clone();
         async move {
             let c = store.get_cluster("cl").await.unwrap().unwrap();
@@ -1195,11 +1193,11 @@ async fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
 
-async fn redis(server: &support::Redis) -> Arc<dyn Store> {
+async fn redis(server: &crate::support::Redis) -> Arc<dyn Store> {
     Arc::new(RedisStore::connect(&server.url()).await.unwrap())
 }
 
-async fn redis_cluster(cluster: &support::RedisCluster) -> Arc<dyn Store> {
+async fn redis_cluster(cluster: &crate::support::RedisCluster) -> Arc<dyn Store> {
     Arc::new(RedisStore::connect(&cluster.url()).await.unwrap())
 }
 
@@ -1246,7 +1244,7 @@ every_store!(
 /// Two broker replicas on one Redis draw from one budget, one at a time or all at once.
 #[tokio::test]
 async fn redis_replicas_share_one_rate_limit_budget() {
-    let server = support::Redis::start().await;
+    let server = crate::support::Redis::start().await;
     let a = redis(&server).await;
     let b = redis(&server).await;
     let minute = Duration::from_secs(60);
@@ -1303,7 +1301,7 @@ impl Lcg {
 /// in Redis exactly the TAT the function would store: nothing changes on a refusal.
 #[tokio::test]
 async fn redis_script_mirrors_the_rust_function() {
-    let server = support::Redis::start().await;
+    let server = crate::support::Redis::start().await;
     let store = RedisStore::connect(&server.url()).await.unwrap();
     let client = redis::Client::open(server.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
@@ -1359,7 +1357,7 @@ async fn redis_script_mirrors_the_rust_function() {
 /// fails a request.
 #[tokio::test]
 async fn rate_limiter_falls_back_when_redis_is_gone() {
-    let mut server = support::Redis::start().await;
+    let mut server = crate::support::Redis::start().await;
     let store = redis(&server).await;
     let limiter = RateLimiter::new(
         store,
@@ -1390,7 +1388,7 @@ async fn rate_limiter_falls_back_when_redis_is_gone() {
 
 #[tokio::test]
 async fn redis_store_reports_an_unreachable_server() {
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let err = match RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await {
         Ok(_) => panic!("connected to a port nobody listens on"),
         Err(e) => e.to_string(),

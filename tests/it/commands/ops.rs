@@ -13,10 +13,8 @@
 //! Needs the bed's environment (`scripts/test`, or `scripts/testbed up` +
 //! `eval "$(scripts/testbed env)"`); without it the test fails, it never skips.
 
-mod diff;
-
+use super::{Row, row, top_row};
 use anyhow::Result;
-use diff::{Row, row, top_row};
 
 const ROWS: &[Row] = &[
     // logs: pods, workloads and selectors.
@@ -316,5 +314,5 @@ const ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn ops_commands_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }

@@ -10,13 +10,11 @@
 //! called `production-cluster`, as in the contract's examples, so that the examples phase and the
 //! stateful phase reach a connected agent. `KUBELINE_ST_SEED` picks another seed.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{
+use crate::support::{
     ADMIN_KEY, AGENT_TOKEN, BrokerOpts, eventually, start_agent, start_agent_for, start_broker,
     wait_connected,
 };

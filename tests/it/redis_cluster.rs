@@ -3,16 +3,14 @@
 //! the sharded channels), under a steady stream of executes while the master holding the
 //! cluster's queue is killed, and while the queue's slot moves to another master; and a
 //! broker started before its Redis (one server or a cluster) waits for it.
-//! Needs the test bed (like `tests/e2e.rs`).
-
-mod support;
+//! Needs the test bed (like `tests/it/e2e.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 /// The callers' timeout, in seconds.
 const TIMEOUT_S: u64 = 10;
@@ -28,24 +26,15 @@ struct Answer {
 }
 
 /// Two brokers on `cluster`, an agent on the first, and the second's API (where callers go).
-async fn brokers(cluster: &RedisCluster) -> (Vec<Proc>, Api) {
-    let url = cluster.url();
-    let opts = |name: &str| {
-        let opts = BrokerOpts {
-            port: free_port(),
-            redis_url: Some(url.clone()),
-            extra: Vec::new(),
-        };
-        (name.to_owned(), opts)
-    };
-    let (name, a) = opts("rc-holder");
-    let a_port = a.port;
-    let (holder, _) = start_broker(&name, a).await;
-    let (name, b) = opts("rc-callers");
-    let (callers, api) = start_broker(&name, b).await;
-    let agent = start_agent("rc-agent", a_port, AGENT_TOKEN);
-    wait_connected(&api).await;
-    (vec![holder, callers, agent], api)
+async fn brokers(cluster: &RedisCluster) -> (Stack, Api) {
+    let stack = Stack::build("rc")
+        .store_url(&cluster.url())
+        .replicas(2)
+        .agent()
+        .start()
+        .await;
+    let api = stack.api(1);
+    (stack, api)
 }
 
 /// Runs `CALLERS` callers until `stop`, each with a session of its own; returns every answer.
@@ -129,16 +118,12 @@ async fn check(api: &Api, answers: &[Answer]) -> (usize, usize, Vec<String>, Dur
 /// The queue's master is killed under load: its replica takes over, every accepted command
 /// ends in a final result that stays readable, callers wait a bounded time, and executes
 /// succeed again on the new master.
-/// Serializes the tests of this file.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test]
 async fn a_master_failover_under_load_loses_nothing() {
-    // One at a time: each starts several Redis servers on ports found free a moment before, and
-    // two tests racing for the same port met each other's TLS certificates.
-    let _serial = SERIAL.lock().await;
+    // Six Redis servers (and timed waits): not beside another heavy test.
+    let _heavy = heavy().await;
     let mut cluster = RedisCluster::start().await;
-    let (_procs, api) = brokers(&cluster).await;
+    let (_stack, api) = brokers(&cluster).await;
     let queue = format!("kl:{{{CLUSTER}}}:q");
     let (master, slot) = cluster.master_of(&queue);
 
@@ -200,11 +185,10 @@ async fn a_master_failover_under_load_loses_nothing() {
 /// completes.
 #[tokio::test]
 async fn executes_follow_the_queue_slot_to_another_master() {
-    // One at a time: each starts several Redis servers on ports found free a moment before, and
-    // two tests racing for the same port met each other's TLS certificates.
-    let _serial = SERIAL.lock().await;
+    // Six Redis servers (and timed waits): not beside another heavy test.
+    let _heavy = heavy().await;
     let cluster = RedisCluster::start().await;
-    let (_procs, api) = brokers(&cluster).await;
+    let (_stack, api) = brokers(&cluster).await;
     let queue = format!("kl:{{{CLUSTER}}}:q");
     let (from, slot) = cluster.master_of(&queue);
     let to = cluster.other_master(from);
@@ -271,13 +255,12 @@ async fn waits_for_its_store(url: &str, start_store: impl AsyncFnOnce()) {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "service_unavailable", "{body}");
     // Still trying, and saying so, a few attempts later.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("a second attempt", Duration::from_secs(20), || {
+        let logs = broker.logs();
+        async move { (logs.matches("cannot connect to Redis").count() >= 2).then_some(()) }
+    })
+    .await;
     assert!(broker.is_running(), "the broker gave up: {}", broker.logs());
-    assert!(
-        broker.logs().matches("cannot connect to Redis").count() >= 2,
-        "{}",
-        broker.logs()
-    );
 
     start_store().await;
     eventually("the broker to serve", Duration::from_secs(40), || async {
@@ -292,9 +275,6 @@ async fn waits_for_its_store(url: &str, start_store: impl AsyncFnOnce()) {
 
 #[tokio::test]
 async fn a_broker_waits_for_its_redis() {
-    // One at a time: each starts several Redis servers on ports found free a moment before, and
-    // two tests racing for the same port met each other's TLS certificates.
-    let _serial = SERIAL.lock().await;
     let port = free_port();
     let mut redis = None;
     waits_for_its_store(&format!("redis://127.0.0.1:{port}/"), async || {
@@ -305,9 +285,8 @@ async fn a_broker_waits_for_its_redis() {
 
 #[tokio::test]
 async fn a_broker_waits_for_its_redis_cluster() {
-    // One at a time: each starts several Redis servers on ports found free a moment before, and
-    // two tests racing for the same port met each other's TLS certificates.
-    let _serial = SERIAL.lock().await;
+    // Six Redis servers (and timed waits): not beside another heavy test.
+    let _heavy = heavy().await;
     let ports = cluster_ports();
     let mut cluster = None;
     waits_for_its_store(&cluster_url(&ports), async || {
@@ -358,18 +337,14 @@ async fn serves_over_tls(url: &str, ca: &std::path::Path) {
 
 #[tokio::test]
 async fn a_broker_on_redis_over_tls() {
-    // One at a time: each starts several Redis servers on ports found free a moment before, and
-    // two tests racing for the same port met each other's TLS certificates.
-    let _serial = SERIAL.lock().await;
     let redis = TlsRedis::start().await;
     serves_over_tls(&redis.url(), &redis.files.ca).await;
 }
 
 #[tokio::test]
 async fn a_broker_on_a_redis_cluster_over_tls() {
-    // One at a time: each starts several Redis servers on ports found free a moment before, and
-    // two tests racing for the same port met each other's TLS certificates.
-    let _serial = SERIAL.lock().await;
+    // Six Redis servers (and timed waits): not beside another heavy test.
+    let _heavy = heavy().await;
     let cluster = RedisCluster::start_tls().await;
     assert!(cluster.url().starts_with("rediss+cluster://"));
     serves_over_tls(&cluster.url(), cluster.ca_file().expect("a TLS cluster")).await;

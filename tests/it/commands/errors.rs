@@ -1,14 +1,12 @@
 //! Differential test of error paths and the newer output formats against the test bed's real
-//! kubectl, through the shared harness in `tests/diff`: NotFound in a namespace that does not
+//! kubectl, through the shared harness in `tests/it/commands/mod.rs`: NotFound in a namespace that does not
 //! exist, label and field selector errors and empty matches, `explain --api-version` errors,
 //! the short-name ambiguity warning, sorting by a boolean field, and `events -o json|yaml|name`,
 //! `api-resources -o json|yaml|kyaml`, `rollout history -o yaml|name`. Needs the bed's
-//! environment, like `tests/commands.rs`.
+//! environment, like `tests/it/commands/get.rs`.
 
-mod diff;
-
+use super::{Row, row};
 use anyhow::Result;
-use diff::{Row, row};
 
 const ROWS: &[Row] = &[
     // NotFound in a namespace that does not exist names the namespace (cli-runtime's Info.Get).
@@ -238,10 +236,10 @@ const GET_ROWS: &[Row] = &[
 
 #[tokio::test]
 async fn error_paths_and_formats_match_kubectl() -> Result<()> {
-    diff::check_rows(ROWS).await
+    super::check_rows(ROWS).await
 }
 
 #[tokio::test]
 async fn get_error_paths_match_kubectl() -> Result<()> {
-    diff::check_rows(GET_ROWS).await
+    super::check_rows(GET_ROWS).await
 }

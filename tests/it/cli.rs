@@ -3,24 +3,18 @@
 //! configuration) run as a person would run them, against a live broker and agent on the test
 //! bed, each in a home folder of its own (never the real user's config).
 
-mod support;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
-use support::{
-    ADMIN_KEY, AGENT_TOKEN, Api, BrokerOpts, CLUSTER, READ_KEY, free_port, start_agent,
-    start_broker, wait_connected,
+use crate::support::{
+    ADMIN_KEY, Api, BrokerOpts, CLUSTER, READ_KEY, Stack, eventually, free_port, start_broker,
 };
+use serde_json::{Value, json};
 
 fn kubeline(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+    let out = crate::support::kubeline()
         .args(args)
-        .env_remove("KUBELINE_API_KEYS")
-        .env_remove("KUBELINE_AGENT_TOKENS")
-        .env_remove("KUBELINE_REDIS_URL")
         .output()
         .expect("run kubeline");
     (
@@ -205,22 +199,21 @@ impl Drop for Home {
     }
 }
 
-/// A broker (embedded store) with an agent on the test bed, linked.
-async fn live(name: &str, flags: &[&str]) -> (support::Proc, support::Proc, Api, String) {
-    let (broker, api) = start_broker(
-        &format!("cli-{name}-broker"),
-        BrokerOpts::embedded().with(flags),
-    )
-    .await;
-    let agent = start_agent(&format!("cli-{name}-agent"), api.port(), AGENT_TOKEN);
-    wait_connected(&api).await;
+/// A broker (embedded store) with an agent on the test bed, linked; and the broker's URL.
+async fn live(name: &str, flags: &[&str]) -> (Stack, Api, String) {
+    let stack = Stack::build(&format!("cli-{name}"))
+        .flags(flags)
+        .agent()
+        .start()
+        .await;
+    let api = stack.api(0);
     let url = format!("http://127.0.0.1:{}", api.port());
-    (broker, agent, api, url)
+    (stack, api, url)
 }
 
 #[tokio::test]
 async fn login_saves_a_checked_key_and_env_and_flags_win_over_it() {
-    let (_broker, _agent, api, url) = live("login", &[]).await;
+    let (_stack, api, url) = live("login", &[]).await;
     let home = Home::new("login");
 
     // A wrong key is refused at login, and nothing is written.
@@ -398,8 +391,7 @@ mod toml_like {
 
 #[tokio::test]
 async fn clusters_status_and_kubectl_print_what_the_broker_answers() {
-    let (_broker, _agent, api, url) =
-        live("kubectl", &["--api-key", "read@other=other-cluster-key"]).await;
+    let (_stack, api, url) = live("kubectl", &["--api-key", "read@other=other-cluster-key"]).await;
     let home = Home::new("kubectl");
     let env = [
         ("KUBELINE_BROKER_URL", url.as_str()),
@@ -625,7 +617,7 @@ async fn an_unlinked_cluster_is_named_with_what_to_do() {
 #[tokio::test]
 async fn one_session_serves_many_commands_until_the_broker_ends_it() {
     // Session creation limited to 2 a minute: one per command would fail at the third.
-    let (_broker, _agent, api, url) = live("sessions", &["--rate-limit-session-create", "2"]).await;
+    let (_stack, api, url) = live("sessions", &["--rate-limit-session-create", "2"]).await;
     let home = Home::new("sessions");
     let env = [
         ("KUBELINE_BROKER_URL", url.as_str()),
@@ -761,7 +753,7 @@ async fn one_session_serves_many_commands_until_the_broker_ends_it() {
 
 #[tokio::test]
 async fn an_expired_session_is_replaced() {
-    let (_broker, _agent, api, url) = live("expiry", &["--session-ttl", "3"]).await;
+    let (_stack, api, url) = live("expiry", &["--session-ttl", "3"]).await;
     let home = Home::new("expiry");
     let env = [
         ("KUBELINE_BROKER_URL", url.as_str()),
@@ -775,9 +767,15 @@ async fn an_expired_session_is_replaced() {
         .as_str()
         .unwrap()
         .to_owned();
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
-    let (_, info) = api.get(&format!("/debug/session/{first}")).await.unwrap();
-    assert_eq!(info["status"], "expired", "{info}");
+    eventually(
+        "the session to expire",
+        std::time::Duration::from_secs(15),
+        || async {
+            let (_, info) = api.get(&format!("/debug/session/{first}")).await.ok()?;
+            (info["status"] == "expired").then_some(())
+        },
+    )
+    .await;
     // Make the cache believe it still has an hour: the broker's "expired" must be handled.
     let text = std::fs::read_to_string(home.sessions_file()).unwrap();
     let mut cache: Value = serde_json::from_str(&text).unwrap();
@@ -1254,7 +1252,7 @@ async fn an_https_broker_behind_a_private_ca_needs_its_ca_file() {
         key_file.to_str().unwrap(),
     ]);
     let port = opts.port;
-    let (_broker, _api) = support::start_broker_answering(
+    let (_broker, _api) = crate::support::start_broker_answering(
         "cli-tls-broker",
         opts,
         Api::https(port, ADMIN_KEY, ca_pem.as_bytes()),
@@ -1337,7 +1335,7 @@ async fn an_https_broker_behind_a_private_ca_needs_its_ca_file() {
 
 #[tokio::test]
 async fn kubectl_streams_the_commands_that_keep_running() {
-    let (_broker, _agent, _api, url) = live("stream", &[]).await;
+    let (_stack, _api, url) = live("stream", &[]).await;
     let home = Home::new("stream");
     let env = [
         ("KUBELINE_BROKER_URL", url.as_str()),

@@ -3,15 +3,14 @@
 //! limit are refused before queueing, work that grows at run time stops at the agent's budgets,
 //! and ordinary commands keep being answered meanwhile.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubeline_agent::exec::Executor;
 use kubeline_shared::command;
 use serde_json::Value;
-use support::*;
+
+use crate::support::bed::executor_for;
+use crate::support::*;
 
 /// A jsonpath template that nests `{range ..}` `depth` deep: each level visits every
 /// descendant of every value of the level above.
@@ -41,11 +40,17 @@ fn assert_limit(status: u16, body: &Value, argument: Option<&str>) {
 
 #[tokio::test]
 async fn hostile_input_is_refused_or_bounded_and_the_agent_keeps_serving() {
-    let opts = BrokerOpts::embedded();
-    let port = opts.port;
-    let (_broker, api) = start_broker("hostile-broker", opts).await;
-    let mut agent = start_agent("hostile-agent", port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    // Bombs keep the agent's cores busy: not beside another heavy test.
+    let _heavy = heavy().await;
+    // The product's ping interval (the harness's 500 ms is for tests that kill agents): under
+    // a bomb on a loaded machine the agent answered a ping more than a second late, and the
+    // broker dropped a link that was alive.
+    let mut stack = Stack::build("hostile")
+        .flags(&["--ping-interval-ms", "5000"])
+        .agent()
+        .start()
+        .await;
+    let api = stack.api(0);
     let session = api.session().await;
 
     // --- refused before anything is queued -------------------------------------------------
@@ -171,21 +176,12 @@ async fn hostile_input_is_refused_or_bounded_and_the_agent_keeps_serving() {
 
     // The agent never went down: same process, still linked, still answering.
     assert!(
-        agent.is_running(),
+        stack.agent().is_running(),
         "the agent process died: {}",
-        agent.logs()
+        stack.agent().logs()
     );
     let (s, b) = api.execute(&session, "version", &[]).await;
     assert_eq!((s, &b["status"]), (200, &Value::from("completed")), "{b}");
-}
-
-/// An executor on the bed as the read-only identity.
-async fn executor() -> Executor {
-    let kubeconfig = Kubeconfig::read_from(reader_kubeconfig()).expect("reader kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kube config");
-    Executor::new(kube::Client::try_from(config).expect("client"))
 }
 
 async fn run(ex: &Executor, command_type: &str, args: &[&str]) -> kubeline_agent::exec::Outcome {
@@ -198,7 +194,9 @@ async fn run(ex: &Executor, command_type: &str, args: &[&str]) -> kubeline_agent
 async fn lists_stop_at_the_page_limit() {
     // `--chunk-size=1` makes one request per object; the page limit bounds them. The bed has
     // more than three pods in all namespaces, so a limit of three pages is reached.
-    let ex = executor().await.with_max_list_pages(3);
+    let ex = executor_for(&reader_kubeconfig())
+        .await
+        .with_max_list_pages(3);
     for (command_type, args) in [
         ("get", &["pods", "-A", "--chunk-size=1"][..]),
         ("get", &["pods", "-A", "--chunk-size=1", "-o", "json"][..]),
@@ -213,7 +211,7 @@ async fn lists_stop_at_the_page_limit() {
         );
     }
     // Within the limit the same list works.
-    let ex = executor().await;
+    let ex = executor_for(&reader_kubeconfig()).await;
     let out = run(&ex, "get", &["pods", "-A", "--chunk-size=1", "-o", "name"]).await;
     assert_eq!(out.exit_code, 0, "{out:?}");
 }

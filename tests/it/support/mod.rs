@@ -1,25 +1,97 @@
-//! Harness for end-to-end tests: real `redis-server` processes, real `kubeline broker` and
-//! `kubeline agent` processes, and the test bed's API server.
+//! The harness of the integration tests: real `redis-server` processes and Redis Clusters,
+//! real `kubeline broker` and `kubeline agent` processes ([`Stack`] starts them together), the
+//! test bed ([`bed`]), WebSockets to a broker ([`ws`]), and what tests sharing one process need:
+//! ports never handed out twice, a lock for tests that need the machine to themselves, and a
+//! way to run a test in a process of its own.
 #![allow(dead_code)]
 
+pub mod bed;
+pub mod stack;
+pub mod ws;
+
+use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+pub use bed::reader_kubeconfig;
+pub use stack::Stack;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key";
 pub const READ_KEY: &str = "e2e-read-key";
 pub const CLUSTER: &str = "bed";
 pub const AGENT_TOKEN: &str = "e2e-agent-token";
 
-/// A port nobody listens on right now.
+/// Ports handed out in this process: all tests share it, and a port found free is not bound
+/// until its server starts, so two tests could otherwise be given the same one.
+static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A port nobody listens on right now, never handed out before in this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral port");
+        if reserve(&[port]) {
+            return port;
+        }
+    }
+}
+
+/// Marks `ports` as handed out, all or none; false if one of them was already.
+fn reserve(ports: &[u16]) -> bool {
+    let mut handed = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let handed = handed.get_or_insert_with(HashSet::new);
+    if ports.iter().any(|p| handed.contains(p)) {
+        return false;
+    }
+    handed.extend(ports);
+    true
+}
+
+/// Held by tests that must not share the machine with each other: Redis Clusters (six servers
+/// each, failovers timed), a hundred streams, memory figures. Other tests still run beside.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until no other heavy test runs; the guard lets the next one go.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
+}
+
+/// The variable that tells a test it runs in a process of its own (see [`alone`]).
+const ALONE: &str = "KUBELINE_TEST_ALONE";
+
+/// Runs the test `module::test` (pass `module_path!()`) in a process of its own — this test
+/// binary, filtered to that one test — for tests that measure their own process (its memory),
+/// which other tests running in this one would disturb. Returns true in that process, where
+/// the test goes on; false in the one that started it, once it passed (its output is printed
+/// here, so `--nocapture` shows it).
+pub fn alone(module: &str, test: &str) -> bool {
+    let module = module.split_once("::").map_or("", |(_, m)| m);
+    let name = format!("{module}::{test}");
+    if std::env::var(ALONE).is_ok_and(|v| v == name) {
+        return true;
+    }
+    // This very binary, even if a rebuild replaced the file meanwhile.
+    let out = Command::new("/proc/self/exe")
+        .args([&name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ALONE, &name)
+        .output()
+        .expect("run the test binary");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let ran = String::from_utf8_lossy(&out.stdout).contains("1 passed");
+    assert!(
+        out.status.success() && ran,
+        "{name} failed in a process of its own (its output is above)"
+    );
+    false
 }
 
 /// Polls `check` until it returns `Some` or `within` passes.
@@ -41,29 +113,29 @@ where
     }
 }
 
-fn testbed_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: these tests need the test bed; run scripts/test \
-             (or scripts/testbed up && eval \"$(scripts/testbed env)\")"
-        )
-    })
-}
-
-/// The read-only kubeconfig of the test bed, as the agent's Helm chart would grant.
-pub fn reader_kubeconfig() -> String {
-    testbed_var("TESTBED_READER_KUBECONFIG")
-}
-
 fn log_dir() -> PathBuf {
     let dir = std::env::temp_dir().join("kubeline-e2e-logs");
     std::fs::create_dir_all(&dir).expect("create log dir");
     dir
 }
 
-fn log_file(name: &str) -> std::fs::File {
-    std::fs::File::create(log_dir().join(format!("{name}-{}.log", std::process::id())))
-        .expect("create log file")
+/// A fresh log file path for process `name`: tests share this process (and its id), so a
+/// counter keeps two tests' processes of the same name apart.
+fn log_path(name: &str) -> PathBuf {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    log_dir().join(format!("{name}-{}-{n}.log", std::process::id()))
+}
+
+/// Resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
 }
 
 // === redis ===
@@ -266,14 +338,18 @@ pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 1000;
 /// The password of every [`RedisCluster`].
 pub const CLUSTER_PASSWORD: &str = "cluster-pw";
 
-/// Six free ports for a [`RedisCluster`], each with its cluster bus port (+10000) free too.
+/// Six free ports for a [`RedisCluster`], each with its cluster bus port (+10000) free too
+/// (both reserved, see [`free_port`]).
 pub fn cluster_ports() -> Vec<u16> {
     let mut ports = Vec::new();
     while ports.len() < 6 {
-        let port = free_port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral port");
         if port < 55535
-            && !ports.contains(&port)
             && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
+            && reserve(&[port, port + 10000])
         {
             ports.push(port);
         }
@@ -581,10 +657,24 @@ impl Drop for RedisCluster {
 
 // === kubeline processes ===
 
+/// A `kubeline` command (the binary under test) that sees none of the caller's `KUBELINE_*`
+/// variables: a developer's own broker URL, keys or tokens never leak into a test.
+pub fn kubeline() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kubeline"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KUBELINE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// A `kubeline` child process, killed on drop.
 pub struct Proc {
     name: String,
     child: Option<Child>,
+    /// Where its standard error goes.
+    err_log: PathBuf,
 }
 
 impl Proc {
@@ -604,25 +694,25 @@ impl Proc {
     }
 
     fn spawn_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_kubeline"))
+        let err_log = log_path(&format!("{name}.err"));
+        let create = |path: &PathBuf| std::fs::File::create(path).expect("create a log file");
+        let child = kubeline()
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
-            .env_remove("KUBELINE_API_KEYS")
-            .env_remove("KUBELINE_AGENT_TOKENS")
-            .env_remove("KUBELINE_JWT_ISSUER")
             // Suites send far more than a person would: rate limits are off unless a test
             // turns them on with a flag (flags win over the environment).
             .env("KUBELINE_RATE_LIMIT_SESSION_CREATE", "0")
             .env("KUBELINE_RATE_LIMIT_EXECUTE", "0")
             .env("KUBELINE_RATE_LIMIT_STANDARD", "0")
-            .stdout(log_file(name))
-            .stderr(log_file(&format!("{name}.err")))
+            .stdout(create(&log_path(name)))
+            .stderr(create(&err_log))
             .spawn()
             .expect("spawn kubeline");
         Self {
             name: name.to_owned(),
             child: Some(child),
+            err_log,
         }
     }
 
@@ -678,8 +768,7 @@ impl Proc {
 
     /// Its standard error so far (logs).
     pub fn logs(&self) -> String {
-        let path = log_dir().join(format!("{}.err-{}.log", self.name, std::process::id()));
-        std::fs::read_to_string(path).unwrap_or_default()
+        std::fs::read_to_string(&self.err_log).unwrap_or_default()
     }
 }
 

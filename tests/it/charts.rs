@@ -3,29 +3,11 @@
 //! bed's `kubeline-reader` identity has (the identity every command test runs as).
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde::Deserialize as _;
 use serde_yaml::Value;
 
-fn testbed_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run scripts/test (or scripts/testbed up && eval \"$(scripts/testbed env)\")")
-    })
-}
-
-fn helm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(format!("{}/helm", testbed_var("TESTBED_BIN")))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run helm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::bed::{self, helm};
 
 const AGENT_VALUES: &str = "brokerUrl=https://broker.example:8080,clusterId=prod-eu,token=t0ken";
 const BROKER_VALUES: &str = "apiKeys={admin=k},agentTokens={prod-eu=t0ken}";
@@ -138,7 +120,7 @@ fn agent_role_is_the_reader_role() {
 
 #[test]
 fn charts_validate_against_the_api_server() {
-    let kubeconfig = testbed_var("TESTBED_ADMIN_KUBECONFIG");
+    let kubeconfig = bed::var("TESTBED_ADMIN_KUBECONFIG");
     for (chart, values) in [
         ("charts/kubeline-agent", AGENT_VALUES.to_owned()),
         (

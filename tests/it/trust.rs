@@ -2,57 +2,29 @@
 //! at once, agent links close when their token is revoked, and a revoked key's requests in
 //! flight end. Two real broker processes share one real Redis.
 //!
-//! `KUBELINE_REVOKE_TRIES=20 cargo test --test trust revoking_an_agent_token -- --nocapture`
+//! `KUBELINE_REVOKE_TRIES=20 cargo test --test it trust::revoking_an_agent_token -- --nocapture`
 //! measures the time from revocation to the link's close over that many tries.
-
-mod support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::ws::{self, Socket};
+use crate::support::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::*;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-type Link =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Two replicas on one Redis.
-async fn replicas(name: &str, redis: &Redis) -> ((Proc, Api), (Proc, Api)) {
-    let a = start_broker(&format!("{name}-a"), BrokerOpts::redis(redis)).await;
-    let b = start_broker(&format!("{name}-b"), BrokerOpts::redis(redis)).await;
-    (a, b)
-}
 
 /// A scripted agent: links to the broker on `port` as `cluster` with `token`, says hello and
 /// reads the welcome.
-async fn link(port: u16, cluster: &str, token: &str) -> Link {
-    let mut request = format!("ws://127.0.0.1:{port}/agent/v1/connect")
-        .into_client_request()
-        .unwrap();
-    let headers = request.headers_mut();
-    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-    headers.insert("x-kubeline-cluster", cluster.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": cluster,
-        "agent_version": "scripted", "kubernetes_version": "", "commands": [] });
-    ws.send(Message::Text(hello.to_string().into()))
-        .await
-        .unwrap();
-    match ws.next().await {
-        Some(Ok(Message::Text(text))) => assert!(text.contains("welcome"), "{text}"),
-        other => panic!("no welcome: {other:?}"),
-    }
-    ws
+async fn link(port: u16, cluster: &str, token: &str) -> Socket {
+    ws::scripted_agent(port, cluster, token, &[]).await
 }
 
 /// Reads the link (answering pings) until the broker closes it; returns the close frame's code
 /// and reason.
-async fn closed(ws: &mut Link) -> (u16, String) {
+async fn closed(ws: &mut Socket) -> (u16, String) {
     while let Some(msg) = ws.next().await {
         match msg {
             Ok(Message::Close(Some(frame))) => {
@@ -90,8 +62,12 @@ async fn new_agent_token(api: &Api, cluster: &str) -> (String, String) {
 
 #[tokio::test]
 async fn revoking_an_agent_token_closes_its_link_on_the_other_replica() {
-    let redis = Redis::start().await;
-    let ((_a, api_a), (_b, api_b)) = replicas("revoke-agent", &redis).await;
+    let stack = Stack::build("revoke-agent")
+        .redis()
+        .replicas(2)
+        .start()
+        .await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
     let port_b = api_b.port();
     let tries: usize = std::env::var("KUBELINE_REVOKE_TRIES")
         .ok()
@@ -117,20 +93,12 @@ async fn revoking_an_agent_token_closes_its_link_on_the_other_replica() {
         assert!(reason.contains("revoked"), "{reason}");
         // It cannot come back with the old token, on either replica.
         for port in [api_a.port(), port_b] {
-            let mut request = format!("ws://127.0.0.1:{port}/agent/v1/connect")
-                .into_client_request()
-                .unwrap();
-            let headers = request.headers_mut();
-            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-            headers.insert("x-kubeline-cluster", cluster.parse().unwrap());
-            match tokio_tungstenite::connect_async(request).await {
-                Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-                    assert_eq!(res.status(), 401);
-                    let body = String::from_utf8_lossy(res.body().as_deref().unwrap_or_default())
-                        .into_owned();
-                    assert!(body.contains("revoked"), "{body}");
+            match ws::connect(ws::agent_request(port, &cluster, &token)).await {
+                Err(refusal) => {
+                    assert_eq!(refusal.status, 401, "{refusal:?}");
+                    assert!(refusal.body.contains("revoked"), "{refusal:?}");
                 }
-                other => panic!("expected a 401, got {other:?}"),
+                Ok(_) => panic!("expected a 401, got a link"),
             }
         }
     }
@@ -160,8 +128,13 @@ async fn revoking_an_agent_token_closes_its_link_on_the_other_replica() {
 
 #[tokio::test]
 async fn a_real_agent_whose_token_is_revoked_stays_out() {
-    let redis = Redis::start().await;
-    let ((_a, api_a), (broker_b, api_b)) = replicas("revoke-real", &redis).await;
+    let stack = Stack::build("revoke-real")
+        .redis()
+        .replicas(2)
+        .start()
+        .await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
+    let broker_b = &stack.brokers[1];
     let (token, id) = new_agent_token(&api_a, CLUSTER).await;
     let agent = start_agent("revoke-real-agent", api_b.port(), &token);
     wait_connected(&api_b).await;
@@ -203,8 +176,8 @@ async fn a_real_agent_whose_token_is_revoked_stays_out() {
 
 #[tokio::test]
 async fn a_key_revoked_on_one_replica_ends_its_request_on_the_other() {
-    let redis = Redis::start().await;
-    let ((_a, api_a), (_b, api_b)) = replicas("revoke-key", &redis).await;
+    let stack = Stack::build("revoke-key").redis().replicas(2).start().await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
     // A scripted agent on B that never answers, so the execute waits.
     let mut ws = link(api_b.port(), CLUSTER, AGENT_TOKEN).await;
     let keep = tokio::spawn(async move { closed(&mut ws).await });
@@ -263,10 +236,13 @@ async fn a_key_revoked_on_one_replica_ends_its_request_on_the_other() {
 
 #[tokio::test]
 async fn two_replicas_share_one_rate_limit_budget() {
-    let redis = Redis::start().await;
-    let flags = ["--rate-limit-session-create", "4"];
-    let (_a, api_a) = start_broker("rl-a", BrokerOpts::redis(&redis).with(&flags)).await;
-    let (_b, api_b) = start_broker("rl-b", BrokerOpts::redis(&redis).with(&flags)).await;
+    let stack = Stack::build("rl")
+        .redis()
+        .replicas(2)
+        .flags(&["--rate-limit-session-create", "4"])
+        .start()
+        .await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
     let body = json!({ "cluster_id": CLUSTER }).to_string();
     let mut remaining = Vec::new();
     for i in 0..4 {
@@ -569,8 +545,8 @@ async fn a_jwt_request_ends_when_its_token_expires() {
 
 #[tokio::test]
 async fn a_rotated_agent_token_closes_its_link_when_the_overlap_ends() {
-    let redis = Redis::start().await;
-    let ((_a, api_a), (_b, api_b)) = replicas("rotate", &redis).await;
+    let stack = Stack::build("rotate").redis().replicas(2).start().await;
+    let (api_a, api_b) = (stack.api(0), stack.api(1));
     let (old, _) = new_agent_token(&api_a, "rotating").await;
     let mut ws = link(api_b.port(), "rotating", &old).await;
     let (status, body) = api_a

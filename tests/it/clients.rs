@@ -15,14 +15,10 @@
 //!
 //! The toolchains' packages are installed by `scripts/test` (each suite's `setup.sh`).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{
-    ADMIN_KEY, AGENT_TOKEN, BrokerOpts, free_port, start_agent, start_broker, wait_connected,
-};
+use crate::support::{ADMIN_KEY, Stack, free_port};
 
 const OTHER_KEY: &str = "clients-other-key";
 
@@ -31,17 +27,18 @@ async fn run_suite(name: &str, suite: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join(suite).join("test.sh");
     assert!(script.exists(), "{} is missing", script.display());
-    let opts = BrokerOpts::embedded().with(&["--api-key", &format!("read@elsewhere={OTHER_KEY}")]);
-    let port = opts.port;
-    let (_broker, api) = start_broker(&format!("{name}-broker"), opts).await;
-    let _agent = start_agent(&format!("{name}-agent"), port, AGENT_TOKEN);
-    wait_connected(&api).await;
+    let stack = Stack::build(name)
+        .flags(&["--api-key", &format!("read@elsewhere={OTHER_KEY}")])
+        .agent()
+        .start()
+        .await;
+    let port = stack.api(0).port();
     let report = report_file(name);
     let status = Command::new("bash")
         .arg(&script)
         .env("KUBELINE_TEST_ENDPOINT", format!("http://127.0.0.1:{port}"))
         .env("KUBELINE_TEST_API_KEY", ADMIN_KEY)
-        .env("KUBELINE_TEST_CLUSTER", support::CLUSTER)
+        .env("KUBELINE_TEST_CLUSTER", crate::support::CLUSTER)
         .env("KUBELINE_TEST_OTHER_KEY", OTHER_KEY)
         .env(
             "KUBELINE_TEST_DEAD_ENDPOINT",
