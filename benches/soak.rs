@@ -18,11 +18,13 @@
 //! when ten minutes or more long if a slope passes [`MAX_SLOPE_KIB_PER_MIN`]. Under
 //! `cargo test --all-targets` it runs for 15 s as a check that nothing is lost or fails.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{Proc, free_port, knob as env_or};
 use kubeline_agent::link::{Commands, LinkConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -32,30 +34,6 @@ const CLUSTER: &str = "soak";
 const TOKEN: &str = "soak-token";
 /// The bound a long run is held to: about 3 MiB over 30 minutes.
 const MAX_SLOPE_KIB_PER_MIN: f64 = 100.0;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}?")))
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn(program: &str, args: &[&str], env: &[(&str, String)], log: &std::path::Path) -> Proc {
     let out = std::fs::File::create(log).expect("log file");

@@ -574,12 +574,31 @@ async fn the_link_upgrade_still_works_through_the_layers() {
     }
 }
 
+/// Opens the agent link of cluster `c1` (token `tok`) on a real socket; the answer's head and
+/// body as text.
+async fn dial_link(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer tok\r\n\
+         X-Kubeline-Cluster: c1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        kubeline_shared::protocol::CONNECT_PATH
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 /// A fleet arriving at once: past the admission rate an agent is told, in the contract's body,
 /// when its own slot comes; coming back early it is told the same slot again.
 #[tokio::test]
 async fn agents_over_the_admission_rate_are_told_when_to_come_back() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let state = default_state().await;
     // Others took every admission of the moment (the default burst is a fifth of a second's).
     let mut others = 0;
@@ -594,22 +613,6 @@ async fn agents_over_the_admission_rate_are_told_when_to_come_back() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
-    let dial = || async move {
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer tok\r\n\
-             X-Kubeline-Cluster: c1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            kubeline_shared::protocol::CONNECT_PATH
-        );
-        tcp.write_all(req.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
     let wait_of = |text: &str| -> u64 {
         assert!(text.starts_with("HTTP/1.1 503"), "{text}");
         assert!(
@@ -626,10 +629,10 @@ async fn agents_over_the_admission_rate_are_told_when_to_come_back() {
         );
         body["details"]["retry_after_ms"].as_u64().unwrap()
     };
-    let first = wait_of(&dial().await);
+    let first = wait_of(&dial_link(addr).await);
     assert!((300..=1000).contains(&first), "{first}");
     // Early again: the same slot, less time to wait.
-    let second = wait_of(&dial().await);
+    let second = wait_of(&dial_link(addr).await);
     assert!(second <= first, "{second} > {first}");
 }
 
@@ -637,8 +640,6 @@ async fn agents_over_the_admission_rate_are_told_when_to_come_back() {
 /// elsewhere) and an agent dialling it is told to come back shortly, to another replica.
 #[tokio::test]
 async fn a_draining_replica_fails_health_and_turns_agents_away() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let state = default_state().await;
     state.hub.drain(Duration::ZERO).await;
     let answer = send(
@@ -659,20 +660,7 @@ async fn a_draining_replica_fails_health_and_turns_agents_away() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer tok\r\n\
-         X-Kubeline-Cluster: c1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        kubeline_shared::protocol::CONNECT_PATH
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    let text = dial_link(addr).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body["details"]["code"], "draining", "{body}");
