@@ -187,13 +187,6 @@ async fn watch(fleet: &Fleet, i: usize, since: Instant, deadline: Duration) -> W
             }
         }
         if let Some((linked, paced)) = counts {
-            if std::env::var_os("STORM_DEBUG").is_some() {
-                eprintln!(
-                    "{:?} linked {linked} paced {paced} cpu {:?}",
-                    since.elapsed(),
-                    w.cpu
-                );
-            }
             w.paced = paced;
             if linked as usize >= fleet.n {
                 w.back_in = Some(since.elapsed());

@@ -245,14 +245,13 @@ async fn link_once(
     };
     let mut ws = match connected {
         Ok((ws, _)) => ws,
-        Err(WsError::Http(response)) if advised_wait(&response).is_some() => {
-            let wait = advised_wait(&response).unwrap_or_default();
-            debug!(wait_ms = wait.as_millis() as u64, status = %response.status(), "broker asked this agent to link later");
-            // A little past the slot, never before it.
-            let jitter = rand::rng().random_range(0..=(wait.as_millis() as u64 / 20).min(100));
-            return Ended::Later(wait + Duration::from_millis(jitter));
-        }
         Err(WsError::Http(response)) => {
+            if let Some(wait) = advised_wait(&response) {
+                debug!(wait_ms = wait.as_millis() as u64, status = %response.status(), "broker asked this agent to link later");
+                // A little past the slot, never before it.
+                let jitter = rand::rng().random_range(0..=(wait.as_millis() as u64 / 20).min(100));
+                return Ended::Later(wait + Duration::from_millis(jitter));
+            }
             let body = response
                 .body()
                 .as_ref()
