@@ -148,7 +148,7 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
 ///
 /// The answer is 200 with one result per cluster — `completed`, `failed` (kubectl's exit code
 /// and standard error), `timeout`, `unavailable` (no agent linked: at once; or its link was
-/// lost) or `refused` (a limit refused it there) — and a summary. With
+/// lost, or it went away before running the command) or `refused` (a limit refused it there) — and a summary. With
 /// `Accept: application/x-ndjson` each cluster's result is one JSON line as soon as it is known,
 /// then a last line `{"summary": …}`.
 ///

@@ -56,6 +56,10 @@ pub struct HubSettings {
     /// New agent links admitted per second (`--link-admissions-per-second`); see
     /// [`crate::admissions`].
     pub link_admissions_per_second: u32,
+    /// How long a caller's queued command waits for its cluster's agent to come back once no
+    /// replica holds a link of it; then the command fails (503) instead of waiting for its
+    /// timeout.
+    pub relink_grace: Duration,
 }
 
 impl Default for HubSettings {
@@ -69,6 +73,7 @@ impl Default for HubSettings {
             poll_interval: Duration::from_secs(1),
             alive_ttl: Duration::from_secs(2),
             link_admissions_per_second: crate::admissions::DEFAULT_LINK_ADMISSIONS_PER_SECOND,
+            relink_grace: Duration::from_secs(5),
         }
     }
 }
@@ -417,24 +422,64 @@ impl Hub {
             link.bell.notify_one();
         }
         let wait = (command.deadline - Utc::now()).to_std().unwrap_or_default();
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(result)) => Ok(result),
-            // The sender is only dropped by `wake`, which always sends; treat it as a timeout.
-            Ok(Err(_)) | Err(_) => {
-                let timeout = timeout_result(&command);
-                if self
-                    .store
-                    .finish_result(&timeout, self.settings.result_ttl, None)
-                    .await?
-                {
-                    self.announce_result(&command, &timeout);
-                    return Ok(timeout);
+        let ending = tokio::select! {
+            woken = rx => match woken {
+                Ok(result) => return Ok(result),
+                // The sender is only dropped by `wake`, which always sends; treat it as a timeout.
+                Err(_) => timeout_result(&command),
+            },
+            () = tokio::time::sleep(wait) => timeout_result(&command),
+            gone = self.agent_gone(&command.cluster_id) => unlinked_result(&command, gone),
+        };
+        if self
+            .store
+            .finish_result(&ending, self.settings.result_ttl, None)
+            .await?
+        {
+            self.announce_result(&command, &ending);
+            return Ok(ending);
+        }
+        // A real result won the race.
+        Ok(self
+            .store
+            .get_result(&command.result_id)
+            .await?
+            .unwrap_or(ending))
+    }
+
+    /// Resolves once no replica has held a link of `cluster_id` for [`HubSettings::relink_grace`]
+    /// (with how long it has been gone): a command queued as its agent went away is not left
+    /// waiting for its whole timeout. Looks twice per grace period, and only at callers still
+    /// waiting after the first half, so commands that finish quickly cost nothing.
+    async fn agent_gone(&self, cluster_id: &str) -> Duration {
+        let grace = self.settings.relink_grace;
+        let mut looks =
+            tokio::time::interval_at(tokio::time::Instant::now() + grace / 2, grace / 2);
+        loop {
+            looks.tick().await;
+            if self.holds_link(cluster_id) {
+                continue;
+            }
+            let record = match self.store.get_cluster(cluster_id).await {
+                Ok(record) => record,
+                Err(e) => {
+                    debug!(cluster = %cluster_id, error = %e, "cannot look at the cluster's link");
+                    continue;
                 }
-                Ok(self
-                    .store
-                    .get_result(&command.result_id)
-                    .await?
-                    .unwrap_or(timeout))
+            };
+            let gone_for = match record {
+                Some(ClusterRecord {
+                    broker_id: Some(_), ..
+                }) => continue,
+                Some(ClusterRecord {
+                    last_seen: Some(seen),
+                    ..
+                }) => (Utc::now() - seen).to_std().unwrap_or_default(),
+                // Never linked (or forgotten): nothing will come back to take the command.
+                _ => grace,
+            };
+            if gone_for >= grace {
+                return gone_for;
             }
         }
     }
@@ -1041,6 +1086,20 @@ fn timeout_result(command: &QueuedCommand) -> CommandResult {
     result
 }
 
+/// The result of a command whose agent went away before it ran and did not come back.
+fn unlinked_result(command: &QueuedCommand, gone_for: Duration) -> CommandResult {
+    let mut result = pending_result(command);
+    result.status = ResultStatus::Failed;
+    // No exit code: the command never ran on the agent.
+    result.error = Some(format!(
+        "the agent of cluster {} went away before it ran the command and has not come back \
+         for {}s; retry once the agent is connected again",
+        command.cluster_id,
+        gone_for.as_secs()
+    ));
+    result
+}
+
 fn floor_char_boundary(s: &str, mut at: usize) -> usize {
     while at > 0 && !s.is_char_boundary(at) {
         at -= 1;
@@ -1089,6 +1148,74 @@ mod tests {
         task.abort();
         let _ = task.await;
         assert_eq!(hub.waiting(), 0);
+    }
+
+    /// A hub on a memory store whose cluster `c1` is linked to another replica, `b2`.
+    async fn hub_with_c1_on_b2(relink_grace: Duration) -> Arc<Hub> {
+        let store = Arc::new(MemoryStore::new());
+        let record = ClusterRecord {
+            cluster_id: "c1".into(),
+            broker_id: Some("b2".into()),
+            agent_version: None,
+            kubernetes_version: None,
+            last_seen: Some(Utc::now()),
+            labels: Default::default(),
+        };
+        store
+            .link_cluster(&record, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let settings = HubSettings {
+            relink_grace,
+            ..HubSettings::default()
+        };
+        Hub::new("b1".into(), store, settings)
+    }
+
+    #[tokio::test]
+    async fn a_command_whose_agent_goes_away_fails_after_the_grace_not_its_timeout() {
+        let grace = Duration::from_millis(200);
+        let hub = hub_with_c1_on_b2(grace).await;
+        let started = Instant::now();
+        let task = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.submit(command(chrono::Duration::seconds(60))).await })
+        };
+        while hub.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        hub.store()
+            .unlink_cluster("c1", "b2", Utc::now())
+            .await
+            .unwrap();
+        let result = task.await.unwrap().unwrap();
+        assert_eq!(result.status, ResultStatus::Failed);
+        assert_eq!(
+            result.exit_code, None,
+            "it never ran: the caller gets a 503"
+        );
+        let error = result.error.unwrap();
+        assert!(
+            error.contains("went away before it ran the command"),
+            "{error}"
+        );
+        assert!(
+            error.contains("retry once the agent is connected again"),
+            "{error}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let stored = hub.store().get_result("res_t").await.unwrap().unwrap();
+        assert_eq!(stored.status, ResultStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_command_waits_while_its_agent_is_linked() {
+        let hub = hub_with_c1_on_b2(Duration::from_millis(20)).await;
+        let result = hub
+            .submit(command(chrono::Duration::milliseconds(300)))
+            .await
+            .unwrap();
+        assert_eq!(result.status, ResultStatus::Timeout);
     }
 
     #[tokio::test]

@@ -580,7 +580,8 @@ error_responses! {
     /// 503: the cluster's agent is not linked, its queue is full, or the store is down.
     ServiceUnavailable => error_response(
         "A dependency is not available: the cluster's agent is not connected (or its link was \
-         lost while the command ran), the cluster's queue is full (`--max-queue-per-cluster`, \
+         lost while the command ran, or it went away before running the command and did not \
+         come back within 5 s), the cluster's queue is full (`--max-queue-per-cluster`, \
          with `Retry-After`), or the broker's store does not answer.",
         &[
             ("agent_not_connected", json!({

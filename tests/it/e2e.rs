@@ -433,12 +433,23 @@ async fn killed_agent_gives_503_not_a_hang() {
     let (status, body) = api.execute(&session, "version", &[]).await;
     assert_eq!(status, 200, "{body}");
     stack.agent().kill();
+    // An execute racing the broker's notice is queued as the link goes: it fails once no agent
+    // has come back for the relink grace (5 s), not at its 20 s timeout.
     let (status, body) = eventually("the broker to notice", Duration::from_secs(10), || async {
         let (status, body) = api.execute(&session, "version", &[]).await;
         (status != 200).then_some((status, body))
     })
     .await;
     assert_eq!(status, 503, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message == "Cluster agent is not connected"
+            || message.contains("went away before it ran the command"),
+        "{body}"
+    );
+    let (status, body) = api.execute(&session, "version", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["message"], "Cluster agent is not connected");
 }
 
 #[tokio::test]

@@ -478,7 +478,7 @@ export interface paths {
          *
          *     The answer is 200 with one result per cluster — `completed`, `failed` (kubectl's exit code
          *     and standard error), `timeout`, `unavailable` (no agent linked: at once; or its link was
-         *     lost) or `refused` (a limit refused it there) — and a summary. With
+         *     lost, or it went away before running the command) or `refused` (a limit refused it there) — and a summary. With
          *     `Accept: application/x-ndjson` each cluster's result is one JSON line as soon as it is known,
          *     then a last line `{"summary": …}`.
          *
@@ -2210,7 +2210,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description A dependency is not available: the cluster's agent is not connected (or its link was lost while the command ran), the cluster's queue is full (`--max-queue-per-cluster`, with `Retry-After`), or the broker's store does not answer. */
+        /** @description A dependency is not available: the cluster's agent is not connected (or its link was lost while the command ran, or it went away before running the command and did not come back within 5 s), the cluster's queue is full (`--max-queue-per-cluster`, with `Retry-After`), or the broker's store does not answer. */
         ServiceUnavailable: {
             headers: {
                 /** @description Seconds to wait before retrying (sent when the cluster's queue is full). */
