@@ -7,6 +7,7 @@
 use super::discovery::{ApiResource, Discovery};
 use crate::exec::Executor;
 use crate::exec::api::{self, ApiError};
+use kubeline_printers::go::fmt::go_quote;
 use kubeline_shared::command::Targets;
 
 /// One request kubectl's builder would make: a list, or one named object.
@@ -61,7 +62,10 @@ impl BuildError {
     pub(crate) fn message(&self) -> String {
         match self {
             BuildError::NoMatch(resource) => {
-                format!("error: the server doesn't have a resource type {resource:?}")
+                format!(
+                    "error: the server doesn't have a resource type {}",
+                    go_quote(resource)
+                )
             }
             BuildError::Api(e) => e.kubectl_message(),
             BuildError::Other(m) => format!("error: {m}"),

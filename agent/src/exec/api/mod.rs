@@ -12,6 +12,7 @@ pub(crate) mod builder;
 pub(crate) mod discovery;
 pub(crate) mod watch;
 
+use kubeline_printers::go::fmt::go_quote;
 use serde_json::Value;
 
 /// kubectl's `Accept` header for `get` with server-side printing.
@@ -117,7 +118,7 @@ impl ApiError {
             ),
             c if c >= 500 => (
                 "InternalError",
-                format!("an error on the server ({body:?}) has prevented the request from succeeding"),
+                format!("an error on the server ({}) has prevented the request from succeeding", go_quote(body)),
             ),
             c => ("", format!("the server responded with the status code {c} but did not return more information")),
         };
@@ -377,11 +378,13 @@ pub(crate) fn enhance_list_error(
             message,
         } if reason == "BadRequest" || reason == "NotFound" => {
             let message = if label_selector.is_empty() && field_selector.is_empty() {
-                format!("Unable to list {subject:?}: {message}")
+                format!("Unable to list {}: {message}", go_quote(subject))
             } else {
                 format!(
-                    "Unable to find {subject:?} that match label selector {label_selector:?}, \
-                     field selector {field_selector:?}: {message}"
+                    "Unable to find {} that match label selector {}, field selector {}: {message}",
+                    go_quote(subject),
+                    go_quote(label_selector),
+                    go_quote(field_selector)
                 )
             };
             ApiError::Status {

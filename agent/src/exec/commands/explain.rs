@@ -15,7 +15,7 @@
 use crate::exec::api;
 use crate::exec::api::discovery::warnings_first;
 use crate::exec::{Executor, Outcome};
-use kubeline_printers::go::fmt::go_sprint;
+use kubeline_printers::go::fmt::{go_quote, go_sprint};
 use kubeline_printers::go::json as gojson;
 use kubeline_printers::jsonpath;
 use kubeline_shared::command::Explain;
@@ -284,7 +284,7 @@ fn schema_for(
             output(&ctx, schema, &mut out)?;
             if out.is_empty() {
                 let field = fields.last().cloned().unwrap_or_default();
-                return Err(format!("error: field {field:?} does not exist"));
+                return Err(format!("error: field {} does not exist", go_quote(&field)));
             }
             return Ok(out);
         }

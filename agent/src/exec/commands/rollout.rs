@@ -31,6 +31,7 @@ use crate::exec::api::{self, ApiError};
 use crate::exec::sink::Sink;
 use crate::exec::{Executor, Outcome};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kubeline_printers::go::fmt::go_quote;
 use kubeline_printers::go::labels;
 use kubeline_printers::go::yaml as goyaml;
 use kubeline_shared::command::{GetOutput, Rollout, RolloutAction, Targets};
@@ -364,7 +365,7 @@ fn status(
                     ));
                 }
                 return Ok((
-                    format!("daemon set {name:?} successfully rolled out\n"),
+                    format!("daemon set {} successfully rolled out\n", go_quote(name)),
                     true,
                 ));
             }
@@ -398,7 +399,10 @@ fn deployment_status(
             0
         } else {
             current.parse().map_err(|e| {
-                format!("error: cannot get the revision of deployment {name:?}: {e}")
+                format!(
+                    "error: cannot get the revision of deployment {}: {e}",
+                    go_quote(name)
+                )
             })?
         };
         if wanted != current {
@@ -459,7 +463,7 @@ fn deployment_status(
             ));
         }
         return Ok((
-            format!("deployment {name:?} successfully rolled out\n"),
+            format!("deployment {} successfully rolled out\n", go_quote(name)),
             true,
         ));
     }

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kubeline_printers::go::fmt::go_quote;
 use serde_json::Value;
 
 use super::quantity::Quantity;
@@ -790,7 +791,7 @@ fn field_path_value(pod: &Pod, e: &EnvVar) -> String {
 fn format_map(m: Option<&BTreeMap<String, String>>) -> String {
     m.into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={v:?}"))
+        .map(|(k, v)| format!("{k}={}", go_quote(v)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -848,7 +849,7 @@ fn describe_mounts(w: &mut Writer, c: &Container) {
             .to_string(),
         ];
         if let Some(sp) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            flags.push(format!("path={sp:?}"));
+            flags.push(format!("path={}", go_quote(sp)));
         }
         w.write(
             3,
@@ -1217,6 +1218,19 @@ mod tests {
         DateTime::parse_from_rfc3339("2026-11-23T00:44:14Z")
             .unwrap()
             .with_timezone(&Utc)
+    }
+
+    /// kubectl's `FormatMap` quotes values with Go's `%q`: `\x7f`, not Rust's `\u{7f}`.
+    #[test]
+    fn a_map_of_a_field_ref_quotes_as_go_does() {
+        let m = BTreeMap::from([
+            ("a".to_owned(), "tab\there\u{7f}".to_owned()),
+            ("b".to_owned(), "say \"hi\"\u{0b}".to_owned()),
+        ]);
+        assert_eq!(
+            format_map(Some(&m)),
+            "a=\"tab\\there\\x7f\"\nb=\"say \\\"hi\\\"\\v\""
+        );
     }
 
     #[test]
