@@ -116,54 +116,31 @@ impl Outcome {
 /// Runs CPU work that has no await point (sorting, templates, printing a big list) so that it
 /// does not hold up the runtime's other tasks: on a multi-threaded runtime (the agent's command
 /// runtime) the worker hands its other tasks to the rest of the pool first. At most one such
-/// section per core runs at a time ([`CpuSlots`]): more would not finish sooner, and each holds
-/// its command's objects and output in memory, so sixteen hostile templates at once would
-/// multiply the agent's peak memory by sixteen.
-fn cpu_bound<R>(work: impl FnOnce() -> R) -> R {
+/// section per core runs at a time: more would not finish sooner, and each holds its command's
+/// objects and output in memory, so sixteen hostile templates at once would multiply the
+/// agent's peak memory by sixteen. The slot is awaited *before* the section leaves the async
+/// world: a command waiting for one holds no thread (waiting inside `block_in_place` held one
+/// each, so the agent's threads, their stacks and allocator arenas grew with every new peak
+/// of concurrent commands — the memory a soak saw creep up).
+async fn cpu_bound<R>(work: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| {
-            let _slot = CpuSlots::global().take();
-            work()
-        }),
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            let _slot = cpu_slots()
+                .acquire()
+                .await
+                .expect("the CPU slots are never closed");
+            tokio::task::block_in_place(work)
+        }
         _ => work(),
     }
 }
 
-/// A counting semaphore for [`cpu_bound`] sections, one slot per core. Blocking on purpose: it
-/// is taken inside `block_in_place`, where blocking is what the runtime was told to expect.
-struct CpuSlots {
-    free: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
-}
-
-struct CpuSlot(&'static CpuSlots);
-
-impl CpuSlots {
-    fn global() -> &'static CpuSlots {
-        static SLOTS: std::sync::OnceLock<CpuSlots> = std::sync::OnceLock::new();
-        SLOTS.get_or_init(|| CpuSlots {
-            free: std::sync::Mutex::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
-            freed: std::sync::Condvar::new(),
-        })
-    }
-
-    fn take(&'static self) -> CpuSlot {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        CpuSlot(self)
-    }
-}
-
-impl Drop for CpuSlot {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
-    }
+/// One slot per core for [`cpu_bound`] sections.
+fn cpu_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
 }
 
 /// The namespace commands use when none is given. kubectl takes it from the kubeconfig context;

@@ -72,7 +72,7 @@ async fn run_resolved(ex: &Executor, g: &Get) -> Outcome {
     let human = g.output.is_human();
     let results = join_all(visits.iter().map(|v| fetch(ex, g, v, human))).await;
     // Sorting, templates and printers are CPU work with no await point.
-    crate::exec::cpu_bound(|| finish(ex, g, &visits, results))
+    crate::exec::cpu_bound(|| finish(ex, g, &visits, results)).await
 }
 
 /// The requests kubectl's builder would make, or the failed outcome of a type that does not
