@@ -16,8 +16,9 @@
 //! ```
 //!
 //! A measuring run prints the memory of both every 30 samples (5 minutes by default), and fails
-//! when ten minutes or more long if an anonymous-memory slope passes [`MAX_SLOPE_KIB_PER_MIN`]. Under
-//! `cargo test --all-targets` it runs for 15 s as a check that nothing is lost or fails.
+//! when ten minutes or more long if an anonymous-memory slope passes
+//! [`MAX_SLOPE_KIB_PER_MIN`]. Under `cargo test --all-targets` it runs for 15 s as a check that
+//! nothing is lost or fails.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -79,6 +80,10 @@ fn mem_kib(pid: u32) -> Option<Mem> {
         rss: field("VmRSS:")?,
         anon: field("RssAnon:")?,
     })
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 /// Least-squares slope of `(minutes, KiB)` points, in KiB per minute.
@@ -312,10 +317,10 @@ async fn main() {
                 println!(
                     "{minutes:5.1} min: broker RSS {:.1} MiB (anonymous {:.1}), agent RSS {:.1} \
                      MiB (anonymous {:.1}), {} completed",
-                    b.rss as f64 / 1024.0,
-                    b.anon as f64 / 1024.0,
-                    a.rss as f64 / 1024.0,
-                    a.anon as f64 / 1024.0,
+                    mib(b.rss),
+                    mib(b.anon),
+                    mib(a.rss),
+                    mib(a.anon),
                     counts.completed.load(Ordering::Relaxed)
                 );
             }
@@ -360,7 +365,6 @@ async fn main() {
         c(&counts.refused),
         c(&counts.lost),
     );
-    let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
         "broker anonymous {:.1} -> {:.1} MiB, slope {broker_slope:.1} KiB/min (RSS {:.1} -> {:.1} \
          MiB, {broker_rss_slope:.1} KiB/min); agent anonymous {:.1} -> {:.1} MiB, slope \
