@@ -37,9 +37,10 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use kubeline_shared::api;
 use kubeline_shared::audit::{
-    AuditAction, AuditEvent, AuditOutcome, AuditPage, ChainProblem, ChainSummary, CredentialKind,
-    ProblemKind, VerifyReport, audit_time,
+    AuditAction, AuditDecision, AuditEvent, AuditOutcome, AuditPage, ChainProblem, ChainSummary,
+    CredentialKind, ProblemKind, VerifyReport, audit_time, serialize_audit_time,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -423,14 +424,12 @@ pub fn canonical_json(value: &Value) -> String {
     canonical_string(out)
 }
 
-/// Writes `value` canonically into `out`, leaving out the top-level key `skip`; returns where,
-/// among the top-level entries written, `skip` would sort (the byte offset after the entry it
-/// would follow, or after `{` if it sorts first), so that it can be spliced in afterwards.
+/// Writes `value` canonically into `out`, leaving out the top-level key `skip` (used to read
+/// records back: [`seal`] renders its records from [`Canonical`]).
 ///
 /// Straight into bytes: serde_json writes every key, string and number into `out` itself (the
 /// same spelling as its `Display`), so a record costs no allocation per value.
-fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) -> usize {
-    let mut skipped_at = 0;
+fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map
@@ -439,7 +438,6 @@ fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) -> usiz
                 .collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
-            skipped_at = out.len();
             for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
@@ -447,9 +445,6 @@ fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) -> usiz
                 serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
                 out.push(b':');
                 write_canonical(value, None, out);
-                if skip.is_some_and(|skip| key.as_str() < skip) {
-                    skipped_at = out.len();
-                }
             }
             out.push(b'}');
         }
@@ -465,7 +460,6 @@ fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) -> usiz
         }
         scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
     }
-    skipped_at
 }
 
 /// The bytes [`write_canonical`] wrote, as the string they are.
@@ -492,8 +486,9 @@ pub fn record_hash(prev_hash: &str, record: &Value) -> String {
 /// Seals `event` as record `seq` of `chain` after `prev_hash`: returns the record as stored
 /// (canonical JSON) and its hash.
 ///
-/// One canonical rendering serves both: it is hashed without `hash`, and the stored line is
-/// the same bytes with `"hash":"…"` spliced in where that key sorts.
+/// Rendered straight from the event by `Canonical`, whose fields are the record's keys in
+/// canonical (sorted) order: once without `hash`, to hash, and once with it, to store. (Going
+/// through a `serde_json::Value` map cost about 40 allocations a record.)
 pub fn seal(
     event: &AuditEvent,
     chain: &str,
@@ -501,34 +496,134 @@ pub fn seal(
     prev_hash: &str,
     recorded_at: DateTime<Utc>,
 ) -> (String, String) {
-    let mut record = match serde_json::to_value(event) {
-        Ok(Value::Object(map)) => map,
-        // Every field is a string, number, list or enum: it cannot fail.
-        other => unreachable!("an audit event serializes to an object, not {other:?}"),
-    };
-    record.insert("chain".to_owned(), chain.into());
-    record.insert("seq".to_owned(), seq.into());
-    record.insert("recorded_at".to_owned(), audit_time(recorded_at).into());
-    record.insert("prev_hash".to_owned(), prev_hash.into());
-    let record = Value::Object(record);
-    let mut canonical = Vec::with_capacity(1024);
-    let at = write_canonical(&record, Some("hash"), &mut canonical);
-    let hash = chain_hash(prev_hash, &canonical);
-    // `"hash":"<64 hex digits>"` and a comma: after the entry it follows, or before the first.
-    let mut line = Vec::with_capacity(canonical.len() + 76);
-    line.extend_from_slice(&canonical[..at]);
-    let first = canonical[at - 1] == b'{';
-    if !first {
-        line.push(b',');
+    let recorded_at = audit_time(recorded_at);
+    let mut record = Canonical::new(event, chain, seq, prev_hash, &recorded_at);
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &record).expect("writing to a Vec cannot fail");
+    let hash = chain_hash(prev_hash, &out);
+    record.hash = Some(&hash);
+    out.clear();
+    serde_json::to_writer(&mut out, &record).expect("writing to a Vec cannot fail");
+    (canonical_string(out), hash)
+}
+
+/// An audit record's keys in canonical order (sorted by their bytes), borrowed from its
+/// [`AuditEvent`] and chain position: serde writes struct fields in declaration order, so this
+/// is the canonical JSON with nothing sorted at run time. A new field of `AuditEvent` goes
+/// here too, in its sorted place (`a_sealed_record_is_the_canonical_json_of_its_fields` fails
+/// otherwise).
+#[derive(Serialize)]
+struct Canonical<'a> {
+    action: AuditAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'a [String]>,
+    chain: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential_kind: Option<CredentialKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<AuditDecision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<&'a str>,
+    outcome: AuditOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_bytes: Option<u64>,
+    prev_hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(serialize_with = "serialize_audit_time")]
+    received_at: DateTime<Utc>,
+    recorded_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_id: Option<&'a str>,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_addr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+}
+
+impl<'a> Canonical<'a> {
+    fn new(
+        event: &'a AuditEvent,
+        chain: &'a str,
+        seq: u64,
+        prev_hash: &'a str,
+        recorded_at: &'a str,
+    ) -> Self {
+        // Destructured whole, so that a new field of `AuditEvent` does not compile until it is
+        // placed here.
+        let AuditEvent {
+            action,
+            outcome,
+            received_at,
+            duration_ms,
+            credential_id,
+            credential_kind,
+            subject,
+            groups,
+            source_addr,
+            cluster_id,
+            session_id,
+            result_id,
+            command_type,
+            args,
+            target,
+            decision,
+            reason,
+            exit_code,
+            output_bytes,
+            correlation_id,
+            request_id,
+        } = event;
+        Self {
+            action: *action,
+            args: args.as_deref(),
+            chain,
+            cluster_id: cluster_id.as_deref(),
+            command_type: command_type.as_deref(),
+            correlation_id: correlation_id.as_deref(),
+            credential_id: credential_id.as_deref(),
+            credential_kind: *credential_kind,
+            decision: *decision,
+            duration_ms: *duration_ms,
+            exit_code: *exit_code,
+            groups,
+            hash: None,
+            outcome: *outcome,
+            output_bytes: *output_bytes,
+            prev_hash,
+            reason: reason.as_deref(),
+            received_at: *received_at,
+            recorded_at,
+            request_id: request_id.as_deref(),
+            result_id: result_id.as_deref(),
+            seq,
+            session_id: session_id.as_deref(),
+            source_addr: source_addr.as_deref(),
+            subject: subject.as_deref(),
+            target: target.as_deref(),
+        }
     }
-    line.extend_from_slice(b"\"hash\":\"");
-    line.extend_from_slice(hash.as_bytes());
-    line.push(b'"');
-    if first && canonical[at] != b'}' {
-        line.push(b',');
-    }
-    line.extend_from_slice(&canonical[at..]);
-    (canonical_string(line), hash)
 }
 
 // === verification ===

@@ -46,6 +46,7 @@ use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tracing::{info, warn};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -290,17 +291,24 @@ pub fn app(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc))
         .route_service("/mcp", mcp::service(state.clone()));
     // One authentication layer on every matched route (the public ones pass through it), so no
-    // handler can forget it; inside it, the caller's rate limit. (The layer added last runs
-    // first.)
-    let routes = routes
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.rate_limiter.clone(),
-            ratelimit::enforce,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ));
+    // handler can forget it; inside it, the caller's rate limit. (In a `ServiceBuilder` the
+    // layer added first runs first.)
+    //
+    // Layers are stacked with one `ServiceBuilder` rather than one `Router::layer` call each:
+    // every `Router::layer` boxes the route again, and each middleware clones its inner service
+    // per request, so N separate layers cost about N²/2 box clones a request (≈ 55 allocations
+    // here), one stack about N.
+    let routes = routes.route_layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::authenticate,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.rate_limiter.clone(),
+                ratelimit::enforce,
+            )),
+    );
     edge(routes, max_body).with_state(state)
 }
 
@@ -315,26 +323,30 @@ fn edge(routes: Router<AppState>, max_body: usize) -> Router<AppState> {
         .fallback(|| async {
             ApiError::not_found("No such endpoint; see the API reference for the routes")
         })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a handler panicked".to_owned());
-                ApiError::internal(&format!("panic: {what}")).into_response()
-            },
-        ))
-        .layer(axum::middleware::from_fn(middleware::context))
-        // MCP clients read JSON-RPC errors, not the REST body, from `/mcp`.
-        .layer(axum::middleware::from_fn(mcp::jsonrpc_errors))
-        // An error answer to a request whose body may be unread closes the connection, saying so.
-        .layer(axum::middleware::from_fn(
-            middleware::close_after_refused_body,
-        ))
-        // Outermost, so it also counts the answers of the layers above (413, panics).
-        .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(
+            ServiceBuilder::new()
+                // Outermost, so it also counts the answers of the layers below (413, panics).
+                .layer(axum::middleware::from_fn(metrics::track_http))
+                // An error answer to a request whose body may be unread closes the connection,
+                // saying so.
+                .layer(axum::middleware::from_fn(
+                    middleware::close_after_refused_body,
+                ))
+                // MCP clients read JSON-RPC errors, not the REST body, from `/mcp`.
+                .layer(axum::middleware::from_fn(mcp::jsonrpc_errors))
+                .layer(axum::middleware::from_fn(middleware::context))
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                    |panic: Box<dyn std::any::Any + Send>| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a handler panicked".to_owned());
+                        ApiError::internal(&format!("panic: {what}")).into_response()
+                    },
+                ))
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
 }
 
 /// Tries of the store's first requests at start (every half second) before the broker gives up.

@@ -13,7 +13,9 @@
 //! `--max-queue-per-cluster` reads it anyway), not a gauge per cluster: a label per cluster grows
 //! with the fleet, and a fleet-wide total would cost a store scan per scrape.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -22,7 +24,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use kubeline_shared::api::{CommandResult, ResultStatus};
 use kubeline_shared::command;
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::ApiResult;
@@ -122,19 +124,68 @@ pub fn render(hub: &Hub) -> String {
 pub async fn track_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", res.status().as_u16().to_string()),
-    ];
-    counter!(HTTP_REQUESTS, &labels).increment(1);
-    histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    let (count, duration) = http_handles(method, route, res.status().as_u16());
+    count.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     res
+}
+
+/// Handles of one labelled metric, registered with the recorder once per label set.
+///
+/// The `counter!`/`histogram!` macros build a key (a vector of labels) and look it up in the
+/// recorder on every call: about 45 allocations and as many hashed lookups an execute paid for
+/// it. Label sets come from closed sets (the module's invariant), so the map stays small.
+struct Handles<K, H>(LazyLock<RwLock<HashMap<K, H>>>);
+
+impl<K: Eq + Hash, H: Clone> Handles<K, H> {
+    const fn new() -> Self {
+        Self(LazyLock::new(Default::default))
+    }
+
+    fn get(&self, key: K, register: impl FnOnce() -> H) -> H {
+        if let Some(found) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return found.clone();
+        }
+        // The global recorder is installed before the first handle is taken from it.
+        handle();
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_insert_with(register).clone()
+    }
+}
+
+/// [`HTTP_REQUESTS`] and [`HTTP_DURATION`] of one route, by method and status (the route is
+/// looked up by `&str`, so a known route costs no allocation).
+fn http_handles(method: &'static str, route: &str, status: u16) -> (Counter, Histogram) {
+    type ByRoute = HashMap<String, HashMap<(&'static str, u16), (Counter, Histogram)>>;
+    static HTTP: LazyLock<RwLock<ByRoute>> = LazyLock::new(Default::default);
+    if let Some(found) = HTTP
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(route)
+        .and_then(|by| by.get(&(method, status)))
+    {
+        return found.clone();
+    }
+    handle();
+    let mut map = HTTP.write().unwrap_or_else(|e| e.into_inner());
+    map.entry(route.to_owned())
+        .or_default()
+        .entry((method, status))
+        .or_insert_with(|| {
+            let labels = [
+                ("method", method.to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.to_string()),
+            ];
+            (
+                counter!(HTTP_REQUESTS, &labels),
+                histogram!(HTTP_DURATION, &labels),
+            )
+        })
+        .clone()
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -159,7 +210,13 @@ pub fn command_label(command_type: Option<&str>) -> &'static str {
 pub fn executed(command_type: &'static str, answer: &ApiResult<CommandResult>, took: Duration) {
     let outcome = match answer {
         Ok(result) => {
-            histogram!(EXECUTE_DURATION, "command_type" => command_type).record(took.as_secs_f64());
+            static DURATION: Handles<&'static str, Histogram> = Handles::new();
+            DURATION
+                .get(
+                    command_type,
+                    || histogram!(EXECUTE_DURATION, "command_type" => command_type),
+                )
+                .record(took.as_secs_f64());
             match result.status {
                 ResultStatus::Completed => "completed",
                 // A failure without an exit code never ran to an end: its link was lost.
@@ -171,7 +228,13 @@ pub fn executed(command_type: &'static str, answer: &ApiResult<CommandResult>, t
         }
         Err(e) => e.body().error.as_str(),
     };
-    counter!(EXECUTES, "command_type" => command_type, "outcome" => outcome).increment(1);
+    static COUNT: Handles<(&'static str, &'static str), Counter> = Handles::new();
+    COUNT
+        .get(
+            (command_type, outcome),
+            || counter!(EXECUTES, "command_type" => command_type, "outcome" => outcome),
+        )
+        .increment(1);
 }
 
 /// Records the queue depth an execute found.
@@ -198,7 +261,13 @@ pub fn limit_decision(limit: Limit, allowed: bool) {
         Limit::Queue => "queue",
     };
     let decision = if allowed { "allowed" } else { "refused" };
-    counter!(LIMIT_DECISIONS, "limit" => limit, "decision" => decision).increment(1);
+    static COUNT: Handles<(&'static str, &'static str), Counter> = Handles::new();
+    COUNT
+        .get(
+            (limit, decision),
+            || counter!(LIMIT_DECISIONS, "limit" => limit, "decision" => decision),
+        )
+        .increment(1);
 }
 
 /// Why credentials were refused.
@@ -266,7 +335,12 @@ pub fn link_event(event: LinkEvent) {
 
 /// Records the time of a store operation.
 pub fn store_operation(operation: &'static str, backend: &'static str, took: Duration) {
-    histogram!(STORE_DURATION, "operation" => operation, "backend" => backend)
+    static DURATION: Handles<(&'static str, &'static str), Histogram> = Handles::new();
+    DURATION
+        .get(
+            (operation, backend),
+            || histogram!(STORE_DURATION, "operation" => operation, "backend" => backend),
+        )
         .record(took.as_secs_f64());
 }
 
@@ -297,7 +371,14 @@ pub fn jwks_refresh(outcome: JwksRefresh) {
 /// Records one rate limit decision.
 pub fn ratelimit_decision(class: crate::ratelimit::Class, allowed: bool) {
     let decision = if allowed { "allowed" } else { "refused" };
-    counter!(RATELIMIT_DECISIONS, "class" => class.as_str(), "decision" => decision).increment(1);
+    let class = class.as_str();
+    static COUNT: Handles<(&'static str, &'static str), Counter> = Handles::new();
+    COUNT
+        .get(
+            (class, decision),
+            || counter!(RATELIMIT_DECISIONS, "class" => class, "decision" => decision),
+        )
+        .increment(1);
 }
 
 /// Records a rate limit check the store could not decide.

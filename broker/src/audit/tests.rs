@@ -139,6 +139,57 @@ fn a_sealed_line_is_the_canonical_json_of_the_record_with_its_hash() {
     }
 }
 
+/// `seal` renders the record from a struct in sorted field order; with every field of the event
+/// set, it must equal the canonical JSON of the event's own serialization plus the chain keys.
+#[test]
+fn a_sealed_record_is_the_canonical_json_of_its_fields() {
+    let every_field = AuditEvent {
+        action: AuditAction::Execute,
+        outcome: AuditOutcome::Failed,
+        received_at: at("2024-01-20T10:30:45.123Z"),
+        duration_ms: Some(12),
+        credential_id: Some("key:sha256:0011aabb".into()),
+        credential_kind: Some(CredentialKind::Jwt),
+        subject: Some("alice\u{7f}".into()),
+        groups: vec!["sre".into(), "on-call".into()],
+        source_addr: Some("10.0.3.17".into()),
+        cluster_id: Some("prod-eu".into()),
+        session_id: Some("sess_1".into()),
+        result_id: Some("res_1".into()),
+        command_type: Some("logs".into()),
+        args: Some(vec!["web-0".into(), "--tail=5".into(), "\"é\"\n".into()]),
+        target: Some("https://hooks.example/x".into()),
+        decision: Some(AuditDecision::Refused),
+        reason: Some("</script>".into()),
+        exit_code: Some(-1),
+        output_bytes: Some(4096),
+        correlation_id: Some("corr-1".into()),
+        request_id: Some("req-1".into()),
+    };
+    let minimal = AuditEvent::new(
+        AuditAction::SessionCreate,
+        AuditOutcome::Accepted,
+        at("2024-01-20T10:30:45Z"),
+    );
+    for event in [every_field, minimal] {
+        let recorded_at = at("2024-01-20T10:30:46.5Z");
+        let (line, hash) = seal(&event, "broker_x", 41, GENESIS_HASH, recorded_at);
+        let mut expected = serde_json::to_value(&event).unwrap();
+        let map = expected.as_object_mut().unwrap();
+        map.insert("chain".into(), "broker_x".into());
+        map.insert("seq".into(), 41.into());
+        map.insert("recorded_at".into(), audit_time(recorded_at).into());
+        map.insert("prev_hash".into(), GENESIS_HASH.into());
+        let want_hash = record_hash(GENESIS_HASH, &expected);
+        expected
+            .as_object_mut()
+            .unwrap()
+            .insert("hash".into(), want_hash.clone().into());
+        assert_eq!(line, canonical_json(&expected));
+        assert_eq!(hash, want_hash);
+    }
+}
+
 #[test]
 fn canonical_json_sorts_keys_at_every_depth_and_keeps_escapes() {
     let value = json!({"b": [{"z": 1, "a": "x\"y\u{1}"}], "a": {"d": null, "c": true}, "é": -3});
@@ -443,6 +494,11 @@ impl tracing::Subscriber for Lines {
 async fn each_stored_record_is_one_json_line_under_the_audit_target() {
     let lines = Lines::default();
     let _guard = tracing::subscriber::set_default(lines.clone());
+    // Other tests of this binary write audit lines on their threads, without a subscriber: one
+    // that registers the line's callsite while this subscriber is being added can leave it
+    // cached as "never enabled" (2 runs in 6 failed so). Recompute the callsites' interest now
+    // that this subscriber is in place.
+    tracing::callsite::rebuild_interest_cache();
     let sink = TestSink::new();
     let auditor = Auditor::spawn(sink.clone(), "broker_l", 1000);
     auditor.record(event(0)).await.unwrap();
