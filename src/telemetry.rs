@@ -19,19 +19,23 @@ pub enum Format {
     Json,
 }
 
-/// What must outlive the program's work: the OTLP exporter, flushed by [`Telemetry::shutdown`].
+/// What must outlive the program's work: the OTLP exporter and the log lines not yet written,
+/// flushed by [`Telemetry::shutdown`] (or when dropped, for the log lines).
 pub struct Telemetry {
     #[cfg(feature = "otlp")]
     otlp: Option<crate::otlp::Exporter>,
+    log: kubeline_broker::logging::Flusher,
 }
 
 impl Telemetry {
-    /// Exports the spans still buffered (OTLP); call once the work is done.
+    /// Exports the spans still buffered (OTLP) and writes the last log lines; call once the
+    /// work is done.
     pub fn shutdown(self) {
         #[cfg(feature = "otlp")]
         if let Some(otlp) = self.otlp {
             otlp.shutdown();
         }
+        drop(self.log);
     }
 }
 
@@ -48,13 +52,8 @@ pub fn init(
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // Colours only on a terminal: a log file or a pipe (`| tee`, a collector) gets plain text.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let fmt: BoxedLayer = match format {
-        Format::Plain => fmt.boxed(),
-        Format::Json => fmt.json().boxed(),
-    };
+    let (fmt, log): (BoxedLayer, _) =
+        kubeline_broker::logging::stderr_layer(matches!(format, Format::Json));
     #[cfg(feature = "otlp")]
     let (otlp, otlp_layer) = match otlp_endpoint {
         Some(endpoint) => {
@@ -80,5 +79,6 @@ pub fn init(
     Ok(Telemetry {
         #[cfg(feature = "otlp")]
         otlp,
+        log,
     })
 }

@@ -176,16 +176,19 @@ mod broker {
     }
 
     /// `kubeline broker`, as its `main` runs it: logs at `info` (plain lines on standard error,
-    /// no colours: it is a file), the default multi-threaded runtime, until SIGTERM.
+    /// through `kubeline`'s log writer), the default multi-threaded runtime, until SIGTERM.
     pub fn main() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+
         let cli = Cli::parse();
-        tracing_subscriber::fmt()
-            .with_env_filter(
+        let (log, _flusher) = kubeline_broker::logging::stderr_layer(false);
+        tracing_subscriber::registry()
+            .with(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
+            .with(log)
             .init();
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod jwt;
 pub mod limits;
 pub mod link;
+pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod middleware;
