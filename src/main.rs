@@ -26,11 +26,6 @@ use kubeline_shared::api::{check_cluster_id, cluster_id_from};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// mimalloc rather than glibc's malloc: the broker allocates a few hundred small objects per
-/// execute, and glibc's `malloc`/`free` (with its fastbin consolidation) were a fifth of its CPU.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A safe, fast line into every Kubernetes cluster of a fleet.
 #[derive(Debug, Parser)]
 #[command(name = "kubeline", version, about)]

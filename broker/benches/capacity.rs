@@ -165,10 +165,6 @@ impl Conn {
 
 // === the broker process ===
 
-/// `kubeline`'s allocator, for every role of this binary (the broker's is what is measured).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod broker {
     use clap::Parser;
     use kubeline_broker::{Broker, BrokerArgs};
