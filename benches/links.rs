@@ -111,7 +111,10 @@ async fn main() {
     let child = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "ulimit -n {}; exec \"$0\" broker --listen 127.0.0.1:{port} --api-key admin=k",
+            // Admissions unpaced: this bench measures memory per link, not the pacing (the
+            // storm bench does), and its links do not come back after a 503.
+            "ulimit -n {}; exec \"$0\" broker --listen 127.0.0.1:{port} --api-key admin=k \
+             --link-admissions-per-second 1000000",
             n * 2 + 1024
         ))
         .arg(&bin)

@@ -589,6 +589,20 @@ mod driver {
             .sum()
     }
 
+    /// A process's resident memory now and at its peak (`VmRSS`, `VmHWM` of `/proc/PID/status`),
+    /// in KiB.
+    fn memory(pid: u32) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     fn load_average() -> String {
         std::fs::read_to_string("/proc/loadavg")
             .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
@@ -900,6 +914,8 @@ mod driver {
         redis_in: u64,
         redis_out: u64,
         load_average: String,
+        /// The broker's resident memory and its peak, KiB.
+        broker_memory: (u64, u64),
     }
 
     impl Snapshot {
@@ -928,6 +944,7 @@ mod driver {
                 redis_in,
                 redis_out,
                 load_average: load_average(),
+                broker_memory: memory(stack.broker.pid()),
             }
         }
     }
@@ -957,6 +974,8 @@ mod driver {
         redis_commands: BTreeMap<String, u64>,
         redis_bytes: (u64, u64),
         load_average: (String, String),
+        /// The broker's resident memory at the end of the window and its peak, KiB.
+        broker_memory: (u64, u64),
     }
 
     impl Row {
@@ -990,6 +1009,7 @@ mod driver {
                     after.redis_out - before.redis_out,
                 ),
                 load_average: (before.load_average, after.load_average),
+                broker_memory: after.broker_memory,
                 report,
             }
         }
@@ -1042,10 +1062,13 @@ mod driver {
                     .join(", ")
             };
             println!(
-                "  {} c={}: broker read/write system calls per execute: {:.1}",
+                "  {} c={}: broker read/write system calls per execute: {:.1}; broker resident \
+                 memory {:.1} MiB (peak {:.1} MiB)",
                 self.store,
                 self.callers,
-                self.per_execute(self.syscalls)
+                self.per_execute(self.syscalls),
+                self.broker_memory.0 as f64 / 1024.0,
+                self.broker_memory.1 as f64 / 1024.0,
             );
             println!(
                 "  {} c={}: store operations per execute: {}",
