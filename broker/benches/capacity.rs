@@ -165,6 +165,10 @@ impl Conn {
 
 // === the broker process ===
 
+/// `kubeline`'s allocator, for every role of this binary (the broker's is what is measured).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod broker {
     use clap::Parser;
     use kubeline_broker::{Broker, BrokerArgs};
