@@ -8,7 +8,7 @@
 //!   takes the whole buffer and writes it with one `write`, then waits [`LINGER`] so that the
 //!   next lines gather. Under load, one `write` carries dozens of lines instead of one each
 //!   (the broker logs four lines per execute: measured, the four `write`s were 6 % of its CPU).
-//!   A line reaches standard error at most [`LINGER`] after it was logged.
+//!   A line waits at most [`LINGER`] plus the write in progress before it is written.
 //! - Audit records (target [`AUDIT_TARGET`]) are JSON already escaped by serde_json: in the plain
 //!   format they are written as they are when they hold no byte a terminal could take for a
 //!   control sequence, instead of being escaped character by character (4 % of the broker's CPU).
