@@ -55,8 +55,10 @@ async fn link(port: u16, cluster: String) -> tokio::task::JoinHandle<()> {
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("link");
+    // The hello a real agent sends: its command list too.
     let hello = json!({ "type": "hello", "protocol": 1, "cluster_id": cluster,
-                        "agent_version": "bench", "kubernetes_version": "v1.36.3", "commands": [] });
+                        "agent_version": "bench", "kubernetes_version": "v1.36.3",
+                        "commands": kubeline_shared::command::SUPPORTED_COMMANDS });
     ws.send(Message::Text(hello.to_string().into()))
         .await
         .unwrap();
