@@ -374,23 +374,31 @@ mod tests {
         sink.shut.store(true, Ordering::SeqCst);
         let (writer, flusher) = LineWriter::spawn(sink.clone());
         let line = vec![b'x'; 64 << 10];
+        // Three times the room: the batch stuck in the sink and the pending buffer hold at most
+        // two (plus a line each), so the logging thread can only finish once the sink takes some.
+        let lines = 3 * MAX_PENDING / line.len();
         let logger = {
             let mut writer = writer.clone();
             let line = line.clone();
             std::thread::spawn(move || {
-                // Twice the room: it can only finish once the sink takes some.
-                for _ in 0..(2 * MAX_PENDING / line.len()) {
+                for _ in 0..lines {
                     writer.write_all(&line).unwrap();
                 }
             })
         };
         std::thread::sleep(Duration::from_millis(200));
-        assert!(!logger.is_finished(), "the logging thread waits for room");
-        assert!(lock(&writer.shared.state).pending.len() <= MAX_PENDING + line.len());
+        let waited = !logger.is_finished();
+        let pending = lock(&writer.shared.state).pending.len();
+        // Opened before asserting: a failed assertion must not leave the writer thread stuck.
         sink.shut.store(false, Ordering::SeqCst);
+        assert!(waited, "the logging thread waits for room");
+        assert!(
+            pending <= MAX_PENDING + line.len(),
+            "{pending} bytes pending"
+        );
         logger.join().unwrap();
         drop(flusher);
-        assert_eq!(lock(&sink.written).len(), 2 * MAX_PENDING);
+        assert_eq!(lock(&sink.written).len(), lines * line.len());
     }
 
     #[test]
