@@ -147,6 +147,15 @@ pub struct BrokerArgs {
     #[arg(long, env = "KUBELINE_RESULT_TTL", default_value_t = DEFAULT_RESULT_TTL)]
     pub result_ttl: u64,
 
+    /// Without `--redis-url`: how many bytes of results this broker keeps in memory. Past it
+    /// the oldest results are forgotten before `--result-ttl` (a read then finds no result).
+    #[arg(
+        long,
+        env = "KUBELINE_EMBEDDED_RESULTS_MAX_BYTES",
+        default_value_t = store::memory::DEFAULT_RESULTS_MAX_BYTES
+    )]
+    pub embedded_results_max_bytes: u64,
+
     /// How often agents are pinged and presence refreshed, in milliseconds.
     #[arg(long, env = "KUBELINE_PING_INTERVAL_MS", default_value_t = DEFAULT_PING_INTERVAL_MS)]
     pub ping_interval_ms: u64,
@@ -405,7 +414,12 @@ impl Broker {
                 let redis = starting::reach_redis(url, &listener, stand_in_tls, started).await?;
                 Arc::new(Metered::new(Arc::new(redis), "redis"))
             }
-            None => Arc::new(Metered::new(Arc::new(MemoryStore::new()), "memory")),
+            None => Arc::new(Metered::new(
+                Arc::new(MemoryStore::with_results_max_bytes(
+                    args.embedded_results_max_bytes,
+                )),
+                "memory",
+            )),
         };
         let broker_id = format!("broker_{}", uuid::Uuid::new_v4().simple());
         let ping = Duration::from_millis(args.ping_interval_ms.max(100));
@@ -562,6 +576,7 @@ impl BrokerArgs {
             max_timeout: DEFAULT_MAX_TIMEOUT,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             result_ttl: DEFAULT_RESULT_TTL,
+            embedded_results_max_bytes: store::memory::DEFAULT_RESULTS_MAX_BYTES,
             ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
             link_admissions_per_second: admissions::DEFAULT_LINK_ADMISSIONS_PER_SECOND,
             drain_seconds: 5,

@@ -430,6 +430,15 @@ pub fn webhook_attempt(outcome: WebhookAttempt, took: Duration) {
     histogram!(WEBHOOK_ATTEMPT_DURATION).record(took.as_secs_f64());
 }
 
+/// Results the embedded store forgot before their time to stay within
+/// `--embedded-results-max-bytes`.
+pub const RESULTS_EVICTED: &str = "kubeline_store_results_evicted_total";
+
+/// Records results the embedded store forgot early for room.
+pub fn results_evicted(n: u64) {
+    counter!(RESULTS_EVICTED).increment(n);
+}
+
 /// Records webhook deliveries that ended (`delivered`, `failed`) or were not queued
 /// (`dropped`).
 pub fn webhook_deliveries(outcome: &'static str, n: u64) {

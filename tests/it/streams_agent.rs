@@ -329,6 +329,9 @@ async fn get_watch_prints_what_kubectl_prints_while_a_deployment_scales() {
     let ns = bed.namespace("getw");
     bed.deployment(&ns.name, "web", 1, "", "");
     bed.wait_running(&ns.name, "web", 1).await;
+    // A running pod is not yet an available Deployment: until its status says 1/1, a watch that
+    // starts earlier prints one more row (`web 0/1`) than one that starts later.
+    bed.wait_rolled_out(&ns.name, "web").await;
 
     // The same watches, side by side: kubeline's stream and kubectl.
     let cases: &[&[&str]] = &[

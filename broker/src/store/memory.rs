@@ -4,7 +4,7 @@
 //! semantics as the Redis store (final results win once, abandoned commands are reclaimed,
 //! records expire), so the behavioural tests hold for both.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,10 @@ use crate::ratelimit::{self, Decision, LocalBuckets};
 
 /// How many writes between sweeps of expired records.
 const SWEEP_EVERY: u64 = 1024;
+/// Default bound on the bytes of results the embedded store keeps (`--embedded-results-max-bytes`).
+pub const DEFAULT_RESULTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// In-process [`Store`].
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
     /// Rate limit buckets, under their own lock (checked on every request).
@@ -100,7 +101,7 @@ struct State {
     /// Session expiries not handled yet: (expiry in ms, session id).
     expiries: BTreeSet<(i64, String)>,
     queues: HashMap<String, Queue>,
-    results: HashMap<String, (CommandResult, Instant)>,
+    results: Results,
     next_entry: u64,
     writes: u64,
     /// Credentials by id, and ids by secret hash.
@@ -110,6 +111,102 @@ struct State {
     idempotency: HashMap<String, (String, Instant)>,
     /// Replicas said to be alive, until when.
     alive: HashMap<String, Instant>,
+}
+
+/// Results (pending and final) by id, kept until their time or until newer ones need the room.
+///
+/// Every result has the same lifetime (`--result-ttl`), so the order they were written in is
+/// the order they expire in: [`Results::trim`] only ever looks at the oldest, and a write costs
+/// O(log n) however many are kept (a sweep of every result would grow with the store).
+#[derive(Default)]
+struct Results {
+    by_id: HashMap<String, StoredResult>,
+    /// Ids by write number, oldest first.
+    order: BTreeMap<u64, String>,
+    next: u64,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+struct StoredResult {
+    result: CommandResult,
+    until: Instant,
+    written: u64,
+    bytes: usize,
+}
+
+impl Results {
+    fn get(&self, id: &str, now: Instant) -> Option<&CommandResult> {
+        self.by_id
+            .get(id)
+            .filter(|stored| stored.until > now)
+            .map(|stored| &stored.result)
+    }
+
+    /// Whether `result` may replace what is stored under its id: nothing, a placeholder, or
+    /// something past its time.
+    fn may_finish(&self, result_id: &str, now: Instant) -> bool {
+        self.by_id.get(result_id).is_none_or(|stored| {
+            stored.result.status == ResultStatus::Pending || stored.until <= now
+        })
+    }
+
+    fn put(&mut self, result: CommandResult, until: Instant, now: Instant) {
+        let id = result.result_id.clone();
+        let bytes = result_bytes(&result);
+        let written = self.next;
+        self.next += 1;
+        if let Some(old) = self.by_id.insert(
+            id.clone(),
+            StoredResult {
+                result,
+                until,
+                written,
+                bytes,
+            },
+        ) {
+            self.order.remove(&old.written);
+            self.bytes -= old.bytes;
+        }
+        self.order.insert(written, id);
+        self.bytes += bytes;
+        self.trim(now);
+    }
+
+    /// Forgets the oldest results while they are past their time or over the byte bound.
+    fn trim(&mut self, now: Instant) {
+        while self.order.len() > 1 {
+            let Some(oldest) = self.order.first_entry() else {
+                return;
+            };
+            let stored = &self.by_id[oldest.get()];
+            let expired = stored.until <= now;
+            if !expired && self.bytes <= self.max_bytes {
+                return;
+            }
+            let id = oldest.remove();
+            if let Some(gone) = self.by_id.remove(&id) {
+                self.bytes -= gone.bytes;
+            }
+            if !expired {
+                crate::metrics::results_evicted(1);
+            }
+        }
+    }
+}
+
+/// What one stored result holds in memory, near enough: its strings, the struct, the id kept
+/// twice (map key and order) and the maps' own entries.
+fn result_bytes(result: &CommandResult) -> usize {
+    const ENTRY_OVERHEAD: usize = 96;
+    std::mem::size_of::<StoredResult>()
+        + ENTRY_OVERHEAD
+        + 3 * result.result_id.capacity()
+        + result.session_id.capacity()
+        + result.cluster_id.capacity()
+        + result.output.capacity()
+        + result.error.as_ref().map_or(0, String::capacity)
+        + result.correlation_id.capacity()
 }
 
 #[derive(Default)]
@@ -124,10 +221,33 @@ struct Taken {
     since: Instant,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_results_max_bytes(DEFAULT_RESULTS_MAX_BYTES)
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store that keeps [`DEFAULT_RESULTS_MAX_BYTES`] of results.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that keeps at most `max_bytes` of results: past it the oldest go first,
+    /// even before their time (always keeping the newest one).
+    pub fn with_results_max_bytes(max_bytes: u64) -> Self {
+        Self {
+            state: Mutex::new(State {
+                results: Results {
+                    max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+                    ..Results::default()
+                },
+                ..State::default()
+            }),
+            rate_limits: LocalBuckets::default(),
+            audit: Mutex::default(),
+            outbox: Mutex::default(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -147,7 +267,7 @@ impl State {
         if self.writes.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
             let wall = Utc::now();
-            self.results.retain(|_, (_, until)| *until > now);
+            self.results.trim(now);
             self.sessions.retain(|_, (_, until)| *until > wall);
             self.idempotency.retain(|_, (_, until)| *until > now);
         }
@@ -377,10 +497,8 @@ impl Store for MemoryStore {
         state.next_entry += 1;
         let mut command = command.clone();
         command.entry_id = state.next_entry.to_string();
-        state.results.insert(
-            pending.result_id.clone(),
-            (pending.clone(), Instant::now() + result_ttl),
-        );
+        let now = Instant::now();
+        state.results.put(pending.clone(), now + result_ttl, now);
         if let Some((session, _)) = state.sessions.get_mut(&command.session_id) {
             session.commands_executed += 1;
             session.last_activity = command.executed_at;
@@ -499,14 +617,9 @@ impl Store for MemoryStore {
             queue.taken.remove(entry_id);
         }
         let now = Instant::now();
-        let won = match state.results.get(&result.result_id) {
-            Some((existing, until)) => existing.status == ResultStatus::Pending || *until <= now,
-            None => true,
-        };
+        let won = state.results.may_finish(&result.result_id, now);
         if won {
-            state
-                .results
-                .insert(result.result_id.clone(), (result.clone(), now + ttl));
+            state.results.put(result.clone(), now + ttl, now);
             state.wrote();
         }
         Ok(won)
@@ -514,11 +627,7 @@ impl Store for MemoryStore {
 
     async fn get_result(&self, result_id: &str) -> StoreResult<Option<CommandResult>> {
         let state = self.lock();
-        Ok(state
-            .results
-            .get(result_id)
-            .filter(|(_, until)| *until > Instant::now())
-            .map(|(r, _)| r.clone()))
+        Ok(state.results.get(result_id, Instant::now()).cloned())
     }
 
     async fn deliver_result(&self, _broker_id: &str, result: &CommandResult) -> StoreResult<()> {
@@ -980,4 +1089,125 @@ fn live_record((record, lease): &(ClusterRecord, Option<Instant>)) -> ClusterRec
         record.broker_id = None;
     }
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, status: ResultStatus, output_bytes: usize) -> CommandResult {
+        CommandResult {
+            result_id: id.to_owned(),
+            session_id: "s".to_owned(),
+            cluster_id: "c".to_owned(),
+            status,
+            output: "x".repeat(output_bytes),
+            error: None,
+            exit_code: Some(0),
+            execution_time_ms: 1,
+            executed_at: Utc::now(),
+            correlation_id: "corr".to_owned(),
+            truncated: None,
+            window: None,
+        }
+    }
+
+    fn results(max_bytes: usize) -> Results {
+        Results {
+            max_bytes,
+            ..Results::default()
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn past_the_byte_bound_the_oldest_results_go_first() {
+        let now = Instant::now();
+        let one = result_bytes(&result("r-000", ResultStatus::Completed, 1000));
+        let mut kept = results(3 * one);
+        for i in 0..10 {
+            kept.put(
+                result(&format!("r-{i:03}"), ResultStatus::Completed, 1000),
+                now + HOUR,
+                now,
+            );
+            assert!(kept.bytes <= 3 * one, "{} > {}", kept.bytes, 3 * one);
+        }
+        let readable: Vec<bool> = (0..10)
+            .map(|i| kept.get(&format!("r-{i:03}"), now).is_some())
+            .collect();
+        let mut expected = vec![false; 7];
+        expected.extend([true; 3]);
+        assert_eq!(readable, expected);
+        assert_eq!((kept.by_id.len(), kept.order.len()), (3, 3));
+    }
+
+    #[test]
+    fn a_final_result_replaces_its_placeholder_without_counting_twice() {
+        let now = Instant::now();
+        let mut kept = results(usize::MAX);
+        kept.put(result("r", ResultStatus::Pending, 0), now + HOUR, now);
+        assert!(kept.may_finish("r", now));
+        let done = result("r", ResultStatus::Completed, 500);
+        kept.put(done.clone(), now + HOUR, now);
+        assert!(!kept.may_finish("r", now), "the first final result wins");
+        assert_eq!(kept.bytes, result_bytes(&done));
+        assert_eq!((kept.by_id.len(), kept.order.len()), (1, 1));
+        assert_eq!(kept.get("r", now).map(|r| r.output.len()), Some(500));
+    }
+
+    #[test]
+    fn results_past_their_time_are_unreadable_and_forgotten_by_the_next_write() {
+        let now = Instant::now();
+        let mut kept = results(usize::MAX);
+        kept.put(
+            result("old", ResultStatus::Completed, 10),
+            now + Duration::from_secs(1),
+            now,
+        );
+        let later = now + Duration::from_secs(2);
+        assert!(kept.get("old", later).is_none());
+        assert!(
+            kept.may_finish("old", later),
+            "an expired result is no winner"
+        );
+        kept.put(
+            result("new", ResultStatus::Completed, 10),
+            later + HOUR,
+            later,
+        );
+        assert!(!kept.by_id.contains_key("old"));
+        assert_eq!(kept.order.len(), 1);
+    }
+
+    #[test]
+    fn a_result_larger_than_the_bound_is_kept_alone() {
+        let now = Instant::now();
+        let mut kept = results(1000);
+        kept.put(
+            result("small", ResultStatus::Completed, 10),
+            now + HOUR,
+            now,
+        );
+        kept.put(
+            result("big", ResultStatus::Completed, 5000),
+            now + HOUR,
+            now,
+        );
+        assert!(kept.get("small", now).is_none());
+        assert_eq!(kept.get("big", now).map(|r| r.output.len()), Some(5000));
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_results_within_its_bound() {
+        let store = MemoryStore::with_results_max_bytes(64 * 1024);
+        for i in 0..1000 {
+            let r = result(&format!("r-{i}"), ResultStatus::Completed, 1024);
+            assert!(store.finish_result(&r, HOUR, None).await.unwrap());
+        }
+        assert!(store.lock().results.bytes <= 64 * 1024);
+        assert!(store.get_result("r-0").await.unwrap().is_none());
+        assert!(store.get_result("r-999").await.unwrap().is_some());
+    }
 }
