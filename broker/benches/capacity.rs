@@ -673,30 +673,33 @@ mod driver {
             (Self { proc, client }, url)
         }
 
-        /// Commands by name (`INFO commandstats` calls), and network bytes in and out.
-        fn stats(&self) -> (BTreeMap<String, u64>, u64, u64) {
+        /// Commands by name (`INFO commandstats` calls), the µs Redis spent in each, and
+        /// network bytes in and out.
+        fn stats(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>, u64, u64) {
             let mut conn = self.client.get_connection().unwrap();
             let info: String = redis::cmd("INFO").arg("all").query(&mut conn).unwrap();
-            let mut commands = BTreeMap::new();
+            let (mut commands, mut usec) = (BTreeMap::new(), BTreeMap::new());
             let (mut input, mut output) = (0, 0);
             for line in info.lines() {
                 if let Some((name, rest)) = line
                     .strip_prefix("cmdstat_")
                     .and_then(|l| l.split_once(':'))
                 {
-                    let calls = rest
-                        .split(',')
-                        .find_map(|kv| kv.strip_prefix("calls="))
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                    commands.insert(name.to_owned(), calls);
+                    let field = |key: &str| -> u64 {
+                        rest.split(',')
+                            .find_map(|kv| kv.strip_prefix(key))
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0)
+                    };
+                    commands.insert(name.to_owned(), field("calls="));
+                    usec.insert(name.to_owned(), field("usec="));
                 } else if let Some(n) = line.strip_prefix("total_net_input_bytes:") {
                     input = n.trim().parse().unwrap_or(0);
                 } else if let Some(n) = line.strip_prefix("total_net_output_bytes:") {
                     output = n.trim().parse().unwrap_or(0);
                 }
             }
-            (commands, input, output)
+            (commands, usec, input, output)
         }
     }
 
@@ -915,6 +918,7 @@ mod driver {
         redis: Duration,
         operations: BTreeMap<String, u64>,
         redis_commands: BTreeMap<String, u64>,
+        redis_usec: BTreeMap<String, u64>,
         redis_in: u64,
         redis_out: u64,
         load_average: String,
@@ -933,7 +937,7 @@ mod driver {
                 .redis
                 .as_ref()
                 .map_or(Duration::ZERO, |r| cpu(r.proc.pid()));
-            let (redis_commands, redis_in, redis_out) = stack
+            let (redis_commands, redis_usec, redis_in, redis_out) = stack
                 .redis
                 .as_ref()
                 .map_or_else(Default::default, Redis::stats);
@@ -945,6 +949,7 @@ mod driver {
                 redis,
                 operations: stack.store_operations(),
                 redis_commands,
+                redis_usec,
                 redis_in,
                 redis_out,
                 load_average: load_average(),
@@ -976,6 +981,8 @@ mod driver {
         syscalls: u64,
         operations: BTreeMap<String, u64>,
         redis_commands: BTreeMap<String, u64>,
+        /// µs Redis spent executing each command (`INFO commandstats` usec).
+        redis_usec: BTreeMap<String, u64>,
         redis_bytes: (u64, u64),
         load_average: (String, String),
         /// The broker's resident memory at the end of the window and its peak, KiB.
@@ -1008,6 +1015,7 @@ mod driver {
                 syscalls: after.broker_syscalls - before.broker_syscalls,
                 operations,
                 redis_commands: delta(&after.redis_commands, &before.redis_commands),
+                redis_usec: delta(&after.redis_usec, &before.redis_usec),
                 redis_bytes: (
                     after.redis_in - before.redis_in,
                     after.redis_out - before.redis_out,
@@ -1086,6 +1094,16 @@ mod driver {
                     self.store,
                     self.callers,
                     list(&self.redis_commands)
+                );
+                let inside: u64 = self.redis_usec.values().sum();
+                println!(
+                    "  {} c={}: µs per execute inside Redis's commands: {:.1} of {:.1} (the rest \
+                     is reading, parsing and answering): {}",
+                    self.store,
+                    self.callers,
+                    self.per_execute(inside),
+                    self.cpu[1],
+                    list(&self.redis_usec)
                 );
             }
             for sample in &self.report.samples {

@@ -20,8 +20,8 @@ use tracing::{debug, info, warn};
 use crate::admissions::{Admission, Admissions};
 use crate::events::SessionEvents;
 use crate::store::{
-    ClusterRecord, LinkChange, QueuedCommand, Store, StoreEvent, StoreResult, StreamPiece,
-    StreamRelay,
+    ClusterRecord, LinkChange, QueuedCommand, Standing, Store, StoreEvent, StoreResult,
+    StreamPiece, StreamRelay,
 };
 use crate::stream::Feed;
 use crate::webhooks::Webhooks;
@@ -60,6 +60,11 @@ pub struct HubSettings {
     /// replica holds a link of it; then the command fails (503) instead of waiting for its
     /// timeout.
     pub relink_grace: Duration,
+    /// How long a caller waits before it first looks whether its command is still in its queue
+    /// (and how often after): a command the store lost (a Redis failover that did not carry
+    /// the last writes over) is queued again, and a finished command whose answer did not
+    /// reach its caller is answered from the store.
+    pub queued_check: Duration,
 }
 
 impl Default for HubSettings {
@@ -74,6 +79,7 @@ impl Default for HubSettings {
             alive_ttl: Duration::from_secs(2),
             link_admissions_per_second: crate::admissions::DEFAULT_LINK_ADMISSIONS_PER_SECOND,
             relink_grace: Duration::from_secs(5),
+            queued_check: Duration::from_secs(2),
         }
     }
 }
@@ -407,20 +413,7 @@ impl Hub {
             hub: self,
             result_id: &command.result_id,
         };
-        let local = self.links().get(&command.cluster_id).cloned();
-        let queued = self
-            .store
-            .enqueue(
-                &command,
-                &pending,
-                self.settings.result_ttl,
-                local.is_none(),
-            )
-            .await;
-        queued?;
-        if let Some(link) = local {
-            link.bell.notify_one();
-        }
+        let entry_id = self.enqueue(&command, &pending).await?;
         let wait = (command.deadline - Utc::now()).to_std().unwrap_or_default();
         let ending = tokio::select! {
             woken = rx => match woken {
@@ -430,6 +423,7 @@ impl Hub {
             },
             () = tokio::time::sleep(wait) => timeout_result(&command),
             gone = self.agent_gone(&command.cluster_id) => unlinked_result(&command, gone),
+            finished = self.keep_queued(&command, &pending, entry_id) => return Ok(finished),
         };
         if self
             .store
@@ -445,6 +439,73 @@ impl Hub {
             .get_result(&command.result_id)
             .await?
             .unwrap_or(ending))
+    }
+
+    /// Queues `command` (its result `pending` until it finishes) and wakes whoever takes it:
+    /// this replica's pump directly, another replica through the cluster's bell. Returns the
+    /// queue entry's id.
+    async fn enqueue(
+        &self,
+        command: &QueuedCommand,
+        pending: &CommandResult,
+    ) -> Result<String, SubmitError> {
+        let local = self.links().get(&command.cluster_id).cloned();
+        let entry_id = self
+            .store
+            .enqueue(command, pending, self.settings.result_ttl, local.is_none())
+            .await?;
+        if let Some(link) = local {
+            link.bell.notify_one();
+        }
+        Ok(entry_id)
+    }
+
+    /// Keeps a waiting caller's command from being lost: looks, once the caller has waited
+    /// [`HubSettings::queued_check`] and as often after, whether the command is still queued.
+    /// A command that is neither queued nor finished was lost by the store (a Redis failover
+    /// that did not carry the enqueue over) and is queued again — commands are read-only, so a
+    /// second run is harmless, and the first final result wins; the session counts it again. A
+    /// command that finished without its answer reaching this caller (a reply lost with a
+    /// failed node's pub/sub) resolves with its stored result. Never resolves otherwise;
+    /// commands that finish quickly cost nothing.
+    async fn keep_queued(
+        &self,
+        command: &QueuedCommand,
+        pending: &CommandResult,
+        mut entry_id: String,
+    ) -> CommandResult {
+        let every = self.settings.queued_check;
+        let mut looks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            looks.tick().await;
+            let standing = self
+                .store
+                .standing(&command.cluster_id, &entry_id, &command.result_id)
+                .await;
+            match standing {
+                Ok(Standing::Queued) => {}
+                Ok(Standing::Finished(result)) => return *result,
+                Ok(Standing::Lost) => match self.enqueue(command, pending).await {
+                    Ok(again) => {
+                        warn!(
+                            result_id = %command.result_id,
+                            cluster = %command.cluster_id,
+                            lost = %entry_id,
+                            entry = %again,
+                            "a queued command was lost by the store (a failover?); queued it again"
+                        );
+                        entry_id = again;
+                    }
+                    Err(e) => {
+                        debug!(result_id = %command.result_id, error = %e, "cannot queue a lost command again");
+                    }
+                },
+                Err(e) => {
+                    debug!(result_id = %command.result_id, error = %e, "cannot look at a queued command");
+                }
+            }
+        }
     }
 
     /// Resolves once no replica has held a link of `cluster_id` for [`HubSettings::relink_grace`]
@@ -496,18 +557,7 @@ impl Hub {
             hub: self,
             result_id: command.result_id.clone(),
         };
-        let local = self.links().get(&command.cluster_id).cloned();
-        self.store
-            .enqueue(
-                command,
-                &pending_result(command),
-                self.settings.result_ttl,
-                local.is_none(),
-            )
-            .await?;
-        if let Some(link) = local {
-            link.bell.notify_one();
-        }
+        self.enqueue(command, &pending_result(command)).await?;
         Ok(guard)
     }
 
@@ -1206,6 +1256,101 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         let stored = hub.store().get_result("res_t").await.unwrap().unwrap();
         assert_eq!(stored.status, ResultStatus::Failed);
+    }
+
+    /// A hub like [`hub_with_c1_on_b2`] (grace far off) whose callers look at their queued
+    /// command every 20 ms.
+    async fn hub_looking_often() -> Arc<Hub> {
+        let hub = hub_with_c1_on_b2(Duration::from_secs(60)).await;
+        let settings = HubSettings {
+            queued_check: Duration::from_millis(20),
+            relink_grace: Duration::from_secs(60),
+            ..HubSettings::default()
+        };
+        Hub::new("b1".into(), hub.store().clone(), settings)
+    }
+
+    /// Takes what `c1`'s queue holds as replica `b2` would, waiting (up to 5 s) for
+    /// something to come.
+    async fn take_c1(hub: &Hub) -> Vec<QueuedCommand> {
+        let waited = Instant::now();
+        loop {
+            let taken = hub.store().take("c1", "b2", 10).await.unwrap();
+            if !taken.is_empty() {
+                return taken;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "nothing was queued in 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_the_store_lost_is_queued_again_and_answered() {
+        let hub = hub_looking_often().await;
+        let task = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.submit(command(chrono::Duration::seconds(60))).await })
+        };
+        let first = take_c1(&hub).await;
+        assert_eq!(first[0].result_id, "res_t");
+        // The entry goes with no result, as a failover that did not carry it over loses it.
+        hub.store().settle("c1", &first[0].entry_id).await.unwrap();
+        let again = take_c1(&hub).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].result_id, "res_t",
+            "the same command, queued again"
+        );
+        assert_ne!(again[0].entry_id, first[0].entry_id);
+        // Its answer comes back the usual way (here: only through the store).
+        let mut done = pending_result(&again[0]);
+        done.status = ResultStatus::Completed;
+        done.exit_code = Some(0);
+        assert!(
+            hub.store()
+                .finish_result(&done, Duration::from_secs(60), Some(&again[0].entry_id))
+                .await
+                .unwrap()
+        );
+        let result = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the caller is answered")
+            .unwrap()
+            .unwrap();
+        assert_eq!(result.status, ResultStatus::Completed);
+        assert_eq!(hub.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_finished_command_whose_answer_went_astray_is_answered_from_the_store() {
+        let hub = hub_looking_often().await;
+        let started = Instant::now();
+        let task = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.submit(command(chrono::Duration::seconds(60))).await })
+        };
+        let taken = take_c1(&hub).await;
+        let mut done = pending_result(&taken[0]);
+        done.status = ResultStatus::Completed;
+        done.exit_code = Some(0);
+        done.output = "from the store".into();
+        // Finished by replica b2, whose reply never reaches b1.
+        hub.store()
+            .finish_result(&done, Duration::from_secs(60), Some(&taken[0].entry_id))
+            .await
+            .unwrap();
+        let result = task.await.unwrap().unwrap();
+        assert_eq!(
+            (result.status, result.output.as_str()),
+            (ResultStatus::Completed, "from the store")
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not its timeout"
+        );
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use kubeline_broker::store::memory::MemoryStore;
 use kubeline_broker::store::redis::RedisStore;
 use kubeline_broker::store::{
     ClusterRecord, CredentialKind, CredentialRecord, DeliveryRecord, KEPT_DELIVERIES, LinkChange,
-    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreEvent, WebhookRecord, delivery_id,
-    parse_audit_cursor,
+    OutboxEvent, QueuedCommand, SessionRecord, Standing, Store, StoreEvent, WebhookRecord,
+    delivery_id, parse_audit_cursor,
 };
 use kubeline_shared::api::{CommandResult, ResultStatus, Scope, SessionStatus};
 use kubeline_shared::audit::{AuditAction, AuditEvent, AuditOutcome};
@@ -147,11 +147,15 @@ async fn queue_and_results(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let cmd = command("res_q1", "cq", "sess_q");
-    store
+    let entry = store
         .enqueue(&cmd, &result(&cmd, ResultStatus::Pending), HOUR, false)
         .await
         .unwrap();
     assert_eq!(store.queue_depth("cq").await.unwrap(), 1);
+    assert_eq!(
+        store.standing("cq", &entry, "res_q1").await.unwrap(),
+        Standing::Queued
+    );
     let pending = store.get_result("res_q1").await.unwrap().unwrap();
     assert_eq!(pending.status, ResultStatus::Pending);
     let s = store.get_session("sess_q").await.unwrap().unwrap();
@@ -163,7 +167,12 @@ async fn queue_and_results(store: Arc<dyn Store>) {
     let taken = store.take("cq", "broker-a", 10).await.unwrap();
     assert_eq!(taken.len(), 1);
     let got = &taken[0];
-    assert!(!got.entry_id.is_empty());
+    assert_eq!(got.entry_id, entry, "enqueue names the entry it made");
+    assert_eq!(
+        store.standing("cq", &entry, "res_q1").await.unwrap(),
+        Standing::Queued,
+        "taken and running is still queued"
+    );
     assert_eq!(
         (got.result_id.as_str(), &got.args, got.max_output_bytes),
         ("res_q1", &cmd.args, 1024)
@@ -220,6 +229,25 @@ async fn queue_and_results(store: Arc<dyn Store>) {
         json(&done)
     );
     assert!(store.get_result("res_none").await.unwrap().is_none());
+    match store.standing("cq", &entry, "res_q1").await.unwrap() {
+        Standing::Finished(result) => assert_eq!(json(&result), json(&done)),
+        other => panic!("a finished command stands as {other:?}"),
+    }
+
+    // An entry gone with no final result was lost (as a failover that did not carry it over
+    // would lose it): its caller queues it again.
+    let cmd = command("res_q2", "cq", "sess_q");
+    let entry = store
+        .enqueue(&cmd, &result(&cmd, ResultStatus::Pending), HOUR, false)
+        .await
+        .unwrap();
+    let taken = store.take("cq", "broker-a", 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    store.settle("cq", &entry).await.unwrap();
+    assert_eq!(
+        store.standing("cq", &entry, "res_q2").await.unwrap(),
+        Standing::Lost
+    );
 }
 
 async fn presence(store: Arc<dyn Store>) {

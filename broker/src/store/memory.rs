@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 
 use super::{
     ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, KEPT_DELIVERIES, LinkChange,
-    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, StreamRelay,
-    WebhookRecord, delivery_id,
+    OutboxEvent, QueuedCommand, SessionRecord, Standing, Store, StoreEvent, StoreResult,
+    StreamRelay, WebhookRecord, delivery_id,
 };
 use crate::ratelimit::{self, Decision, LocalBuckets};
 
@@ -492,11 +492,12 @@ impl Store for MemoryStore {
         pending: &CommandResult,
         result_ttl: Duration,
         ring: bool,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<String> {
         let mut state = self.lock();
         state.next_entry += 1;
         let mut command = command.clone();
         command.entry_id = state.next_entry.to_string();
+        let entry_id = command.entry_id.clone();
         let now = Instant::now();
         state.results.put(pending.clone(), now + result_ttl, now);
         if let Some((session, _)) = state.sessions.get_mut(&command.session_id) {
@@ -514,7 +515,28 @@ impl Store for MemoryStore {
             state.emit(StoreEvent::Queued(cluster_id));
         }
         state.wrote();
-        Ok(())
+        Ok(entry_id)
+    }
+
+    async fn standing(
+        &self,
+        cluster_id: &str,
+        entry_id: &str,
+        result_id: &str,
+    ) -> StoreResult<Standing> {
+        let state = self.lock();
+        if let Some(queue) = state.queues.get(cluster_id)
+            && (queue.taken.contains_key(entry_id)
+                || queue.waiting.iter().any(|c| c.entry_id == entry_id))
+        {
+            return Ok(Standing::Queued);
+        }
+        Ok(match state.results.get(result_id, Instant::now()) {
+            Some(result) if result.status != ResultStatus::Pending => {
+                Standing::Finished(Box::new(result.clone()))
+            }
+            _ => Standing::Lost,
+        })
     }
 
     async fn take(

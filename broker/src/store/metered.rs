@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::{
     ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, LinkChange, OutboxEvent,
-    QueuedCommand, SessionRecord, Store, StoreEvent, StoreResult, StreamRelay, WebhookRecord,
+    QueuedCommand, SessionRecord, Standing, Store, StoreEvent, StoreResult, StreamRelay,
+    WebhookRecord,
 };
 use crate::metrics;
 use crate::ratelimit::Decision;
@@ -151,9 +152,19 @@ impl Store for Metered {
         pending: &CommandResult,
         result_ttl: Duration,
         ring: bool,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<String> {
         let op = self.inner.enqueue(command, pending, result_ttl, ring);
         self.timed("enqueue", op).await
+    }
+
+    async fn standing(
+        &self,
+        cluster_id: &str,
+        entry_id: &str,
+        result_id: &str,
+    ) -> StoreResult<Standing> {
+        let op = self.inner.standing(cluster_id, entry_id, result_id);
+        self.timed("standing", op).await
     }
 
     async fn take(

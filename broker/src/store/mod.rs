@@ -278,6 +278,17 @@ impl CredentialRecord {
     }
 }
 
+/// Where a queued command stands ([`Store::standing`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing {
+    /// Still in its queue: waiting, or taken and running.
+    Queued,
+    /// Finished: its final result.
+    Finished(Box<CommandResult>),
+    /// Neither in its queue nor finished: the store lost it.
+    Lost,
+}
+
 /// What a new link claim changed, that the claiming replica announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkChange {
@@ -480,13 +491,25 @@ pub trait Store: Send + Sync + 'static {
     /// Records `pending` as the result's provisional state, counts the command against its
     /// session, and queues it for its cluster; with `ring`, also rings the bell of the replica
     /// holding the link (a replica that holds the link itself wakes its pump directly).
+    /// Returns the queue entry's id.
     async fn enqueue(
         &self,
         command: &QueuedCommand,
         pending: &CommandResult,
         result_ttl: Duration,
         ring: bool,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<String>;
+
+    /// Where the command queued as `entry_id` of `cluster_id` for `result_id` stands, as its
+    /// waiting caller sees it. The queue entry is looked at before the result: an entry is
+    /// removed only after its final result is written, so an entry that is gone with no final
+    /// result was lost (a Redis failover that did not carry it over), not finished.
+    async fn standing(
+        &self,
+        cluster_id: &str,
+        entry_id: &str,
+        result_id: &str,
+    ) -> StoreResult<Standing>;
 
     /// Takes up to `max` new commands of `cluster_id` for `consumer`.
     async fn take(

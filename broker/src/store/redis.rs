@@ -91,8 +91,8 @@ use kubeline_shared::webhooks::{DeliveryAttempt, DeliveryStatus, EventType};
 
 use super::{
     ClusterRecord, CredentialRecord, DeliveryRecord, EmitOutcome, KEPT_DELIVERIES, LinkChange,
-    OutboxEvent, QueuedCommand, SessionRecord, Store, StoreError, StoreEvent, StoreResult,
-    StreamRelay, WebhookRecord,
+    OutboxEvent, QueuedCommand, SessionRecord, Standing, Store, StoreError, StoreEvent,
+    StoreResult, StreamRelay, WebhookRecord,
 };
 use crate::ratelimit::{self, Decision};
 
@@ -1661,7 +1661,7 @@ impl Store for RedisStore {
         pending: &CommandResult,
         result_ttl: Duration,
         ring: bool,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<String> {
         let args = serde_json::to_string(&command.args).expect("strings always serialize");
         let (traceparent, tracestate) = command.trace.as_ref().map_or_else(Default::default, |t| {
             (
@@ -1707,16 +1707,59 @@ impl Store for RedisStore {
             .hset(&session, "activity", ms(command.executed_at))
             .ignore();
         let mut queue = redis::pipe();
-        queue
-            .xadd(queue_key(&command.cluster_id), "*", &fields)
-            .ignore();
+        queue.xadd(queue_key(&command.cluster_id), "*", &fields);
         if ring {
             queue
                 .add_command(self.publish(&bell_channel(&command.cluster_id), ""))
                 .ignore();
         }
-        self.exec_together(vec![placeholder, counts, queue], false)
-            .await
+        if !self.is_cluster() {
+            let mut one = redis::pipe();
+            for cmd in placeholder.cmd_iter().chain(counts.cmd_iter()) {
+                one.add_command(cmd.clone()).ignore();
+            }
+            for cmd in queue.cmd_iter() {
+                one.add_command(cmd.clone());
+            }
+            if ring {
+                // The bell's answer (a subscriber count) is not wanted either.
+                one.ignore();
+            }
+            let (entry_id,): (String,) = one.query_async(&mut self.conn()).await?;
+            return Ok(entry_id);
+        }
+        let (mut a, mut b, mut c) = (self.conn(), self.conn(), self.conn());
+        let ((), (), (entry_id,)): ((), (), (String,)) = futures::try_join!(
+            placeholder.exec_async(&mut a),
+            counts.exec_async(&mut b),
+            queue.query_async(&mut c),
+        )?;
+        Ok(entry_id)
+    }
+
+    async fn standing(
+        &self,
+        cluster_id: &str,
+        entry_id: &str,
+        result_id: &str,
+    ) -> StoreResult<Standing> {
+        let mut conn = self.conn();
+        // The entry first, then the result: a finished command's result is written before its
+        // entry is removed (in one pipeline on one server; one after the other on a cluster).
+        let entries: StreamRangeReply = conn
+            .xrange_count(queue_key(cluster_id), entry_id, entry_id, 1)
+            .await?;
+        if !entries.ids.is_empty() {
+            return Ok(Standing::Queued);
+        }
+        let done: Option<String> = conn.get(result_key(result_id)).await?;
+        match done {
+            Some(raw) => Ok(Standing::Finished(Box::new(decode_result(
+                &result_key(result_id),
+                &raw,
+            )?))),
+            None => Ok(Standing::Lost),
+        }
     }
 
     async fn take(
