@@ -716,7 +716,7 @@ mod tests {
     }
 
     fn with_fleet(mut state: AppState, fleet: FleetArgs) -> AppState {
-        state.settings = Arc::new(ApiSettings {
+        state.parts_mut().settings = Arc::new(ApiSettings {
             fleet,
             ..(*state.settings).clone()
         });
@@ -1007,7 +1007,7 @@ mod tests {
     #[tokio::test]
     async fn each_cluster_takes_an_execute_step() {
         let mut state = state().await;
-        state.rate_limiter = Arc::new(RateLimiter::new(
+        state.parts_mut().rate_limiter = Arc::new(RateLimiter::new(
             state.hub.store().clone(),
             ClassLimits {
                 execute: 2,

@@ -261,9 +261,36 @@ pub struct ApiSettings {
     pub tls: bool,
 }
 
-/// Shared state of the handlers.
+/// Shared state of the handlers: one `Arc`, so the copy each middleware layer and handler
+/// takes of it per request is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state made of `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
+    /// The parts, to change before the state is shared (tests that adjust one part).
+    ///
+    /// # Panics
+    /// When the state has been copied already.
+    pub fn parts_mut(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.0).expect("the state is changed before it is shared")
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// This replica's hub.
     pub hub: Arc<Hub>,
     /// API keys and agent tokens.
@@ -462,7 +489,7 @@ impl Broker {
         if let Some(jwt) = &jwt {
             jwt.start().await.map_err(|e| anyhow::anyhow!(e))?;
         }
-        let state = AppState {
+        let state = AppState::new(Shared {
             hub,
             credentials,
             settings: Arc::new(ApiSettings {
@@ -493,7 +520,7 @@ impl Broker {
             started,
             audit,
             webhooks,
-        };
+        });
         Ok(Self {
             state,
             listener,
@@ -663,7 +690,7 @@ mod tests {
         )
         .await
         .unwrap();
-        AppState {
+        AppState::new(Shared {
             hub,
             credentials,
             settings: Arc::new(ApiSettings {
@@ -687,7 +714,7 @@ mod tests {
             started: Instant::now(),
             audit,
             webhooks,
-        }
+        })
     }
 
     async fn call(req: Request<Body>) -> (StatusCode, Value) {

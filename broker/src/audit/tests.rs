@@ -593,7 +593,7 @@ async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
 /// A state whose cluster `c1` is linked (elsewhere: nobody answers), its audit log in `sink`.
 async fn linked_state(sink: Arc<TestSink>) -> AppState {
     let mut state = default_state().await;
-    state.audit = Auditor::spawn(sink, "broker_test", 1000);
+    state.parts_mut().audit = Auditor::spawn(sink, "broker_test", 1000);
     crate::tests::link_elsewhere(&state, "c1").await;
     state
 }
