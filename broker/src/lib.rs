@@ -156,6 +156,15 @@ pub struct BrokerArgs {
     )]
     pub embedded_results_max_bytes: u64,
 
+    /// Without `--redis-url`: how many bytes of audit records this broker keeps in memory
+    /// (besides `--audit-max-records`); past it the oldest go first.
+    #[arg(
+        long,
+        env = "KUBELINE_EMBEDDED_AUDIT_MAX_BYTES",
+        default_value_t = store::memory::DEFAULT_AUDIT_MAX_BYTES
+    )]
+    pub embedded_audit_max_bytes: u64,
+
     /// How often agents are pinged and presence refreshed, in milliseconds.
     #[arg(long, env = "KUBELINE_PING_INTERVAL_MS", default_value_t = DEFAULT_PING_INTERVAL_MS)]
     pub ping_interval_ms: u64,
@@ -442,8 +451,9 @@ impl Broker {
                 Arc::new(Metered::new(Arc::new(redis), "redis"))
             }
             None => Arc::new(Metered::new(
-                Arc::new(MemoryStore::with_results_max_bytes(
+                Arc::new(MemoryStore::bounded(
                     args.embedded_results_max_bytes,
+                    args.embedded_audit_max_bytes,
                 )),
                 "memory",
             )),
@@ -604,6 +614,7 @@ impl BrokerArgs {
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             result_ttl: DEFAULT_RESULT_TTL,
             embedded_results_max_bytes: store::memory::DEFAULT_RESULTS_MAX_BYTES,
+            embedded_audit_max_bytes: store::memory::DEFAULT_AUDIT_MAX_BYTES,
             ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
             link_admissions_per_second: admissions::DEFAULT_LINK_ADMISSIONS_PER_SECOND,
             drain_seconds: 5,

@@ -25,6 +25,11 @@ use crate::ratelimit::{self, Decision, LocalBuckets};
 const SWEEP_EVERY: u64 = 1024;
 /// Default bound on the bytes of results the embedded store keeps (`--embedded-results-max-bytes`).
 pub const DEFAULT_RESULTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default bound on the bytes of audit records the embedded store keeps
+/// (`--embedded-audit-max-bytes`), besides `--audit-max-records`.
+pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 128 * 1024 * 1024;
+/// What keeping one audit record costs besides its text (its cursor and the deque's slot).
+const AUDIT_RECORD_OVERHEAD: usize = 32;
 
 /// In-process [`Store`].
 pub struct MemoryStore {
@@ -88,6 +93,9 @@ struct AuditLog {
     /// Cursor number of the next record (cursors are `N-0`, increasing).
     next: u64,
     heads: HashMap<String, String>,
+    /// Bytes the kept records take, and the bound on them.
+    bytes: usize,
+    max_bytes: usize,
 }
 
 #[derive(Default)]
@@ -223,29 +231,35 @@ struct Taken {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self::with_results_max_bytes(DEFAULT_RESULTS_MAX_BYTES)
+        Self::bounded(DEFAULT_RESULTS_MAX_BYTES, DEFAULT_AUDIT_MAX_BYTES)
     }
 }
 
 impl MemoryStore {
-    /// An empty store that keeps [`DEFAULT_RESULTS_MAX_BYTES`] of results.
+    /// An empty store with the default bounds ([`DEFAULT_RESULTS_MAX_BYTES`],
+    /// [`DEFAULT_AUDIT_MAX_BYTES`]).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty store that keeps at most `max_bytes` of results: past it the oldest go first,
-    /// even before their time (always keeping the newest one).
-    pub fn with_results_max_bytes(max_bytes: u64) -> Self {
+    /// An empty store that keeps at most `results_max_bytes` of results and
+    /// `audit_max_bytes` of audit records: past either, the oldest go first (results even
+    /// before their time), always keeping the newest one.
+    pub fn bounded(results_max_bytes: u64, audit_max_bytes: u64) -> Self {
+        let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Self {
             state: Mutex::new(State {
                 results: Results {
-                    max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+                    max_bytes: bytes(results_max_bytes),
                     ..Results::default()
                 },
                 ..State::default()
             }),
             rate_limits: LocalBuckets::default(),
-            audit: Mutex::default(),
+            audit: Mutex::new(AuditLog {
+                max_bytes: bytes(audit_max_bytes),
+                ..AuditLog::default()
+            }),
             outbox: Mutex::default(),
         }
     }
@@ -851,11 +865,14 @@ impl Store for MemoryStore {
         for record in records {
             let n = log.next;
             log.next += 1;
+            log.bytes += record.len() + AUDIT_RECORD_OVERHEAD;
             log.records.push_back((n, record.clone()));
         }
         let keep = usize::try_from(max_len).unwrap_or(usize::MAX);
-        while log.records.len() > keep {
-            log.records.pop_front();
+        while log.records.len() > 1 && (log.records.len() > keep || log.bytes > log.max_bytes) {
+            if let Some((_, gone)) = log.records.pop_front() {
+                log.bytes -= gone.len() + AUDIT_RECORD_OVERHEAD;
+            }
         }
         if let Some(last) = records.last() {
             log.heads.insert(chain.to_owned(), last.clone());
@@ -1222,8 +1239,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_audit_log_keeps_the_newest_records_within_its_bytes() {
+        let store = MemoryStore::bounded(DEFAULT_RESULTS_MAX_BYTES, 10 * 1024);
+        let records: Vec<String> = (0..100)
+            .map(|i| format!("{i:04}{}", "r".repeat(996)))
+            .collect();
+        for pair in records.chunks(2) {
+            store.append_audit("chain", pair, 1_000_000).await.unwrap();
+        }
+        let log = store.audit.lock().unwrap();
+        assert!(log.bytes <= 10 * 1024, "{}", log.bytes);
+        let kept: Vec<&str> = log.records.iter().map(|(_, r)| &r[..4]).collect();
+        assert_eq!(
+            kept,
+            [
+                "0091", "0092", "0093", "0094", "0095", "0096", "0097", "0098", "0099"
+            ]
+        );
+        assert_eq!(
+            log.records.front().map(|(n, _)| *n),
+            Some(91),
+            "cursors stay"
+        );
+        assert_eq!(log.heads.get("chain").map(|r| &r[..4]), Some("0099"));
+    }
+
+    #[tokio::test]
     async fn the_store_keeps_results_within_its_bound() {
-        let store = MemoryStore::with_results_max_bytes(64 * 1024);
+        let store = MemoryStore::bounded(64 * 1024, DEFAULT_AUDIT_MAX_BYTES);
         for i in 0..1000 {
             let r = result(&format!("r-{i}"), ResultStatus::Completed, 1024);
             assert!(store.finish_result(&r, HOUR, None).await.unwrap());
