@@ -24,10 +24,10 @@ use crate::ratelimit::{self, Decision, LocalBuckets};
 /// How many writes between sweeps of expired records.
 const SWEEP_EVERY: u64 = 1024;
 /// Default bound on the bytes of results the embedded store keeps (`--embedded-results-max-bytes`).
-pub const DEFAULT_RESULTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_RESULTS_MAX_BYTES: u64 = 128 * 1024 * 1024;
 /// Default bound on the bytes of audit records the embedded store keeps
 /// (`--embedded-audit-max-bytes`), besides `--audit-max-records`.
-pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 128 * 1024 * 1024;
+pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// What keeping one audit record costs besides its text (its cursor and the deque's slot).
 const AUDIT_RECORD_OVERHEAD: usize = 32;
 
