@@ -2,15 +2,20 @@
 //! processes, the agent linked to one and callers on the other (so bells and replies cross
 //! the sharded channels), under a steady stream of executes while the master holding the
 //! cluster's queue is killed, and while the queue's slot moves to another master; and a
-//! broker started before its Redis (one server or a cluster) waits for it.
-//! Needs the test bed (like `tests/it/e2e.rs`).
+//! broker started before its Redis (one server or a cluster) waits for it; and a command whose
+//! queue entry Redis loses (as a failover that did not carry the enqueue over would) is queued
+//! again by its waiting caller.
+//! Needs the test bed (like `tests/it/e2e.rs`), except the last.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::ws::{self, Socket};
 use crate::support::*;
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 /// The callers' timeout, in seconds.
 const TIMEOUT_S: u64 = 10;
@@ -348,4 +353,100 @@ async fn a_broker_on_a_redis_cluster_over_tls() {
     let cluster = RedisCluster::start_tls().await;
     assert!(cluster.url().starts_with("rediss+cluster://"));
     serves_over_tls(&cluster.url(), cluster.ca_file().expect("a TLS cluster")).await;
+}
+
+/// Reads a scripted agent's link (answering pings) until the broker sends a command; returns it.
+async fn next_execute(agent: &mut Socket) -> Value {
+    let read = async {
+        while let Some(Ok(msg)) = agent.next().await {
+            let Message::Text(text) = msg else { continue };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            match frame["type"].as_str() {
+                Some("execute") => return frame,
+                Some("ping") => {
+                    let pong = json!({ "type": "pong", "seq": frame["seq"] });
+                    agent
+                        .send(Message::Text(pong.to_string().into()))
+                        .await
+                        .unwrap();
+                }
+                _ => {}
+            }
+        }
+        panic!("the link ended before a command came");
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a command within 10 s")
+}
+
+/// What a failover that did not carry an enqueue over leaves behind, made on purpose on a real
+/// Redis: the queue entry of a command the agent has not answered vanishes while its caller
+/// waits. The caller's broker finds it neither queued nor finished, queues it again under the
+/// same `result_id`, and the caller gets the agent's answer instead of its timeout.
+#[tokio::test]
+async fn a_command_redis_lost_is_queued_again_and_answered() {
+    let redis = Redis::start().await;
+    let (broker, api) = start_broker("lost-command", BrokerOpts::redis(&redis)).await;
+    let mut agent = ws::scripted_agent(api.port(), CLUSTER, AGENT_TOKEN, &["version"]).await;
+    let session = api.session().await;
+    let started = Instant::now();
+    let caller = {
+        let (api, session) = (api.clone(), session.clone());
+        tokio::spawn(async move { api.execute(&session, "version", &[]).await })
+    };
+    let first = next_execute(&mut agent).await;
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let queue = format!("kl:{{{CLUSTER}}}:q");
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&queue)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries.ids.len(), 1, "one command queued");
+    let entry = entries.ids[0].id.clone();
+    let _: () = redis::pipe()
+        .cmd("XACK")
+        .arg(&queue)
+        .arg("kl")
+        .arg(&entry)
+        .ignore()
+        .cmd("XDEL")
+        .arg(&queue)
+        .arg(&entry)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let again = next_execute(&mut agent).await;
+    assert_eq!(again["result_id"], first["result_id"], "the same command");
+    for reply in [
+        json!({"type": "output", "result_id": again["result_id"], "data": "again\n"}),
+        json!({"type": "done", "result_id": again["result_id"], "status": "completed",
+               "exit_code": 0, "error": null, "execution_time_ms": 1, "truncated": null}),
+    ] {
+        agent
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .unwrap();
+    }
+    let (status, body) = caller.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["result_id"], &body["status"], &body["output"]),
+        (&first["result_id"], &json!("completed"), &json!("again\n"))
+    );
+    // (Its timeout is 20 s: a 200 is an answer, not the timeout's 504.)
+    eprintln!("lost command answered after {:?}", started.elapsed());
+    assert!(
+        broker
+            .logs()
+            .contains("a queued command was lost by the store"),
+        "the broker says what it did"
+    );
 }
