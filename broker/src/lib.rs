@@ -285,7 +285,8 @@ impl AppState {
     ///
     /// # Panics
     /// When the state has been copied already.
-    pub fn parts_mut(&mut self) -> &mut Shared {
+    #[cfg(test)]
+    pub(crate) fn parts_mut(&mut self) -> &mut Shared {
         Arc::get_mut(&mut self.0).expect("the state is changed before it is shared")
     }
 }
