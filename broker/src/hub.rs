@@ -485,9 +485,14 @@ impl Hub {
                 .await;
             match standing {
                 Ok(Standing::Queued) => {}
-                Ok(Standing::Finished(result)) => return *result,
+                Ok(Standing::Finished(result)) => {
+                    debug!(result_id = %command.result_id, "a finished command's answer did not come; read it from the store");
+                    crate::metrics::command_recovered(crate::metrics::Recovered::ReadFromStore);
+                    return *result;
+                }
                 Ok(Standing::Lost) => match self.enqueue(command, pending).await {
                     Ok(again) => {
+                        crate::metrics::command_recovered(crate::metrics::Recovered::Requeued);
                         warn!(
                             result_id = %command.result_id,
                             cluster = %command.cluster_id,

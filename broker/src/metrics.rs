@@ -430,6 +430,28 @@ pub fn webhook_attempt(outcome: WebhookAttempt, took: Duration) {
     histogram!(WEBHOOK_ATTEMPT_DURATION).record(took.as_secs_f64());
 }
 
+/// Commands a waiting caller found lost by the store and queued again (`outcome` `requeued`),
+/// or found finished without their answer reaching it (`outcome` `read_from_store`).
+pub const COMMANDS_RECOVERED: &str = "kubeline_commands_recovered_total";
+
+/// What a waiting caller did about its command ([`COMMANDS_RECOVERED`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// Neither queued nor finished: queued again.
+    Requeued,
+    /// Finished, but the answer never came: read from the store.
+    ReadFromStore,
+}
+
+/// Records a command a waiting caller recovered.
+pub fn command_recovered(how: Recovered) {
+    let outcome = match how {
+        Recovered::Requeued => "requeued",
+        Recovered::ReadFromStore => "read_from_store",
+    };
+    counter!(COMMANDS_RECOVERED, "outcome" => outcome).increment(1);
+}
+
 /// Results the embedded store forgot before their time to stay within
 /// `--embedded-results-max-bytes`.
 pub const RESULTS_EVICTED: &str = "kubeline_store_results_evicted_total";

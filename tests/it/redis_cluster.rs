@@ -449,4 +449,10 @@ async fn a_command_redis_lost_is_queued_again_and_answered() {
             .contains("a queued command was lost by the store"),
         "the broker says what it did"
     );
+    let (_, metrics) = api.get("/metrics").await.unwrap();
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains(r#"kubeline_commands_recovered_total{outcome="requeued"} 1"#),
+        "and counts it"
+    );
 }
