@@ -423,7 +423,7 @@ impl Hub {
             },
             () = tokio::time::sleep(wait) => timeout_result(&command),
             gone = self.agent_gone(&command.cluster_id) => unlinked_result(&command, gone),
-            finished = self.keep_queued(&command, &pending, entry_id) => return Ok(finished),
+            finished = self.keep_queued(&command, entry_id) => return Ok(finished),
         };
         if self
             .store
@@ -441,19 +441,38 @@ impl Hub {
             .unwrap_or(ending))
     }
 
-    /// Queues `command` (its result `pending` until it finishes) and wakes whoever takes it:
-    /// this replica's pump directly, another replica through the cluster's bell. Returns the
-    /// queue entry's id.
+    /// Queues `command` (its result `pending` until it finishes). Returns the queue entry's id.
     async fn enqueue(
         &self,
         command: &QueuedCommand,
         pending: &CommandResult,
     ) -> Result<String, SubmitError> {
-        let local = self.links().get(&command.cluster_id).cloned();
-        let entry_id = self
-            .store
-            .enqueue(command, pending, self.settings.result_ttl, local.is_none())
-            .await?;
+        let ttl = self.settings.result_ttl;
+        self.queue_with(&command.cluster_id, |ring| {
+            self.store.enqueue(command, pending, ttl, ring)
+        })
+        .await
+    }
+
+    /// Queues `command` again after the store lost it (see [`Hub::keep_queued`]). Returns the
+    /// new queue entry's id.
+    async fn requeue(&self, command: &QueuedCommand) -> Result<String, SubmitError> {
+        self.queue_with(&command.cluster_id, |ring| {
+            self.store.requeue(command, ring)
+        })
+        .await
+    }
+
+    /// Runs `put` (a store write that queues a command of `cluster_id`) and wakes whoever takes
+    /// it: this replica's pump directly when it holds the link, else the replica that does
+    /// through the cluster's bell (`put` rings it when given `true`).
+    async fn queue_with<F, Fut>(&self, cluster_id: &str, put: F) -> Result<String, SubmitError>
+    where
+        F: FnOnce(bool) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<String>>,
+    {
+        let local = self.links().get(cluster_id).cloned();
+        let entry_id = put(local.is_none()).await?;
         if let Some(link) = local {
             link.bell.notify_one();
         }
@@ -463,17 +482,13 @@ impl Hub {
     /// Keeps a waiting caller's command from being lost: looks, once the caller has waited
     /// [`HubSettings::queued_check`] and as often after, whether the command is still queued.
     /// A command that is neither queued nor finished was lost by the store (a Redis failover
-    /// that did not carry the enqueue over) and is queued again — commands are read-only, so a
-    /// second run is harmless, and the first final result wins; the session counts it again. A
+    /// that did not carry the enqueue over) and is queued again (the entry only: its session
+    /// counts it once) — commands are read-only, so a second run is harmless, and the first
+    /// final result wins. A
     /// command that finished without its answer reaching this caller (a reply lost with a
     /// failed node's pub/sub) resolves with its stored result. Never resolves otherwise;
     /// commands that finish quickly cost nothing.
-    async fn keep_queued(
-        &self,
-        command: &QueuedCommand,
-        pending: &CommandResult,
-        mut entry_id: String,
-    ) -> CommandResult {
+    async fn keep_queued(&self, command: &QueuedCommand, mut entry_id: String) -> CommandResult {
         let every = self.settings.queued_check;
         let mut looks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -490,7 +505,7 @@ impl Hub {
                     crate::metrics::command_recovered(crate::metrics::Recovered::ReadFromStore);
                     return *result;
                 }
-                Ok(Standing::Lost) => match self.enqueue(command, pending).await {
+                Ok(Standing::Lost) => match self.requeue(command).await {
                     Ok(again) => {
                         crate::metrics::command_recovered(crate::metrics::Recovered::Requeued);
                         warn!(

@@ -248,6 +248,24 @@ async fn queue_and_results(store: Arc<dyn Store>) {
         store.standing("cq", &entry, "res_q2").await.unwrap(),
         Standing::Lost
     );
+    // Queued again: a new entry, the same command; its session counted it once.
+    let again = store.requeue(&cmd, false).await.unwrap();
+    assert_ne!(again, entry);
+    assert_eq!(
+        store.standing("cq", &again, "res_q2").await.unwrap(),
+        Standing::Queued
+    );
+    let taken = store.take("cq", "broker-a", 10).await.unwrap();
+    assert_eq!(
+        (
+            taken.len(),
+            taken[0].result_id.as_str(),
+            taken[0].entry_id.as_str()
+        ),
+        (1, "res_q2", again.as_str())
+    );
+    let s = store.get_session("sess_q").await.unwrap().unwrap();
+    assert_eq!(s.commands_executed, 2, "res_q1 and res_q2, once each");
 }
 
 async fn presence(store: Arc<dyn Store>) {

@@ -287,6 +287,25 @@ impl State {
         }
     }
 
+    /// Puts `command` at the end of its cluster's queue under a new entry id (returned); with
+    /// `ring`, tells a replica watching the cluster.
+    fn queue(&mut self, command: &QueuedCommand, ring: bool) -> String {
+        self.next_entry += 1;
+        let mut command = command.clone();
+        command.entry_id = self.next_entry.to_string();
+        let entry_id = command.entry_id.clone();
+        let cluster_id = command.cluster_id.clone();
+        self.queues
+            .entry(cluster_id.clone())
+            .or_default()
+            .waiting
+            .push_back(command);
+        if ring && self.watched.contains(&cluster_id) {
+            self.emit(StoreEvent::Queued(cluster_id));
+        }
+        entry_id
+    }
+
     fn emit(&self, event: StoreEvent) {
         if let Some(events) = &self.events {
             // A full channel means the broker is already behind on this kind of event; the
@@ -508,28 +527,19 @@ impl Store for MemoryStore {
         ring: bool,
     ) -> StoreResult<String> {
         let mut state = self.lock();
-        state.next_entry += 1;
-        let mut command = command.clone();
-        command.entry_id = state.next_entry.to_string();
-        let entry_id = command.entry_id.clone();
         let now = Instant::now();
         state.results.put(pending.clone(), now + result_ttl, now);
         if let Some((session, _)) = state.sessions.get_mut(&command.session_id) {
             session.commands_executed += 1;
             session.last_activity = command.executed_at;
         }
-        let cluster_id = command.cluster_id.clone();
-        state
-            .queues
-            .entry(cluster_id.clone())
-            .or_default()
-            .waiting
-            .push_back(command);
-        if ring && state.watched.contains(&cluster_id) {
-            state.emit(StoreEvent::Queued(cluster_id));
-        }
+        let entry_id = state.queue(command, ring);
         state.wrote();
         Ok(entry_id)
+    }
+
+    async fn requeue(&self, command: &QueuedCommand, ring: bool) -> StoreResult<String> {
+        Ok(self.lock().queue(command, ring))
     }
 
     async fn standing(

@@ -157,6 +157,11 @@ impl Store for Metered {
         self.timed("enqueue", op).await
     }
 
+    async fn requeue(&self, command: &QueuedCommand, ring: bool) -> StoreResult<String> {
+        let op = self.inner.requeue(command, ring);
+        self.timed("requeue", op).await
+    }
+
     async fn standing(
         &self,
         cluster_id: &str,

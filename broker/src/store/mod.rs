@@ -500,6 +500,11 @@ pub trait Store: Send + Sync + 'static {
         ring: bool,
     ) -> StoreResult<String>;
 
+    /// Queues `command` again after [`Store::standing`] found it lost: the queue entry only (and
+    /// the bell with `ring`), neither its result nor its session's counters. Returns the new
+    /// entry's id.
+    async fn requeue(&self, command: &QueuedCommand, ring: bool) -> StoreResult<String>;
+
     /// Where the command queued as `entry_id` of `cluster_id` for `result_id` stands, as its
     /// waiting caller sees it. The queue entry is looked at before the result: an entry is
     /// removed only after its final result is written, so an entry that is gone with no final

@@ -702,6 +702,44 @@ impl RedisStore {
         }
     }
 
+    /// The queue entry of `command` (`XADD`, whose answer is the entry id) and, with `ring`, the
+    /// cluster's bell (answer ignored): one slot.
+    fn queue_pipe(&self, command: &QueuedCommand, ring: bool) -> redis::Pipeline {
+        let args = serde_json::to_string(&command.args).expect("strings always serialize");
+        let (traceparent, tracestate) = command.trace.as_ref().map_or_else(Default::default, |t| {
+            (
+                t.traceparent.clone(),
+                t.tracestate.clone().unwrap_or_default(),
+            )
+        });
+        let fields: [(&str, String); 13] = [
+            ("result", command.result_id.clone()),
+            ("session", command.session_id.clone()),
+            ("type", command.command_type.clone()),
+            ("args", args),
+            ("at", ms(command.executed_at).to_string()),
+            ("deadline", ms(command.deadline).to_string()),
+            ("budget", command.max_output_bytes.to_string()),
+            ("corr", command.correlation_id.clone()),
+            ("reply", command.reply_to.clone()),
+            ("tp", traceparent),
+            ("ts", tracestate),
+            (
+                "mode",
+                if command.stream { "stream" } else { "once" }.to_owned(),
+            ),
+            ("v", "1".to_owned()),
+        ];
+        let mut queue = redis::pipe();
+        queue.xadd(queue_key(&command.cluster_id), "*", &fields);
+        if ring {
+            queue
+                .add_command(self.publish(&bell_channel(&command.cluster_id), ""))
+                .ignore();
+        }
+        queue
+    }
+
     /// Runs `pipes` (each within one slot, every answer ignored) in one round trip: on one
     /// server as one pipeline (one MULTI with `atomic`, as everything is in one place there);
     /// on a cluster as one request per pipeline, all sent at once (each pipeline atomic or not
@@ -1662,31 +1700,6 @@ impl Store for RedisStore {
         result_ttl: Duration,
         ring: bool,
     ) -> StoreResult<String> {
-        let args = serde_json::to_string(&command.args).expect("strings always serialize");
-        let (traceparent, tracestate) = command.trace.as_ref().map_or_else(Default::default, |t| {
-            (
-                t.traceparent.clone(),
-                t.tracestate.clone().unwrap_or_default(),
-            )
-        });
-        let fields: [(&str, String); 13] = [
-            ("result", command.result_id.clone()),
-            ("session", command.session_id.clone()),
-            ("type", command.command_type.clone()),
-            ("args", args),
-            ("at", ms(command.executed_at).to_string()),
-            ("deadline", ms(command.deadline).to_string()),
-            ("budget", command.max_output_bytes.to_string()),
-            ("corr", command.correlation_id.clone()),
-            ("reply", command.reply_to.clone()),
-            ("tp", traceparent),
-            ("ts", tracestate),
-            (
-                "mode",
-                if command.stream { "stream" } else { "once" }.to_owned(),
-            ),
-            ("v", "1".to_owned()),
-        ];
         let session = session_key(&command.session_id);
         // Three slots (the result's, the session's, the cluster's queue and bell): one round
         // trip, to one server or to three nodes at once. No MULTI spans them (none did before
@@ -1706,13 +1719,7 @@ impl Store for RedisStore {
             .ignore()
             .hset(&session, "activity", ms(command.executed_at))
             .ignore();
-        let mut queue = redis::pipe();
-        queue.xadd(queue_key(&command.cluster_id), "*", &fields);
-        if ring {
-            queue
-                .add_command(self.publish(&bell_channel(&command.cluster_id), ""))
-                .ignore();
-        }
+        let queue = self.queue_pipe(command, ring);
         if !self.is_cluster() {
             let mut one = redis::pipe();
             for cmd in placeholder.cmd_iter().chain(counts.cmd_iter()) {
@@ -1734,6 +1741,14 @@ impl Store for RedisStore {
             counts.exec_async(&mut b),
             queue.query_async(&mut c),
         )?;
+        Ok(entry_id)
+    }
+
+    async fn requeue(&self, command: &QueuedCommand, ring: bool) -> StoreResult<String> {
+        let (entry_id,): (String,) = self
+            .queue_pipe(command, ring)
+            .query_async(&mut self.conn())
+            .await?;
         Ok(entry_id)
     }
 
