@@ -484,10 +484,9 @@ impl Hub {
     /// A command that is neither queued nor finished was lost by the store (a Redis failover
     /// that did not carry the enqueue over) and is queued again (the entry only: its session
     /// counts it once) — commands are read-only, so a second run is harmless, and the first
-    /// final result wins. A
-    /// command that finished without its answer reaching this caller (a reply lost with a
-    /// failed node's pub/sub) resolves with its stored result. Never resolves otherwise;
-    /// commands that finish quickly cost nothing.
+    /// final result wins. A command that finished without its answer reaching this caller (a
+    /// reply lost with a failed node's pub/sub) resolves with its stored result. Never resolves
+    /// otherwise; commands that finish quickly cost nothing.
     async fn keep_queued(&self, command: &QueuedCommand, mut entry_id: String) -> CommandResult {
         let every = self.settings.queued_check;
         let mut looks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

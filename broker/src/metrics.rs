@@ -431,7 +431,8 @@ pub fn webhook_attempt(outcome: WebhookAttempt, took: Duration) {
 }
 
 /// Commands a waiting caller found lost by the store and queued again (`outcome` `requeued`),
-/// or found finished without their answer reaching it (`outcome` `read_from_store`).
+/// or found finished without their answer reaching it (`outcome` `read_from_store`; also a
+/// command that finished just as its caller looked, its answer still on the way).
 pub const COMMANDS_RECOVERED: &str = "kubeline_commands_recovered_total";
 
 /// What a waiting caller did about its command ([`COMMANDS_RECOVERED`]).
