@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures::{SinkExt, StreamExt};
 use kubeline_shared::protocol::{
-    AgentMessage, BrokerMessage, CLOSE_BAD_HELLO, CLOSE_GOING_AWAY, CLOSE_REPLACED,
-    CLOSE_UNAUTHORIZED, Hello, PROTOCOL_VERSION, Ping, Reconnect, Welcome,
+    AgentMessage, BrokerMessage, CLOSE_BAD_HELLO, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR,
+    CLOSE_REPLACED, CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED, Hello, PROTOCOL_VERSION, Ping, Reconnect,
+    Welcome,
 };
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc};
@@ -358,7 +359,17 @@ async fn run(
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Close(_))) | None => return (LinkEvent::Disconnect, "agent closed the link".into()),
+                    Some(Ok(Message::Binary(_))) => {
+                        let reason = "binary frame: the link protocol is JSON text frames";
+                        close(socket, CLOSE_PROTOCOL_ERROR, reason).await;
+                        return (LinkEvent::BadFrame, reason.into());
+                    }
                     Some(Ok(_)) => { link.saw_agent(); continue; }
+                    Some(Err(e)) if over_the_frame_limit(&e) => {
+                        let reason = format!("frame over the {} KiB limit", MAX_AGENT_FRAME / 1024);
+                        close(socket, CLOSE_TOO_BIG, &reason).await;
+                        return (LinkEvent::BadFrame, reason);
+                    }
                     Some(Err(e)) => return (LinkEvent::Disconnect, format!("link error: {e}")),
                 };
                 link.saw_agent();
@@ -370,7 +381,13 @@ async fn run(
                     }
                     Ok(AgentMessage::Pong(_)) => {}
                     Ok(AgentMessage::Hello(_)) => warn!("ignoring a second hello"),
-                    Err(e) => warn!(error = %e, "ignoring an unreadable frame"),
+                    // A newer agent's frame (a type this broker does not know): passed over.
+                    Err(_) if unknown_type(&text) => debug!("ignoring a frame of an unknown type"),
+                    Err(e) => {
+                        let reason = format!("unreadable frame: {e}");
+                        close(socket, CLOSE_PROTOCOL_ERROR, &reason).await;
+                        return (LinkEvent::BadFrame, reason);
+                    }
                 }
             }
             msg = outbound.recv() => {
@@ -488,6 +505,32 @@ fn close_reason(reason: &str) -> &str {
     &reason[..end]
 }
 
+/// Whether a read error is the agent's frame going over [`MAX_AGENT_FRAME`] (tungstenite's
+/// capacity error, reached through axum's error).
+fn over_the_frame_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("Space limit exceeded") || text.contains("Message too long") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Whether `text` is a JSON object whose `type` is none of the agent frames this broker knows
+/// (what a newer agent may send), rather than a malformed frame.
+fn unknown_type(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Typed>(text)
+        .is_ok_and(|t| !matches!(&*t.kind, "hello" | "output" | "done" | "pong"))
+}
+
 async fn close(mut socket: impl Socket, code: u16, reason: &str) {
     if code != CLOSE_GOING_AWAY {
         warn!(code, %reason, "closing agent link");
@@ -536,10 +579,15 @@ mod tests {
         }
     }
 
-    /// Revoking the agent's token closes its live link with 4001 at once; a garbage frame
-    /// before that is ignored and the link stays.
-    #[tokio::test]
-    async fn a_revoked_token_closes_the_live_link() {
+    /// A link of cluster `c1` run over a [`Duplex`]: the agent's end (frames to send), the
+    /// broker's end (frames it sent), the state, the agent token's id, and the running link.
+    async fn running_link() -> (
+        fmpsc::UnboundedSender<Result<Message, axum::Error>>,
+        fmpsc::UnboundedReceiver<Message>,
+        crate::AppState,
+        String,
+        tokio::task::JoinHandle<(LinkEvent, String)>,
+    ) {
         let state = crate::tests::state_with(crate::limits::ExecuteLimits::new(4, 4, 4)).await;
         let credential = state
             .credentials
@@ -557,7 +605,7 @@ mod tests {
         };
         let link = state.hub.attach(record, outbound).await.unwrap();
         let (agent, from_agent) = fmpsc::unbounded();
-        let (to_agent, mut broker) = fmpsc::unbounded();
+        let (to_agent, broker) = fmpsc::unbounded();
         let socket = Duplex {
             from_agent,
             to_agent,
@@ -573,8 +621,55 @@ mod tests {
             };
             run(&hub, &link, token, socket, rx).await
         });
+        (agent, broker, state, id, running)
+    }
+
+    /// The close frame the broker sent last.
+    fn last_close(broker: &mut fmpsc::UnboundedReceiver<Message>) -> (u16, String) {
+        let mut last = None;
+        while let Ok(frame) = broker.try_recv() {
+            last = Some(frame);
+        }
+        match last {
+            Some(Message::Close(Some(frame))) => (frame.code, frame.reason.to_string()),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_outside_the_protocol_closes_the_link_with_1002() {
+        for (frame, says) in [
+            (Message::Text("{not json".into()), "unreadable frame"),
+            (
+                Message::Text(r#"{"type":"done","result_id":7}"#.into()),
+                "unreadable frame",
+            ),
+            (Message::Binary(vec![1, 2, 3].into()), "binary frame"),
+        ] {
+            let (agent, mut broker, _state, _id, running) = running_link().await;
+            agent.unbounded_send(Ok(frame)).unwrap();
+            let (event, reason) = tokio::time::timeout(Duration::from_secs(5), running)
+                .await
+                .expect("the link ends at once")
+                .unwrap();
+            assert!(matches!(event, LinkEvent::BadFrame), "{reason}");
+            let (code, sent) = last_close(&mut broker);
+            assert_eq!(code, CLOSE_PROTOCOL_ERROR);
+            assert!(sent.starts_with(says), "{sent}");
+            assert_eq!(sent, close_reason(&reason));
+        }
+    }
+
+    /// Revoking the agent's token closes its live link with 4001 at once; a frame of a type
+    /// this broker does not know (a newer agent's) before that is passed over and the link
+    /// stays.
+    #[tokio::test]
+    async fn a_revoked_token_closes_the_live_link() {
+        let (agent, mut broker, state, id, running) = running_link().await;
         agent
-            .unbounded_send(Ok(Message::Text("{not json".into())))
+            .unbounded_send(Ok(Message::Text(
+                r#"{"type":"from_the_future","x":1}"#.into(),
+            )))
             .unwrap();
         tokio::task::yield_now().await;
         assert!(!running.is_finished());
@@ -590,16 +685,9 @@ mod tests {
             .unwrap();
         assert!(matches!(event, LinkEvent::Revoked), "{reason}");
         assert_eq!(reason, "agent token revoked");
-        let mut last = None;
-        while let Ok(frame) = broker.try_recv() {
-            last = Some(frame);
-        }
-        match last {
-            Some(Message::Close(Some(frame))) => {
-                assert_eq!(frame.code, CLOSE_UNAUTHORIZED);
-                assert_eq!(frame.reason.as_str(), "agent token revoked");
-            }
-            other => panic!("expected a close frame, got {other:?}"),
-        }
+        assert_eq!(
+            last_close(&mut broker),
+            (CLOSE_UNAUTHORIZED, "agent token revoked".to_owned())
+        );
     }
 }

@@ -318,6 +318,8 @@ pub enum LinkEvent {
     Revoked,
     /// Not admitted yet: over the replica's link admission rate, told when to come back.
     Paced,
+    /// Closed for a frame outside the protocol (close code 1002) or over the frame limit (1009).
+    BadFrame,
 }
 
 /// Records a link event.
@@ -329,6 +331,7 @@ pub fn link_event(event: LinkEvent) {
         LinkEvent::Timeout => "timeout",
         LinkEvent::Revoked => "revoked",
         LinkEvent::Paced => "paced",
+        LinkEvent::BadFrame => "bad_frame",
     };
     counter!(LINK_EVENTS, "event" => event).increment(1);
 }

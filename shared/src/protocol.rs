@@ -29,6 +29,11 @@ pub const CLOSE_BAD_HELLO: u16 = 4002;
 pub const CLOSE_REPLACED: u16 = 4003;
 /// WebSocket close code: the broker is shutting down; reconnect after the advised delay.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// WebSocket close code: the agent sent a frame that is not part of the protocol (not JSON, a
+/// known type with the wrong fields, or binary).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// WebSocket close code: the agent sent a frame over the broker's frame limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// A frame sent by the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::ws::{self, Socket};
+use crate::support::ws;
 use crate::support::*;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -355,31 +355,6 @@ async fn a_broker_on_a_redis_cluster_over_tls() {
     serves_over_tls(&cluster.url(), cluster.ca_file().expect("a TLS cluster")).await;
 }
 
-/// Reads a scripted agent's link (answering pings) until the broker sends a command; returns it.
-async fn next_execute(agent: &mut Socket) -> Value {
-    let read = async {
-        while let Some(Ok(msg)) = agent.next().await {
-            let Message::Text(text) = msg else { continue };
-            let frame: Value = serde_json::from_str(&text).unwrap();
-            match frame["type"].as_str() {
-                Some("execute") => return frame,
-                Some("ping") => {
-                    let pong = json!({ "type": "pong", "seq": frame["seq"] });
-                    agent
-                        .send(Message::Text(pong.to_string().into()))
-                        .await
-                        .unwrap();
-                }
-                _ => {}
-            }
-        }
-        panic!("the link ended before a command came");
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("a command within 10 s")
-}
-
 /// What a failover that did not carry an enqueue over leaves behind, made on purpose on a real
 /// Redis: the queue entry of a command the agent has not answered vanishes while its caller
 /// waits. The caller's broker finds it neither queued nor finished, queues it again under the
@@ -395,7 +370,7 @@ async fn a_command_redis_lost_is_queued_again_and_answered() {
         let (api, session) = (api.clone(), session.clone());
         tokio::spawn(async move { api.execute(&session, "version", &[]).await })
     };
-    let first = next_execute(&mut agent).await;
+    let first = ws::next_execute(&mut agent).await;
 
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -423,7 +398,7 @@ async fn a_command_redis_lost_is_queued_again_and_answered() {
         .await
         .unwrap();
 
-    let again = next_execute(&mut agent).await;
+    let again = ws::next_execute(&mut agent).await;
     assert_eq!(again["result_id"], first["result_id"], "the same command");
     for reply in [
         json!({"type": "output", "result_id": again["result_id"], "data": "again\n"}),

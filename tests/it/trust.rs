@@ -573,3 +573,76 @@ async fn a_rotated_agent_token_closes_its_link_when_the_overlap_ends() {
     let new = body["token"].as_str().unwrap();
     let _ws = link(api_b.port(), "rotating", new).await;
 }
+
+/// Agents that break the link protocol — a frame that is not one of its JSON messages, a frame
+/// over the broker's 1 MiB limit — are closed with a code that says which (1002, 1009) and the
+/// reason, logged and counted; the broker's other links keep serving.
+#[tokio::test]
+async fn an_agent_breaking_the_link_protocol_is_closed_and_the_others_keep_serving() {
+    let (broker, api) = start_broker(
+        "bad-frames",
+        BrokerOpts::embedded().with(&[
+            "--agent-token",
+            "garbage=tok-garbage",
+            "--agent-token",
+            "huge=tok-huge",
+        ]),
+    )
+    .await;
+    let port = api.port();
+    let mut good = ws::scripted_agent(port, CLUSTER, AGENT_TOKEN, &["version"]).await;
+
+    let mut garbage = link(port, "garbage", "tok-garbage").await;
+    garbage
+        .send(Message::Text("{not json".into()))
+        .await
+        .unwrap();
+    let (code, reason) = closed(&mut garbage).await;
+    assert_eq!(code, 1002, "{reason}");
+    assert!(reason.starts_with("unreadable frame: "), "{reason}");
+
+    let mut huge = link(port, "huge", "tok-huge").await;
+    let frame = json!({ "type": "output", "result_id": "res_x", "data": "x".repeat(2 << 20) });
+    huge.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    let (code, reason) = closed(&mut huge).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1009, "frame over the 1024 KiB limit")
+    );
+
+    // The good agent's link serves on.
+    let session = api.session().await;
+    let caller = {
+        let (api, session) = (api.clone(), session.clone());
+        tokio::spawn(async move { api.execute(&session, "version", &[]).await })
+    };
+    let command = ws::next_execute(&mut good).await;
+    for reply in [
+        json!({"type": "output", "result_id": command["result_id"], "data": "v1\n"}),
+        json!({"type": "done", "result_id": command["result_id"], "status": "completed",
+               "exit_code": 0, "error": null, "execution_time_ms": 1, "truncated": null}),
+    ] {
+        good.send(Message::Text(reply.to_string().into()))
+            .await
+            .unwrap();
+    }
+    let (status, body) = caller.await.unwrap();
+    assert_eq!((status, &body["output"]), (200, &json!("v1\n")), "{body}");
+
+    let logs = broker.logs();
+    assert!(
+        logs.contains("closing agent link") && logs.contains("code=1002"),
+        "{logs}"
+    );
+    assert!(logs.contains("code=1009"), "{logs}");
+    let (_, metrics) = api.get("/metrics").await.unwrap();
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains(r#"kubeline_agent_link_events_total{event="bad_frame"} 2"#),
+        "{metrics}"
+    );
+}

@@ -1,6 +1,8 @@
 //! WebSockets to a broker: a caller's (`/debug/stream`, `/debug/events`) and a scripted
 //! agent's (`/agent/v1/connect`), opened one way, refusals returned as their status and body.
 
+use std::time::Duration;
+
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -106,4 +108,29 @@ pub async fn scripted_agent(port: u16, cluster: &str, token: &str, commands: &[&
         other => panic!("no welcome: {other:?}"),
     }
     ws
+}
+
+/// Reads a scripted agent's link (answering pings) until the broker sends a command; returns it.
+pub async fn next_execute(agent: &mut Socket) -> Value {
+    let read = async {
+        while let Some(Ok(msg)) = agent.next().await {
+            let Message::Text(text) = msg else { continue };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            match frame["type"].as_str() {
+                Some("execute") => return frame,
+                Some("ping") => {
+                    let pong = json!({ "type": "pong", "seq": frame["seq"] });
+                    agent
+                        .send(Message::Text(pong.to_string().into()))
+                        .await
+                        .unwrap();
+                }
+                _ => {}
+            }
+        }
+        panic!("the link ended before a command came");
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a command within 10 s")
 }
