@@ -15,6 +15,8 @@
 //! BENCH_SECONDS=30 BENCH_CALLERS=8 BENCH_MODES=kill cargo bench --bench rolling
 //! ```
 //!
+//! The processes' logs are removed after a passing run unless `BENCH_KEEP_LOGS` is set.
+//!
 //! Needs `redis-server` and `haproxy` on PATH (`scripts/test` installs both). Under
 //! `cargo test --all-targets` it runs as a short check (4 callers, 6 s per mode) that no request
 //! is lost through both kinds of restart.
@@ -388,5 +390,7 @@ async fn main() {
         lost_total += lost;
     }
     assert_eq!(lost_total, 0, "requests were lost through the restarts");
-    let _ = std::fs::remove_dir_all(&stack.dir);
+    if std::env::var_os("BENCH_KEEP_LOGS").is_none() {
+        let _ = std::fs::remove_dir_all(&stack.dir);
+    }
 }

@@ -8,8 +8,9 @@
 //! that result (until its own deadline) and answers it; with another fingerprint it is refused
 //! (400 `idempotency_key_reused`). A request refused before it was queued (limits, full queue,
 //! audit unavailable) gives its key back, so the retry runs; a key whose replica died between
-//! claiming it and queueing the command (no result, not even pending, [`ORPHANED_AFTER`] after
-//! the claim) is taken over by the retry, which runs the command. Keys belong to a credential
+//! claiming it and queueing the command (no result, not even pending) is taken over by the
+//! retry, which runs the command: at once when the key names its replica and that replica's
+//! liveness claim is gone, else [`ORPHANED_AFTER`] after the claim. Keys belong to a credential
 //! and live as long as results (`--result-ttl`).
 
 use std::time::Duration;
@@ -60,6 +61,8 @@ pub struct Held {
     pub result_id: String,
     /// When it claimed the key (Unix ms).
     claimed_ms: i64,
+    /// The replica that claimed it (keys claimed by older replicas do not say).
+    broker: Option<String>,
     /// The key's value, to take it over atomically.
     value: String,
 }
@@ -114,14 +117,19 @@ impl IdempotencyKey {
         })
     }
 
-    /// What the key holds for `result_id`: `RESULT_ID FINGERPRINT CLAIMED_MS`.
-    fn value(&self, result_id: &str, claimed_ms: i64) -> String {
-        format!("{result_id} {} {claimed_ms}", self.fingerprint)
+    /// What the key holds for `result_id`, claimed by replica `broker`:
+    /// `RESULT_ID FINGERPRINT CLAIMED_MS BROKER`.
+    fn value(&self, result_id: &str, claimed_ms: i64, broker: &str) -> String {
+        format!("{result_id} {} {claimed_ms} {broker}", self.fingerprint)
     }
 
     /// Claims the key for `result_id`, or finds the request that holds it.
     pub async fn claim(&mut self, state: &AppState, result_id: &str) -> ApiResult<Claim> {
-        let value = self.value(result_id, Utc::now().timestamp_millis());
+        let value = self.value(
+            result_id,
+            Utc::now().timestamp_millis(),
+            state.hub.broker_id(),
+        );
         let ttl = state.hub.settings().result_ttl;
         let Some(held) = state
             .hub
@@ -133,11 +141,14 @@ impl IdempotencyKey {
             return Ok(Claim::Taken);
         };
         let mut parts = held.split(' ');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(first), Some(fingerprint), claimed) if fingerprint == self.fingerprint => {
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(first), Some(fingerprint), claimed, broker)
+                if fingerprint == self.fingerprint =>
+            {
                 Ok(Claim::Replay(Held {
                     result_id: first.to_owned(),
                     claimed_ms: claimed.and_then(|c| c.parse().ok()).unwrap_or(0),
+                    broker: broker.map(str::to_owned),
                     value: held.clone(),
                 }))
             }
@@ -169,9 +180,11 @@ impl IdempotencyKey {
                 Some(_) => {}
                 None => {
                     let age = Utc::now().timestamp_millis() - held.claimed_ms;
-                    if age >= ORPHANED_AFTER.as_millis() as i64 {
+                    if age >= ORPHANED_AFTER.as_millis() as i64
+                        || claimer_is_gone(state, held.broker.as_deref()).await
+                    {
                         let now = Utc::now().timestamp_millis();
-                        let mine = self.value(result_id, now);
+                        let mine = self.value(result_id, now, state.hub.broker_id());
                         let ttl = state.hub.settings().result_ttl;
                         if store
                             .swap_idempotency_key(&self.store_key, &held.value, &mine, ttl)
@@ -221,6 +234,104 @@ impl IdempotencyKey {
             // The key then names a result that never comes: a retry takes it over once it is
             // [`ORPHANED_AFTER`] old. Rare (the store failed twice in a row), and said in the log.
             warn!(error = %e, "could not give back an Idempotency-Key");
+        }
+    }
+}
+
+/// Whether the replica that claimed a key is known to be gone (its liveness claim lapsed: killed,
+/// or drained): then it will not queue the key's command, and a retry need not wait
+/// [`ORPHANED_AFTER`]. Unknown (an older replica's claim) or unreadable: not known to be gone.
+async fn claimer_is_gone(state: &AppState, broker: Option<&str>) -> bool {
+    let Some(broker) = broker else { return false };
+    matches!(state.hub.store().replica_is_alive(broker).await, Ok(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CredentialKind;
+
+    /// Key `name` of the `rd` caller, and a claim of it left by replica `broker` (no result: it died
+    /// before queueing) just now, in the key's value format (`None`: an older replica's, with
+    /// no replica named).
+    async fn left_claim(state: &AppState, name: &str, broker: Option<&str>) -> IdempotencyKey {
+        let record = state
+            .credentials
+            .check(CredentialKind::ApiKey, "rd")
+            .await
+            .unwrap();
+        let caller = Caller::from_api_key(&record).unwrap();
+        let header = HeaderValue::from_str(name).unwrap();
+        let args = vec!["pods".to_owned()];
+        let mut key =
+            IdempotencyKey::new(&caller, &header, &["c1", "s", "get"], &args, 1024).unwrap();
+        let now = Utc::now().timestamp_millis();
+        let value = match broker {
+            Some(broker) => key.value("res_first", now, broker),
+            None => format!("res_first {} {now}", key.fingerprint),
+        };
+        let ttl = Duration::from_secs(60);
+        let store = state.hub.store();
+        assert!(
+            store
+                .claim_idempotency_key(&key.store_key, &value, ttl)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        key.taken = None;
+        key
+    }
+
+    async fn retry(
+        state: &AppState,
+        key: &mut IdempotencyKey,
+        within: chrono::Duration,
+    ) -> ApiResult<Replayed> {
+        let Claim::Replay(held) = key.claim(state, "res_retry").await.unwrap() else {
+            panic!("the key is held");
+        };
+        assert_eq!(held.result_id, "res_first");
+        key.replay(state, held, "res_retry", Utc::now() + within)
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_claim_of_a_gone_replica_is_taken_over_at_once() {
+        let state = crate::tests::state_with(crate::limits::ExecuteLimits::new(4, 4, 4)).await;
+        let mut key = left_claim(&state, "killed", Some("broker_killed")).await;
+        let started = std::time::Instant::now();
+        let replayed = retry(&state, &mut key, chrono::Duration::seconds(30))
+            .await
+            .unwrap();
+        assert!(matches!(replayed, Replayed::TakenOver), "{replayed:?}");
+        assert!(
+            started.elapsed() < ORPHANED_AFTER,
+            "not after the time-based wait"
+        );
+        assert!(
+            key.taken
+                .as_deref()
+                .is_some_and(|v| v.starts_with("res_retry "))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_of_a_live_or_unnamed_replica_is_waited_for() {
+        let state = crate::tests::state_with(crate::limits::ExecuteLimits::new(4, 4, 4)).await;
+        let store = state.hub.store();
+        store
+            .replica_alive("broker_alive", Duration::from_secs(60))
+            .await
+            .unwrap();
+        for claimer in [Some("broker_alive"), None] {
+            let name = claimer.unwrap_or("unnamed");
+            let mut key = left_claim(&state, name, claimer).await;
+            let answer = retry(&state, &mut key, chrono::Duration::milliseconds(300)).await;
+            let Err(e) = answer else {
+                panic!("{claimer:?}: taken over before {ORPHANED_AFTER:?}");
+            };
+            assert_eq!(e.status().as_u16(), 504, "{claimer:?}: {e:?}");
         }
     }
 }

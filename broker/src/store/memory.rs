@@ -730,6 +730,14 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn replica_is_alive(&self, broker_id: &str) -> StoreResult<bool> {
+        let state = self.lock();
+        Ok(state
+            .alive
+            .get(broker_id)
+            .is_some_and(|until| *until > Instant::now()))
+    }
+
     async fn reclaim_orphans(
         &self,
         cluster_id: &str,

@@ -332,6 +332,11 @@ impl Store for Metered {
             .await
     }
 
+    async fn replica_is_alive(&self, broker_id: &str) -> StoreResult<bool> {
+        self.timed("replica_is_alive", self.inner.replica_is_alive(broker_id))
+            .await
+    }
+
     async fn reclaim_orphans(
         &self,
         cluster_id: &str,

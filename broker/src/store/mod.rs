@@ -594,6 +594,9 @@ pub trait Store: Send + Sync + 'static {
     /// Says replica `broker_id` is gone (a clean stop): its commands are taken over at once.
     async fn replica_gone(&self, broker_id: &str) -> StoreResult<()>;
 
+    /// Whether replica `broker_id`'s liveness claim ([`Store::replica_alive`]) holds.
+    async fn replica_is_alive(&self, broker_id: &str) -> StoreResult<bool>;
+
     /// Takes over (for `consumer`) up to `max` commands of `cluster_id` that replicas no
     /// longer alive had taken, whatever their last keep-alive.
     async fn reclaim_orphans(

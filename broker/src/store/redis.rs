@@ -2107,6 +2107,10 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn replica_is_alive(&self, broker_id: &str) -> StoreResult<bool> {
+        Ok(self.conn().exists(format!("kl:alive:{broker_id}")).await?)
+    }
+
     async fn reclaim_orphans(
         &self,
         cluster_id: &str,
