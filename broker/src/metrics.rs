@@ -460,9 +460,9 @@ pub fn command_recovered(how: Recovered) {
 /// `--embedded-results-max-bytes`.
 pub const RESULTS_EVICTED: &str = "kubeline_store_results_evicted_total";
 
-/// Records results the embedded store forgot early for room.
-pub fn results_evicted(n: u64) {
-    counter!(RESULTS_EVICTED).increment(n);
+/// Records a result the embedded store forgot early for room.
+pub fn result_evicted() {
+    counter!(RESULTS_EVICTED).increment(1);
 }
 
 /// Records webhook deliveries that ended (`delivered`, `failed`) or were not queued

@@ -197,7 +197,7 @@ impl Results {
                 self.bytes -= gone.bytes;
             }
             if !expired {
-                crate::metrics::results_evicted(1);
+                crate::metrics::result_evicted();
             }
         }
     }

@@ -198,6 +198,11 @@ fn bell_cluster(channel: &str) -> Option<&str> {
     channel.strip_prefix("kl:bell:{")?.strip_suffix('}')
 }
 /// Carries results to replica `broker`, whose callers wait for them; sharded in a cluster.
+/// Replica `broker`'s liveness claim.
+fn alive_key(broker: &str) -> String {
+    format!("kl:alive:{broker}")
+}
+
 fn reply_channel(broker: &str) -> String {
     format!("kl:reply:{{{broker}}}")
 }
@@ -2097,18 +2102,18 @@ impl Store for RedisStore {
     async fn replica_alive(&self, broker_id: &str, ttl: Duration) -> StoreResult<()> {
         let _: () = self
             .conn()
-            .set_ex(format!("kl:alive:{broker_id}"), 1, ttl.as_secs().max(1))
+            .set_ex(alive_key(broker_id), 1, ttl.as_secs().max(1))
             .await?;
         Ok(())
     }
 
     async fn replica_gone(&self, broker_id: &str) -> StoreResult<()> {
-        let _: i64 = self.conn().del(format!("kl:alive:{broker_id}")).await?;
+        let _: i64 = self.conn().del(alive_key(broker_id)).await?;
         Ok(())
     }
 
     async fn replica_is_alive(&self, broker_id: &str) -> StoreResult<bool> {
-        Ok(self.conn().exists(format!("kl:alive:{broker_id}")).await?)
+        Ok(self.conn().exists(alive_key(broker_id)).await?)
     }
 
     async fn reclaim_orphans(
@@ -2135,8 +2140,7 @@ impl Store for RedisStore {
             if other == consumer || out.len() >= max {
                 continue;
             }
-            let alive: bool = conn.exists(format!("kl:alive:{other}")).await?;
-            if alive {
+            if self.replica_is_alive(&other).await? {
                 continue;
             }
             // Its entries: [[id, consumer, idle ms, deliveries], …].
