@@ -29,9 +29,15 @@
 //!   cargo bench -p kubeline-broker --bench capacity
 //! ```
 //!
+//! `CAPACITY_STORES=floor` puts in the broker's place a relay that does only the transport any
+//! broker of this design must do (HTTP request and JSON in, `execute` frame out, the agent's
+//! frames in, JSON answer out; no authentication, rate limit, session, store, audit, log line
+//! or metric), with the broker's libraries: the floor of CPU per execute and the ceiling of
+//! executes/s on this machine, beside the same load generator and agent.
+//!
 //! Knobs (environment): `CAPACITY_SECONDS` (measured window, default 10), `CAPACITY_WARMUP`
 //! (default 2), `CAPACITY_CONCURRENCY` (default `64,256`), `CAPACITY_STORES` (default
-//! `redis,embedded`), `CAPACITY_LINKS` (agent links = clusters, default 4), `CAPACITY_KEEP_LOGS`
+//! `redis,embedded`; also `floor`), `CAPACITY_LINKS` (agent links = clusters, default 4), `CAPACITY_KEEP_LOGS`
 //! (keep the processes' logs, printed at the end), `CAPACITY_PERF` (`flat` or `dwarf`: `perf
 //! record` the broker during each window, into the log directory; implies keeping it),
 //! `CAPACITY_BROKER_BIN` (run the broker from another build of this bench, e.g. a copy made
@@ -101,6 +107,7 @@ fn main() {
         Ok("broker") => broker::main(),
         Ok("agent") => agent::main(),
         Ok("load") => load::main(),
+        Ok("floor") => floor::main(),
         _ => driver::main(),
     }
 }
@@ -210,6 +217,195 @@ mod broker {
                     .await
                     .expect("broker serves");
             });
+    }
+}
+
+// === the floor: a relay that does only what no broker can skip ===
+
+mod floor {
+    //! In the broker's place (`CAPACITY_STORES=floor`), a relay that does only what any broker
+    //! of this design must do for an execute: read the caller's HTTP request and its JSON body,
+    //! send the command on the cluster's agent link as an `execute` frame, read the agent's
+    //! `output` and `done` frames, and answer the result as JSON — with the broker's own
+    //! libraries (axum and its WebSocket, serde_json, jemalloc) on the same multi-threaded
+    //! runtime. No authentication, rate limit, session, policy, store, audit, log line or
+    //! metric. Its CPU per execute is the transport's floor on this machine, and its throughput
+    //! the most one broker process could serve here beside this load generator and agent.
+
+    use super::*;
+    use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+    use axum::extract::{Json, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use kubeline_shared::api::{CommandResult, ExecuteRequest};
+    use kubeline_shared::protocol::Execute;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use tokio::sync::{mpsc, oneshot};
+
+    #[derive(Default)]
+    struct Relay {
+        /// Frames to send, by cluster.
+        links: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+        /// Callers waiting, by result id: the output so far and where the result goes.
+        waiting: Mutex<HashMap<String, (String, oneshot::Sender<CommandResult>)>>,
+    }
+
+    /// Serves the relay on `--listen ADDR` until killed.
+    pub fn main() {
+        let args: Vec<String> = std::env::args().collect();
+        let listen = args
+            .iter()
+            .position(|a| a == "--listen")
+            .and_then(|i| args.get(i + 1))
+            .expect("--listen ADDR")
+            .clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                let app = axum::Router::new()
+                    .route("/debug/session", post(session))
+                    .route("/debug/execute", post(execute))
+                    .route("/clusters", get(clusters))
+                    .route("/metrics", get(|| async { "" }))
+                    .route(CONNECT_PATH, get(link))
+                    .with_state(Arc::new(Relay::default()));
+                let listener = tokio::net::TcpListener::bind(&listen).await.expect("bind");
+                axum::serve(listener, app).await.expect("serve");
+            });
+    }
+
+    async fn session() -> Response {
+        let id = format!("sess_{}", uuid::Uuid::new_v4().simple());
+        (StatusCode::CREATED, axum::Json(json!({ "session_id": id }))).into_response()
+    }
+
+    async fn clusters(State(relay): State<Arc<Relay>>) -> axum::Json<Value> {
+        let linked = relay.links.lock().unwrap().len();
+        let clusters: Vec<Value> = (0..linked)
+            .map(|_| json!({ "status": "connected" }))
+            .collect();
+        axum::Json(json!({ "clusters": clusters }))
+    }
+
+    async fn execute(State(relay): State<Arc<Relay>>, Json(req): Json<ExecuteRequest>) -> Response {
+        let (Some(cluster_id), Some(session_id), Some(command_type), Some(args)) =
+            (req.cluster_id, req.session_id, req.command_type, req.args)
+        else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let result_id = format!("res_{}", uuid::Uuid::new_v4().simple());
+        let executed_at = chrono::Utc::now();
+        let frame = serde_json::to_string(&BrokerMessage::Execute(Execute {
+            result_id: result_id.clone(),
+            session_id: session_id.clone(),
+            command_type,
+            args,
+            timeout_ms: (req.timeout.unwrap_or(30.0) * 1000.0) as u64,
+            max_output_bytes: req.max_output_bytes.unwrap_or(1 << 20),
+            correlation_id: String::new(),
+            trace: None,
+            stream: false,
+        }))
+        .unwrap();
+        let (tx, rx) = oneshot::channel();
+        relay
+            .waiting
+            .lock()
+            .unwrap()
+            .insert(result_id.clone(), (String::new(), tx));
+        let sent = relay
+            .links
+            .lock()
+            .unwrap()
+            .get(&cluster_id)
+            .is_some_and(|link| link.send(frame).is_ok());
+        if !sent {
+            relay.waiting.lock().unwrap().remove(&result_id);
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        match rx.await {
+            Ok(mut result) => {
+                result.session_id = session_id;
+                result.cluster_id = cluster_id;
+                result.executed_at = executed_at;
+                axum::Json(result).into_response()
+            }
+            Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+        }
+    }
+
+    async fn link(
+        State(relay): State<Arc<Relay>>,
+        headers: HeaderMap,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        let cluster = headers
+            .get("x-kubeline-cluster")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        upgrade.on_upgrade(move |socket| serve_link(relay, cluster, socket))
+    }
+
+    /// One agent link: frames queued for it are sent (all that are waiting, then one flush, as
+    /// the broker's link does); `output` and `done` frames are handed to their callers.
+    async fn serve_link(relay: Arc<Relay>, cluster: String, mut socket: WebSocket) {
+        let (tx, mut outbound) = mpsc::unbounded_channel();
+        relay.links.lock().unwrap().insert(cluster, tx);
+        loop {
+            tokio::select! {
+                frame = socket.recv() => {
+                    let Some(Ok(WsMessage::Text(text))) = frame else { return };
+                    match serde_json::from_str::<AgentMessage>(&text) {
+                        Ok(AgentMessage::Output(chunk)) => {
+                            if let Some((output, _)) =
+                                relay.waiting.lock().unwrap().get_mut(&chunk.result_id)
+                            {
+                                output.push_str(&chunk.data);
+                            }
+                        }
+                        Ok(AgentMessage::Done(done)) => {
+                            let waiter = relay.waiting.lock().unwrap().remove(&done.result_id);
+                            if let Some((output, tx)) = waiter {
+                                let _ = tx.send(CommandResult {
+                                    result_id: done.result_id,
+                                    session_id: String::new(),
+                                    cluster_id: String::new(),
+                                    status: done.status,
+                                    output,
+                                    error: done.error,
+                                    exit_code: Some(done.exit_code),
+                                    execution_time_ms: done.execution_time_ms,
+                                    executed_at: chrono::Utc::now(),
+                                    correlation_id: String::new(),
+                                    truncated: done.truncated,
+                                    window: None,
+                                });
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                frame = outbound.recv() => {
+                    let Some(frame) = frame else { return };
+                    if socket.feed(WsMessage::Text(frame.into())).await.is_err() {
+                        return;
+                    }
+                    while let Ok(frame) = outbound.try_recv() {
+                        if socket.feed(WsMessage::Text(frame.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    if socket.flush().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -745,7 +941,12 @@ mod driver {
             if let Some(url) = &redis_url {
                 args.extend(["--redis-url".into(), url.clone()]);
             }
-            let child = role("broker", &dir.join(format!("broker-{store}.log")))
+            // The floor is the relay in the broker's place, with nothing to configure.
+            if store == "floor" {
+                args.truncate(2);
+            }
+            let server = if store == "floor" { "floor" } else { "broker" };
+            let child = role(server, &dir.join(format!("broker-{store}.log")))
                 .args(&args)
                 .spawn()
                 .expect("start the broker");
@@ -1152,7 +1353,10 @@ mod driver {
             .map(|s| match s.trim() {
                 "redis" => "redis",
                 "embedded" => "embedded",
-                other => panic!("CAPACITY_STORES: unknown store {other:?} (redis, embedded)"),
+                "floor" => "floor",
+                other => {
+                    panic!("CAPACITY_STORES: unknown store {other:?} (redis, embedded, floor)")
+                }
             })
             .collect();
         let links: usize = env_or("CAPACITY_LINKS", "4")

@@ -382,7 +382,7 @@ async fn run(
                     Ok(AgentMessage::Pong(_)) => {}
                     Ok(AgentMessage::Hello(_)) => warn!("ignoring a second hello"),
                     // A newer agent's frame (a type this broker does not know): passed over.
-                    Err(_) if unknown_type(&text) => debug!("ignoring a frame of an unknown type"),
+                    Ok(AgentMessage::Unknown) => debug!("ignoring a frame of an unknown type"),
                     Err(e) => {
                         let reason = format!("unreadable frame: {e}");
                         close(socket, CLOSE_PROTOCOL_ERROR, &reason).await;
@@ -517,18 +517,6 @@ fn over_the_frame_limit(error: &axum::Error) -> bool {
         source = e.source();
     }
     false
-}
-
-/// Whether `text` is a JSON object whose `type` is none of the agent frames this broker knows
-/// (what a newer agent may send), rather than a malformed frame.
-fn unknown_type(text: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Typed<'a> {
-        #[serde(borrow, rename = "type")]
-        kind: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_str::<Typed>(text)
-        .is_ok_and(|t| !matches!(&*t.kind, "hello" | "output" | "done" | "pong"))
 }
 
 async fn close(mut socket: impl Socket, code: u16, reason: &str) {

@@ -47,6 +47,10 @@ pub enum AgentMessage {
     Done(Done),
     /// Answer to [`BrokerMessage::Ping`].
     Pong(Pong),
+    /// A frame whose `type` is none of the above: what a newer agent may send. Only ever read
+    /// (a broker passes it over); it cannot be sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// A frame sent by the broker.
@@ -269,5 +273,30 @@ mod tests {
         let text = serde_json::to_string(&msg).unwrap();
         assert!(text.starts_with(r#"{"type":"done","#), "{text}");
         assert_eq!(serde_json::from_str::<AgentMessage>(&text).unwrap(), msg);
+    }
+
+    #[test]
+    fn a_frame_of_a_type_this_side_does_not_know_reads_as_unknown() {
+        // What a newer agent may send: read, so that the broker can pass it over.
+        let newer = r#"{"type":"progress","result_id":"res_1","percent":40}"#;
+        assert_eq!(
+            serde_json::from_str::<AgentMessage>(newer).unwrap(),
+            AgentMessage::Unknown
+        );
+        // A known type with the wrong fields, a tag that is not a string, no tag at all, or
+        // not an object: unreadable, not unknown.
+        for broken in [
+            r#"{"type":"done","result_id":"res_1"}"#,
+            r#"{"type":7}"#,
+            r#"{"result_id":"res_1"}"#,
+            r#"["hello"]"#,
+        ] {
+            assert!(
+                serde_json::from_str::<AgentMessage>(broken).is_err(),
+                "{broken} read"
+            );
+        }
+        // Never sent.
+        assert!(serde_json::to_string(&AgentMessage::Unknown).is_err());
     }
 }

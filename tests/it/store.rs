@@ -1287,6 +1287,66 @@ every_store!(
     outbox_log_is_bounded
 );
 
+/// A pending placeholder lasts until a grace after its command's deadline, not `--result-ttl`:
+/// one that nobody finished (its replica died, or a failover lost the final result) is soon
+/// forgotten instead of reading `pending` for an hour. A final result keeps the full TTL.
+#[tokio::test]
+async fn redis_keeps_a_placeholder_until_a_grace_after_its_deadline() {
+    use kubeline_broker::store::redis::PLACEHOLDER_GRACE;
+    let server = crate::support::Redis::start().await;
+    let store = redis(&server).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    store
+        .create_session(&session("s1", "c1"), HOUR)
+        .await
+        .unwrap();
+    let grace = PLACEHOLDER_GRACE.as_secs() as i64;
+
+    let soon = command("res_soon", "c1", "s1"); // deadline in 30 s
+    store
+        .enqueue(&soon, &result(&soon, ResultStatus::Pending), HOUR, false)
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("kl:pending:res_soon")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (grace + 25..=grace + 30).contains(&ttl),
+        "placeholder TTL {ttl}s, not 30 s + {grace} s"
+    );
+
+    // A deadline past the result TTL: the placeholder never outlives a final result.
+    let mut late = command("res_late", "c1", "s1");
+    late.deadline = late.executed_at + chrono::Duration::hours(2);
+    store
+        .enqueue(&late, &result(&late, ResultStatus::Pending), HOUR, false)
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("kl:pending:res_late")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((3595..=3600).contains(&ttl), "placeholder TTL {ttl}s");
+
+    // The final result is kept for the result TTL, whatever the deadline was.
+    assert!(
+        store
+            .finish_result(&result(&soon, ResultStatus::Completed), HOUR, None)
+            .await
+            .unwrap()
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("kl:result:res_soon")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((3595..=3600).contains(&ttl), "result TTL {ttl}s");
+}
+
 /// Two broker replicas on one Redis draw from one budget, one at a time or all at once.
 #[tokio::test]
 async fn redis_replicas_share_one_rate_limit_budget() {

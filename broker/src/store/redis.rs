@@ -30,7 +30,7 @@
 //! | `kl:clusters` | set | every cluster that ever linked |
 //! | `kl:session:ID` | hash with expiry | a session |
 //! | `kl:sessions` | sorted set | session ids by creation time, for listing |
-//! | `kl:result:ID` / `kl:pending:ID` | string with TTL | final result / pending placeholder |
+//! | `kl:result:ID` / `kl:pending:ID` | string with TTL | final result (`--result-ttl`) / pending placeholder (until [`PLACEHOLDER_GRACE`] after the command's deadline, `--result-ttl` at most) |
 //! | `kl:cred:ID` | string (JSON) | a credential (API key or agent token): hash, scope, clusters, expiry, revocation |
 //! | `kl:credhash:HASH` | string | the credential id whose secret hashes to HASH |
 //! | `kl:creds` | sorted set | credential ids by creation time, for listing |
@@ -145,6 +145,23 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(8);
 /// Attempts of a cluster request (after MOVED, ASK, TRYAGAIN or a lost node) before it fails.
 const CLUSTER_RETRIES: u32 = 12;
 /// The audit log of every replica.
+/// How long a pending placeholder outlives its command's deadline. At the deadline the replica
+/// whose caller waits records a final result (`timeout` when nothing else came), so a
+/// placeholder still there past the grace has no final result coming: the replica died while
+/// its caller waited, or a failover lost the final result after the caller was answered. It
+/// then expires, and reading the result is a 404, instead of `pending` until `--result-ttl`.
+pub const PLACEHOLDER_GRACE: Duration = Duration::from_secs(60);
+
+/// Seconds a pending placeholder is kept: until [`PLACEHOLDER_GRACE`] after `deadline`, and
+/// never longer than a final result (`result_ttl`), nor less than a second.
+fn placeholder_ttl(deadline: DateTime<Utc>, now: DateTime<Utc>, result_ttl: Duration) -> u64 {
+    let until_deadline = (deadline - now).to_std().unwrap_or_default();
+    (until_deadline + PLACEHOLDER_GRACE)
+        .min(result_ttl)
+        .as_secs()
+        .max(1)
+}
+
 const AUDIT: &str = "kl:audit";
 /// How long a replica's audit head outlives its last write. Only a live writer reads its own
 /// head (after an append that failed without an answer), so a week is plenty; heads of replicas
@@ -1715,7 +1732,7 @@ impl Store for RedisStore {
             .set_ex(
                 pending_key(&pending.result_id),
                 to_json(pending),
-                result_ttl.as_secs().max(1),
+                placeholder_ttl(command.deadline, Utc::now(), result_ttl),
             )
             .ignore();
         let mut counts = redis::pipe();
@@ -2529,6 +2546,19 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_placeholder_outlives_its_deadline_by_the_grace_and_never_a_final_result() {
+        let now = Utc::now();
+        let hour = Duration::from_secs(3600);
+        let grace = PLACEHOLDER_GRACE.as_secs();
+        let in_secs = |s: i64| now + chrono::Duration::seconds(s);
+        assert_eq!(placeholder_ttl(in_secs(30), now, hour), 30 + grace);
+        // A deadline already past (a clock ahead of the caller's replica): the grace alone.
+        assert_eq!(placeholder_ttl(in_secs(-30), now, hour), grace);
+        assert_eq!(placeholder_ttl(in_secs(7200), now, hour), 3600);
+        assert_eq!(placeholder_ttl(in_secs(30), now, Duration::ZERO), 1);
+    }
 
     #[test]
     fn cluster_urls_name_their_seeds() {
