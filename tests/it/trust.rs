@@ -601,11 +601,22 @@ async fn an_agent_breaking_the_link_protocol_is_closed_and_the_others_keep_servi
     assert_eq!(code, 1002, "{reason}");
     assert!(reason.starts_with("unreadable frame: "), "{reason}");
 
+    // A text frame that says it holds 2 MiB: the broker refuses it by its header, without
+    // reading it. (Only the header and a little of the frame are written: a whole 2 MiB write
+    // would race the broker's close and end in a reset instead of a readable close frame.)
     let mut huge = link(port, "huge", "tok-huge").await;
-    let frame = json!({ "type": "output", "result_id": "res_x", "data": "x".repeat(2 << 20) });
-    huge.send(Message::Text(frame.to_string().into()))
-        .await
-        .unwrap();
+    let mut start = vec![0x81, 0x80 | 127];
+    start.extend_from_slice(&(2u64 << 20).to_be_bytes());
+    start.extend_from_slice(&[0x37, 0xfa, 0x21, 0x3d]); // the mask key a client must send
+    start.extend_from_slice(&[0; 64]);
+    match huge.get_mut() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
+            tokio::io::AsyncWriteExt::write_all(tcp, &start)
+                .await
+                .unwrap()
+        }
+        _ => unreachable!("a plain TCP link"),
+    }
     let (code, reason) = closed(&mut huge).await;
     assert_eq!(
         (code, reason.as_str()),
