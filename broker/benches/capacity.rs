@@ -24,12 +24,12 @@
 //! in-flight and queue limits above the concurrency.
 //!
 //! ```text
-//! cargo bench -p kubeline-broker --bench capacity                  # redis+embedded × 64,256
+//! cargo bench -p kubeline-broker --bench capacity      # redis, embedded, floor × 64, 256
 //! CAPACITY_SECONDS=20 CAPACITY_CONCURRENCY=64 CAPACITY_STORES=redis \
 //!   cargo bench -p kubeline-broker --bench capacity
 //! ```
 //!
-//! `CAPACITY_STORES=floor` puts in the broker's place a relay that does only the transport any
+//! The `floor` rows put in the broker's place a relay that does only the transport any
 //! broker of this design must do (HTTP request and JSON in, `execute` frame out, the agent's
 //! frames in, JSON answer out; no authentication, rate limit, session, store, audit, log line
 //! or metric), with the broker's libraries: the floor of CPU per execute and the ceiling of
@@ -37,7 +37,7 @@
 //!
 //! Knobs (environment): `CAPACITY_SECONDS` (measured window, default 10), `CAPACITY_WARMUP`
 //! (default 2), `CAPACITY_CONCURRENCY` (default `64,256`), `CAPACITY_STORES` (default
-//! `redis,embedded`; also `floor`), `CAPACITY_LINKS` (agent links = clusters, default 4), `CAPACITY_KEEP_LOGS`
+//! `redis,embedded,floor`), `CAPACITY_LINKS` (agent links = clusters, default 4), `CAPACITY_KEEP_LOGS`
 //! (keep the processes' logs, printed at the end), `CAPACITY_PERF` (`flat` or `dwarf`: `perf
 //! record` the broker during each window, into the log directory; implies keeping it),
 //! `CAPACITY_BROKER_BIN` (run the broker from another build of this bench, e.g. a copy made
@@ -45,8 +45,8 @@
 //! execute compared at one rate is fair between two builds on a busy machine, where the
 //! throughput itself is whatever the other processes leave).
 //!
-//! Under `cargo test` (no `--bench`) it runs as a smoke test of a few seconds: both stores at
-//! concurrency 8 for 2 s; any failed request, or any execute answered a number of times other
+//! Under `cargo test` (no `--bench`) it runs as a smoke test of a few seconds: both stores and
+//! the floor at concurrency 8 for 2 s; any failed request, or any execute answered a number of times other
 //! than once by the agent, fails it.
 //!
 //! Needs `redis-server` on PATH.
@@ -1348,7 +1348,7 @@ mod driver {
             .split(',')
             .map(|c| c.trim().parse().expect("CAPACITY_CONCURRENCY"))
             .collect();
-        let stores: Vec<&'static str> = env_or("CAPACITY_STORES", "redis,embedded")
+        let stores: Vec<&'static str> = env_or("CAPACITY_STORES", "redis,embedded,floor")
             .split(',')
             .map(|s| match s.trim() {
                 "redis" => "redis",
