@@ -37,6 +37,7 @@ mod edge_tests;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,12 @@ pub struct BrokerArgs {
     /// Without it the broker uses its embedded store and must run as a single replica.
     #[arg(long, env = "KUBELINE_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// PEM file of the CA certificate(s) that sign the Redis servers' certificates, checked
+    /// against instead of the system's roots: a private CA for a `rediss://` or
+    /// `rediss+cluster://` `--redis-url`.
+    #[arg(long, env = "KUBELINE_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
 
     /// API key as SCOPE=KEY, or SCOPE@CLUSTERS=KEY to limit the clusters it reaches (scope read
     /// or admin; CLUSTERS `|`-separated ids and globs such as `prod-*`, `!` before one to deny;
@@ -438,6 +445,14 @@ impl Broker {
         }
         // Before connecting anything: a certificate that does not load is a configuration error.
         let tls = tls::ServerTls::load(&args.tls)?;
+        let redis_ca = match (&args.redis_ca_file, &args.redis_url) {
+            (None, _) => None,
+            (Some(_), None) => anyhow::bail!(
+                "--redis-ca-file is the CA of a Redis over TLS: give it with a rediss:// or \
+                 rediss+cluster:// --redis-url"
+            ),
+            (Some(path), Some(_)) => Some(tls::read_ca("--redis-ca-file", path)?),
+        };
         // Installed before anything records, so no early sample is lost.
         metrics::handle();
         // Bound first: while Redis cannot be reached, `/health` says so from this port.
@@ -448,7 +463,9 @@ impl Broker {
         let store: Arc<dyn Store> = match &args.redis_url {
             Some(url) => {
                 let stand_in_tls = || Ok(tls::ServerTls::load(&args.tls)?);
-                let redis = starting::reach_redis(url, &listener, stand_in_tls, started).await?;
+                let ca = redis_ca.as_deref();
+                let redis =
+                    starting::reach_redis(url, ca, &listener, stand_in_tls, started).await?;
                 Arc::new(Metered::new(Arc::new(redis), "redis"))
             }
             None => Arc::new(Metered::new(
@@ -607,6 +624,7 @@ impl BrokerArgs {
         Self {
             listen,
             redis_url: None,
+            redis_ca_file: None,
             api_keys: vec![api_key],
             agent_tokens: vec![agent_token],
             session_ttl: DEFAULT_SESSION_TTL,

@@ -35,17 +35,19 @@ struct Waiting {
     started: Instant,
 }
 
-/// Connects to the Redis at `url`, retrying until it answers; while it does not, a stand-in
-/// server on (a duplicate of) `listener` answers 503 with the reason. `tls` is a second load
-/// of the broker's TLS configuration for the stand-in, when it serves HTTPS.
+/// Connects to the Redis at `url` (its servers' certificates checked against `ca` when given:
+/// `--redis-ca-file`), retrying until it answers; while it does not, a stand-in server on (a
+/// duplicate of) `listener` answers 503 with the reason. `tls` is a second load of the
+/// broker's TLS configuration for the stand-in, when it serves HTTPS.
 pub async fn reach_redis(
     url: &str,
+    ca: Option<&[u8]>,
     listener: &TcpListener,
     tls: impl FnOnce() -> anyhow::Result<Option<ServerTls>>,
     started: Instant,
 ) -> anyhow::Result<RedisStore> {
     let shown = redacted(url);
-    let error = match RedisStore::connect(url).await {
+    let error = match RedisStore::connect_with_ca(url, ca).await {
         Ok(store) => return Ok(store),
         Err(e) if unworkable(&e) => {
             anyhow::bail!("cannot connect to Redis at {shown} (--redis-url): {e}")
@@ -71,7 +73,7 @@ pub async fn reach_redis(
             "cannot connect to Redis (--redis-url); /health answers 503 until it can");
         tokio::time::sleep(wait).await;
         delay = (delay * 2).min(MAX_DELAY);
-        match RedisStore::connect(url).await {
+        match RedisStore::connect_with_ca(url, ca).await {
             Ok(store) => break store,
             Err(e) => {
                 *waiting.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason(&shown, &e);

@@ -146,6 +146,14 @@ pub enum TlsError {
         /// A hint when the file holds a private key instead.
         hint: &'static str,
     },
+    /// A CA file holds no certificate.
+    #[error("{flag} {} holds no certificate (expected one or more \"BEGIN CERTIFICATE\" PEM blocks)", path.display())]
+    NoCaCertificate {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
     /// The key file holds no private key.
     #[error("--tls-key {} holds no private key (expected a \"BEGIN PRIVATE KEY\", \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\" PEM block){hint}", path.display())]
     NoKey {
@@ -506,6 +514,28 @@ fn read_pem(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
         });
     }
     Ok(bytes)
+}
+
+/// Reads the CA certificates (PEM) that `flag` names at `path`: at most [`MAX_PEM_BYTES`],
+/// well-formed, at least one certificate. Returns the file's bytes.
+pub fn read_ca(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    let pem = read_pem(flag, path)?;
+    let mut certificates = 0;
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        certificate.map_err(|e| TlsError::Pem {
+            flag,
+            path: path.to_owned(),
+            problem: pem_problem(&e),
+        })?;
+        certificates += 1;
+    }
+    if certificates == 0 {
+        return Err(TlsError::NoCaCertificate {
+            flag,
+            path: path.to_owned(),
+        });
+    }
+    Ok(pem)
 }
 
 /// Parses a certificate chain and its key, and checks that they belong together.

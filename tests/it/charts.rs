@@ -72,6 +72,11 @@ fn incomplete_values_are_refused_with_a_reason() {
             "apiKeys={admin=k},jwt.issuer=https://idp",
             "jwt.issuer needs jwt.audience",
         ),
+        (
+            "charts/kubeline-broker",
+            "apiKeys={admin=k},redisUrl=redis://r:6379,redisCaSecret=redis-ca",
+            "redisCaSecret is the CA of a Redis over TLS",
+        ),
     ];
     for (chart, values, expected) in cases {
         let (ok, _, err) = helm(&["template", "x", chart, "--set", values]);
@@ -130,6 +135,13 @@ fn charts_validate_against_the_api_server() {
         (
             "charts/kubeline-broker",
             format!("{BROKER_VALUES},replicas=3,redisUrl=redis://redis:6379/0"),
+        ),
+        (
+            "charts/kubeline-broker",
+            format!(
+                "{BROKER_VALUES},replicas=3,redisUrl=rediss+cluster://redis:6379,\
+                 redisCaSecret=redis-ca,tls.secretName=broker-tls"
+            ),
         ),
         (
             "charts/kubeline-broker",

@@ -61,6 +61,57 @@ fn broker_refuses_bad_flags_by_name() {
     }
 }
 
+/// `--redis-ca-file` that cannot be used stops the broker at once, naming the flag: a missing
+/// file, a file without a certificate, no `--redis-url`, or a URL without TLS.
+#[test]
+fn broker_refuses_an_unusable_redis_ca_file() {
+    let dir = std::env::temp_dir().join(format!("kubeline-cli-ca-{}", std::process::id()));
+    let files = crate::support::RedisTlsFiles::new(&dir);
+    let ca = files.ca.display().to_string();
+    let not_pem = dir.join("not-a-ca.pem");
+    std::fs::write(&not_pem, "just words\n").unwrap();
+    let not_pem = not_pem.display().to_string();
+    let listen = ["broker", "--listen", "127.0.0.1:0"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--redis-url",
+                "rediss://127.0.0.1:1",
+                "--redis-ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            "cannot read --redis-ca-file /nonexistent/ca.pem",
+        ),
+        (
+            &[
+                "--redis-url",
+                "rediss://127.0.0.1:1",
+                "--redis-ca-file",
+                &not_pem,
+            ],
+            "holds no certificate",
+        ),
+        (
+            &["--redis-ca-file", &ca],
+            "--redis-ca-file is the CA of a Redis over TLS: give it with a rediss:// or \
+             rediss+cluster:// --redis-url",
+        ),
+        (
+            &["--redis-url", "redis://127.0.0.1:1", "--redis-ca-file", &ca],
+            "a CA file (--redis-ca-file) is for TLS: give a rediss:// or rediss+cluster:// URL",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (ok, stderr) = kubeline(&[&listen[..], args].concat());
+        assert!(!ok, "{args:?} should fail");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn agent_refuses_bad_flags_by_name() {
     let kubeconfig = std::env::temp_dir().join(format!("kubeline-cli-{}.yaml", std::process::id()));

@@ -300,9 +300,17 @@ async fn a_broker_waits_for_its_redis_cluster() {
     .await;
 }
 
-/// A broker on `url` (TLS, its CA given the way an operator would: `SSL_CERT_FILE`), with an
-/// agent: it serves and runs a command.
-async fn serves_over_tls(url: &str, ca: &std::path::Path) {
+/// How a broker is told the CA of its Redis's certificates.
+enum CaGiven {
+    /// `--redis-ca-file`.
+    Flag,
+    /// `SSL_CERT_FILE`, read by rustls's loader of the system roots.
+    SslCertFile,
+}
+
+/// A broker on `url` (TLS, its CA given as `how` says), with an agent: it serves and runs a
+/// command.
+async fn serves_over_tls(url: &str, ca: &std::path::Path, how: CaGiven) {
     let port = free_port();
     let args: Vec<String> = [
         "broker",
@@ -321,7 +329,13 @@ async fn serves_over_tls(url: &str, ca: &std::path::Path) {
     .map(|a| (*a).to_owned())
     .collect();
     let ca = ca.display().to_string();
-    let broker = Proc::start_with_env("rc-tls", &args, &[("SSL_CERT_FILE", &ca)]);
+    let broker = match how {
+        CaGiven::Flag => {
+            let args = [args, vec!["--redis-ca-file".to_owned(), ca]].concat();
+            Proc::start_with_env("rc-tls", &args, &[])
+        }
+        CaGiven::SslCertFile => Proc::start_with_env("rc-tls", &args, &[("SSL_CERT_FILE", &ca)]),
+    };
     let api = Api::new(port, ADMIN_KEY);
     eventually(
         "the broker to reach Redis over TLS",
@@ -343,7 +357,8 @@ async fn serves_over_tls(url: &str, ca: &std::path::Path) {
 #[tokio::test]
 async fn a_broker_on_redis_over_tls() {
     let redis = TlsRedis::start().await;
-    serves_over_tls(&redis.url(), &redis.files.ca).await;
+    serves_over_tls(&redis.url(), &redis.files.ca, CaGiven::Flag).await;
+    serves_over_tls(&redis.url(), &redis.files.ca, CaGiven::SslCertFile).await;
 }
 
 #[tokio::test]
@@ -352,7 +367,8 @@ async fn a_broker_on_a_redis_cluster_over_tls() {
     let _heavy = heavy().await;
     let cluster = RedisCluster::start_tls().await;
     assert!(cluster.url().starts_with("rediss+cluster://"));
-    serves_over_tls(&cluster.url(), cluster.ca_file().expect("a TLS cluster")).await;
+    let ca = cluster.ca_file().expect("a TLS cluster");
+    serves_over_tls(&cluster.url(), ca, CaGiven::Flag).await;
 }
 
 /// What a failover that did not carry an enqueue over leaves behind, made on purpose on a real

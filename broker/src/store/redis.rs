@@ -526,7 +526,15 @@ enum Control {
 #[derive(Clone)]
 enum Target {
     Single(Box<Client>),
-    Cluster(Vec<redis::ConnectionInfo>),
+    Cluster(Seeds),
+}
+
+/// Where a Redis Cluster client starts: its seed nodes, and the CA that signs the nodes'
+/// certificates when it is not one of the system's roots (`--redis-ca-file`).
+#[derive(Clone)]
+struct Seeds {
+    nodes: Vec<redis::ConnectionInfo>,
+    ca: Option<redis::TlsCertificates>,
 }
 
 /// The store's command connection: both reconnect by themselves, and both pipeline concurrent
@@ -624,6 +632,16 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// Whether `url` is one of the TLS schemes (`rediss://`, `rediss+cluster://`).
+fn uses_tls(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "rediss" | "rediss+cluster"
+        )
+    })
+}
+
 fn invalid_url(url: &str, why: String) -> StoreError {
     // The URL may carry a password: name the scheme only.
     let scheme = url.split_once("://").map_or("?", |(s, _)| s);
@@ -634,16 +652,16 @@ fn invalid_url(url: &str, why: String) -> StoreError {
     )))
 }
 
-/// A cluster client over `seeds`; with `pushes`, on RESP3 with its messages sent there (the
+/// A cluster client from `seeds`; with `pushes`, on RESP3 with its messages sent there (the
 /// subscription's connection).
 fn cluster_client(
-    seeds: &[redis::ConnectionInfo],
+    seeds: &Seeds,
     pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
 ) -> Result<ClusterClient, RedisError> {
     // A master that dies is replaced by its replica within the cluster's node timeout plus an
     // election (a few seconds): retries wait that long at most, and no request waits longer
     // than `REQUEST_DEADLINE` in all.
-    let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+    let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.nodes.clone())
         .connection_timeout(Duration::from_secs(1))
         .response_timeout(Duration::from_secs(2))
         .overall_response_timeout(Some(REQUEST_DEADLINE))
@@ -655,6 +673,9 @@ fn cluster_client(
             .use_protocol(redis::ProtocolVersion::RESP3)
             .push_sender(pushes);
     }
+    if let Some(ca) = &seeds.ca {
+        builder = builder.certs(ca.clone());
+    }
     builder.build()
 }
 
@@ -665,18 +686,42 @@ impl RedisStore {
     /// outages, failovers and resharding are survived by reconnecting and following the
     /// cluster's redirections.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with_ca(url, None).await
+    }
+
+    /// [`RedisStore::connect`], with `ca` (PEM: one or more certificates) as the only roots
+    /// that the TLS servers' certificates are checked against, instead of the system's
+    /// (`--redis-ca-file`). Only for `rediss://` and `rediss+cluster://` URLs.
+    pub async fn connect_with_ca(url: &str, ca: Option<&[u8]>) -> StoreResult<Self> {
+        let ca = ca.map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        });
+        if ca.is_some() && !uses_tls(url) {
+            return Err(invalid_url(
+                url,
+                "a CA file (--redis-ca-file) is for TLS: give a rediss:// or rediss+cluster:// URL"
+                    .to_owned(),
+            ));
+        }
         let (target, conn) = match cluster_seeds(url) {
             Some(seeds) => {
                 let seeds = seeds.map_err(|why| invalid_url(url, why))?;
-                let seeds = seeds
-                    .iter()
-                    .map(|s| s.as_str().into_connection_info())
-                    .collect::<Result<Vec<_>, _>>()?;
+                let seeds = Seeds {
+                    nodes: seeds
+                        .iter()
+                        .map(|s| s.as_str().into_connection_info())
+                        .collect::<Result<Vec<_>, _>>()?,
+                    ca,
+                };
                 let conn = cluster_client(&seeds, None)?.get_async_connection().await?;
                 (Target::Cluster(seeds), Conn::Cluster(conn))
             }
             None => {
-                let client = Client::open(url)?;
+                let client = match ca {
+                    Some(ca) => Client::build_with_tls(url, ca)?,
+                    None => Client::open(url)?,
+                };
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(Duration::from_secs(2)))
                     .set_response_timeout(Some(Duration::from_secs(5)))
@@ -1062,7 +1107,7 @@ async fn subscribe_all(
 /// connection drops (a failover: the slot map changes only once a request sees it) and when
 /// the server drops a channel itself (its slot moved to another node).
 async fn run_cluster_subscription(
-    seeds: Vec<redis::ConnectionInfo>,
+    seeds: Seeds,
     broker_id: String,
     watched: Arc<Mutex<HashSet<String>>>,
     event_channels: Arc<Mutex<HashSet<String>>>,
