@@ -1287,6 +1287,11 @@ every_store!(
     outbox_log_is_bounded
 );
 
+/// Seconds `key` has left to live.
+async fn ttl_of(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("TTL").arg(key).query_async(conn).await.unwrap()
+}
+
 /// A pending placeholder lasts until a grace after its command's deadline, not `--result-ttl`:
 /// one that nobody finished (its replica died, or a failover lost the final result) is soon
 /// forgotten instead of reading `pending` for an hour. A final result keeps the full TTL.
@@ -1308,11 +1313,7 @@ async fn redis_keeps_a_placeholder_until_a_grace_after_its_deadline() {
         .enqueue(&soon, &result(&soon, ResultStatus::Pending), HOUR, false)
         .await
         .unwrap();
-    let ttl: i64 = redis::cmd("TTL")
-        .arg("kl:pending:res_soon")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut conn, "kl:pending:res_soon").await;
     assert!(
         (grace + 25..=grace + 30).contains(&ttl),
         "placeholder TTL {ttl}s, not 30 s + {grace} s"
@@ -1325,11 +1326,7 @@ async fn redis_keeps_a_placeholder_until_a_grace_after_its_deadline() {
         .enqueue(&late, &result(&late, ResultStatus::Pending), HOUR, false)
         .await
         .unwrap();
-    let ttl: i64 = redis::cmd("TTL")
-        .arg("kl:pending:res_late")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut conn, "kl:pending:res_late").await;
     assert!((3595..=3600).contains(&ttl), "placeholder TTL {ttl}s");
 
     // The final result is kept for the result TTL, whatever the deadline was.
@@ -1339,11 +1336,7 @@ async fn redis_keeps_a_placeholder_until_a_grace_after_its_deadline() {
             .await
             .unwrap()
     );
-    let ttl: i64 = redis::cmd("TTL")
-        .arg("kl:result:res_soon")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut conn, "kl:result:res_soon").await;
     assert!((3595..=3600).contains(&ttl), "result TTL {ttl}s");
 }
 
