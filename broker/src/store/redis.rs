@@ -144,7 +144,6 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
 const REQUEST_DEADLINE: Duration = Duration::from_secs(8);
 /// Attempts of a cluster request (after MOVED, ASK, TRYAGAIN or a lost node) before it fails.
 const CLUSTER_RETRIES: u32 = 12;
-/// The audit log of every replica.
 /// How long a pending placeholder outlives its command's deadline. At the deadline the replica
 /// whose caller waits records a final result (`timeout` when nothing else came), so a
 /// placeholder still there past the grace has no final result coming: the replica died while
@@ -162,6 +161,7 @@ fn placeholder_ttl(deadline: DateTime<Utc>, now: DateTime<Utc>, result_ttl: Dura
         .max(1)
 }
 
+/// The audit log of every replica.
 const AUDIT: &str = "kl:audit";
 /// How long a replica's audit head outlives its last write. Only a live writer reads its own
 /// head (after an append that failed without an answer), so a week is plenty; heads of replicas
