@@ -211,8 +211,8 @@ impl Results {
 /// kept twice more (map key and order) and the maps' own entries.
 fn result_bytes(result: &CommandResult) -> usize {
     // The hash table's bucket (key and box, 32 bytes) at its lowest load (7/16 after growing)
-    // with its control byte, and the order's entry (40 bytes) in a B-tree node kept at least
-    // half full.
+    // with its control byte: 75; the order's entry (write number and id, 32 bytes) in a B-tree
+    // node kept at least half full, with the node's edges and lengths: 80.
     const ENTRY_OVERHEAD: usize = 75 + 80;
     std::mem::size_of::<StoredResult>()
         + ENTRY_OVERHEAD
